@@ -1,0 +1,495 @@
+"""Spatial weights W: build, align to the study's cities, handle islands, store in a Dataset.
+
+Sources (all through libpysal): queen or rook contiguity of polygons (GeoJSON/Shapefile or a
+GeoDataFrame with a ``city`` column), GAL and GWT neighbour files whose ids are city names,
+k-nearest neighbours and distance bands from coordinates. Every builder returns a
+:class:`SpatialWeights` whose sparse matrix is aligned with a given city order.
+
+The neighbour relation C (binary, or the weights of a GWT file) becomes W by row
+standardisation W = D⁻¹C with D = diag(C 1) (transform "R"; Anselin 1988, ch. 3), or stays the
+0/1 relation (transform "B"). W has a zero diagonal and is never held as a dense n × n array.
+
+Islands (cities with no neighbour) follow an explicit policy (METHOD.md, DESIGN.md provenance):
+``"refuse"`` raises :class:`InputError` naming them; ``"nearest"`` links each island to its
+``k_islands`` nearest cities by centroid/coordinates, in both directions so a symmetric relation
+stays symmetric; ``"keep"`` leaves a zero row (its spatial lag is 0) and warns. Disconnected
+components are counted, and a warning gives their sizes when there is more than one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import xarray as xr
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+from data_prep.errors import InputError
+
+ISLAND_POLICIES = ("refuse", "nearest", "keep")
+TRANSFORMS = ("R", "B")
+POLYGON_SUFFIXES = (".geojson", ".json", ".shp", ".gpkg")
+_WEIGHT_VARS = ("weight_origin", "weight_neighbor", "weight_value")
+
+
+@dataclass
+class SpatialWeights:
+    """A spatial weights matrix aligned with an ordered tuple of cities.
+
+    ``matrix[r, s]`` is the weight of city ``cities[s]`` in the spatial lag of ``cities[r]``.
+    ``symmetric_relation`` says whether the underlying binary neighbour relation is symmetric
+    (then the spectrum of a row-standardised W is real). ``islands`` are the cities whose row
+    was empty before the island policy was applied.
+    """
+
+    matrix: sp.csr_matrix
+    cities: tuple[str, ...]
+    transform: str
+    symmetric_relation: bool
+    source: str
+    island_policy: str
+    islands: tuple[str, ...]
+    n_components: int
+
+    @property
+    def n(self) -> int:
+        return len(self.cities)
+
+    @property
+    def n_links(self) -> int:
+        return int(self.matrix.nnz)
+
+    def component_sizes(self) -> np.ndarray:
+        """Sizes of the (weakly) connected components, largest first."""
+        return _components(self.matrix)[1]
+
+    def aligned(self, cities: Sequence[str]) -> "SpatialWeights":
+        """The same weights with rows and columns in the order of ``cities`` (same set required)."""
+        cities = _city_tuple(cities, "cities")
+        order = _alignment(self.cities, cities, self.source)
+        M = sp.csr_matrix(self.matrix[order][:, order])
+        return SpatialWeights(M, cities, self.transform, self.symmetric_relation, self.source,
+                              self.island_policy, self.islands, self.n_components)
+
+    def summary(self) -> str:
+        """One line: size, links, mean neighbours, islands and components."""
+        counts = np.diff(self.matrix.indptr)
+        return (f"{self.source}: {self.n} cities, {self.n_links} links, "
+                f"mean {counts.mean():.2f} neighbours (min {counts.min()}, max {counts.max()}), "
+                f"transform {self.transform}, islands {len(self.islands)} "
+                f"(policy {self.island_policy}), {self.n_components} component(s) "
+                f"of sizes {self.component_sizes().tolist()}")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _name_list(names: Sequence[str], limit: int = 8) -> str:
+    names = list(names)
+    shown = ", ".join(str(x) for x in names[:limit])
+    return shown + (f" ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def _city_tuple(values, what: str) -> tuple[str, ...]:
+    cities = tuple(str(c) for c in values)
+    seen: set[str] = set()
+    dups = [c for c in cities if c in seen or seen.add(c)]
+    if dups:
+        raise InputError(f"{what} repeat these cities: {_name_list(sorted(set(dups)))}")
+    return cities
+
+
+def _alignment(ids: Sequence[str], cities: Sequence[str], source: str) -> np.ndarray:
+    """Index array putting ``ids`` in the order of ``cities``; InputError if the sets differ."""
+    position = {c: i for i, c in enumerate(ids)}
+    absent = [c for c in cities if c not in position]
+    if absent:
+        raise InputError(f"{source}: cities absent from the weights: {_name_list(absent)}")
+    wanted = set(cities)
+    unknown = [c for c in ids if c not in wanted]
+    if unknown:
+        raise InputError(f"{source}: weights ids not among the cities: {_name_list(unknown)}")
+    return np.array([position[c] for c in cities], dtype=np.int64)
+
+
+def _components(C: sp.spmatrix) -> tuple[int, np.ndarray]:
+    count, labels = connected_components(C, directed=True, connection="weak")
+    sizes = np.sort(np.bincount(labels, minlength=count))[::-1]
+    return int(count), sizes
+
+
+def _pattern_symmetric(C: sp.csr_matrix) -> bool:
+    B = (C != 0).astype(np.int8)
+    return (B != B.T).nnz == 0
+
+
+def row_standardise(C: sp.spmatrix) -> sp.csr_matrix:
+    """W = D⁻¹C with D = diag(row sums of C); rows summing to zero stay zero."""
+    C = sp.csr_matrix(C, dtype=float)
+    sums = np.asarray(C.sum(axis=1)).ravel()
+    inv = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums != 0)
+    return sp.csr_matrix(sp.diags(inv) @ C)
+
+
+def _coordinates_for(coordinates, cities: tuple[str, ...], source: str) -> np.ndarray:
+    """Coordinates (n, 2) in the order of ``cities`` from a DataFrame, mapping or array."""
+    if isinstance(coordinates, pd.DataFrame):
+        missing = {"city", "x", "y"} - set(coordinates.columns)
+        if missing:
+            raise InputError(f"{source}: coordinates table lacks columns {sorted(missing)}")
+        coordinates = {str(c): (x, y) for c, x, y in
+                       coordinates[["city", "x", "y"]].itertuples(index=False)}
+    if isinstance(coordinates, Mapping):
+        absent = [c for c in cities if c not in coordinates]
+        if absent:
+            raise InputError(f"{source}: no coordinates for cities {_name_list(absent)}")
+        xy = np.array([coordinates[c] for c in cities], dtype=float)
+    else:
+        xy = np.asarray(coordinates, dtype=float)
+    if xy.shape != (len(cities), 2):
+        raise InputError(f"{source}: coordinates have shape {xy.shape}, expected "
+                         f"({len(cities)}, 2) aligned with the cities")
+    bad = [c for c, ok in zip(cities, np.isfinite(xy).all(axis=1)) if not ok]
+    if bad:
+        raise InputError(f"{source}: non-finite coordinates for cities {_name_list(bad)}")
+    return xy
+
+
+def _finalise(C: sp.spmatrix, ids: Sequence[str], cities, *, source: str, island_policy: str,
+              k_islands: int, transform: str, coordinates=None) -> SpatialWeights:
+    """Align C (rows/cols in ``ids`` order) to ``cities``, apply the island policy, transform."""
+    if island_policy not in ISLAND_POLICIES:
+        raise InputError(f"island_policy must be one of {ISLAND_POLICIES}, not {island_policy!r}")
+    if transform not in TRANSFORMS:
+        raise InputError(f"transform must be 'R' (row-standardised) or 'B' (binary), "
+                         f"not {transform!r}")
+    ids = _city_tuple(ids, source)
+    cities = ids if cities is None else _city_tuple(cities, "cities")
+    order = _alignment(ids, cities, source)
+    C = sp.csr_matrix(sp.csr_matrix(C, dtype=float)[order][:, order])
+    C.eliminate_zeros()
+    if (C.data < 0).any() or not np.isfinite(C.data).all():
+        rows = np.unique(np.repeat(np.arange(C.shape[0]), np.diff(C.indptr))[
+            (C.data < 0) | ~np.isfinite(C.data)])
+        raise InputError(f"{source}: negative or non-finite weights for cities "
+                         f"{_name_list([cities[r] for r in rows])}")
+    self_linked = np.flatnonzero(C.diagonal() != 0)
+    if self_linked.size:
+        raise InputError(f"{source}: cities listed as their own neighbour: "
+                         f"{_name_list([cities[r] for r in self_linked])}")
+
+    empty = np.flatnonzero(np.diff(C.indptr) == 0)
+    islands = tuple(cities[r] for r in empty)
+    if islands:
+        if island_policy == "refuse":
+            raise InputError(f"{source}: island cities with no neighbour: {_name_list(islands)} "
+                             f"(choose island_policy 'nearest' or 'keep')")
+        if island_policy == "keep":
+            warnings.warn(f"{source}: {len(islands)} island cities keep a zero row in W (their "
+                          f"spatial lag is 0): {_name_list(islands)}", stacklevel=3)
+        else:
+            C = _link_islands(C, empty, cities, coordinates, k_islands, source)
+
+    count, sizes = _components(C)
+    if count > 1:
+        warnings.warn(f"{source}: the weights split into {count} disconnected components of "
+                      f"sizes {_name_list(sizes.tolist())}", stacklevel=3)
+    symmetric = _pattern_symmetric(C)
+    W = row_standardise(C) if transform == "R" else sp.csr_matrix((C != 0).astype(float))
+    W.sort_indices()
+    return SpatialWeights(W, cities, transform, symmetric, source, island_policy, islands, count)
+
+
+def _link_islands(C: sp.csr_matrix, empty: np.ndarray, cities, coordinates, k: int,
+                  source: str) -> sp.csr_matrix:
+    """Add links island ↔ its k nearest other cities, both ways, with weight 1 (binary C) or the
+    median existing weight (weighted C)."""
+    if coordinates is None:
+        raise InputError(f"{source}: island_policy 'nearest' needs city coordinates "
+                         f"(islands: {_name_list([cities[r] for r in empty])})")
+    if k < 1 or k >= len(cities):
+        raise InputError(f"k_islands must be between 1 and {len(cities) - 1}, not {k}")
+    xy = _coordinates_for(coordinates, cities, source)
+    _, nearest = cKDTree(xy).query(xy[empty], k=k + 1)
+    rows, cols = [], []
+    for r, candidates in zip(empty, np.atleast_2d(nearest)):
+        chosen = [c for c in candidates if c != r][:k]
+        rows += [r] * k + chosen
+        cols += chosen + [r] * k
+    value = 1.0 if C.nnz == 0 or np.all(C.data == 1.0) else float(np.median(C.data))
+    add = sp.csr_matrix((np.full(len(rows), value), (rows, cols)), shape=C.shape)
+    add.data[:] = value  # duplicates (two islands choosing each other) stay one link
+    out = C.maximum(add)
+    return sp.csr_matrix(out)
+
+
+def _from_libpysal(w, ids_hint=None) -> tuple[sp.csr_matrix, tuple[str, ...]]:
+    """(C, ids) from a libpysal W: C in the order of w.id_order, ids as strings."""
+    ids = tuple(str(i) for i in w.id_order)
+    return sp.csr_matrix(w.sparse, dtype=float), ids
+
+
+def to_libpysal(weights: SpatialWeights):
+    """A libpysal ``W`` with city-name ids (for esda, spreg and the GAL/GWT writers)."""
+    from libpysal.weights import W
+
+    M = weights.matrix.tocsr()
+    neighbors, values = {}, {}
+    for r, city in enumerate(weights.cities):
+        lo, hi = M.indptr[r], M.indptr[r + 1]
+        neighbors[city] = [weights.cities[c] for c in M.indices[lo:hi]]
+        values[city] = M.data[lo:hi].tolist()
+    return W(neighbors, values, id_order=list(weights.cities), silence_warnings=True)
+
+
+# ----------------------------------------------------------------------------- builders
+
+def weights_from_polygons(source, cities=None, *, id_column: str = "city",
+                          contiguity: str = "queen", island_policy: str = "refuse",
+                          k_islands: int = 1, transform: str = "R") -> SpatialWeights:
+    """Queen (shared vertex) or rook (shared edge) contiguity of city polygons via libpysal.
+
+    ``source`` is a GeoJSON/Shapefile path or a GeoDataFrame with column ``id_column``. The
+    polygon centroids serve the 'nearest' island policy.
+    """
+    import geopandas as gpd
+    from libpysal.weights import Queen, Rook
+
+    if contiguity not in ("queen", "rook"):
+        raise InputError(f"contiguity must be 'queen' or 'rook', not {contiguity!r}")
+    if isinstance(source, gpd.GeoDataFrame):
+        gdf, label = source, "polygons"
+    else:
+        label = str(source)
+        if not Path(label).exists():
+            raise InputError(f"{label}: polygon file not found")
+        try:
+            gdf = gpd.read_file(label)
+        except Exception as err:  # the driver's own message says what is wrong
+            raise InputError(f"{label}: cannot read polygons ({str(err).splitlines()[0]})") from None
+    if id_column not in gdf.columns:
+        raise InputError(f"{label}: no column {id_column!r} (columns: {_name_list(gdf.columns)})")
+    ids = _city_tuple(gdf[id_column].astype(str), f"{label} column {id_column!r}")
+    geom = gdf.geometry
+    bad = [c for c, g in zip(ids, geom) if g is None or g.is_empty
+           or g.geom_type not in ("Polygon", "MultiPolygon")]
+    if bad:
+        raise InputError(f"{label}: missing or non-polygon geometry for cities {_name_list(bad)}")
+    builder = Queen if contiguity == "queen" else Rook
+    frame = gpd.GeoDataFrame({"_id": list(ids)}, geometry=list(geom), crs=gdf.crs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # islands and components are reported by _finalise
+        w = builder.from_dataframe(frame, ids="_id", use_index=False, silence_warnings=True)
+        centroids = frame.geometry.centroid
+    C, wids = _from_libpysal(w)
+    coords = dict(zip(ids, zip(centroids.x, centroids.y)))
+    return _finalise(C, wids, cities, source=f"{contiguity} contiguity of {label}",
+                     island_policy=island_policy, k_islands=k_islands, transform=transform,
+                     coordinates=coords)
+
+
+def _read_neighbour_file(path, kind: str):
+    import libpysal
+
+    label = str(path)
+    if not Path(label).exists():
+        raise InputError(f"{label}: {kind} file not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            f = libpysal.io.open(label, "r", kind.lower())
+            try:
+                return f.read(), label
+            finally:
+                f.close()
+    except InputError:
+        raise
+    except Exception as err:
+        raise InputError(f"{label}: not a readable {kind} file ({err})") from None
+
+
+def weights_from_gal(path, cities=None, *, island_policy: str = "refuse", transform: str = "R",
+                     coordinates=None, k_islands: int = 1) -> SpatialWeights:
+    """Binary neighbour relation from a GAL file whose ids are city names.
+
+    ``coordinates`` (DataFrame city,x,y; mapping city → (x, y); or an (n, 2) array aligned with
+    ``cities``) is needed only for island_policy 'nearest'.
+    """
+    w, label = _read_neighbour_file(path, "GAL")
+    C, ids = _from_libpysal(w)
+    C.data[:] = 1.0
+    return _finalise(C, ids, cities, source=f"GAL {Path(label).name}",
+                     island_policy=island_policy, k_islands=k_islands, transform=transform,
+                     coordinates=coordinates)
+
+
+def weights_from_gwt(path, cities=None, *, island_policy: str = "refuse", transform: str = "R",
+                     coordinates=None, k_islands: int = 1) -> SpatialWeights:
+    """Weighted neighbour relation from a GWT file (lines ``origin neighbour weight``).
+
+    A GWT file lists links only, so a city without links is absent from it: pass ``cities``
+    and expect an error naming it (use GAL for maps with islands). Transform 'R' row-standardises
+    the file's weights; 'B' keeps the 0/1 relation.
+    """
+    w, label = _read_neighbour_file(path, "GWT")
+    C, ids = _from_libpysal(w)
+    return _finalise(C, ids, cities, source=f"GWT {Path(label).name}",
+                     island_policy=island_policy, k_islands=k_islands, transform=transform,
+                     coordinates=coordinates)
+
+
+def weights_from_file(path, cities=None, **kwargs) -> SpatialWeights:
+    """Dispatch on the suffix: .gal, .gwt, or a polygon file (.geojson/.json/.shp/.gpkg)."""
+    suffix = Path(str(path)).suffix.lower()
+    if suffix == ".gal":
+        return weights_from_gal(path, cities, **kwargs)
+    if suffix == ".gwt":
+        return weights_from_gwt(path, cities, **kwargs)
+    if suffix in POLYGON_SUFFIXES:
+        return weights_from_polygons(path, cities, **kwargs)
+    raise InputError(f"{path}: unknown weights format {suffix!r} "
+                     f"(expected .gal, .gwt, {', '.join(POLYGON_SUFFIXES)})")
+
+
+def weights_from_coordinates(coords, cities, *, k: int | None = None,
+                             threshold: float | None = None, island_policy: str = "refuse",
+                             transform: str = "R", k_islands: int = 1) -> SpatialWeights:
+    """k-nearest-neighbour (asymmetric relation) or distance-band (symmetric) weights via libpysal.
+
+    Exactly one of ``k`` and ``threshold`` (Euclidean distance, same units as ``coords``).
+    """
+    from libpysal.weights import KNN, DistanceBand
+
+    cities = _city_tuple(cities, "cities")
+    xy = _coordinates_for(coords, cities, "coordinates")
+    if (k is None) == (threshold is None):
+        raise InputError("give exactly one of k (nearest neighbours) and threshold (distance band)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if k is not None:
+            if not 1 <= k < len(cities):
+                raise InputError(f"k must be between 1 and {len(cities) - 1}, not {k}")
+            w = KNN.from_array(xy, k=k, ids=list(cities))
+            source = f"{k}-nearest neighbours"
+        else:
+            if not threshold > 0:
+                raise InputError(f"threshold must be positive, not {threshold}")
+            w = DistanceBand(xy, threshold=threshold, binary=True, ids=list(cities),
+                             silence_warnings=True)
+            source = f"distance band {threshold:g}"
+    C, ids = _from_libpysal(w)
+    return _finalise(C, ids, cities, source=source, island_policy=island_policy,
+                     k_islands=k_islands, transform=transform, coordinates=xy)
+
+
+# ----------------------------------------------------------------------------- writers
+
+def _atomic_write(path, write) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _check_writable_ids(weights: SpatialWeights, kind: str) -> None:
+    spaced = [c for c in weights.cities if any(ch.isspace() for ch in c) or not c]
+    if spaced:
+        raise InputError(f"{kind} files separate ids by spaces; these city names cannot be "
+                         f"written: {_name_list(spaced)}")
+
+
+def write_gal(weights: SpatialWeights, path) -> None:
+    """Write the binary relation as a GAL file (ids = city names), atomically."""
+    import libpysal
+
+    _check_writable_ids(weights, "GAL")
+    w = to_libpysal(weights)
+
+    def write(tmp):
+        f = libpysal.io.open(tmp, "w", "gal")
+        try:
+            f.write(w)
+        finally:
+            f.close()
+    _atomic_write(path, write)
+
+
+def write_gwt(weights: SpatialWeights, path) -> None:
+    """Write the weights as a GWT file (ids = city names), atomically.
+
+    GWT lists links only, so weights with zero rows (kept islands) are refused.
+    """
+    import libpysal
+
+    _check_writable_ids(weights, "GWT")
+    zero = [weights.cities[r] for r in np.flatnonzero(np.diff(weights.matrix.indptr) == 0)]
+    if zero:
+        raise InputError(f"GWT cannot carry cities without neighbours: {_name_list(zero)}; "
+                         f"write GAL instead")
+    w = to_libpysal(weights)
+
+    def write(tmp):
+        f = libpysal.io.open(tmp, "w", "gwt")
+        try:
+            f.shpName, f.varName = "unknown", "city"
+            f.write(w)
+        finally:
+            f.close()
+    _atomic_write(path, write)
+
+
+# ----------------------------------------------------------------------------- Dataset storage
+
+def weights_to_dataset(ds: xr.Dataset, weights: SpatialWeights) -> xr.Dataset:
+    """Store W as COO arrays on dim ``link`` aligned with ``ds.city`` (re-ordered if needed)."""
+    if "city" not in ds.coords:
+        raise InputError("the dataset has no 'city' coordinate to align the weights with")
+    weights = weights.aligned([str(c) for c in ds["city"].values])
+    coo = weights.matrix.tocoo()
+    order = np.lexsort((coo.col, coo.row))
+    out = ds.drop_vars([v for v in _WEIGHT_VARS if v in ds.variables])
+    out = out.assign(
+        weight_origin=("link", coo.row[order].astype(np.int64)),
+        weight_neighbor=("link", coo.col[order].astype(np.int64)),
+        weight_value=("link", coo.data[order].astype(float)),
+    )
+    out.attrs.update(weights_transform=weights.transform, weights_source=weights.source,
+                     island_policy=weights.island_policy,
+                     weights_symmetric_relation="true" if weights.symmetric_relation else "false",
+                     weights_islands=",".join(weights.islands))
+    return out
+
+
+def weights_from_dataset(ds: xr.Dataset) -> SpatialWeights:
+    """Rebuild the :class:`SpatialWeights` stored by :func:`weights_to_dataset`."""
+    missing = [v for v in _WEIGHT_VARS if v not in ds.variables]
+    if missing:
+        raise InputError(f"the dataset holds no spatial weights (missing {', '.join(missing)})")
+    cities = tuple(str(c) for c in ds["city"].values)
+    n = len(cities)
+    r = np.asarray(ds["weight_origin"].values, dtype=np.int64)
+    c = np.asarray(ds["weight_neighbor"].values, dtype=np.int64)
+    v = np.asarray(ds["weight_value"].values, dtype=float)
+    if r.size and (min(r.min(), c.min()) < 0 or max(r.max(), c.max()) >= n):
+        raise InputError(f"the dataset's weight indices fall outside the {n} cities")
+    M = sp.csr_matrix((v, (r, c)), shape=(n, n))
+    M.sort_indices()
+    attrs = ds.attrs
+    islands = tuple(x for x in str(attrs.get("weights_islands", "")).split(",") if x)
+    return SpatialWeights(
+        M, cities, str(attrs.get("weights_transform", "R")),
+        str(attrs.get("weights_symmetric_relation", "false")).lower() == "true",
+        str(attrs.get("weights_source", "dataset")), str(attrs.get("island_policy", "refuse")),
+        islands, _components(M)[0])
