@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from data_prep.errors import InputError
+from data_prep.weights import SpatialWeights
 
 
 @dataclass
@@ -161,8 +162,7 @@ def simulate_system(weights, truth: SystemTruth | None = None, seed: int = 0) ->
 def lattice_weights(side: int, contiguity: str = "rook"):
     """Row-standardised rook or queen contiguity on a side × side lattice (n = side²), for tests.
 
-    Returns a :class:`data_prep.weights.SpatialWeights` when that module is available, whose
-    binary relation is symmetric (so the spectrum is real).
+    The binary relation is symmetric, so the spectrum of W is real.
     """
     if contiguity not in ("rook", "queen"):
         raise InputError(f"contiguity must be 'rook' or 'queen', not {contiguity!r}")
@@ -178,11 +178,6 @@ def lattice_weights(side: int, contiguity: str = "rook"):
     C = sp.csr_matrix((np.ones(r.size), (r, c)), shape=(side * side,) * 2)
     W = sp.csr_matrix(sp.diags(1.0 / np.asarray(C.sum(axis=1)).ravel()) @ C)
     cities = tuple(f"c{i:05d}" for i in range(side * side))
-    try:
-        from data_prep.weights import SpatialWeights
-    except ImportError:  # the weights module lands in parallel; keep the simulator usable
-        from types import SimpleNamespace as SpatialWeights
-
     return SpatialWeights(matrix=W, cities=cities, transform="R", symmetric_relation=True,
                           source=f"{contiguity} lattice {side}x{side}", island_policy="refuse",
                           islands=(), n_components=1)
