@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from data_prep.errors import InputError
-from data_prep.weights import SpatialWeights
+from data_prep.weights import SpatialWeights, row_standardise
 
 
 @dataclass
@@ -176,7 +176,7 @@ def lattice_weights(side: int, contiguity: str = "rook"):
         cols += [b, a]
     r, c = np.concatenate(rows), np.concatenate(cols)
     C = sp.csr_matrix((np.ones(r.size), (r, c)), shape=(side * side,) * 2)
-    W = sp.csr_matrix(sp.diags(1.0 / np.asarray(C.sum(axis=1)).ravel()) @ C)
+    W = row_standardise(C)
     cities = tuple(f"c{i:05d}" for i in range(side * side))
     return SpatialWeights(matrix=W, cities=cities, transform="R", symmetric_relation=True,
                           source=f"{contiguity} lattice {side}x{side}", island_policy="refuse",
