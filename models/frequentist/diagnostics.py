@@ -1,0 +1,132 @@
+"""Identification diagnostics of each equation's first stage.
+
+For equation j with endogenous regressors Y_e (spatial lags of dependents and other equations'
+dependents), included exogenous X_j and instruments H ⊇ X_j (L columns, q = L − rank X_j
+excluded instruments), with P_H, P_X the projections (via QR bases, never n × n):
+
+* partial first-stage F of regressor y (Stock, Wright & Yogo 2002):
+      F = [(SSR_r − SSR_u)/q] / [SSR_u/(n − L)],  SSR_u = y'(I − P_H)y,  SSR_r = y'(I − P_X)y,
+  the F test of the excluded instruments in the OLS regression of y on H; partial R² =
+  (SSR_r − SSR_u)/SSR_r.
+* Cragg–Donald minimum-eigenvalue statistic (Cragg & Donald 1993; Stock & Yogo 2005, eq. 3.4):
+      CD = λ_min( Σ̂_VV^{-1/2} Y_e'(P_H − P_X)Y_e Σ̂_VV^{-1/2} ) / q,  Σ̂_VV = Y_e'(I − P_H)Y_e/(n − L);
+  with one endogenous regressor it equals that regressor's partial F.
+* Sanderson–Windmeijer (2016) conditional F of regressor k: ε̂ = residual of the 2SLS regression
+  of y_k on the other endogenous regressors and X_j with instruments H;
+      F_SW = [ε̂'(P_H − P_X)ε̂/(q − k_e + 1)] / [ε̂'(I − P_H)ε̂/(n − L)];
+  it equals the partial F when k_e = 1.
+
+Rule of thumb for the plain-words warnings: F, F_SW or CD below 10 (Staiger & Stock 1997).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.linalg as la
+from scipy import stats
+
+from models.frequentist.iv import RANK_TOL, Projector
+
+WEAK_F = 10.0
+
+
+def _basis(X: np.ndarray) -> np.ndarray:
+    """Orthonormal basis of span(X) (n × rank), tolerant of an empty X."""
+    if X.shape[1] == 0:
+        return np.zeros((X.shape[0], 0))
+    scale = np.linalg.norm(X, axis=0)
+    scale[scale == 0] = 1.0
+    Q, R, _ = la.qr(X / scale, mode="economic", pivoting=True)
+    d = np.abs(np.diag(R))
+    return Q[:, : int(np.sum(d > RANK_TOL * d[0]))] if d.size and d[0] > 0 else Q[:, :0]
+
+
+def _quadratic_forms(Y: np.ndarray, QH: np.ndarray, QX: np.ndarray):
+    """Y'(P_H − P_X)Y and Y'(I − P_H)Y from the QR bases."""
+    ah, ax = QH.T @ Y, QX.T @ Y
+    explained = ah.T @ ah - ax.T @ ax
+    resid = Y.T @ Y - ah.T @ ah
+    return explained, resid
+
+
+def first_stage(equation: str, terms: Sequence[str], Z: np.ndarray, n_endog: int,
+                proj: Projector) -> pd.DataFrame:
+    """Diagnostics table for one equation: one row per endogenous regressor.
+
+    ``Z`` has the endogenous columns first (``n_endog`` of them), then the included exogenous.
+    Columns: equation, regressor, partial_F, df_num, df_den, p_value, partial_r2, sw_F,
+    cragg_donald (the equation's CD, repeated on each row).
+    """
+    cols = ["equation", "regressor", "partial_F", "df_num", "df_den", "p_value", "partial_r2",
+            "sw_F", "cragg_donald"]
+    if n_endog == 0:
+        return pd.DataFrame(columns=cols)
+    n = Z.shape[0]
+    Ye, X = Z[:, :n_endog], Z[:, n_endog:]
+    QH, QX = proj.Q, _basis(X)
+    L, q = QH.shape[1], QH.shape[1] - QX.shape[1]
+    df_den = n - L
+    explained, resid = _quadratic_forms(Ye, QH, QX)
+    ssr_u = np.diag(resid)
+    ssr_r = ssr_u + np.diag(explained)
+    F = (np.diag(explained) / q) / (ssr_u / df_den)
+    p = stats.f.sf(F, q, df_den)
+    r2 = np.diag(explained) / ssr_r
+
+    S_vv = resid / df_den
+    w, V = np.linalg.eigh(S_vv)
+    root_inv = (V / np.sqrt(w)) @ V.T
+    cd = float(np.linalg.eigvalsh(root_inv @ explained @ root_inv)[0] / q)
+
+    sw = np.empty(n_endog)
+    for k in range(n_endog):
+        if n_endog == 1:
+            sw[k] = F[0]
+            continue
+        others = np.column_stack([np.delete(Ye, k, axis=1), X])
+        A = QH.T @ others
+        coef, *_ = np.linalg.lstsq(A, QH.T @ Ye[:, k], rcond=None)
+        e = (Ye[:, k] - others @ coef)[:, None]
+        ex, re = _quadratic_forms(e, QH, QX)
+        sw[k] = (ex[0, 0] / (q - n_endog + 1)) / (re[0, 0] / df_den)
+    return pd.DataFrame({
+        "equation": equation, "regressor": list(terms[:n_endog]), "partial_F": F,
+        "df_num": q, "df_den": df_den, "p_value": p, "partial_r2": r2, "sw_F": sw,
+        "cragg_donald": cd,
+    })[cols]
+
+
+def weak_identification_warnings(table: pd.DataFrame, threshold: float = WEAK_F) -> list[str]:
+    """Plain-words warnings for first-stage F, conditional F or Cragg–Donald below threshold."""
+    out: list[str] = []
+    for row in table.itertuples():
+        if row.partial_F < threshold:
+            out.append(
+                f"equation {row.equation}: the instruments are weak for {row.regressor} "
+                f"(first-stage partial F = {row.partial_F:.2f} < {threshold:g}); its coefficient "
+                "and standard error may be unreliable")
+        elif row.sw_F < threshold:
+            out.append(
+                f"equation {row.equation}: {row.regressor} is weakly identified given the other "
+                f"endogenous regressors (Sanderson-Windmeijer F = {row.sw_F:.2f} < {threshold:g})")
+    for eq, block in table.groupby("equation", sort=False):
+        cd = float(block["cragg_donald"].iloc[0])
+        if len(block) > 1 and cd < threshold:
+            out.append(
+                f"equation {eq}: the endogenous regressors are jointly weakly identified "
+                f"(Cragg-Donald minimum eigenvalue statistic = {cd:.2f} < {threshold:g})")
+    return out
+
+
+def lag_only_identification(equation: str, excluded: Sequence[str], n_endog: int) -> str | None:
+    """Note when every excluded instrument of an endogenous equation is a spatial lag W(x)/W2(x)."""
+    if n_endog == 0 or not excluded:
+        return None
+    if all(name.startswith(("W(", "W2(")) for name in excluded):
+        return (f"equation {equation}: identification comes only from spatial lags of the "
+                "exogenous variables (no excluded exogenous variable or user instrument); "
+                "estimates can be fragile — add an excluded instrument if theory offers one")
+    return None

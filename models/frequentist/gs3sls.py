@@ -1,0 +1,129 @@
+"""System estimators 2SLS, 3SLS, GS2SLS and GS3SLS (Kelejian & Prucha 2004), METHOD.md §2a.
+
+Equation j: y_j = Z_j δ_j + u_j, Z_j = [spatial lags W y, other dependents, X_j];
+instruments H from :meth:`SystemData.instruments` (spatial H = [Xu, W Xu, W² Xu, Q] whenever the
+system uses W, else H = [Xu, Q]). Steps of the ``gs3sls`` procedure:
+
+1. 2SLS per equation with H → δ̃_j, residuals ũ_j = y_j − Z_j δ̃_j.
+2. Equations with spatial errors: GM estimate ρ̃_j from ũ_j (Kelejian & Prucha 1999, see ``gm``);
+   y*_j = y_j − ρ̃_j W y_j, Z*_j = Z_j − ρ̃_j W Z_j, H unchanged. Others: ρ_j = 0, y* = y, Z* = Z.
+3. GS2SLS: 2SLS of y*_j on Z*_j → residuals ε̂_j = y*_j − Z*_j δ̂_j; Σ̂ = Ê'Ê/n.
+4. GS3SLS: δ̂ = [Ẑ*'(Σ̂⁻¹⊗I)Ẑ*]⁻¹ Ẑ*'(Σ̂⁻¹⊗I) y*, Ẑ* = blockdiag(P Z*_j); Var(δ̂) = the inverse.
+
+``2sls``/``3sls`` stop after step 1 (ρ not estimated) and use Σ̂ from the 2SLS residuals;
+``gs2sls`` stops after step 3 with the cross-equation 2SLS covariance (see ``iv``). The variance
+treats ρ̃ as known, as Kelejian & Prucha (2004) and spreg do.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from data_prep.errors import InputError
+from models.frequentist.diagnostics import (first_stage, lag_only_identification,
+                                            weak_identification_warnings)
+from models.frequentist.gm import DEFAULT_BOUNDS, estimate_rho
+from models.frequentist.iv import (Projector, residual_covariance, system_2sls_cov, three_sls,
+                                   two_sls)
+from models.frequentist.results import SystemResults
+
+METHODS = ("2sls", "3sls", "gs2sls", "gs3sls")
+
+
+def _n_endogenous(eq) -> int:
+    return len(eq.spatial_lags) + len(eq.endogenous)
+
+
+def _identification_notes(system, hnames: tuple[str, ...]) -> list[str]:
+    """Spec's own note when it offers one, else: excluded instruments are all spatial lags."""
+    spec = system.spec
+    note = getattr(spec, "identification_note", None)
+    if callable(note):
+        note = note()
+    if note:
+        return [note] if isinstance(note, str) else list(note)
+    notes = []
+    for eq in spec.equations:
+        excluded = [h for h in hnames if h not in set(eq.exogenous)]
+        msg = lag_only_identification(eq.dependent, excluded, _n_endogenous(eq))
+        if msg:
+            notes.append(msg)
+    return notes
+
+
+def estimate(system, method: str = "gs3sls", *,
+             rho_bounds: tuple[float, float] = DEFAULT_BOUNDS) -> SystemResults:
+    """Estimate the system by ``method`` in {"2sls", "3sls", "gs2sls", "gs3sls"}.
+
+    ``system`` is a :class:`models.spec.SystemData`. Raises ``InputError`` (or its subclass
+    ``SingularSystemError``) in plain words for an unknown method, W terms without weights,
+    collinear instruments, an unidentified equation or a non-positive-definite Σ̂.
+    """
+    method = str(method).lower()
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    spec = system.spec
+    equations = [eq.dependent for eq in spec.equations]
+    if spec.uses_weights and system.W is None:
+        raise InputError("the system uses W() terms or spatial errors but no weights were given")
+    spatial = bool(spec.uses_weights)
+    H, hnames = system.instruments(spatial=spatial)
+    proj = Projector.from_instruments(H, hnames)
+    W = system.W
+    Y = np.asarray(system.Y, dtype=float)
+    messages: list[str] = []
+
+    Zs = [np.asarray(system.Z(j), dtype=float) for j in range(len(equations))]
+    terms = [tuple(eq.terms) for eq in spec.equations]
+    fits = [two_sls(Y[:, j], Zs[j], proj, terms[j], equations[j]) for j in range(len(equations))]
+
+    rho: dict[str, float | None] = {eq: None for eq in equations}
+    want_rho = [eq.dependent for eq in spec.equations if eq.spatial_error]
+    if method.startswith("gs"):
+        for j, eq in enumerate(spec.equations):
+            if not eq.spatial_error:
+                continue
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                gm = estimate_rho(fits[j].resid, W, eq.dependent, rho_bounds)
+            for w in caught:
+                messages.append(str(w.message))
+                warnings.warn(str(w.message), stacklevel=2)
+            rho[eq.dependent] = gm.rho
+            y_star = Y[:, j] - gm.rho * (W @ Y[:, j])
+            Z_star = Zs[j] - gm.rho * (W @ Zs[j])
+            fits[j] = two_sls(y_star, Z_star, proj, terms[j], eq.dependent)
+    elif want_rho:
+        messages.append(
+            f"spatial errors requested for {', '.join(want_rho)} are not modelled by method "
+            f"{method}; use gs2sls or gs3sls to estimate rho")
+
+    E = np.column_stack([f.resid for f in fits])
+    Sigma = residual_covariance(E)
+    if method in ("2sls", "gs2sls"):
+        deltas = [f.delta for f in fits]
+        cov = system_2sls_cov(fits, Sigma)
+    else:
+        deltas, cov = three_sls([f.A for f in fits], [f.b for f in fits], Sigma,
+                                equations, terms)
+
+    resid = np.column_stack([Y[:, j] - Zs[j] @ deltas[j] for j in range(len(equations))])
+    rsquared = {eq: float(np.corrcoef(Y[:, j], Y[:, j] - resid[:, j])[0, 1] ** 2)
+                for j, eq in enumerate(equations)}
+
+    tables = [first_stage(eq.dependent, terms[j], Zs[j], _n_endogenous(eq), proj)
+              for j, eq in enumerate(spec.equations)]
+    tables = [t for t in tables if not t.empty]
+    fs = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
+        columns=["equation", "regressor", "partial_F", "df_num", "df_den", "p_value",
+                 "partial_r2", "sw_F", "cragg_donald"])
+    messages += weak_identification_warnings(fs) + _identification_notes(system, hnames)
+
+    index = pd.MultiIndex.from_tuples(
+        [(eq, t) for eq, ts in zip(equations, terms) for t in ts], names=["equation", "term"])
+    return SystemResults.from_arrays(
+        method, index, np.concatenate(deltas), cov, Sigma, equations, rho, resid, rsquared,
+        np.asarray(system.cities), fs, messages)

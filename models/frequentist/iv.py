@@ -1,0 +1,188 @@
+"""Instrumental-variable building blocks: projection on H, 2SLS per equation, 3SLS (Zellner–Theil).
+
+P = H(H'H)⁻¹H' is never formed. A pivoted thin QR, H Π = Q R, gives an orthonormal basis Q of the
+instrument space (n × L), so P A = Q(Q'A). Every 2SLS/3SLS quantity needs only the small
+coordinates A_j = Q'Z_j (L × p_j) and b_j = Q'y_j (L):
+
+    2SLS  (Theil 1953):   δ̂_j = (Z_j'PZ_j)⁻¹ Z_j'P y_j = (A_j'A_j)⁻¹ A_j'b_j
+    3SLS  (Zellner & Theil 1962):
+          δ̂ = [Ẑ'(Σ̂⁻¹⊗I)Ẑ]⁻¹ Ẑ'(Σ̂⁻¹⊗I) y,   Ẑ = blockdiag(P Z_j),
+          built from blocks  σ^{ij} Ẑ_i'Ẑ_j = σ^{ij} A_i'A_j  and  σ^{ij} Ẑ_i'y_j = σ^{ij} A_i'b_j,
+          Var(δ̂) = [Ẑ'(Σ̂⁻¹⊗I)Ẑ]⁻¹  (never a Gn × Gn matrix).
+
+Covariance of the equation-by-equation 2SLS estimator under errors correlated across equations
+(homoskedastic within): Cov(δ̂_i, δ̂_j) = σ_ij (A_i'A_i)⁻¹ A_i'A_j (A_j'A_j)⁻¹, with σ̂_ij = ê_i'ê_j/n —
+the unadjusted system-OLS covariance of ``linearmodels.IV3SLS.fit(method="ols")``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import scipy.linalg as la
+
+from data_prep.errors import InputError
+
+RANK_TOL = 1e-10  # relative tolerance on pivoted-QR / singular values after column scaling
+
+
+class SingularSystemError(InputError):
+    """The instruments or the projected regressors are (numerically) collinear."""
+
+
+@dataclass(frozen=True)
+class Projector:
+    """Orthonormal basis ``Q`` of span(H) (n × L) from a pivoted thin QR of H."""
+
+    Q: np.ndarray
+    names: tuple[str, ...]
+
+    @classmethod
+    def from_instruments(cls, H: np.ndarray, names: Sequence[str],
+                         tol: float = RANK_TOL) -> "Projector":
+        """Factorise H; raise :class:`SingularSystemError` naming collinear instruments."""
+        H = np.asarray(H, dtype=float)
+        names = tuple(names)
+        if not np.all(np.isfinite(H)):
+            bad = [names[k] for k in np.where(~np.isfinite(H).all(axis=0))[0]]
+            raise InputError(f"instruments contain missing or infinite values: {', '.join(bad)}")
+        if H.shape[1] > H.shape[0]:
+            raise SingularSystemError(
+                f"there are {H.shape[1]} instruments but only {H.shape[0]} observations")
+        scale = np.linalg.norm(H, axis=0)
+        zero = [names[k] for k in np.where(scale == 0)[0]]
+        if zero:
+            raise SingularSystemError(f"instrument column(s) identically zero: {', '.join(zero)}")
+        Q, R, piv = la.qr(H / scale, mode="economic", pivoting=True)
+        diag = np.abs(np.diag(R))
+        rank = int(np.sum(diag > tol * diag[0]))
+        if rank < H.shape[1]:
+            dropped = [names[k] for k in piv[rank:]]
+            raise SingularSystemError(
+                "the instrument matrix H is singular (H'H not invertible): column(s) "
+                f"{', '.join(dropped)} are linear combinations of the other instruments; "
+                "remove them or the variables they duplicate")
+        return cls(Q=Q, names=names)
+
+    @property
+    def rank(self) -> int:
+        return self.Q.shape[1]
+
+    def coords(self, A: np.ndarray) -> np.ndarray:
+        """Q'A — coordinates of the projection of A on the instrument space."""
+        return self.Q.T @ A
+
+    def project(self, A: np.ndarray) -> np.ndarray:
+        """P A = Q(Q'A)."""
+        return self.Q @ (self.Q.T @ A)
+
+
+@dataclass(frozen=True)
+class TwoSLSFit:
+    """One equation's 2SLS fit: δ̂, residuals y − Zδ̂, and the small pieces for 3SLS."""
+
+    delta: np.ndarray       # (p,)
+    resid: np.ndarray       # (n,)
+    A: np.ndarray           # (L, p) = Q'Z
+    b: np.ndarray           # (L,)   = Q'y
+    ztpz_inv: np.ndarray    # (p, p) = (Z'PZ)⁻¹
+
+
+def _scaled_inverse_and_solve(A: np.ndarray, b: np.ndarray, terms: Sequence[str],
+                              equation: str) -> tuple[np.ndarray, np.ndarray]:
+    """Solve min ‖Aδ − b‖ and return (δ, (A'A)⁻¹) via an SVD of the column-scaled A."""
+    scale = np.linalg.norm(A, axis=0)
+    zero = [terms[k] for k in np.where(scale == 0)[0]]
+    if zero:
+        raise SingularSystemError(
+            f"equation {equation}: regressor(s) {', '.join(zero)} have no component in the "
+            "instrument space (Z'PZ is singular)")
+    U, s, Vt = np.linalg.svd(A / scale, full_matrices=False)
+    if s[-1] <= RANK_TOL * s[0]:
+        weak = [terms[k] for k in np.argsort(-np.abs(Vt[-1]))[:2]]
+        raise SingularSystemError(
+            f"equation {equation}: Z'PZ is singular — the instruments cannot separate the "
+            f"regressors (most involved: {', '.join(weak)}); the equation is not identified, "
+            "add excluded instruments or drop a regressor")
+    V = Vt.T / scale[:, None]
+    delta = V @ ((U.T @ b) / s)
+    inv = (V / s**2) @ V.T
+    return delta, inv
+
+
+def two_sls(y: np.ndarray, Z: np.ndarray, proj: Projector, terms: Sequence[str],
+            equation: str = "") -> TwoSLSFit:
+    """2SLS of y on Z with instruments H (through ``proj``): δ̂ = (Z'PZ)⁻¹Z'Py."""
+    y = np.asarray(y, dtype=float)
+    Z = np.asarray(Z, dtype=float)
+    if Z.shape[1] > proj.rank:
+        raise SingularSystemError(
+            f"equation {equation}: {Z.shape[1]} regressors but only {proj.rank} instruments "
+            "(order condition fails)")
+    A = proj.coords(Z)
+    b = proj.coords(y)
+    delta, inv = _scaled_inverse_and_solve(A, b, tuple(terms), equation)
+    return TwoSLSFit(delta=delta, resid=y - Z @ delta, A=A, b=b, ztpz_inv=inv)
+
+
+def residual_covariance(E: np.ndarray) -> np.ndarray:
+    """Σ̂ = Ê'Ê / n (divide by n, METHOD.md §2a step 3)."""
+    E = np.asarray(E, dtype=float)
+    return E.T @ E / E.shape[0]
+
+
+def system_2sls_cov(fits: Sequence[TwoSLSFit], Sigma: np.ndarray) -> np.ndarray:
+    """Full covariance of stacked equation-by-equation 2SLS estimates:
+    block (i, j) = σ_ij (A_i'A_i)⁻¹ A_i'A_j (A_j'A_j)⁻¹."""
+    blocks = [[Sigma[i, j] * fi.ztpz_inv @ (fi.A.T @ fj.A) @ fj.ztpz_inv
+               for j, fj in enumerate(fits)] for i, fi in enumerate(fits)]
+    return np.block(blocks)
+
+
+def sigma_inverse(Sigma: np.ndarray, equations: Sequence[str]) -> np.ndarray:
+    """Σ̂⁻¹ via Cholesky; a non-positive-definite Σ̂ raises in plain words."""
+    try:
+        c = la.cho_factor(Sigma)
+    except la.LinAlgError:
+        eig = np.linalg.eigvalsh(Sigma)
+        raise SingularSystemError(
+            "the estimated cross-equation error covariance is not positive definite "
+            f"(smallest eigenvalue {eig[0]:.3g}); equations {', '.join(equations)} have "
+            "perfectly correlated or zero residuals, so 3SLS cannot weight them") from None
+    return la.cho_solve(c, np.eye(Sigma.shape[0]))
+
+
+def three_sls(As: Sequence[np.ndarray], bs: Sequence[np.ndarray], Sigma: np.ndarray,
+              equations: Sequence[str], terms: Sequence[Sequence[str]]
+              ) -> tuple[list[np.ndarray], np.ndarray]:
+    """3SLS from per-equation coordinates A_j = Q'Z_j, b_j = Q'y_j.
+
+    Returns the per-equation δ̂_j and Var(δ̂) = [Ẑ'(Σ̂⁻¹⊗I)Ẑ]⁻¹ (P × P, P = Σ p_j).
+    """
+    S = sigma_inverse(Sigma, equations)
+    G = len(As)
+    M = np.block([[S[i, j] * As[i].T @ As[j] for j in range(G)] for i in range(G)])
+    r = np.concatenate([sum(S[i, j] * As[i].T @ bs[j] for j in range(G)) for i in range(G)])
+    names = [f"{eq}:{t}" for eq, ts in zip(equations, terms) for t in ts]
+    delta, cov = _scaled_inverse_and_solve_sym(M, r, names)
+    splits = np.cumsum([A.shape[1] for A in As])[:-1]
+    return np.split(delta, splits), cov
+
+
+def _scaled_inverse_and_solve_sym(M: np.ndarray, r: np.ndarray,
+                                  names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Solve M δ = r for symmetric positive-definite M with diagonal equilibration."""
+    d = np.sqrt(np.diag(M))
+    if np.any(d == 0):
+        raise SingularSystemError("the 3SLS normal matrix has a zero diagonal entry")
+    Ms = M / np.outer(d, d)
+    w, V = np.linalg.eigh(Ms)
+    if w[0] <= RANK_TOL * w[-1]:
+        weak = [names[k] for k in np.argsort(-np.abs(V[:, 0]))[:2]]
+        raise SingularSystemError(
+            "the 3SLS normal matrix Ẑ'(Σ̂⁻¹⊗I)Ẑ is singular — the system is not identified "
+            f"(most involved: {', '.join(weak)})")
+    inv = (V / w) @ V.T / np.outer(d, d)
+    return inv @ r, inv

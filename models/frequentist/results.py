@@ -1,0 +1,102 @@
+"""Result container of the frequentist system estimators (2SLS, 3SLS, GS2SLS, GS3SLS).
+
+Inference conventions (documented choices):
+* statistic = estimate / std_error, p-value from the standard normal (two-sided) for every method —
+  the estimators are justified asymptotically (Kelejian & Prucha 2004), and spreg reports the same
+  z-statistics for its spatial 2SLS estimators.
+* R² per equation = squared correlation between y_j and the fitted values Z_jδ̂_j (observed
+  endogenous regressors and spatial lags) — spreg's ``pr2``; it lies in [0, 1] even though 1 − SSR/SST
+  can be negative for IV estimators.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+STAR_LEVELS = ((0.01, "***"), (0.05, "**"), (0.10, "*"))
+
+
+def stars(p: float) -> str:
+    """Significance stars: *** 1 %, ** 5 %, * 10 % (METHOD.md §2a)."""
+    for level, mark in STAR_LEVELS:
+        if p < level:
+            return mark
+    return ""
+
+
+@dataclass
+class SystemResults:
+    method: str
+    params: pd.Series            # MultiIndex (equation, term)
+    std_errors: pd.Series
+    tstats: pd.Series
+    pvalues: pd.Series
+    cov: pd.DataFrame
+    sigma: pd.DataFrame          # G × G Σ̂ used by the estimator (from the 2SLS/GS2SLS residuals)
+    rho: dict[str, float | None]
+    resid: pd.DataFrame          # n × G, u = y − Zδ̂ (untransformed disturbances)
+    rsquared: dict[str, float]
+    nobs: int
+    first_stage: pd.DataFrame
+    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_arrays(cls, method: str, index: pd.MultiIndex, delta: np.ndarray, cov: np.ndarray,
+                    sigma: np.ndarray, equations: list[str], rho: dict[str, float | None],
+                    resid: np.ndarray, rsquared: dict[str, float], cities: np.ndarray,
+                    first_stage: pd.DataFrame, warnings: list[str]) -> "SystemResults":
+        """Assemble the tables; std errors = √diag(cov), z = δ̂/se, p = 2(1 − Φ(|z|))."""
+        se = np.sqrt(np.diag(cov))
+        z = delta / se
+        p = 2.0 * stats.norm.sf(np.abs(z))
+        return cls(
+            method=method,
+            params=pd.Series(delta, index=index, name="estimate"),
+            std_errors=pd.Series(se, index=index, name="std_error"),
+            tstats=pd.Series(z, index=index, name="statistic"),
+            pvalues=pd.Series(p, index=index, name="p_value"),
+            cov=pd.DataFrame(cov, index=index, columns=index),
+            sigma=pd.DataFrame(sigma, index=equations, columns=equations),
+            rho=rho,
+            resid=pd.DataFrame(resid, index=pd.Index(cities, name="city"), columns=equations),
+            rsquared=rsquared,
+            nobs=int(resid.shape[0]),
+            first_stage=first_stage,
+            warnings=list(warnings),
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """Columns equation, term, estimate, std_error, statistic, p_value (contract 2)."""
+        frame = pd.concat([self.params, self.std_errors, self.tstats, self.pvalues], axis=1)
+        frame.columns = ["estimate", "std_error", "statistic", "p_value"]
+        frame.index = frame.index.set_names(["equation", "term"])
+        return frame.reset_index()
+
+    def summary(self) -> str:
+        """Plain-text table per equation with stars, R², ρ, n, Σ̂ and warnings."""
+        title = {"2sls": "2SLS", "3sls": "3SLS", "gs2sls": "GS2SLS (Kelejian-Prucha)",
+                 "gs3sls": "GS3SLS (Kelejian-Prucha 2004)"}.get(self.method, self.method)
+        lines = [f"{title} estimates, n = {self.nobs}",
+                 "z-statistics, normal p-values; *** p<0.01, ** p<0.05, * p<0.10", ""]
+        frame = self.to_frame()
+        for eq, block in frame.groupby("equation", sort=False):
+            rho = self.rho.get(eq)
+            extra = f", rho = {rho:.4f}" if rho is not None else ""
+            lines.append(f"Equation {eq}  (R² = {self.rsquared[eq]:.4f}{extra})")
+            lines.append(f"  {'term':<20}{'estimate':>12}{'std.err':>12}{'z':>9}{'p':>9}")
+            for row in block.itertuples():
+                lines.append(f"  {row.term:<20}{row.estimate:>12.4f}{row.std_error:>12.4f}"
+                             f"{row.statistic:>9.3f}{row.p_value:>9.4f} {stars(row.p_value)}")
+            lines.append("")
+        lines.append("Error covariance Sigma:")
+        lines.append(self.sigma.to_string(float_format=lambda v: f"{v:.4f}"))
+        if not self.first_stage.empty:
+            lines += ["", "First-stage diagnostics:",
+                      self.first_stage.to_string(index=False, float_format=lambda v: f"{v:.3f}")]
+        if self.warnings:
+            lines += ["", "Warnings:"] + [f"  - {w}" for w in self.warnings]
+        return "\n".join(lines)
