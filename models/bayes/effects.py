@@ -101,11 +101,13 @@ def spectral_moments(B0: np.ndarray, B1: np.ndarray, eigenvalues: np.ndarray,
     T1 = np.empty((S, G, G), dtype=dtype)
     step = max(1, _CHUNK_ENTRIES // max(1, lam.size * G * G))
     eye = np.eye(G)
+    real_lam = np.abs(np.imag(lam)) <= 1e-10 * max(1.0, float(np.abs(lam).max(initial=0.0)))
     for start in range(0, S, step):
         sl = slice(start, start + step)
         K = eye - B0[sl, None] - B1[sl, None] * lam[None, :, None, None]
-        # METHOD.md §2b: admissible draws keep every factor det(I − B0 − B1 λ_k) positive.
-        bad = ~np.all(np.linalg.det(K).real > 0, axis=1)
+        # METHOD.md §2b: admissible draws keep every factor det(I − B0 − B1 λ_k) positive (the
+        # factors of a complex-conjugate pair multiply to |det|² > 0, so only real λ are checked).
+        bad = np.any((np.linalg.det(K).real <= 0) & real_lam, axis=1)
         if bad.any():
             raise ValueError(f"draw(s) {list(np.flatnonzero(bad)[:5] + start)} make some "
                              "det(I - B0 - B1*lambda) <= 0: outside the admissible region")
