@@ -170,3 +170,26 @@ def test_single_draw_quadrature_weights_and_errors():
         impacts(B0, B1, {("y3", "x"): np.ones(1)}, lam, dependents=["y1", "y2"])
     with pytest.raises(ValueError, match="admissible"):
         impacts(np.zeros((2, 2)), np.diag([1.2, 0.0]), betas, lam, dependents=["y1", "y2"])
+
+
+def test_coefficient_matrices_from_posterior_layout():
+    import xarray as xr
+
+    from models.bayes.effects import coefficient_matrices
+
+    terms = ["W(ER)", "W(PSS)", "PSS", "ER", "Intercept", "x1", "W(x1)", "z1"]
+    nan = np.nan
+    eq_er = [0.3, 0.2, 0.4, nan, 1.0, 1.0, 0.5, 0.8]
+    eq_pss = [-0.15, 0.25, nan, -0.3, 0.5, 0.5, nan, nan]
+    vals = np.array([eq_er, eq_pss])[None, None] * np.array([1.0, 1.1])[None, :, None, None]
+    coef = xr.DataArray(vals, dims=("chain", "draw", "equation", "term"),
+                        coords={"equation": ["ER", "PSS"], "term": terms})
+    B0, B1, betas, deps = coefficient_matrices(coef)
+    assert deps == ("ER", "PSS") and B0.shape == (2, 2, 2)
+    np.testing.assert_allclose(B0[0], [[0, 0.4], [-0.3, 0]])
+    np.testing.assert_allclose(B1[1], 1.1 * np.array([[0.3, 0.2], [-0.15, 0.25]]))
+    assert set(betas) == {("ER", "x1"), ("PSS", "x1"), ("ER", "z1")}
+    np.testing.assert_allclose(betas[("ER", "x1")][1], [0.5, 0.55])
+    assert betas[("PSS", "x1")][1] is None
+    ds = impacts(B0, B1, betas, np.linspace(-0.5, 1, 9), dependents=deps)
+    assert list(ds.variable.values) == ["x1", "z1", "ER", "PSS"]

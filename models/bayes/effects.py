@@ -233,3 +233,42 @@ def impacts(B0: np.ndarray, B1: np.ndarray,
                          "direct = tr(S)/n, total = 1'S1/n, indirect = total - direct",
                "total_route": "closed form (row-standardised W)" if row_standardised else "sparse LU"},
     )
+
+
+def coefficient_matrices(coef: xr.DataArray) -> tuple[np.ndarray, np.ndarray,
+                                                      dict[tuple[str, str], tuple[np.ndarray, np.ndarray | None]],
+                                                      tuple[str, ...]]:
+    """Split posterior ``coef`` (chain, draw, equation, term) into B0, B1, betas and dependents.
+
+    Term names follow the shared specification: ``W(v)`` with v a dependent is a spatial lag
+    (B1[g, v]), a dependent's name is a contemporaneous endogenous regressor (B0[g, v]), ``W(x)``
+    an exogenous Durbin lag (theta of x), anything else an exogenous coefficient (beta of x);
+    NaN marks terms absent from an equation. ``Intercept`` is skipped (it has no impact).
+    Draws are flattened chain-major to a leading sample axis (also accepts dims (sample, equation, term)).
+    """
+    if {"chain", "draw"} <= set(coef.dims):
+        coef = coef.stack(sample=("chain", "draw"))
+    values = coef.transpose("sample", "equation", "term").values
+    deps = tuple(str(d) for d in coef["equation"].values)
+    terms = [str(t) for t in coef["term"].values]
+    index = {d: g for g, d in enumerate(deps)}
+    S, G = values.shape[0], len(deps)
+    B0, B1 = np.zeros((S, G, G)), np.zeros((S, G, G))
+    betas: dict[tuple[str, str], list] = {}
+    for j, term in enumerate(terms):
+        lagged = term[2:-1] if term.startswith("W(") and term.endswith(")") else None
+        for g, dep in enumerate(deps):
+            v = values[:, g, j]
+            if np.all(np.isnan(v)) or term == "Intercept":
+                continue
+            if lagged in index:
+                B1[:, g, index[lagged]] = v
+            elif term in index:
+                B0[:, g, index[term]] = v
+            else:
+                entry = betas.setdefault((dep, lagged or term), [np.zeros(S), None])
+                if lagged:
+                    entry[1] = v
+                else:
+                    entry[0] = v
+    return B0, B1, {k: (b, t) for k, (b, t) in betas.items()}, deps
