@@ -1,8 +1,9 @@
 """System estimators 2SLS, 3SLS, GS2SLS and GS3SLS (Kelejian & Prucha 2004), METHOD.md §2a.
 
 Equation j: y_j = Z_j δ_j + u_j, Z_j = [spatial lags W y, other dependents, X_j];
-instruments H from :meth:`SystemData.instruments` (spatial H = [Xu, W Xu, W² Xu, Q] whenever the
-system uses W, else H = [Xu, Q]). Steps of the ``gs3sls`` procedure:
+instruments H from :meth:`SystemData.instruments` (spatial H = [Xu, W Xu, W² Xu, Q] whenever
+W() terms are present or a GS method models spatial errors, else H = [Xu, Q]).
+Steps of the ``gs3sls`` procedure:
 
 1. 2SLS per equation with H → δ̃_j, residuals ũ_j = y_j − Z_j δ̃_j.
 2. Equations with spatial errors: GM estimate ρ̃_j from ũ_j (Kelejian & Prucha 1999, see ``gm``);
@@ -38,15 +39,17 @@ def _n_endogenous(eq) -> int:
 
 
 def _identification_notes(system, hnames: tuple[str, ...]) -> list[str]:
-    """Spec's own note when it offers one, else: excluded instruments are all spatial lags."""
-    spec = system.spec
-    note = getattr(spec, "identification_note", None)
-    if callable(note):
-        note = note()
-    if note:
-        return [note] if isinstance(note, str) else list(note)
+    """The specification's plain-words note (identification through spatial lags only), or,
+    for a system built elsewhere, the same check on the actual instrument names."""
+    try:
+        from models.spec import identification_note
+    except ImportError:
+        identification_note = None
+    if identification_note is not None:
+        note = identification_note(system)
+        return note.split("\n") if note else []
     notes = []
-    for eq in spec.equations:
+    for eq in system.spec.equations:
         excluded = [h for h in hnames if h not in set(eq.exogenous)]
         msg = lag_only_identification(eq.dependent, excluded, _n_endogenous(eq))
         if msg:
@@ -69,7 +72,12 @@ def estimate(system, method: str = "gs3sls", *,
     equations = [eq.dependent for eq in spec.equations]
     if spec.uses_weights and system.W is None:
         raise InputError("the system uses W() terms or spatial errors but no weights were given")
-    spatial = bool(spec.uses_weights)
+    # Spatial H whenever W() terms are present, and for GS methods with spatial errors
+    # (Z* = Z − ρWZ then involves W X); spatial errors alone do not change H for 2sls/3sls.
+    has_w_terms = any(eq.spatial_lags or any(x.startswith("W(") for x in eq.exogenous)
+                      for eq in spec.equations)
+    has_errors = any(eq.spatial_error for eq in spec.equations)
+    spatial = has_w_terms or (has_errors and method.startswith("gs"))
     H, hnames = system.instruments(spatial=spatial)
     proj = Projector.from_instruments(H, hnames)
     W = system.W
