@@ -17,6 +17,12 @@ Nothing here is real data. :func:`demo_inputs` draws, reproducibly from one seed
   §5, and city attributes (tier, coastal, capital, historical instruments, centroid x, y).
 
 Coordinates are in kilometres on a plane. Employment is in thousands of persons.
+
+With the default seed the indices of METHOD.md §1 come out as: ER mean 1.07, sd 2.59, range
+−24.5 to 19.3 (seed Table 1: 1.97, 3.39, −19.9 to 18.9; a larger mean would need small cities to
+outgrow large ones so fast that national growth crosses zero in shock years); PSS 2.56 ± 1.10
+(seed 2.72 ± 3.88); PSD 2.28 ± 0.23 (seed 2.23 ± 0.23); Moran's I of the period means
+0.28 (ER), 0.15 (PSS), 0.44 (PSD), all with permutation p = 0.001.
 """
 
 from __future__ import annotations
@@ -51,8 +57,9 @@ INDUSTRIES: tuple[str, ...] = (
     "Public management and social organisation",
 )
 # national employment shares (urban units), roughly as in the yearbook
-_BASE_SHARE = np.array([0.012, 0.040, 0.270, 0.025, 0.085, 0.050, 0.020, 0.050, 0.016, 0.040,
-                        0.025, 0.030, 0.025, 0.020, 0.006, 0.110, 0.055, 0.010, 0.110])
+_BASE_SHARE = np.array([0.010, 0.035, 0.340, 0.022, 0.110, 0.045, 0.015, 0.040, 0.012, 0.035,
+                        0.020, 0.025, 0.020, 0.016, 0.005, 0.115, 0.050, 0.008, 0.115])
+_BASE_SHARE = _BASE_SHARE / _BASE_SHARE.sum()
 # response of each industry to a national shock (multiplies the shock size)
 _CYCLICALITY = np.array([0.6, 1.6, 1.4, 0.6, 1.5, 1.2, 0.5, 1.1, 1.8, 0.6,
                          1.3, 1.1, 0.5, 0.6, 1.3, 0.5, 0.4, 1.4, 0.4])
@@ -225,8 +232,10 @@ def demo_inputs(seed: int = 20240601) -> DemoInputs:
     log_total = 5.0 + 0.9 * size + 0.15 * rng.standard_normal(n)  # thousands of persons
     spec_strength = np.exp(-0.45 + 0.5 * f_spec + 0.05 * rng.standard_normal(n))
     mix_fields = _spatial_field(rng, W, K)
-    mix = np.log(_BASE_SHARE)[None, :] + spec_strength[:, None] * (
-        0.6 * mix_fields + 0.5 * rng.standard_normal((n, K)))
+    deviation = spec_strength[:, None] * (0.7 * mix_fields + 0.35 * rng.standard_normal((n, K)))
+    # soft cap (LQ from the idiosyncratic mix ≲ e^2.4): the extreme specialisations come from the
+    # spatially clustered mining belt below, so PSS keeps its spatial autocorrelation
+    mix = np.log(_BASE_SHARE)[None, :] + 2.4 * np.tanh(deviation / 2.4)
     mix[:, 1] += 1.2 * np.maximum(f_mix, 0)  # resource cities: mining
     mix[:, 2] += 0.4 * _standard(0.5 * east + 0.5 * coastal)  # manufacturing near the coast
     shares = np.exp(mix) / np.exp(mix).sum(axis=1, keepdims=True)

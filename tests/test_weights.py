@@ -14,6 +14,10 @@ from data_prep.weights import (SpatialWeights, weights_from_coordinates, weights
                                weights_from_file, weights_from_gal, weights_from_gwt,
                                weights_from_polygons, weights_to_dataset, write_gal, write_gwt)
 
+# expected notes on the deliberately split maps below; the tests that are about them use pytest.warns
+pytestmark = [pytest.mark.filterwarnings("ignore:.*disconnected components:UserWarning"),
+              pytest.mark.filterwarnings("ignore:.*keep a zero row:UserWarning")]
+
 
 def grid(side=3, island=False):
     """side × side unit squares named g<row><col>, optionally one far-away square 'isl'."""
@@ -194,3 +198,16 @@ def test_dataset_round_trip_reorders_to_the_dataset_cities():
         weights_to_dataset(xr.Dataset(coords={"city": cities + ["zz"]}), w)
     with pytest.raises(InputError, match="no spatial weights"):
         weights_from_dataset(xr.Dataset(coords={"city": cities}))
+
+
+@pytest.mark.parametrize("suffix", [".geojson", ".shp"])
+def test_polygon_files_are_read_by_path(tmp_path, suffix):
+    path = tmp_path / f"map{suffix}"
+    grid(island=True).set_crs("EPSG:3857").to_file(path)
+    w = weights_from_file(path, island_policy="nearest", contiguity="rook", transform="B")
+    assert neighbours(w, "g11") == {"g01", "g10", "g12", "g21"}
+    assert neighbours(w, "isl") == {"g22"}
+    broken = tmp_path / f"broken{suffix}"
+    broken.write_text("not a map")
+    with pytest.raises(InputError, match=f"broken{suffix}"):
+        weights_from_file(broken)
