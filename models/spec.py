@@ -606,7 +606,8 @@ def build_system(spec: SystemSpec | Sequence[str], data, weights=None,
     through ``data_prep.dataset.cross_section``; its stored weights are used when ``weights`` is
     None). weights: SpatialWeights (reordered to the data's cities), a scipy sparse matrix
     aligned with the data rows, or a path (.gal/.gwt/polygon file). With ``check``, the order and
-    rank conditions are verified with the instruments the weights allow
+    rank conditions are verified with the instruments the estimators use (spatial lags of X
+    only when the system has W() terms or spatial errors and weights are given)
     (see :func:`check_identification`).
     """
     if not isinstance(spec, SystemSpec):
@@ -669,5 +670,5 @@ def build_system(spec: SystemSpec | Sequence[str], data, weights=None,
     object.__setattr__(final, "_parsed", tuple(parsed))
     system = SystemData(final, cities, W, Y, X, Q)
     if check:
-        check_identification(system, spatial=W is not None)
+        check_identification(system, spatial=W is not None and final.uses_weights)
     return system
