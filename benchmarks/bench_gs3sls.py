@@ -96,15 +96,19 @@ def main() -> None:
     wobj = WSP(W).to_W(silence_warnings=True)
     y = sim.data[["y"]].to_numpy()
     X = sim.data[["x1", "x2"]].to_numpy()
-    reps = max(3, args.repeats // 3)
-    t_ours, ours = timed(lambda: estimate(build_system(spec, sim.data, weights=W), "2sls"), reps)
+    reps = max(5, args.repeats // 2)
+    t_build, system = timed(lambda: build_system(spec, sim.data, weights=W), reps)
+    t_fit, ours = timed(lambda: estimate(system, "2sls"), reps)
     with contextlib.redirect_stdout(io.StringIO()):  # spreg prints its class name
         t_spreg, ref = timed(lambda: GM_Lag(y, X, w=wobj, w_lags=2), reps)
     diff = np.max(np.abs(ours.params[[("y", "Intercept"), ("y", "x1"), ("y", "x2"), ("y", "W(y)")]]
                          .to_numpy() - ref.betas.ravel()))
-    rows.append((f"spatial 2SLS n={n:,}: ours (build+fit, median)", f"{t_ours:.4f} s", ""))
+    rows.append((f"spatial 2SLS n={n:,}: ours, estimate() (median)", f"{t_fit:.4f} s", ""))
+    rows.append((f"spatial 2SLS n={n:,}: ours, build_system() (median)", f"{t_build:.4f} s", ""))
     rows.append((f"spatial 2SLS n={n:,}: spreg GM_Lag (median)", f"{t_spreg:.4f} s", ""))
-    rows.append(("  ratio ours / spreg", f"{t_ours / t_spreg:.2f}", "<= 1"))
+    rows.append(("  ratio ours estimate / spreg", f"{t_fit / t_spreg:.2f}", "<= 1"))
+    rows.append(("  ratio ours build+estimate / spreg", f"{(t_fit + t_build) / t_spreg:.2f}",
+                 "<= 1"))
     rows.append(("  max |coef difference|", f"{diff:.2e}", ""))
 
     width = max(len(r[0]) for r in rows)

@@ -25,23 +25,19 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as la
 from scipy import stats
 
-from models.frequentist.iv import RANK_TOL, Projector
+from models.frequentist.iv import Projector
 
 WEAK_F = 10.0
 
 
 def _basis(X: np.ndarray) -> np.ndarray:
-    """Orthonormal basis of span(X) (n × rank), tolerant of an empty X."""
+    """Orthonormal basis of span(X) (n × k), tolerant of an empty X (X_j is full rank: the
+    specification checks it)."""
     if X.shape[1] == 0:
         return np.zeros((X.shape[0], 0))
-    scale = np.linalg.norm(X, axis=0)
-    scale[scale == 0] = 1.0
-    Q, R, _ = la.qr(X / scale, mode="economic", pivoting=True)
-    d = np.abs(np.diag(R))
-    return Q[:, : int(np.sum(d > RANK_TOL * d[0]))] if d.size and d[0] > 0 else Q[:, :0]
+    return Projector.from_instruments(X, [f"x{k}" for k in range(X.shape[1])]).Q
 
 
 def _quadratic_forms(Y: np.ndarray, QH: np.ndarray, QX: np.ndarray):
@@ -102,19 +98,25 @@ def first_stage(equation: str, terms: Sequence[str], Z: np.ndarray, n_endog: int
 def weak_identification_warnings(table: pd.DataFrame, threshold: float = WEAK_F) -> list[str]:
     """Plain-words warnings for first-stage F, conditional F or Cragg–Donald below threshold."""
     out: list[str] = []
-    for row in table.itertuples():
-        if row.partial_F < threshold:
+    # plain lists: pandas row iteration costs more than the estimator itself on small systems
+    cols = {c: table[c].tolist() for c in ("equation", "regressor", "partial_F", "sw_F",
+                                            "cragg_donald")}
+    for eq, reg, F, sw in zip(cols["equation"], cols["regressor"], cols["partial_F"],
+                              cols["sw_F"]):
+        if F < threshold:
             out.append(
-                f"equation {row.equation}: the instruments are weak for {row.regressor} "
-                f"(first-stage partial F = {row.partial_F:.2f} < {threshold:g}); its coefficient "
+                f"equation {eq}: the instruments are weak for {reg} "
+                f"(first-stage partial F = {F:.2f} < {threshold:g}); its coefficient "
                 "and standard error may be unreliable")
-        elif row.sw_F < threshold:
+        elif sw < threshold:
             out.append(
-                f"equation {row.equation}: {row.regressor} is weakly identified given the other "
-                f"endogenous regressors (Sanderson-Windmeijer F = {row.sw_F:.2f} < {threshold:g})")
-    for eq, block in table.groupby("equation", sort=False):
-        cd = float(block["cragg_donald"].iloc[0])
-        if len(block) > 1 and cd < threshold:
+                f"equation {eq}: {reg} is weakly identified given the other "
+                f"endogenous regressors (Sanderson-Windmeijer F = {sw:.2f} < {threshold:g})")
+    seen: dict[str, tuple[float, int]] = {}
+    for eq, cd in zip(cols["equation"], cols["cragg_donald"]):
+        seen[eq] = (cd, seen.get(eq, (cd, 0))[1] + 1)
+    for eq, (cd, count) in seen.items():
+        if count > 1 and cd < threshold:
             out.append(
                 f"equation {eq}: the endogenous regressors are jointly weakly identified "
                 f"(Cragg-Donald minimum eigenvalue statistic = {cd:.2f} < {threshold:g})")

@@ -1,7 +1,7 @@
 """Instrumental-variable building blocks: projection on H, 2SLS per equation, 3SLS (Zellner–Theil).
 
-P = H(H'H)⁻¹H' is never formed. A pivoted thin QR, H Π = Q R, gives an orthonormal basis Q of the
-instrument space (n × L), so P A = Q(Q'A). Every 2SLS/3SLS quantity needs only the small
+P = H(H'H)⁻¹H' is never formed. A thin QR, H = Q R (CholeskyQR2), gives an orthonormal basis Q of
+the instrument space (n × L), so P A = Q(Q'A). Every 2SLS/3SLS quantity needs only the small
 coordinates A_j = Q'Z_j (L × p_j) and b_j = Q'y_j (L):
 
     2SLS  (Theil 1953):   δ̂_j = (Z_j'PZ_j)⁻¹ Z_j'P y_j = (A_j'A_j)⁻¹ A_j'b_j
@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-import scipy.linalg as la
 
 from data_prep.errors import InputError
 
-RANK_TOL = 1e-10  # relative tolerance on pivoted-QR / singular values after column scaling
+RANK_TOL = 1e-10  # relative tolerance on singular values of the column-scaled small matrices
+GRAM_TOL = 1e-13  # λ_min/λ_max of the scaled H'H at or below which H is called singular
 
 
 class SingularSystemError(InputError):
@@ -34,15 +34,23 @@ class SingularSystemError(InputError):
 
 @dataclass(frozen=True)
 class Projector:
-    """Orthonormal basis ``Q`` of span(H) (n × L) from a pivoted thin QR of H."""
+    """Orthonormal basis ``Q`` of span(H) (n × L) from a thin QR of H."""
 
     Q: np.ndarray
     names: tuple[str, ...]
 
     @classmethod
     def from_instruments(cls, H: np.ndarray, names: Sequence[str],
-                         tol: float = RANK_TOL) -> "Projector":
-        """Factorise H; raise :class:`SingularSystemError` naming collinear instruments."""
+                         tol: float = GRAM_TOL) -> "Projector":
+        """Orthonormalise H; raise :class:`SingularSystemError` naming collinear instruments.
+
+        CholeskyQR2 (Fukaya et al. 2014): R₁ = chol(H'H), Q₁ = H R₁⁻¹, then once more on Q₁.
+        Two Gram products and two small triangular inverses — level-3 BLAS only, several times faster
+        than Householder QR for tall thin H and orthogonal to machine precision for
+        cond(H) ≲ 1e7 (columns are scaled to unit norm first; rank is judged on that Gram
+        matrix: λ_min/λ_max ≤ ``tol`` means H'H is numerically singular, i.e. a singular-value
+        ratio of H below ≈ 3e-7).
+        """
         H = np.asarray(H, dtype=float)
         names = tuple(names)
         if not np.all(np.isfinite(H)):
@@ -55,16 +63,27 @@ class Projector:
         zero = [names[k] for k in np.where(scale == 0)[0]]
         if zero:
             raise SingularSystemError(f"instrument column(s) identically zero: {', '.join(zero)}")
-        Q, R, piv = la.qr(H / scale, mode="economic", pivoting=True)
-        diag = np.abs(np.diag(R))
-        rank = int(np.sum(diag > tol * diag[0]))
-        if rank < H.shape[1]:
-            dropped = [names[k] for k in piv[rank:]]
+        Hs = H / scale
+        gram = Hs.T @ Hs
+        w, V = np.linalg.eigh(gram)
+        if w[0] <= tol * w[-1]:
+            involved = [names[k] for k in np.argsort(-np.abs(V[:, 0]))[:3]]
             raise SingularSystemError(
-                "the instrument matrix H is singular (H'H not invertible): column(s) "
-                f"{', '.join(dropped)} are linear combinations of the other instruments; "
-                "remove them or the variables they duplicate")
-        return cls(Q=Q, names=names)
+                "the instrument matrix H is singular (H'H not invertible): columns "
+                f"{', '.join(involved)} are (nearly) linear combinations of each other; "
+                "remove one of them or the variable it duplicates")
+        Q = Hs
+        for _ in range(2):
+            try:
+                R = np.linalg.cholesky(gram).T
+            except np.linalg.LinAlgError:
+                raise SingularSystemError("the instrument matrix H is numerically singular "
+                                          "(H'H not positive definite)") from None
+            # Q R⁻¹ through the small L × L inverse: one GEMM (a multi-threaded n-column trsm
+            # is orders of magnitude slower on a busy machine)
+            Q = Q @ np.linalg.inv(R)
+            gram = Q.T @ Q
+        return cls(Q=np.ascontiguousarray(Q), names=names)
 
     @property
     def rank(self) -> int:
@@ -142,16 +161,16 @@ def system_2sls_cov(fits: Sequence[TwoSLSFit], Sigma: np.ndarray) -> np.ndarray:
 
 
 def sigma_inverse(Sigma: np.ndarray, equations: Sequence[str]) -> np.ndarray:
-    """Σ̂⁻¹ via Cholesky; a non-positive-definite Σ̂ raises in plain words."""
+    """Σ̂⁻¹ (G × G) after a Cholesky check; a non-positive-definite Σ̂ raises in plain words."""
     try:
-        c = la.cho_factor(Sigma)
-    except la.LinAlgError:
+        np.linalg.cholesky(Sigma)
+    except np.linalg.LinAlgError:
         eig = np.linalg.eigvalsh(Sigma)
         raise SingularSystemError(
             "the estimated cross-equation error covariance is not positive definite "
             f"(smallest eigenvalue {eig[0]:.3g}); equations {', '.join(equations)} have "
             "perfectly correlated or zero residuals, so 3SLS cannot weight them") from None
-    return la.cho_solve(c, np.eye(Sigma.shape[0]))
+    return np.linalg.inv(Sigma)
 
 
 def three_sls(As: Sequence[np.ndarray], bs: Sequence[np.ndarray], Sigma: np.ndarray,
