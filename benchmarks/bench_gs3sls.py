@@ -63,9 +63,12 @@ def main() -> None:
     rows = []
 
     sim, spec, W = system_case(241, 5)
-    t_fit, _ = timed(lambda: estimate(build_system(spec, sim.data, weights=W), "gs3sls"),
-                     args.repeats)
-    rows.append(("GS3SLS 2 eq, n=241, 5-NN (build+fit, median)", f"{t_fit:.4f} s", "< 0.1 s"))
+    t_both, _ = timed(lambda: estimate(build_system(spec, sim.data, weights=W), "gs3sls"),
+                      args.repeats)
+    small = build_system(spec, sim.data, weights=W)
+    t_fit, _ = timed(lambda: estimate(small, "gs3sls"), args.repeats)
+    rows.append(("GS3SLS 2 eq, n=241, 5-NN (build+fit, median)", f"{t_both:.4f} s", "< 0.1 s"))
+    rows.append(("  of which estimate() alone (median)", f"{t_fit:.4f} s", ""))
 
     t0 = time.perf_counter()
     sim, spec, W = system_case(args.big_n, 6)
@@ -73,12 +76,14 @@ def main() -> None:
     tracemalloc.start()
     t0 = time.perf_counter()
     system = build_system(spec, sim.data, weights=W)
+    t_build = time.perf_counter() - t0
     res = estimate(system, "gs3sls")
     t_big = time.perf_counter() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
     rows.append((f"GS3SLS 2 eq, n={args.big_n:,}, 6-NN (build+fit)", f"{t_big:.2f} s", "< 30 s"))
+    rows.append(("  of which build_system()", f"{t_build:.2f} s", ""))
     rows.append(("  peak traced memory of build+fit", f"{peak / 1024**3:.3f} GB", "< 4 GB"))
     rows.append(("  process peak RSS (incl. simulation)", f"{rss:.3f} GB", "< 4 GB"))
     rows.append(("  (simulating the data, not timed above)", f"{t_sim:.2f} s", ""))

@@ -140,6 +140,7 @@ def test_gs2sls_matches_spreg_gm_combo(lag_data):
     close(ours.params[order], ref.betas[:-1].ravel())
     close(ours.std_errors[order], np.sqrt(np.diag(ref.vm)))  # spreg's vm excludes λ
     close(ours.sigma.iloc[0, 0], ref.sig2)
+    close(ours.rsquared["y"], ref.pr2, rtol=1e-6)  # squared corr(y, Zδ̂), spreg's pr2
 
 
 def test_gm_moments_match_spreg_and_minimiser_is_global():
@@ -222,7 +223,7 @@ def _dense_gs3sls(data: pd.DataFrame, Wd: np.ndarray, eqs, spatial_error, method
     Om = np.kron(np.linalg.inv(Sigma), np.eye(n))
     V = np.linalg.inv(Zhat.T @ Om @ Zhat)
     delta = V @ Zhat.T @ Om @ np.concatenate(ys)
-    return delta, np.sqrt(np.diag(V)), rhos, Sigma
+    return delta, np.sqrt(np.diag(V)), rhos, Sigma, np.concatenate(deltas)
 
 
 @pytest.mark.parametrize("errors", ["none", "ER"])
@@ -235,14 +236,15 @@ def test_gs3sls_matches_dense_transcription(errors):
     system = build_system(spec, sim.data, weights=sim.W)
     ours = estimate(system, "gs3sls")
     eqs = [(eq.dependent, eq.terms) for eq in spec.equations]
-    delta, se, rhos, Sigma = _dense_gs3sls(sim.data, sim.W.toarray(), eqs,
-                                           [eq.spatial_error for eq in spec.equations])
+    delta, se, rhos, Sigma, gs2 = _dense_gs3sls(sim.data, sim.W.toarray(), eqs,
+                                                [eq.spatial_error for eq in spec.equations])
     close(ours.params.to_numpy(), delta)
     close(ours.std_errors.to_numpy(), se)
     close(ours.sigma.to_numpy(), Sigma)
     if errors == "ER":
         assert abs(ours.rho["ER"] - rhos[0]) < 1e-8
         assert ours.rho["PSS"] is None
+    close(estimate(system, "gs2sls").params.to_numpy(), gs2)
     # fitted values use the untransformed equation
     Z0 = system.Z(0)
     close(ours.resid["ER"].to_numpy(), sim.data["ER"].to_numpy() - Z0 @ ours.params["ER"].to_numpy(),
@@ -282,6 +284,17 @@ def test_unidentified_equation_and_bad_sigma_are_clear_errors():
                   [("p", "q")] * 2)
     with pytest.raises(SingularSystemError, match="singular"):
         Projector.from_instruments(np.column_stack([H, H[:, 1] - H[:, 2]]), list("Iabcd"))
+
+
+def test_rho_at_bound_warns_in_plain_words():
+    from models.frequentist.gm import estimate_rho
+
+    W = lattice_weights(12).matrix
+    u = sp.linalg.spsolve(sp.csc_matrix(sp.identity(144) - 0.999 * W),
+                          np.random.default_rng(0).standard_normal(144))
+    with pytest.warns(UserWarning, match="at the bound"):
+        est = estimate_rho(u, W, "y")
+    assert est.at_bound and est.rho == pytest.approx(0.99)
 
 
 def test_unknown_method(nonspatial):
