@@ -37,7 +37,8 @@ COEF_COLUMNS = ("equation", "term", "estimate", "std_error", "statistic", "p_val
 POSTERIOR_COLUMNS = ("equation", "term", "mean", "sd", "hdi_low", "hdi_high", "r_hat", "ess_bulk")
 STAR_LEVELS = ((0.01, "***"), (0.05, "**"), (0.10, "*"))
 DAGGER = "†"
-FREQUENTIST_NOTE = "t statistics in parentheses; *** p < 0.01, ** p < 0.05, * p < 0.10."
+FREQUENTIST_NOTE = ("test statistics (estimate / std. error) in parentheses; "
+                    "*** p < 0.01, ** p < 0.05, * p < 0.10.")
 POSTERIOR_NOTE = ("posterior mean, posterior sd in parentheses; † the highest-density interval "
                   "excludes 0.")
 

@@ -1,0 +1,118 @@
+"""scripts/fit_gs3sls.py end to end: contract-2 output, tables, and bad input writing nothing."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_prep.simulate import lattice_weights, simulate_system
+from data_prep.weights import write_gal
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "fit_gs3sls.py"
+FORMULAS = ["ER ~ W(ER) + W(PSS) + PSS + x1 + x2 + z1",
+            "PSS ~ W(PSS) + W(ER) + ER + x1 + x2 + z2"]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fit")
+    w = lattice_weights(8)
+    sim = simulate_system(w, seed=11)
+    sim.data.to_csv(folder / "d.csv", index=False)
+    write_gal(w, folder / "w.gal")
+    return folder, sim, w
+
+
+def _argv(folder, *extra, equations=FORMULAS):
+    argv = []
+    for f in equations:
+        argv += ["--equation", f]
+    return argv + ["--data", str(folder / "d.csv"), "--weights", str(folder / "w.gal"), *extra]
+
+
+def _script_module():
+    spec = importlib.util.spec_from_file_location("fit_gs3sls_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_end_to_end_subprocess_matches_library(inputs):
+    folder, sim, w = inputs
+    out = folder / "run1" / "coef.csv"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), *_argv(folder, "--method", "gs3sls", "--spatial-errors",
+                                             "ER", "--out", str(out), "--table",
+                                             str(folder / "run1" / "tab"))],
+        capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote {out}" in proc.stdout and "GS3SLS" in proc.stdout
+    coef = pd.read_csv(out)
+    assert list(coef.columns) == ["equation", "term", "estimate", "std_error", "statistic",
+                                  "p_value"]
+    from models.frequentist import estimate
+    from models.spec import build_system, parse_system
+
+    ref = estimate(build_system(parse_system(FORMULAS, spatial_errors="ER"), sim.data, w),
+                   "gs3sls").to_frame()
+    np.testing.assert_allclose(coef["estimate"], ref["estimate"], rtol=1e-9)
+    assert coef["term"].tolist()[:3] == ["W(ER)", "W(PSS)", "PSS"]
+    md = (folder / "run1" / "tab.md").read_text()
+    assert md.startswith("| term | ER | PSS |")
+    table = pd.read_csv(folder / "run1" / "tab.csv", keep_default_na=False)
+    assert table["term"].tolist()[-2:] == ["Observations", "R²"]
+    assert table.loc[table["term"] == "Observations", "ER"].item() == "64"
+    assert (folder / "run1" / "tab.tex").exists()
+
+
+def test_help():
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0 and "--spatial-errors" in proc.stdout
+
+
+def test_bad_input_subprocess_writes_nothing(inputs):
+    folder, _, _ = inputs
+    out = folder / "bad" / "coef.csv"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT),
+         *_argv(folder, "--out", str(out), "--table", str(folder / "bad" / "tab"),
+                equations=["ER ~ PSS + x1 + nope", "PSS ~ ER + x1 + z2"])],
+        capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("error: equation ER: unknown variable nope "
+                                   "(not a column of the data)")
+    assert not (folder / "bad").exists()
+
+
+@pytest.mark.parametrize("equations, extra, message", [
+    (["ER ~ PSS + x1 + x2", "PSS ~ ER + x1 + x2"], ["--method", "3sls", "--weights", ""],
+     "error: equation ER: 1 endogenous regressor (PSS) but only 0 excluded instruments"),
+    (FORMULAS, ["--weights", "missing.gal"], "error: "),
+    (FORMULAS, ["--spatial-errors", "GDP"], "error: spatial errors requested for GDP"),
+    (["ER ~ PSS + x1 + x2", "PSS ~ ER + x1 + x2"], ["--instruments", "zz"],
+     "error: instrument zz: unknown variable"),
+])
+def test_bad_inputs_write_nothing(inputs, tmp_path, capsys, equations, extra, message):
+    folder, _, _ = inputs
+    argv = _argv(folder, "--out", str(tmp_path / "coef.csv"), "--table", str(tmp_path / "t"),
+                 equations=equations)
+    # later options override the defaults above; an empty --weights means none
+    for k in range(0, len(extra), 2):
+        if extra[k] in argv:
+            i = argv.index(extra[k])
+            argv[i + 1] = extra[k + 1]
+        else:
+            argv += extra[k:k + 2]
+    if "" in argv:
+        i = argv.index("")
+        del argv[i - 1:i + 1]
+    assert _script_module().main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
