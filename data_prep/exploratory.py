@@ -56,7 +56,11 @@ def _moran(y: np.ndarray, M: sp.csr_matrix, transform: str, permutations: int, s
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # libpysal's island notes; islands are reported upstream
-        w = LibW.from_sparse(sp.csr_matrix(M))
+        M = sp.csr_matrix(M)
+        # explicit ids keep cities without neighbours (W.from_sparse would drop a trailing one)
+        neighbours = {r: M.indices[M.indptr[r]:M.indptr[r + 1]].tolist() for r in range(M.shape[0])}
+        values = {r: M.data[M.indptr[r]:M.indptr[r + 1]].tolist() for r in range(M.shape[0])}
+        w = LibW(neighbours, values, id_order=list(range(M.shape[0])), silence_warnings=True)
         state = np.random.get_state()
         try:
             np.random.seed(seed)

@@ -108,3 +108,23 @@ def test_scatter_writes_a_png_and_returns_moran_i(tmp_path):
                                                 w.matrix.toarray()), rel=1e-10)
     assert moran_scatter(ds, "ER", tmp_path / "er.png") > 0.5  # period mean over defined years
     assert sorted(p.name for p in tmp_path.iterdir()) == ["er.png", "moran_smooth.png"]
+
+
+def test_kept_islands_enter_with_a_zero_row():
+    import warnings
+
+    import scipy.sparse as sp
+
+    from data_prep.weights import SpatialWeights
+
+    base = lattice_weights(4, "rook").matrix
+    W = sp.block_diag([base, sp.csr_matrix((1, 1))], format="csr")  # city 16 is an island
+    w = SpatialWeights(W, tuple(f"c{i}" for i in range(17)), "R", True, "t", "keep", ("c16",), 2)
+    y = np.random.default_rng(0).random((17, 2))
+    ds = xr.Dataset({"v": (("city", "year"), y)}, coords={"city": list(w.cities), "year": [1, 2]})
+    ds = weights_to_dataset(ds, w)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # esda's note on the island
+        table = morans_i(ds, ["v"], permutations=19)
+    # S0 = 16: the island's row is empty
+    assert table.I.iloc[0] == pytest.approx(closed_form_I(y[:, 0], W.toarray()), rel=1e-10)
