@@ -42,7 +42,8 @@ def nonspatial_truth() -> SystemTruth:
 def nonspatial():
     sim = simulate_system(lattice_weights(9), nonspatial_truth(), seed=3)
     data = sim.data.copy()
-    data["q1"] = data["z1"] + np.random.default_rng(5).standard_normal(len(data))  # extra instrument
+    noise = np.random.default_rng(5).standard_normal(len(data))
+    data["q1"] = data["z1"] + noise  # an extra excluded instrument
     return sim, data
 
 
@@ -162,9 +163,9 @@ def test_gm_moments_match_spreg_and_minimiser_is_global():
         assert est.objective <= float(((g - G @ [lam, lam**2, s2]) ** 2).sum()) + 1e-15
         # brute-force grid with profiled σ² ≥ 0: nothing beats the exact minimiser
         grid = np.linspace(-0.99, 0.99, 20001)
-        s2 = np.maximum(0, (G[:, 2] @ (g[:, None] - np.outer(G[:, 0], grid) - np.outer(G[:, 1], grid**2)))
-                        / (G[:, 2] @ G[:, 2]))
-        r = g[:, None] - np.outer(G[:, 0], grid) - np.outer(G[:, 1], grid**2) - np.outer(G[:, 2], s2)
+        free = g[:, None] - np.outer(G[:, 0], grid) - np.outer(G[:, 1], grid**2)
+        s2 = np.maximum(0, (G[:, 2] @ free) / (G[:, 2] @ G[:, 2]))
+        r = free - np.outer(G[:, 2], s2)
         assert est.objective <= (r**2).sum(axis=0).min() + 1e-15
 
 
@@ -247,8 +248,8 @@ def test_gs3sls_matches_dense_transcription(errors):
     close(estimate(system, "gs2sls").params.to_numpy(), gs2)
     # fitted values use the untransformed equation
     Z0 = system.Z(0)
-    close(ours.resid["ER"].to_numpy(), sim.data["ER"].to_numpy() - Z0 @ ours.params["ER"].to_numpy(),
-          rtol=1e-9)
+    fitted = Z0 @ ours.params["ER"].to_numpy()
+    close(ours.resid["ER"].to_numpy(), sim.data["ER"].to_numpy() - fitted, rtol=1e-9)
 
 
 # ---------------------------------------------------------------- errors in plain words

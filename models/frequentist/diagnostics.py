@@ -9,7 +9,8 @@ excluded instruments), with P_H, P_X the projections (via QR bases, never n × n
   the F test of the excluded instruments in the OLS regression of y on H; partial R² =
   (SSR_r − SSR_u)/SSR_r.
 * Cragg–Donald minimum-eigenvalue statistic (Cragg & Donald 1993; Stock & Yogo 2005, eq. 3.4):
-      CD = λ_min( Σ̂_VV^{-1/2} Y_e'(P_H − P_X)Y_e Σ̂_VV^{-1/2} ) / q,  Σ̂_VV = Y_e'(I − P_H)Y_e/(n − L);
+      CD = λ_min( Σ̂_VV^{-1/2} Y_e'(P_H − P_X)Y_e Σ̂_VV^{-1/2} ) / q,
+      Σ̂_VV = Y_e'(I − P_H)Y_e/(n − L);
   with one endogenous regressor it equals that regressor's partial F.
 * Sanderson–Windmeijer (2016) conditional F of regressor k: ε̂ = residual of the 2SLS regression
   of y_k on the other endogenous regressors and X_j with instruments H;
@@ -30,6 +31,8 @@ from scipy import stats
 from models.frequentist.iv import Projector
 
 WEAK_F = 10.0
+COLUMNS = ("equation", "regressor", "partial_F", "df_num", "df_den", "p_value", "partial_r2",
+           "sw_F", "cragg_donald")
 
 
 def _basis(X: np.ndarray) -> np.ndarray:
@@ -56,8 +59,7 @@ def first_stage(equation: str, terms: Sequence[str], Z: np.ndarray, n_endog: int
     Columns: equation, regressor, partial_F, df_num, df_den, p_value, partial_r2, sw_F,
     cragg_donald (the equation's CD, repeated on each row).
     """
-    cols = ["equation", "regressor", "partial_F", "df_num", "df_den", "p_value", "partial_r2",
-            "sw_F", "cragg_donald"]
+    cols = list(COLUMNS)
     if n_endog == 0:
         return pd.DataFrame(columns=cols)
     n = Z.shape[0]

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from data_prep.errors import InputError
-from models.frequentist.diagnostics import (first_stage, lag_only_identification,
+from models.frequentist.diagnostics import (COLUMNS, first_stage, lag_only_identification,
                                             weak_identification_warnings)
 from models.frequentist.gm import DEFAULT_BOUNDS, estimate_rho
 from models.frequentist.iv import (Projector, residual_covariance, system_2sls_cov, three_sls,
@@ -57,12 +57,24 @@ def _identification_notes(system, hnames: tuple[str, ...]) -> list[str]:
     return notes
 
 
+def _bounds_note(W, bounds: tuple[float, float]) -> list[str]:
+    """The default ρ range (−0.99, 0.99) presumes a row-standardised W (eigenvalues in [−1, 1])."""
+    sums = np.asarray(W.sum(axis=1)).ravel()
+    sums = sums[sums != 0]  # islands have empty rows
+    if bounds == DEFAULT_BOUNDS and sums.size and not np.allclose(sums, 1.0):
+        return ["W is not row-standardised, so the default search range (-0.99, 0.99) for the "
+                "spatial-error rho may not match its stable range; pass rho_bounds = "
+                "(1/lambda_min, 1/lambda_max) of W"]
+    return []
+
+
 def estimate(system, method: str = "gs3sls", *,
              rho_bounds: tuple[float, float] = DEFAULT_BOUNDS) -> SystemResults:
     """Estimate the system by ``method`` in {"2sls", "3sls", "gs2sls", "gs3sls"}.
 
-    ``system`` is a :class:`models.spec.SystemData`. Raises ``InputError`` (or its subclass
-    ``SingularSystemError``) in plain words for an unknown method, W terms without weights,
+    ``system`` is a :class:`models.spec.SystemData`. ``rho_bounds`` is the search range of the
+    GM spatial-error ρ (default (−0.99, 0.99), as spreg, for a row-standardised W).
+    Raises ``InputError`` (or its subclass ``SingularSystemError``) in plain words for an unknown method, W terms without weights,
     collinear instruments, an unidentified equation or a non-positive-definite Σ̂.
     """
     method = str(method).lower()
@@ -90,7 +102,8 @@ def estimate(system, method: str = "gs3sls", *,
 
     rho: dict[str, float | None] = {eq: None for eq in equations}
     want_rho = [eq.dependent for eq in spec.equations if eq.spatial_error]
-    if method.startswith("gs"):
+    if method.startswith("gs") and want_rho:
+        messages += _bounds_note(W, rho_bounds)
         for j, eq in enumerate(spec.equations):
             if not eq.spatial_error:
                 continue
@@ -125,9 +138,8 @@ def estimate(system, method: str = "gs3sls", *,
     tables = [first_stage(eq.dependent, terms[j], Zs[j], _n_endogenous(eq), proj)
               for j, eq in enumerate(spec.equations)]
     tables = [t for t in tables if not t.empty]
-    fs = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
-        columns=["equation", "regressor", "partial_F", "df_num", "df_den", "p_value",
-                 "partial_r2", "sw_F", "cragg_donald"])
+    fs = (pd.concat(tables, ignore_index=True) if tables
+          else pd.DataFrame(columns=list(COLUMNS)))
     messages += weak_identification_warnings(fs) + _identification_notes(system, hnames)
 
     index = pd.MultiIndex.from_tuples(

@@ -11,7 +11,7 @@ coordinates A_j = Q'Z_j (L × p_j) and b_j = Q'y_j (L):
           Var(δ̂) = [Ẑ'(Σ̂⁻¹⊗I)Ẑ]⁻¹  (never a Gn × Gn matrix).
 
 Covariance of the equation-by-equation 2SLS estimator under errors correlated across equations
-(homoskedastic within): Cov(δ̂_i, δ̂_j) = σ_ij (A_i'A_i)⁻¹ A_i'A_j (A_j'A_j)⁻¹, with σ̂_ij = ê_i'ê_j/n —
+(homoskedastic within): Cov(δ̂_i, δ̂_j) = σ_ij (A_i'A_i)⁻¹ A_i'A_j (A_j'A_j)⁻¹, σ̂_ij = ê_i'ê_j/n —
 the unadjusted system-OLS covariance of ``linearmodels.IV3SLS.fit(method="ols")``.
 """
 
@@ -45,8 +45,8 @@ class Projector:
         """Orthonormalise H; raise :class:`SingularSystemError` naming collinear instruments.
 
         CholeskyQR2 (Fukaya et al. 2014): R₁ = chol(H'H), Q₁ = H R₁⁻¹, then once more on Q₁.
-        Two Gram products and two small triangular inverses — level-3 BLAS only, several times faster
-        than Householder QR for tall thin H and orthogonal to machine precision for
+        Two Gram products and two small triangular inverses — level-3 BLAS only, several times
+        faster than Householder QR for tall thin H and orthogonal to machine precision for
         cond(H) ≲ 1e7 (columns are scaled to unit norm first; rank is judged on that Gram
         matrix: λ_min/λ_max ≤ ``tol`` means H'H is numerically singular, i.e. a singular-value
         ratio of H below ≈ 3e-7).

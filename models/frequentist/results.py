@@ -5,7 +5,8 @@ Inference conventions (documented choices):
   the estimators are justified asymptotically (Kelejian & Prucha 2004), and spreg reports the same
   z-statistics for its spatial 2SLS estimators.
 * R² per equation = squared correlation between y_j and the fitted values Z_jδ̂_j (observed
-  endogenous regressors and spatial lags) — spreg's ``pr2``; it lies in [0, 1] even though 1 − SSR/SST
+  endogenous regressors and spatial lags) — spreg's ``pr2``; it lies in [0, 1] even though
+  1 − SSR/SST
   can be negative for IV estimators.
 """
 
