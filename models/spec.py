@@ -571,30 +571,37 @@ def check_identification(system: SystemData, spatial: bool = True) -> None:
 
 
 def identification_note(system: SystemData | SystemSpec) -> str | None:
-    """Plain-words note when an equation is identified only through spatial lags of X.
+    """Plain-words note when an equation leans on spatial lags of X for identification.
 
-    For each equation with endogenous regressors, if every exogenous variable of the system
-    also appears in that equation and there are no extra instruments, its only excluded
-    instruments are W X and W² X: identification then rests on the spatial structure alone
-    (METHOD.md §2, identification warning). Returns None when no equation is in that case.
+    An equation's excluded instruments that are not spatial lags are the system's exogenous
+    variables it leaves out plus the extra instruments. If it has none while having endogenous
+    regressors, every excluded instrument is a spatial lag (W x, W² x): identification rests on
+    the spatial structure alone (METHOD.md §2, identification warning: identical X sets made the
+    seed-like system multi-modal). If it has fewer than its contemporaneous endogenous
+    regressors, some of those are identified only through the spatial lags. Returns None when no
+    equation is in either case; one line per equation otherwise.
     """
     spec = system.spec if isinstance(system, SystemData) else system
     union = _unique(nm for eq in spec.equations for nm in eq.exogenous)
     lines = []
     for eq in spec.equations:
-        endo = eq.endogenous_terms
-        if not endo:
-            continue
-        excluded_plain = [nm for nm in union if nm not in eq.exogenous
-                          and not nm.startswith("W(")]
-        if excluded_plain or spec.instruments:
-            continue
-        lines.append(
-            f"equation {eq.dependent}: every excluded instrument is a spatial lag (W x, W² x) of "
-            f"an exogenous variable, so its {len(endo)} endogenous regressors "
-            f"({', '.join(endo)}) are identified only through the spatial structure; estimates "
-            f"may be weak or unstable. An exogenous variable left out of this equation, or "
-            f"--instruments, would strengthen identification.")
+        endo = eq.endogenous + tuple(f"W({v})" for v in eq.spatial_lags)
+        plain = len(spec.instruments) + sum(
+            1 for nm in union if nm not in eq.exogenous and not _POWER.match(nm))
+        hint = ("An exogenous variable left out of this equation, or --instruments, would "
+                "strengthen identification.")
+        if endo and plain == 0:
+            lines.append(
+                f"equation {eq.dependent}: every excluded instrument is a spatial lag (W x, W² x) "
+                f"of an exogenous variable, so its endogenous regressor{'s' * (len(endo) > 1)} "
+                f"({', '.join(endo)}) {'are' if len(endo) > 1 else 'is'} identified only through "
+                f"the spatial structure; estimates may be weak or unstable. {hint}")
+        elif plain < len(eq.endogenous):
+            lines.append(
+                f"equation {eq.dependent}: only {plain} excluded instrument"
+                f"{'s' * (plain > 1)} besides spatial lags for {len(eq.endogenous)} endogenous "
+                f"regressors ({', '.join(eq.endogenous)}), so part of the identification rests "
+                f"on the spatial structure alone; estimates may be weak or unstable. {hint}")
     return "\n".join(lines) or None
 
 

@@ -145,14 +145,24 @@ def test_exactly_collinear_columns_are_dropped_keeping_the_first(sim, lattice):
 
 
 def test_identification_note_when_only_spatial_lags_identify(sim, lattice):
-    same = parse_system(["ER ~ W(ER) + PSS + x1 + x2", "PSS ~ W(PSS) + ER + x1 + x2"])
-    system = build_system(same, sim.data, lattice)
-    note = identification_note(system)
-    assert "equation ER" in note and "equation PSS" in note and "spatial" in note
-    assert identification_note(parse_system(sim.formulas)) is None
-    with_q = parse_system(same_formulas := [eq.formula for eq in same.equations],
-                          instruments="z1")
-    assert identification_note(with_q) is None and same_formulas
+    same = ["ER ~ W(ER) + PSS + x1 + x2", "PSS ~ W(PSS) + ER + x1 + x2"]
+    note = identification_note(build_system(parse_system(same), sim.data, lattice))
+    lines = note.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("equation ER: every excluded instrument is a spatial lag")
+    assert "(PSS, W(ER)) are identified only through the spatial structure" in lines[0]
+    assert lines[1].startswith("equation PSS:")
+    assert identification_note(parse_system(sim.formulas)) is None      # z1, z2 excluded
+    assert identification_note(parse_system(same, instruments="z1")) is None
+    # Durbin terms are spatial lags too: excluding W(x2) from one equation does not help
+    durbin = ["ER ~ PSS + x1 + W(x2)", "PSS ~ ER + x1"]
+    assert "equation PSS: every excluded" in identification_note(parse_system(durbin))
+    # three equations, two endogenous regressors and a single excluded variable
+    three = ["a ~ b + c + x1", "b ~ a + x1 + x2", "c ~ a + x1 + x2"]
+    partial = identification_note(parse_system(three))
+    assert partial.startswith("equation a: only 1 excluded instrument besides spatial lags "
+                              "for 2 endogenous regressors (b, c)")
+    assert "equation b: every" in partial
 
 
 @pytest.mark.parametrize("formulas, data_change, weights, message", [
