@@ -126,3 +126,14 @@ def test_demo_through_the_dataset_builder_has_significant_moran_of_er(demo):
     table = morans_i(ds, ["ER"], permutations=199, seed=0)
     row = table[table.year == "mean"].iloc[0]
     assert row.I > 0.1 and row.p_value < 0.05
+
+
+def test_demo_weights_have_a_real_spectrum_that_matches_w(demo):
+    from data_prep.spectrum import check_spectrum, eigenvalues
+
+    w = demo.weights()
+    eigs = eigenvalues(w)
+    assert eigs.dtype == float and eigs.max() == pytest.approx(1.0) and eigs.min() >= -1 - 1e-12
+    check_spectrum(eigs, w.matrix)
+    np.testing.assert_allclose(np.sort(eigs), np.sort(np.linalg.eigvals(w.matrix.toarray()).real),
+                               atol=1e-9)
