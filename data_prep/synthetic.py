@@ -116,7 +116,7 @@ def _country(rng: np.random.Generator):
     radius = 1.0 + 0.10 * np.sin(2 * theta + phases[0]) + 0.07 * np.sin(3 * theta + phases[1]) \
         + 0.04 * np.sin(5 * theta + phases[2]) + 0.02 * np.sin(9 * theta + phases[3])
     x, y = 1200 * radius * np.cos(theta), 950 * radius * np.sin(theta)
-    coast = (theta < np.radians(75)) | (theta > np.radians(260))  # east and south-east
+    coast = (theta < np.radians(75)) | (theta > np.radians(260))  # north-east to south
     return Polygon(np.column_stack([x, y])), np.column_stack([x, y]), coast
 
 
@@ -164,8 +164,8 @@ def _demo_map(rng: np.random.Generator):
     cells = shapely.voronoi_polygons(MultiPoint(pts), extend_to=country.buffer(500),
                                      ordered=True)
     polys = [shapely.set_precision(c.intersection(country), 0.001) for c in cells.geoms]
-    coastal = [bool(p.intersection(coastline.buffer(0.01)).length > 1.0) or
-               p.boundary.intersection(coastline.buffer(0.5)).length > 1.0 for p in polys]
+    # coastal: the cell's boundary runs along the coast for more than 1 km
+    coastal = [bool(p.boundary.intersection(coastline.buffer(0.5)).length > 1.0) for p in polys]
     # three small offshore islands beyond the coast, far from one another
     islands = []
     for angle in np.radians([20.0, -15.0, -45.0])[:N_ISLANDS]:
