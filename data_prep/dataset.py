@@ -1,0 +1,248 @@
+"""Assemble, save and load the study Dataset (DESIGN.md "Data model").
+
+:func:`build_dataset` turns validated tables into one :class:`xarray.Dataset`: employment, the
+indices ER / ER_flag / PSS / PSD and their coupling-coordination degrees, covariates, city
+attributes, the spatial weights (COO on ``link``) and the spectrum of W, with provenance in attrs
+(``synthetic``, ``source_files``, ``choices`` as JSON). :func:`cross_section` gives the one-row-
+per-city table the models use. Files are NetCDF-4 through h5netcdf (string coordinates
+round-trip), written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from data_prep import indices
+from data_prep.errors import InputError
+from data_prep.readers import (name_list, read_city_attributes, read_covariates,
+                               read_employment)
+
+PSS_METHODS = ("max_lq", "krugman", "lq:<industry>")
+PSD_METHODS = ("shannon", "gini", "relative_diversity")
+ENGINE = "h5netcdf"
+
+
+def _pss(employment: xr.DataArray, method: str) -> xr.DataArray:
+    if method == "max_lq":
+        return indices.relative_specialisation(employment)
+    if method == "krugman":
+        return indices.krugman_index(employment)
+    if method.startswith("lq:"):
+        return indices.location_quotient(employment, method[3:])
+    raise InputError(f"pss_method must be one of {', '.join(PSS_METHODS)}, not {method!r}")
+
+
+def _psd(employment: xr.DataArray, method: str) -> xr.DataArray:
+    functions = {"shannon": indices.shannon_diversity, "gini": indices.gini_diversity,
+                 "relative_diversity": indices.relative_diversity}
+    if method not in functions:
+        raise InputError(f"psd_method must be one of {', '.join(PSD_METHODS)}, not {method!r}")
+    return functions[method](employment)
+
+
+def _employment(employment, fill_policy: str) -> xr.DataArray:
+    if isinstance(employment, xr.DataArray):
+        if fill_policy != "refuse":
+            raise InputError("fill_policy applies to a long employment table, not a DataArray")
+        return employment.transpose(*indices.DIMS).astype(np.float64).rename("employment")
+    return read_employment(employment, fill_policy=fill_policy)
+
+
+def _load_weights(weights, cities: Sequence[str], island_policy: str, attributes):
+    """A SpatialWeights from a SpatialWeights or a weights file path (not yet aligned)."""
+    if weights is None or hasattr(weights, "matrix"):
+        return weights
+    from data_prep.weights import POLYGON_SUFFIXES, weights_from_file
+
+    kwargs = {"island_policy": island_policy}
+    suffix = Path(str(weights)).suffix.lower()
+    if suffix not in POLYGON_SUFFIXES and attributes is not None and \
+            {"x", "y"} <= set(attributes.data_vars):
+        kwargs["coordinates"] = pd.DataFrame({"city": attributes.city.values,
+                                              "x": attributes["x"].values,
+                                              "y": attributes["y"].values})
+    return weights_from_file(weights, **kwargs)
+
+
+def check_weight_cities(weights, cities: Sequence[str]) -> None:
+    """InputError (one line) unless the weights cover exactly the data's cities."""
+    in_w, in_d = set(weights.cities), set(str(c) for c in cities)
+    extra = sorted(in_w - in_d)
+    absent = sorted(in_d - in_w)
+    if extra or absent:
+        parts = []
+        if extra:
+            parts.append(f"in the weights but not in the employment table: {name_list(extra)}")
+        if absent:
+            parts.append(f"in the employment table but not in the weights: {name_list(absent)}")
+        raise InputError(f"weights ({weights.source}): cities {'; cities '.join(parts)}")
+
+
+def build_dataset(employment, *, weights=None, covariates=None, cities=None,
+                  synthetic: bool = False, source_files: Sequence[str] = (),
+                  er_threshold: float = indices.ER_THRESHOLD,
+                  winsorize: float | tuple[float, float] | None = None,
+                  pss_method: str = "max_lq", psd_method: str = "shannon",
+                  fill_policy: str = "refuse", keep_flagged: bool = False,
+                  coupling: bool = True, spectrum: bool = True,
+                  island_policy: str = "refuse") -> xr.Dataset:
+    """The study Dataset from an employment table and optional weights, covariates, attributes.
+
+    ``employment``: long table (path or DataFrame: city, year, industry, employment) or an
+    ``employment(city, year, industry)`` DataArray. ``weights``: a
+    :class:`data_prep.weights.SpatialWeights` or a weights file (``island_policy`` applies to a
+    file); its cities must be exactly the employment table's. ``covariates`` / ``cities``: paths
+    or DataFrames (see :mod:`data_prep.readers`).
+
+    Indices: ER and ER_flag by :func:`indices.sensitivity_index` (``er_threshold``,
+    ``keep_flagged``, ``winsorize``); PSS by ``pss_method`` ("max_lq" relative specialisation,
+    "krugman", or "lq:<industry>"); PSD by ``psd_method`` ("shannon", "gini",
+    "relative_diversity"); ``winsorize`` (p or (lower, upper)) also clips PSS and PSD. With
+    ``coupling``, ``Interact_PSS`` and ``Interact_PSD`` (coupling-coordination degree with ER).
+    With weights and ``spectrum``, the eigenvalues of W (skipped with a warning above the dense
+    limit).
+    """
+    E = _employment(employment, fill_policy)
+    city_names = [str(c) for c in E.city.values]
+    attributes = None if cities is None else read_city_attributes(cities, city_names)
+    covs = None if covariates is None else read_covariates(covariates, city_names,
+                                                          E.year.values)
+    W = _load_weights(weights, city_names, island_policy, attributes)
+    if W is not None:
+        check_weight_cities(W, city_names)
+
+    er = indices.sensitivity_index(E, threshold=er_threshold, winsorize=winsorize,
+                                   keep_flagged=keep_flagged)
+    pss, psd = _pss(E, pss_method), _psd(E, psd_method)
+    if winsorize is not None:
+        lower, upper = indices._winsor_levels(winsorize)
+        pss = indices.winsorize(pss, lower, upper)
+        psd = indices.winsorize(psd, lower, upper)
+    ds = xr.Dataset({"employment": E, "ER": er["ER"], "ER_flag": er["ER_flag"],
+                     "PSS": pss.rename("PSS"), "PSD": psd.rename("PSD")})
+    if coupling:
+        for name in ("PSS", "PSD"):
+            ds[f"Interact_{name}"] = indices.coupling_coordination(ds[name], ds["ER"])
+    if covs is not None:
+        clash = sorted(set(covs.data_vars) & set(ds.data_vars))
+        if clash:
+            raise InputError(f"covariates: column(s) {', '.join(clash)} clash with the indices")
+        ds = ds.merge(covs)
+    if attributes is not None:
+        clash = sorted(set(attributes.data_vars) & set(ds.data_vars))
+        if clash:
+            raise InputError(f"city attributes: column(s) {', '.join(clash)} clash with other "
+                             f"variables")
+        ds = ds.merge(attributes)
+
+    spectrum_method = None
+    if W is not None:
+        from data_prep.spectrum import MAX_DENSE_N, eigenvalues, spectrum_to_dataset
+        from data_prep.weights import weights_to_dataset
+
+        ds = weights_to_dataset(ds, W)
+        if spectrum and W.n <= MAX_DENSE_N:
+            eigs = eigenvalues(W)
+            spectrum_method = "general" if np.iscomplexobj(eigs) else "symmetric"
+            ds = spectrum_to_dataset(ds, eigs, spectrum_method)
+        elif spectrum:
+            warnings.warn(f"{W.n} cities: the full spectrum of W is not stored (above "
+                          f"{MAX_DENSE_N}); use a log-determinant approximation", stacklevel=2)
+
+    choices = {
+        "er_index": "Martin et al. 2016 sensitivity index",
+        "er_threshold": er_threshold,
+        "er_threshold_rule": "flag |counterfactual change| <= threshold x city employment",
+        "er_flagged_cells": int(er["ER_flag"].sum()),
+        "er_keep_flagged": keep_flagged,
+        "winsorize": None if winsorize is None else list(indices._winsor_levels(winsorize)),
+        "winsorized_variables": [] if winsorize is None else ["ER", "PSS", "PSD"],
+        "pss_method": pss_method, "psd_method": psd_method, "fill_policy": fill_policy,
+        "coupling": "min-max over all city-years; D = sqrt(C T)" if coupling else None,
+        "island_policy": None if W is None else W.island_policy,
+        "weights_transform": None if W is None else W.transform,
+        "spectrum_method": spectrum_method,
+        "cross_section": "period mean over defined years",
+    }
+    ds.attrs.update(synthetic="true" if synthetic else "false",
+                    source_files=json.dumps([str(s) for s in source_files]),
+                    choices=json.dumps(choices, sort_keys=True))
+    return ds
+
+
+def save_dataset(ds: xr.Dataset, path) -> Path:
+    """Write ``ds`` as NetCDF-4 (h5netcdf) atomically: a temporary file in the same folder,
+    then ``os.replace``; nothing is left behind on failure."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"{path}: folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine=ENGINE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_dataset(path) -> xr.Dataset:
+    """Read a Dataset written by :func:`save_dataset` into memory (city as str, year as int)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: dataset file not found")
+    try:
+        ds = xr.load_dataset(path, engine=ENGINE)
+    except Exception as err:
+        raise InputError(f"{path}: not a readable NetCDF dataset "
+                         f"({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+                         ) from None
+    coords = {}
+    for name, kind in (("city", str), ("industry", str), ("year", np.int64)):
+        if name in ds.coords:
+            coords[name] = np.asarray(ds[name].values).astype(kind)
+    return ds.assign_coords(coords)
+
+
+def cross_section(ds: xr.Dataset, variables: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per city: ``city`` first, then the period mean of every numeric ``(city, year)``
+    variable (ER over its defined years, :func:`indices.period_mean`) and every ``(city)``
+    attribute, in the dataset's order.
+
+    Boolean (city, year) variables (``ER_flag``) are left out unless named in ``variables``
+    (their mean is the share of flagged years). Employment, weights and the spectrum are never
+    included.
+    """
+    if "city" not in ds.coords:
+        raise InputError("the dataset has no 'city' coordinate")
+    eligible = [v for v, da in ds.data_vars.items() if da.dims in (("city", "year"), ("city",))]
+    if variables is None:
+        chosen = [v for v in eligible
+                  if not (ds[v].dims == ("city", "year") and ds[v].dtype == bool)
+                  and (ds[v].dtype.kind in "biuf" or ds[v].dims == ("city",))]
+    else:
+        unknown = [v for v in variables if v not in eligible]
+        if unknown:
+            raise InputError(f"cross_section: no (city, year) or (city) variable named "
+                             f"{', '.join(unknown)} (available: {name_list(eligible, 12)})")
+        chosen = list(variables)
+    columns = {"city": np.asarray(ds.city.values).astype(str)}
+    for name in chosen:
+        da = ds[name]
+        if da.dims == ("city", "year"):
+            if da.dtype.kind not in "biuf":
+                raise InputError(f"cross_section: variable {name} is not numeric")
+            da = indices.period_mean(da.astype(np.float64))
+        columns[name] = np.asarray(da.transpose("city").values)
+    return pd.DataFrame(columns)

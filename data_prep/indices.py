@@ -1,0 +1,327 @@
+"""The study's indices from ``employment(city, year, industry)`` (METHOD.md §1).
+
+Every function takes and returns :class:`xarray.DataArray` objects and is vectorised over cities
+and years (float64). Notation: E_rit employment of city r in industry i in year t;
+E_rt = Σ_i E_rit, E_·it = Σ_r E_rit, E_·t = Σ_i E_·it; shares s_rit = E_rit / E_rt and national
+shares s_·it = E_·it / E_·t.
+
+Degenerate inputs are never divided silently:
+* a city-year with total employment 0 has no shares: its share-based indices are NaN, with a
+  warning naming the city-years;
+* an industry with national employment 0 has no location quotient (0/0): it is left out of the
+  maximum and its named LQ is NaN;
+* the sensitivity index is flagged where the counterfactual change is near zero (see
+  :func:`sensitivity_index`).
+
+The few lines of array algebra are written by hand: no maintained library computes these
+regional-science indices on a labelled (city, year, industry) cube.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import numpy as np
+import xarray as xr
+from scipy.special import xlogy
+
+from data_prep.errors import InputError
+
+DIMS = ("city", "year", "industry")
+# Near-zero counterfactual change: |ΔE^C_r,t+1| <= ER_THRESHOLD · E_rt. With national growth of a
+# few per cent a year, a counterfactual change below 0.1 % of the city's employment makes the
+# ratio 10-100 times the actual deviation (the seed's ±20 extremes); such cells are flagged.
+ER_THRESHOLD = 1e-3
+
+
+def _few(cells: Sequence, limit: int = 4) -> str:
+    cells = list(cells)
+    return ", ".join(str(c) for c in cells[:limit]) + (" ..." if len(cells) > limit else "")
+
+
+def _cube(employment: xr.DataArray) -> tuple[np.ndarray, xr.DataArray]:
+    """(float64 array in (city, year, industry) order, the DataArray so ordered)."""
+    if not isinstance(employment, xr.DataArray):
+        raise InputError("employment must be an xarray DataArray with dims city, year, industry")
+    if set(employment.dims) != set(DIMS):
+        raise InputError(f"employment must have dims {DIMS}, not {employment.dims}")
+    da = employment.transpose(*DIMS)
+    E = np.asarray(da.values, dtype=np.float64)
+    if (E < 0).any():
+        r, t, i = np.argwhere(E < 0)[0]
+        raise InputError(f"employment is negative, e.g. city {da.city.values[r]}, year "
+                         f"{da.year.values[t]}, industry {da.industry.values[i]}")
+    return E, da
+
+
+def _city_year(values: np.ndarray, da: xr.DataArray, name: str) -> xr.DataArray:
+    return xr.DataArray(values, dims=("city", "year"), name=name,
+                        coords={"city": da.city.values, "year": da.year.values})
+
+
+def _city_totals(E: np.ndarray, da: xr.DataArray, what: str) -> np.ndarray:
+    """E_rt, with NaN (and a warning naming them) where the city has no employment."""
+    total = E.sum(axis=2)
+    zero = total <= 0
+    if zero.any():
+        cells = [f"({da.city.values[r]}, {da.year.values[t]})" for r, t in np.argwhere(zero)]
+        warnings.warn(f"{what}: {len(cells)} city-years have total employment 0 and get NaN: "
+                      f"{_few(cells)}", stacklevel=3)
+        total = np.where(zero, np.nan, total)
+    return total
+
+
+def _national_shares(E: np.ndarray) -> np.ndarray:
+    """s_·it as a (year, industry) array (NaN where the whole country has no employment)."""
+    national = E.sum(axis=0)
+    grand = national.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return national / grand
+
+
+def sensitivity_index(employment: xr.DataArray, threshold: float = ER_THRESHOLD,
+                      winsorize: float | tuple[float, float] | None = None,
+                      keep_flagged: bool = False) -> xr.Dataset:
+    """Martin sensitivity (resilience) index ER with a near-zero-denominator flag.
+
+    Martin, Sunley, Gardiner & Tyler (2016), "How regions react to recessions: resilience and
+    the role of economic structure", Regional Studies 50(4):
+
+        g_i,t+1      = (E_·i,t+1 − E_·it) / E_·it                (national industry growth)
+        ΔE^C_r,t+1   = Σ_i g_i,t+1 · E_rit                       (counterfactual change)
+        ΔE^A_r,t+1   = E_r,t+1 − E_rt                            (actual change)
+        ER_rt        = (ΔE^A_r,t+1 − ΔE^C_r,t+1) / |ΔE^C_r,t+1|
+
+    ER is labelled with year t and is NaN in the last year. An industry with E_·it = 0 has
+    E_rit = 0 in every city, so it contributes 0 to ΔE^C (its g is taken as 0).
+
+    ``ER_flag`` marks cells with |ΔE^C_r,t+1| <= ``threshold`` · E_rt (near-zero counterfactual
+    change relative to the city's size; default 0.001, and always when E_rt = 0). Flagged cells
+    become NaN unless ``keep_flagged`` (then cells with ΔE^C = 0 exactly are still NaN); a
+    warning gives their count and a few city-years. ``winsorize`` (p, or (lower, upper)
+    quantiles) clips the defined cells afterwards, as the seed does at 1 %.
+
+    Returns a Dataset with ``ER(city, year)`` and ``ER_flag(city, year)`` (bool).
+    """
+    if not threshold >= 0:
+        raise InputError(f"the ER threshold must be a non-negative number, not {threshold}")
+    E, da = _cube(employment)
+    n, T, _ = E.shape
+    if T < 2:
+        raise InputError("the sensitivity index needs at least two years of employment")
+    national = E.sum(axis=0)  # (year, industry)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        growth = np.where(national[:-1] > 0, national[1:] / national[:-1] - 1.0, 0.0)
+    # an industry born from zero national employment has infinite growth but E_rit = 0: drop it
+    growth = np.where(np.isfinite(growth), growth, 0.0)
+    total = E.sum(axis=2)  # (city, year)
+    counterfactual = np.einsum("rti,ti->rt", E[:, :-1, :], growth)
+    actual = total[:, 1:] - total[:, :-1]
+    flag = np.zeros((n, T), dtype=bool)
+    near_zero = np.abs(counterfactual) <= threshold * total[:, :-1]
+    flag[:, :-1] = near_zero
+    er = np.full((n, T), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        er[:, :-1] = (actual - counterfactual) / np.abs(counterfactual)
+    er[~np.isfinite(er)] = np.nan
+    if near_zero.any():
+        cells = [f"({da.city.values[r]}, {da.year.values[t]})" for r, t in np.argwhere(near_zero)]
+        action = "kept" if keep_flagged else "set to NaN"
+        warnings.warn(f"sensitivity index: {len(cells)} city-years have a near-zero "
+                      f"counterfactual change (|dE^C| <= {threshold:g} x employment), {action}: "
+                      f"{_few(cells)}", stacklevel=2)
+        if not keep_flagged:
+            er[flag] = np.nan
+    out = _city_year(er, da, "ER")
+    if winsorize is not None:
+        lower, upper = _winsor_levels(winsorize)
+        out = _winsorize(out, lower, upper)
+    out.attrs.update(long_name="Martin sensitivity index of employment",
+                     threshold=threshold, keep_flagged=str(keep_flagged).lower())
+    return xr.Dataset({"ER": out, "ER_flag": _city_year(flag, da, "ER_flag")})
+
+
+def _winsor_levels(spec) -> tuple[float, float]:
+    if np.isscalar(spec):
+        p = float(spec)
+        return p, 1.0 - p
+    lower, upper = (float(x) for x in spec)
+    return lower, upper
+
+
+def winsorize(da: xr.DataArray, lower: float = 0.01, upper: float = 0.99) -> xr.DataArray:
+    """Clip ``da`` at its ``lower`` and ``upper`` sample quantiles, pooled over all cells.
+
+    x ↦ min(max(x, q_lower), q_upper), quantiles over the non-NaN cells (linear interpolation,
+    numpy's default); NaN stays NaN. Winsorising at 1 %/99 % is the seed's choice (Tukey 1962).
+    """
+    if not 0.0 <= lower < upper <= 1.0:
+        raise InputError(f"winsorising needs 0 <= lower < upper <= 1, not ({lower}, {upper})")
+    values = np.asarray(da.values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return da.copy()
+    lo, hi = np.quantile(finite, [lower, upper])
+    out = da.copy(data=np.clip(values, lo, hi))
+    out.attrs.update(da.attrs, winsorized=f"{lower:g},{upper:g}")
+    return out
+
+
+_winsorize = winsorize  # sensitivity_index's argument of the same name shadows it
+
+
+def relative_specialisation(employment: xr.DataArray) -> xr.DataArray:
+    """PSS: the city's largest location quotient, PSS_rt = max_i s_rit / s_·it.
+
+    Relative specialisation index (Duranton & Puga 2000, "Diversity and specialisation in
+    cities", Urban Studies 37(3)). Industries with no national employment are skipped; a
+    city-year with no employment is NaN.
+    """
+    E, da = _cube(employment)
+    total = _city_totals(E, da, "relative specialisation")
+    share = _national_shares(E)
+    # max_i (E_rit / s_·it) / E_rt: one full-size temporary
+    inverse = np.where(share > 0, 1.0 / np.where(share > 0, share, 1.0), 0.0)
+    scaled = E * inverse[None, :, :]
+    pss = scaled.max(axis=2) / total
+    out = _city_year(pss, da, "PSS")
+    out.attrs["long_name"] = "relative specialisation (largest location quotient)"
+    return out
+
+
+def location_quotient(employment: xr.DataArray, industry: str) -> xr.DataArray:
+    """Location quotient of one named industry, LQ_rit = s_rit / s_·it (Florence 1939).
+
+    NaN where the city has no employment or the industry has no national employment.
+    """
+    E, da = _cube(employment)
+    names = [str(x) for x in da.industry.values]
+    if str(industry) not in names:
+        raise InputError(f"industry {industry!r} is not in the employment table "
+                         f"(industries: {_few(names, 6)})")
+    i = names.index(str(industry))
+    total = _city_totals(E, da, f"location quotient of {industry}")
+    share = _national_shares(E)[:, i]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lq = E[:, :, i] / total / np.where(share > 0, share, np.nan)[None, :]
+    out = _city_year(lq, da, "LQ")
+    out.attrs["long_name"] = f"location quotient of {industry}"
+    return out
+
+
+def krugman_index(employment: xr.DataArray) -> xr.DataArray:
+    """Krugman specialisation index KSI_rt = Σ_i |s_rit − s_·it| (Krugman 1991, Geography and
+    Trade), in [0, 2); NaN for a city-year with no employment."""
+    E, da = _cube(employment)
+    total = _city_totals(E, da, "Krugman index")
+    share = np.nan_to_num(_national_shares(E))
+    shares = E / total[:, :, None]
+    shares -= share[None, :, :]
+    np.abs(shares, out=shares)
+    out = _city_year(shares.sum(axis=2), da, "KSI")
+    out.attrs["long_name"] = "Krugman specialisation index"
+    return out
+
+
+def shannon_diversity(employment: xr.DataArray) -> xr.DataArray:
+    """PSD: Shannon entropy of the city's industry shares, PSD_rt = Σ_i s_rit ln(1/s_rit).
+
+    With 0·ln 0 = 0 (Shannon 1948; Frenken, Van Oort & Verburg 2007 for the regional use).
+    Computed as ln E_rt − (Σ_i E_rit ln E_rit) / E_rt. A single-industry city has 0; a city-year
+    with no employment is NaN.
+    """
+    E, da = _cube(employment)
+    total = _city_totals(E, da, "Shannon diversity")
+    entropy = np.log(total) - xlogy(E, E).sum(axis=2) / total
+    entropy = np.maximum(entropy, 0.0)  # rounding can give -1e-16 for a single-industry city
+    out = _city_year(entropy, da, "PSD")
+    out.attrs["long_name"] = "Shannon diversity of industry shares"
+    return out
+
+
+def gini_diversity(employment: xr.DataArray) -> xr.DataArray:
+    """1 − Gini coefficient of the city's K industry shares.
+
+    With shares sorted ascending s_(1) <= … <= s_(K) (summing to 1),
+    Gini = 2 Σ_k k s_(k) / K − (K + 1) / K (Gini 1912; the sorted-sum form of the mean absolute
+    difference). 1 means equal shares in every industry; a single-industry city gets 1/K.
+    K counts every industry of the table.
+    """
+    E, da = _cube(employment)
+    total = _city_totals(E, da, "Gini diversity")
+    K = E.shape[2]
+    ordered = np.sort(E, axis=2)
+    rank = np.arange(1, K + 1, dtype=np.float64)
+    gini = 2.0 * (ordered @ rank) / (K * total) - (K + 1.0) / K
+    out = _city_year(1.0 - gini, da, "PSD_gini")
+    out.attrs["long_name"] = "1 - Gini of industry shares"
+    return out
+
+
+def relative_diversity(employment: xr.DataArray) -> xr.DataArray:
+    """Relative diversity RDI_rt = 1 / Σ_i |s_rit − s_·it| (Duranton & Puga 2000).
+
+    A city whose shares equal the national shares exactly has no finite value: NaN, warned.
+    """
+    ksi = krugman_index(employment)
+    zero = ksi.values <= 0
+    if zero.any():
+        cells = [f"({ksi.city.values[r]}, {ksi.year.values[t]})" for r, t in np.argwhere(zero)]
+        warnings.warn(f"relative diversity: {len(cells)} city-years have exactly the national "
+                      f"industry mix (infinite diversity), set to NaN: {_few(cells)}",
+                      stacklevel=2)
+    with np.errstate(divide="ignore"):
+        rdi = np.where(zero, np.nan, 1.0 / np.where(zero, 1.0, ksi.values))
+    out = ksi.copy(data=rdi).rename("RDI")
+    out.attrs["long_name"] = "relative diversity (1 / Krugman index)"
+    return out
+
+
+def _min_max(da: xr.DataArray, what: str) -> np.ndarray:
+    values = np.asarray(da.values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        raise InputError(f"coupling coordination: {what} has no finite values")
+    lo, hi = finite.min(), finite.max()
+    if hi == lo:
+        raise InputError(f"coupling coordination: {what} is constant ({lo:g}); it cannot be "
+                         f"min-max normalised")
+    return (values - lo) / (hi - lo)
+
+
+def coupling_coordination(agglomeration: xr.DataArray, resilience: xr.DataArray) -> xr.DataArray:
+    """Coupling-coordination degree D of agglomeration and resilience (METHOD.md §1 "Interact").
+
+    U1, U2 = min–max normalised agglomeration and resilience over the sample (all non-NaN cells);
+    C = 2·sqrt(U1·U2) / (U1 + U2) (0 when both are 0), T = (U1 + U2) / 2, D = sqrt(C·T) ∈ [0, 1]
+    (the coupling-coordination model of physics applied to two subsystems, e.g. Liao 1999;
+    Wang et al. 2014 for the urban use). NaN where either input is NaN.
+    """
+    a, r = xr.align(agglomeration, resilience, join="exact")
+    u1 = _min_max(a, f"{a.name or 'agglomeration'}")
+    u2 = _min_max(r, f"{r.name or 'resilience'}")
+    both = u1 + u2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        coupling = np.where(both > 0, 2.0 * np.sqrt(u1 * u2) / np.where(both > 0, both, 1.0), 0.0)
+    coupling = np.where(np.isnan(both), np.nan, coupling)
+    degree = np.sqrt(coupling * both / 2.0)
+    name = f"Interact_{a.name}" if a.name else "Interact"
+    out = a.copy(data=degree).rename(name)
+    out.attrs = {"long_name": f"coupling-coordination degree of {a.name} and {r.name}",
+                 "normalisation": "min-max over all non-missing cells"}
+    return out
+
+
+def period_mean(da: xr.DataArray, dim: str = "year") -> xr.DataArray:
+    """Mean over ``dim`` of the defined (non-NaN) cells: x̄_r = (1/|T_r|) Σ_{t∈T_r} x_rt.
+
+    The seed's 241-row cross-section (METHOD.md §1 choice). All-NaN rows stay NaN.
+    """
+    if dim not in da.dims:
+        raise InputError(f"{da.name}: no dimension {dim!r} to average over")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are NaN by design
+        out = da.mean(dim, skipna=True)
+    out.attrs = dict(da.attrs)
+    return out
