@@ -143,7 +143,8 @@ def pointwise_loglik(Y: np.ndarray, xb: np.ndarray, W: sp.spmatrix | None,
         try:
             L = np.linalg.cholesky(Qrr)
         except np.linalg.LinAlgError:
-            raise ValueError(f"a precision block is not positive definite among samples {start}..{idx[-1]}") from None
+            raise ValueError("a precision block is not positive definite among samples "
+                             f"{start}..{idx[-1]}") from None
         z = np.linalg.solve(L, g[..., None])[..., 0]
         logdet = 2.0 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)
         out[idx] = -0.5 * G * np.log(2 * np.pi) + 0.5 * logdet - 0.5 * (z * z).sum(-1)
