@@ -66,6 +66,9 @@ def test_matches_dense_conditional(spatial_errors):
     ref = dense_reference(W, Y, xb, B0, B1, Sigma, rho)
     assert got.shape == (S, 20)
     np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-8)
+    if spatial_errors:  # NaN marks "no spatial error" in the posterior layout
+        nan_rho = np.where(rho == 0.0, np.nan, rho)
+        np.testing.assert_allclose(pointwise_loglik(Y, xb, sp.csr_matrix(W), B0, B1, Sigma, nan_rho), got)
 
 
 def test_three_equations_with_spatial_errors_and_broadcast_xb():

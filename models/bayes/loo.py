@@ -83,7 +83,8 @@ def pointwise_loglik(Y: np.ndarray, xb: np.ndarray, W: sp.spmatrix | None,
     W : (n, n) sparse weights (None only for a system with no spatial terms).
     B0, B1 : (S, G, G) contemporaneous cross-endogenous and spatial-lag coefficient matrices.
     Sigma : (S, G, G) error covariance.
-    rho : (S, G) spatial-error coefficients (0 for equations without spatial errors), or None.
+    rho : (S, G) spatial-error coefficients (0 or NaN for equations without spatial errors,
+        as in the posterior ``rho`` variable), or None.
 
     Returns
     -------
@@ -95,7 +96,7 @@ def pointwise_loglik(Y: np.ndarray, xb: np.ndarray, W: sp.spmatrix | None,
     n, G = Y.shape
     B0, B1, Sigma = _draws(B0, 2, "B0"), _draws(B1, 2, "B1"), _draws(Sigma, 2, "Sigma")
     xb = _draws(xb, 2, "xb")
-    rho_arr = np.zeros((1, G)) if rho is None else _draws(rho, 1, "rho")
+    rho_arr = np.zeros((1, G)) if rho is None else np.nan_to_num(_draws(rho, 1, "rho"), nan=0.0)
     S = max(a.shape[0] for a in (B0, B1, Sigma, xb, rho_arr))
     for name, a, shape in (("B0", B0, (G, G)), ("B1", B1, (G, G)), ("Sigma", Sigma, (G, G)),
                            ("xb", xb, (n, G)), ("rho", rho_arr, (G,))):

@@ -134,7 +134,7 @@ def panel_log_jacobian(B0: np.ndarray, B1: np.ndarray, eigenvalues: np.ndarray, 
     if year_effects:
         logdet = logdet - np.log(np.abs(np.linalg.det(np.eye(G) - B0 - B1)))
     if rho is not None:
-        r = _draws(rho, 1, "rho")
+        r = np.nan_to_num(_draws(rho, 1, "rho"), nan=0.0)  # NaN = no spatial error
         logdet = logdet + np.log(np.abs(1.0 - r[:, :, None] * lam)).sum(axis=(1, 2))
         if year_effects:
             logdet = logdet - np.log(np.abs(1.0 - r)).sum(axis=1)
@@ -156,7 +156,7 @@ def within_loglik(Y: np.ndarray, xb: np.ndarray, W: sp.spmatrix, B0: np.ndarray,
     n, T, G = Y.shape
     xb = np.asarray(xb, dtype=float)
     B0, B1, Sigma = _draws(B0, 2, "B0"), _draws(B1, 2, "B1"), _draws(Sigma, 2, "Sigma")
-    rho_arr = np.zeros((1, G)) if rho is None else _draws(rho, 1, "rho")
+    rho_arr = np.zeros((1, G)) if rho is None else np.nan_to_num(_draws(rho, 1, "rho"), nan=0.0)
     S = max(B0.shape[0], B1.shape[0], Sigma.shape[0], rho_arr.shape[0], xb.shape[0] if xb.ndim == 4 else 1)
     W = sp.csr_matrix(W, dtype=float)
     if year_effects and not np.allclose(np.asarray(W.sum(axis=1)).ravel(), 1.0):
@@ -177,6 +177,6 @@ def within_loglik(Y: np.ndarray, xb: np.ndarray, W: sp.spmatrix, B0: np.ndarray,
             E = remove_year_effects(E, axis=0)  # J_n K (y − ·): see the module docstring
         quad = np.einsum("rcg,gh,rch->", E, np.linalg.inv(sig), E)
         _, logdet_sigma = np.linalg.slogdet(sig)
-        jac = panel_log_jacobian(b0, b1, eigenvalues, T, year_effects, r if rho is not None else None)[0]
+        jac = panel_log_jacobian(b0, b1, eigenvalues, T, year_effects, r)[0]
         out[s] = jac - 0.5 * N * logdet_sigma - 0.5 * quad - 0.5 * N * G * np.log(2 * np.pi)
     return out

@@ -43,7 +43,7 @@ def posterior_predictive(xb: np.ndarray, W: sp.spmatrix | None, B0: np.ndarray, 
     xb : (S, n, G) draws of X̃b, the exogenous part of each equation (one (n, G) array is broadcast).
     W : (n, n) sparse weights (None only when B1 = 0 and there are no spatial errors).
     B0, B1, Sigma : (S, G, G) draws (a single (G, G) value is broadcast).
-    rho : (S, G) spatial-error coefficients (0 = none), or None.
+    rho : (S, G) spatial-error coefficients (0 or NaN = none, as in the posterior ``rho``), or None.
     seed : integer seed or Generator; the same seed gives the same draws.
 
     Returns
@@ -53,7 +53,7 @@ def posterior_predictive(xb: np.ndarray, W: sp.spmatrix | None, B0: np.ndarray, 
     xb = _draws(xb, 2, "xb")
     B0, B1, Sigma = _draws(B0, 2, "B0"), _draws(B1, 2, "B1"), _draws(Sigma, 2, "Sigma")
     _, n, G = xb.shape
-    rho_arr = np.zeros((1, G)) if rho is None else _draws(rho, 1, "rho")
+    rho_arr = np.zeros((1, G)) if rho is None else np.nan_to_num(_draws(rho, 1, "rho"), nan=0.0)
     S = max(a.shape[0] for a in (xb, B0, B1, Sigma, rho_arr))
     for name, a, shape in (("B0", B0, (G, G)), ("B1", B1, (G, G)), ("Sigma", Sigma, (G, G)),
                            ("xb", xb, (n, G)), ("rho", rho_arr, (G,))):
