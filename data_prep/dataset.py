@@ -189,6 +189,9 @@ def save_dataset(ds: xr.Dataset, path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the result private
         ds.to_netcdf(tmp, engine=ENGINE)
         os.replace(tmp, path)
     except BaseException:
