@@ -120,9 +120,11 @@ def test_demo_through_the_dataset_builder_has_significant_moran_of_er(demo):
         ds = dataset.build_dataset(demo.employment, weights=demo.weights(),
                                    covariates=demo.covariates, cities=demo.cities,
                                    synthetic=True)
-    ER, PSS, _ = hand_indices(employment_cube(demo))
-    np.testing.assert_allclose(ds["PSS"].sel(city=demo.cities.city.values).values, PSS,
-                               rtol=1e-8)
+    ER, PSS, PSD = hand_indices(employment_cube(demo))
+    cities = demo.cities.city.values
+    for name, ref in {"ER": ER, "PSS": PSS, "PSD": PSD}.items():
+        np.testing.assert_allclose(ds[name].sel(city=cities).values, ref, rtol=1e-8)
+    assert ds.attrs["island_policy"] == "nearest" and ds.attrs["synthetic"] == "true"
     table = morans_i(ds, ["ER"], permutations=199, seed=0)
     row = table[table.year == "mean"].iloc[0]
     assert row.I > 0.1 and row.p_value < 0.05
