@@ -239,3 +239,24 @@ def test_csv_path_and_gal_path(tmp_path, sim, lattice):
     np.testing.assert_allclose(a.Z(0), b.Z(0))
     with pytest.raises(InputError, match="not found"):
         build_system(parse_system(sim.formulas), tmp_path / "missing.csv", gal)
+
+
+def test_prepared_dataset_path_uses_its_cross_section_and_weights(tmp_path, lattice):
+    from data_prep.dataset import build_dataset, cross_section, load_dataset, save_dataset
+
+    rng = np.random.default_rng(7)
+    rows = [(c, y, f"ind{i}", float(rng.integers(50, 500)))
+            for c in lattice.cities for y in (2010, 2011, 2012) for i in range(4)]
+    emp = pd.DataFrame(rows, columns=["city", "year", "industry", "employment"])
+    cov = pd.DataFrame([(c, y, rng.normal()) for c in lattice.cities for y in (2010, 2011, 2012)],
+                       columns=["city", "year", "Gov"])
+    path = tmp_path / "small.nc"
+    save_dataset(build_dataset(emp, weights=lattice, covariates=cov, synthetic=True,
+                               spectrum=False), path)
+    formulas = ["PSS ~ W(PSS) + PSD + Gov", "PSD ~ PSS + W(Gov)"]
+    from_file = build_system(parse_system(formulas), path)
+    frame = cross_section(load_dataset(path))
+    direct = build_system(parse_system(formulas), frame, lattice)
+    assert list(from_file.cities) == list(frame["city"])
+    np.testing.assert_allclose(from_file.Z(0), direct.Z(0))
+    np.testing.assert_allclose(from_file.Z(1)[:, -1], lattice.matrix @ frame["Gov"].to_numpy())
