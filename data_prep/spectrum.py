@@ -1,4 +1,4 @@
-"""Eigenvalues of the spatial weights matrix W, for log|I − ρW| = Σ log(1 − ρ λ_i) (Ord 1975).
+"""Eigenvalues of the spatial weights W, for log|I − ρW| = Σ log(1 − ρ λ_i) (Ord 1975).
 
 Symmetric route: when W = D⁻¹C with C symmetric and non-negative (a row-standardised symmetric
 relation, or the binary relation itself), W is similar to the symmetric matrix
@@ -105,7 +105,7 @@ def spectrum_to_dataset(ds: xr.Dataset, eigs: np.ndarray, method: str | None = N
 
 
 def check_spectrum(eigs: np.ndarray, W: sp.spmatrix, *, tol: float = 1e-6) -> None:
-    """InputError unless Σλ = trace(W) and Σλ² = trace(W²) = Σ_rs W_rs W_sr (computed sparsely)."""
+    """InputError unless Σλ = trace(W) and Σλ² = trace(W²) = Σ_rs W_rs W_sr (sparse)."""
     W = sp.csr_matrix(W, dtype=float)
     n = W.shape[0]
     if eigs.size != n:

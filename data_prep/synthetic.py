@@ -1,4 +1,4 @@
-"""The embedded demo: a synthetic study shaped like the seed's (241 cities, 19 industries, 2010–2021).
+"""The embedded demo: a synthetic study shaped like the seed's (241 cities, 19 industries).
 
 Nothing here is real data. :func:`demo_inputs` draws, reproducibly from one seed:
 

@@ -273,7 +273,8 @@ def weights_from_polygons(source, cities=None, *, id_column: str = "city",
         try:
             gdf = gpd.read_file(label)
         except Exception as err:  # the driver's own message says what is wrong
-            raise InputError(f"{label}: cannot read polygons ({str(err).splitlines()[0]})") from None
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise InputError(f"{label}: cannot read polygons ({reason})") from None
     if id_column not in gdf.columns:
         raise InputError(f"{label}: no column {id_column!r} (columns: {_name_list(gdf.columns)})")
     ids = _city_tuple(gdf[id_column].astype(str), f"{label} column {id_column!r}")

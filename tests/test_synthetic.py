@@ -69,7 +69,8 @@ def test_same_seed_same_tables_different_seed_different(demo):
     again = demo_inputs()
     for name in ("employment", "covariates", "cities"):
         pd.testing.assert_frame_equal(getattr(demo, name), getattr(again, name))
-    assert all(a.equals_exact(b, 0) for a, b in zip(demo.geometry.geometry, again.geometry.geometry))
+    assert all(a.equals_exact(b, 0)
+               for a, b in zip(demo.geometry.geometry, again.geometry.geometry))
     other = demo_inputs(seed=7)
     assert not np.allclose(other.employment.employment, demo.employment.employment)
     assert not np.allclose(other.cities.x, demo.cities.x)

@@ -14,7 +14,7 @@ from data_prep.weights import (SpatialWeights, weights_from_coordinates, weights
                                weights_from_file, weights_from_gal, weights_from_gwt,
                                weights_from_polygons, weights_to_dataset, write_gal, write_gwt)
 
-# expected notes on the deliberately split maps below; the tests that are about them use pytest.warns
+# expected notes on the deliberately split maps below (tests about them use pytest.warns)
 pytestmark = [pytest.mark.filterwarnings("ignore:.*disconnected components:UserWarning"),
               pytest.mark.filterwarnings("ignore:.*keep a zero row:UserWarning")]
 
@@ -66,7 +66,8 @@ def test_alignment_to_a_requested_city_order():
 
 def test_city_mismatch_names_the_cities():
     with pytest.raises(InputError, match="absent from the weights: nowhere"):
-        weights_from_polygons(grid(), [f"g{i}{j}" for i in range(3) for j in range(3)] + ["nowhere"])
+        weights_from_polygons(grid(), [f"g{i}{j}" for i in range(3) for j in range(3)]
+                              + ["nowhere"])
     with pytest.raises(InputError, match="not among the cities: g22"):
         weights_from_polygons(grid(), [f"g{i}{j}" for i in range(3) for j in range(3)][:-1])
 
