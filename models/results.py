@@ -43,7 +43,8 @@ POSTERIOR_NOTE = ("posterior mean, posterior sd in parentheses; † the highest-
                   "excludes 0.")
 
 
-def _validated(frame, columns: tuple[str, ...], numeric: tuple[str, ...], what: str) -> pd.DataFrame:
+def _validated(frame, columns: tuple[str, ...], numeric: tuple[str, ...],
+               what: str) -> pd.DataFrame:
     frame = pd.DataFrame(frame)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -206,7 +207,7 @@ def paper_table(frames: Mapping[str, pd.DataFrame], nobs=None, rsquared=None,
 
 def posterior_table(frames: Mapping[str, pd.DataFrame], nobs=None, rsquared=None,
                     digits: int = 3) -> pd.DataFrame:
-    """Posterior analogue of :func:`paper_table`: mean (with † when the HDI excludes 0) over sd."""
+    """Posterior analogue of :func:`paper_table`: mean (†: HDI excludes 0) over sd."""
     cols = _columns({k: posterior_frame(v) for k, v in frames.items()})
 
     def cell(row):

@@ -1,0 +1,62 @@
+"""Instrument columns: spatial-lag names and the greedy independent-column selection.
+
+Kelejian & Prucha (2004) instrument with H = [X, W X, W² X]; W applied to a column already
+named "W(x)" gives "W2(x)", so numerically identical columns share their name and are dropped by
+name before any arithmetic.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+# A column is dropped from H when its component orthogonal to the kept ones is this small
+# relative to its own norm: exact duplicates/collinearity leave ~1e-15, real signal far more.
+COLLINEAR_TOL = 1e-8
+
+LAG_POWER = re.compile(r"^W(\d*)\((.*)\)$", re.S)
+
+
+def lag_name(name: str, power: int) -> str:
+    """Name of W^power applied to column ``name``: "W(x)", "W2(x)"; a Durbin column "W(x)"
+    lagged once is "W2(x)", so numerically identical columns also share their name."""
+    m = LAG_POWER.match(name)
+    if m and name != "Intercept":
+        power += int(m.group(1) or 1)
+        name = m.group(2)
+    return f"W({name})" if power == 1 else f"W{power}({name})"
+
+
+def independent_columns(cols, user) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
+    """Keep columns in order, dropping name duplicates and columns in the span of kept ones.
+
+    Greedy Gram–Schmidt with one re-orthogonalisation ("twice is enough"), O(n k²): the first of
+    a set of collinear columns is kept, which a pivoted QR would not guarantee.
+    """
+    allcols = list(cols) + list(user)
+    kept: list[tuple[str, np.ndarray]] = []
+    names: set[str] = set()
+    dropped_user: list[str] = []
+    n_regular = len(cols)
+    basis = np.empty((len(allcols[0][1]) if allcols else 0, len(allcols)))
+    r_used = 0
+    for pos, (name, col) in enumerate(allcols):
+        if name in names:
+            continue
+        col = np.asarray(col, dtype=float)
+        norm = np.linalg.norm(col)
+        r = col.copy()
+        B = basis[:, :r_used]
+        for _ in range(2):
+            r -= B @ (B.T @ r)
+        rn = np.linalg.norm(r)
+        if norm == 0 or rn <= COLLINEAR_TOL * norm:
+            if pos >= n_regular:
+                dropped_user.append(name)
+            continue
+        basis[:, r_used] = r / rn
+        r_used += 1
+        kept.append((name, col))
+        names.add(name)
+    return kept, dropped_user
