@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", metavar="W.gal",
                    help="spatial weights: .gal/.gwt neighbour list or a polygon file "
                         "(default: the weights stored in the .nc, if any)")
+    p.add_argument("--island-policy", default="refuse", choices=("refuse", "nearest", "keep"),
+                   help="cities without neighbours in a --weights file: refuse (default), link "
+                        "to the nearest city (polygon files), or keep a zero row")
     p.add_argument("--instruments", default="", metavar="z1,z2",
                    help="extra excluded instruments (comma-separated column names)")
     p.add_argument("--spatial-errors", default="none", metavar="none|all|y1,y2",
@@ -65,7 +68,12 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         spec = parse_system(args.equation, instruments=args.instruments,
                             spatial_errors=args.spatial_errors)
-        system = build_system(spec, args.data, weights=args.weights, id_column=args.id_column)
+        weights = args.weights
+        if weights and args.island_policy != "refuse":
+            from data_prep.weights import weights_from_file
+
+            weights = weights_from_file(weights, island_policy=args.island_policy)
+        system = build_system(spec, args.data, weights=weights, id_column=args.id_column)
         results = estimate(system, args.method)
         frame = coefficient_frame(results.to_frame())
         if not np.all(np.isfinite(frame[["estimate", "std_error"]].to_numpy())):

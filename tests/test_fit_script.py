@@ -116,3 +116,28 @@ def test_bad_inputs_write_nothing(inputs, tmp_path, capsys, equations, extra, me
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_polygon_weights_with_an_island(tmp_path, capsys):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from data_prep.weights import weights_from_polygons
+
+    cells = [box(i, j, i + 1, j + 1) for i in range(5) for j in range(5)] + [box(9, 9, 10, 10)]
+    gdf = gpd.GeoDataFrame({"city": [f"k{i:02d}" for i in range(len(cells))]}, geometry=cells,
+                           crs="EPSG:3857")
+    gdf.to_file(tmp_path / "map.geojson", driver="GeoJSON")
+    sim = simulate_system(weights_from_polygons(gdf, island_policy="nearest"), seed=4)
+    sim.data.to_csv(tmp_path / "d.csv", index=False)
+    base = []
+    for f in FORMULAS:
+        base += ["--equation", f]
+    base += ["--data", str(tmp_path / "d.csv"), "--weights", str(tmp_path / "map.geojson"),
+             "--out", str(tmp_path / "out" / "coef.csv")]
+    module = _script_module()
+    assert module.main(base) == 2
+    assert "island cities with no neighbour: k25" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert module.main(base + ["--island-policy", "nearest", "--method", "2sls"]) == 0
+    assert len(pd.read_csv(tmp_path / "out" / "coef.csv")) == 14
