@@ -145,7 +145,7 @@ def read_employment(source, *, fill_policy: str = "refuse", label: str | None = 
     i_code, i_names = pd.factorize(industry, sort=True)
     n, T, K = len(c_names), len(y_values), len(i_names)
     flat = (c_code.astype(np.int64) * T + y_code) * K + i_code
-    if np.unique(flat).size != flat.size:
+    if flat.size > n * T * K or np.bincount(flat, minlength=n * T * K).max() > 1:
         _duplicates(pd.DataFrame({"city": city, "year": year, "industry": industry}), label,
                     "city, year, industry")
     cube = np.full(n * T * K, np.nan)
