@@ -53,8 +53,41 @@ def _employment(employment, fill_policy: str) -> xr.DataArray:
     if isinstance(employment, xr.DataArray):
         if fill_policy != "refuse":
             raise InputError("fill_policy applies to a long employment table, not a DataArray")
+        if set(employment.dims) != set(indices.DIMS):
+            raise InputError(f"employment must have dims {indices.DIMS}, not {employment.dims}")
         return employment.transpose(*indices.DIMS).astype(np.float64).rename("employment")
     return read_employment(employment, fill_policy=fill_policy)
+
+
+def _without_dropped(weights, dropped: Sequence[str]):
+    """The weights restricted to the cities kept by fill policy 'drop' (re-row-standardised when
+    W is row-standardised), with a warning; InputError if that leaves a city without neighbours."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    from data_prep.weights import SpatialWeights, row_standardise
+
+    drop = set(dropped) & set(weights.cities)
+    if not drop:
+        return weights
+    keep = np.array([i for i, c in enumerate(weights.cities) if c not in drop])
+    cities = tuple(weights.cities[i] for i in keep)
+    M = sp.csr_matrix(weights.matrix[keep][:, keep])
+    lost = [cities[r] for r in np.flatnonzero(np.diff(M.indptr) == 0)
+            if cities[r] not in weights.islands]
+    if lost:
+        raise InputError(f"weights ({weights.source}): dropping cities {name_list(sorted(drop))} "
+                         f"(fill policy 'drop') leaves cities without neighbours: "
+                         f"{name_list(lost)}")
+    if weights.transform == "R":
+        M = row_standardise(M)
+    warnings.warn(f"weights ({weights.source}): removed the {len(drop)} cities dropped by fill "
+                  f"policy 'drop' ({name_list(sorted(drop))})", stacklevel=3)
+    count = connected_components(M, directed=True, connection="weak")[0]
+    return SpatialWeights(M, cities, weights.transform, weights.symmetric_relation,
+                          f"{weights.source} without {len(drop)} dropped cities",
+                          weights.island_policy,
+                          tuple(c for c in weights.islands if c not in drop), int(count))
 
 
 def _load_weights(weights, cities: Sequence[str], island_policy: str, attributes):
@@ -118,6 +151,8 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
                                                           E.year.values)
     W = _load_weights(weights, city_names, island_policy, attributes)
     if W is not None:
+        dropped = [c for c in E.attrs.get("dropped_cities", "").split(",") if c]
+        W = _without_dropped(W, dropped)
         check_weight_cities(W, city_names)
 
     er = indices.sensitivity_index(E, threshold=er_threshold, winsorize=winsorize,
@@ -167,6 +202,7 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
         "winsorize": None if winsorize is None else list(indices._winsor_levels(winsorize)),
         "winsorized_variables": [] if winsorize is None else ["ER", "PSS", "PSD"],
         "pss_method": pss_method, "psd_method": psd_method, "fill_policy": fill_policy,
+        "dropped_cities": [c for c in E.attrs.get("dropped_cities", "").split(",") if c],
         "coupling": "min-max over all city-years; D = sqrt(C T)" if coupling else None,
         "island_policy": None if W is None else W.island_policy,
         "weights_transform": None if W is None else W.transform,

@@ -309,7 +309,11 @@ def coupling_coordination(agglomeration: xr.DataArray, resilience: xr.DataArray)
     (the coupling-coordination model of physics applied to two subsystems, e.g. Liao 1999;
     Wang et al. 2014 for the urban use). NaN where either input is NaN.
     """
-    a, r = xr.align(agglomeration, resilience, join="exact")
+    try:
+        a, r = xr.align(agglomeration, resilience, join="exact")
+    except ValueError as err:
+        raise InputError(f"coupling coordination: the two indices are not on the same cities "
+                         f"and years ({str(err).splitlines()[0]})") from None
     u1 = _min_max(a, f"{a.name or 'agglomeration'}")
     u2 = _min_max(r, f"{r.name or 'resilience'}")
     both = u1 + u2

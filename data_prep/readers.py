@@ -156,10 +156,12 @@ def read_employment(source, *, fill_policy: str = "refuse", label: str | None = 
     if missing.any():
         cube, cities = _apply_fill_policy(cube, missing, cities, np.asarray(y_values),
                                           np.asarray(i_names, dtype=str), fill_policy, label)
+    dropped = sorted(set(np.asarray(c_names, dtype=str)) - set(cities))
     return xr.DataArray(
         cube, dims=("city", "year", "industry"), name="employment",
         coords={"city": cities, "year": np.asarray(y_values, dtype=np.int64),
                 "industry": np.asarray(i_names, dtype=str)},
+        attrs={"dropped_cities": ",".join(dropped)} if dropped else {},
     )
 
 

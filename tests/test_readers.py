@@ -192,3 +192,29 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.nc"]
     with pytest.raises(InputError, match="not found"):
         load_dataset(tmp_path / "missing.nc")
+
+
+def test_drop_policy_removes_the_dropped_cities_from_the_weights():
+    pytest.importorskip("data_prep.weights")
+    from data_prep.weights import SpatialWeights, weights_from_dataset
+
+    table = long_table(cities=("A", "B", "C", "D", "E"))
+    holey = table[~((table.city == "C") & (table.year == 2011))]
+    with pytest.warns(UserWarning, match=r"removed the 1 cities dropped .*\(C\)"):
+        ds = build_dataset(holey, weights=ring_weights(["A", "B", "C", "D", "E"]),
+                           fill_policy="drop")
+    W = weights_from_dataset(ds).matrix.toarray()
+    # ring A-B-C-D-E-A without C: B's only neighbour is A, D's only neighbour is E
+    expected = np.array([[0, .5, 0, .5], [1, 0, 0, 0], [0, 0, 0, 1], [.5, 0, .5, 0]])
+    np.testing.assert_allclose(W, expected)
+    assert json.loads(ds.attrs["choices"])["dropped_cities"] == ["C"]
+
+    path = SpatialWeights(sp.csr_matrix(np.array([[0, 1, 0], [.5, 0, .5], [0, 1, 0]])),
+                          ("A", "B", "C"), "R", True, "path", "refuse", (), 1)
+    holey = long_table()
+    holey = holey[~((holey.city == "B") & (holey.year == 2010))]
+    with pytest.raises(InputError, match=r"dropping cities B .* leaves cities without "
+                                         r"neighbours: A, C"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            build_dataset(holey, weights=path, fill_policy="drop")
