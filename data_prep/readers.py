@@ -5,7 +5,8 @@
 * city attributes: ``city, <attributes…>`` → variables on ``(city)``.
 
 Each reader takes a CSV or Parquet path or a DataFrame. Every problem is an :class:`InputError`
-with one line naming the file, the column and the offending rows or cities. An unbalanced
+with one line naming the file, the column and the offending rows (line numbers of a file, the
+header being line 1; index labels of a DataFrame) or cities. An unbalanced
 employment panel (a (city, year, industry) cell with no row) follows an explicit fill policy:
 ``"refuse"`` (default: error listing the missing cells), ``"zero"`` (missing employment is 0) or
 ``"drop"`` (drop the cities with missing cells, warning with their names).
@@ -38,15 +39,20 @@ def name_list(items: Sequence, limit: int = 6) -> str:
     return shown + (f" ... ({len(items)} in all)" if len(items) > limit else "")
 
 
-def _rows(mask: np.ndarray, limit: int = 6) -> str:
-    """File row numbers (1 = header, so data row i is line i + 2) of the True entries."""
-    return "rows " + name_list((np.flatnonzero(mask) + 2).tolist(), limit)
+def _rows(mask: np.ndarray, frame: pd.DataFrame, limit: int = 6) -> str:
+    """Where the True entries are: line numbers of a file (header = line 1), or the index
+    labels of a DataFrame the caller passed in."""
+    where = frame.index[np.asarray(mask, dtype=bool)].tolist()
+    word = "lines" if frame.attrs.get("from_file") else "rows with index"
+    return f"{word} {name_list(where, limit)}"
 
 
 def read_table(source, label: str | None = None) -> tuple[pd.DataFrame, str]:
     """(DataFrame, label for messages) from a CSV/Parquet path or a DataFrame."""
     if isinstance(source, pd.DataFrame):
-        return source.reset_index(drop=True), label or "table"
+        frame = source.copy(deep=False)
+        frame.attrs = {}
+        return frame, label or "table"
     path = Path(str(source))
     label = label or str(path)
     if not path.exists():
@@ -63,6 +69,8 @@ def read_table(source, label: str | None = None) -> tuple[pd.DataFrame, str]:
         raise
     except Exception as err:  # the parser's own first line says what is wrong
         raise InputError(f"{label}: cannot read the table ({str(err).splitlines()[0]})") from None
+    frame.index = pd.RangeIndex(2, len(frame) + 2)  # line numbers, the header being line 1
+    frame.attrs["from_file"] = True
     return frame, label
 
 
@@ -77,7 +85,7 @@ def _city_column(frame: pd.DataFrame, label: str) -> pd.Series:
     city = frame["city"]
     bad = city.isna().to_numpy()
     if bad.any():
-        raise InputError(f"{label}: column city is empty in {_rows(bad)}")
+        raise InputError(f"{label}: column city is empty in {_rows(bad, frame)}")
     return city.astype(str).str.strip()
 
 
@@ -85,7 +93,7 @@ def _year_column(frame: pd.DataFrame, label: str) -> np.ndarray:
     year = pd.to_numeric(frame["year"], errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(year) | (year != np.round(year))
     if bad.any():
-        raise InputError(f"{label}: column year is not a whole number in {_rows(bad)} "
+        raise InputError(f"{label}: column year is not a whole number in {_rows(bad, frame)} "
                          f"(values {name_list(frame['year'][bad].unique().tolist(), 4)})")
     return year.astype(np.int64)
 
@@ -95,18 +103,18 @@ def _numeric(frame: pd.DataFrame, column: str, label: str) -> np.ndarray:
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
     bad = np.isnan(values) & raw.notna().to_numpy()
     if bad.any():
-        raise InputError(f"{label}: column {column} is not numeric in {_rows(bad)} "
+        raise InputError(f"{label}: column {column} is not numeric in {_rows(bad, frame)} "
                          f"(values {name_list(raw[bad].unique().tolist(), 4)})")
     return values
 
 
-def _duplicates(keys: pd.DataFrame, label: str, what: str) -> None:
+def _duplicates(keys: pd.DataFrame, frame: pd.DataFrame, label: str, what: str) -> None:
     dup = keys.duplicated(keep=False).to_numpy()
     if dup.any():
         first = keys[dup].drop_duplicates().head(4)
         cells = "; ".join("(" + ", ".join(str(v) for v in row) + ")"
                           for row in first.itertuples(index=False))
-        raise InputError(f"{label}: duplicate ({what}) rows: {_rows(dup)}, e.g. {cells}")
+        raise InputError(f"{label}: duplicate ({what}) rows: {_rows(dup, frame)}, e.g. {cells}")
 
 
 def read_employment(source, *, fill_policy: str = "refuse", label: str | None = None) -> xr.DataArray:
@@ -129,15 +137,16 @@ def read_employment(source, *, fill_policy: str = "refuse", label: str | None = 
     year = _year_column(frame, label)
     empty_ind = frame["industry"].isna().to_numpy()
     if empty_ind.any():
-        raise InputError(f"{label}: column industry is empty in {_rows(empty_ind)}")
+        raise InputError(f"{label}: column industry is empty in {_rows(empty_ind, frame)}")
     industry = frame["industry"].astype(str).str.strip()
     value = _numeric(frame, "employment", label)
     bad = ~np.isfinite(value)
     if bad.any():
-        raise InputError(f"{label}: column employment is missing or not finite in {_rows(bad)}")
+        raise InputError(f"{label}: column employment is missing or not finite in "
+                         f"{_rows(bad, frame)}")
     negative = value < 0
     if negative.any():
-        raise InputError(f"{label}: column employment is negative in {_rows(negative)} "
+        raise InputError(f"{label}: column employment is negative in {_rows(negative, frame)} "
                          f"(cities {name_list(city[negative].unique().tolist(), 4)})")
 
     c_code, c_names = pd.factorize(city, sort=True)
@@ -146,7 +155,8 @@ def read_employment(source, *, fill_policy: str = "refuse", label: str | None = 
     n, T, K = len(c_names), len(y_values), len(i_names)
     flat = (c_code.astype(np.int64) * T + y_code) * K + i_code
     if flat.size > n * T * K or np.bincount(flat, minlength=n * T * K).max() > 1:
-        _duplicates(pd.DataFrame({"city": city, "year": year, "industry": industry}), label,
+        _duplicates(pd.DataFrame({"city": city.to_numpy(), "year": year,
+                                  "industry": industry.to_numpy()}), frame, label,
                     "city, year, industry")
     cube = np.full(n * T * K, np.nan)
     cube[flat] = value
@@ -210,7 +220,8 @@ def read_covariates(source, cities: Sequence[str], years: Sequence[int] | None =
     city = _city_column(frame, label)
     year = _year_column(frame, label)
     _check_cities(city, cities, label)
-    _duplicates(pd.DataFrame({"city": city, "year": year}), label, "city, year")
+    _duplicates(pd.DataFrame({"city": city.to_numpy(), "year": year}), frame, label,
+                "city, year")
     names = [c for c in frame.columns if c not in ("city", "year")]
     if not names:
         raise InputError(f"{label}: no covariate columns besides city and year")
@@ -251,7 +262,7 @@ def read_city_attributes(source, cities: Sequence[str], *, label: str | None = N
     _check_cities(city, cities, label)
     dup = city.duplicated(keep=False).to_numpy()
     if dup.any():
-        raise InputError(f"{label}: duplicate city rows: {_rows(dup)} "
+        raise InputError(f"{label}: duplicate city rows: {_rows(dup, frame)} "
                          f"(cities {name_list(city[dup].unique().tolist(), 4)})")
     names = [c for c in frame.columns if c != "city"]
     if not names:

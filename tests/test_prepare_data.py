@@ -114,7 +114,7 @@ def bad_employment(files, folder: Path, what: str) -> Path:
 
 
 @pytest.mark.parametrize("what, message", [
-    ("negative", r"E\.csv: column employment is negative in rows 9 \(cities City001\)"),
+    ("negative", r"E\.csv: column employment is negative in lines 9 \(cities City001\)"),
     ("unbalanced", r"E\.csv: unbalanced panel, 2 \(city, year, industry\) cells"),
     ("unknown city", r"cities in the weights but not in the employment table: City005"),
 ])

@@ -49,15 +49,15 @@ def test_csv_and_parquet_give_the_same_cube(tmp_path):
 @pytest.mark.parametrize("mutate, pattern", [
     (lambda t: t.drop(columns="employment"), r"e\.csv: missing column\(s\) employment"),
     (lambda t: t.assign(employment=t.employment.where(t.index != 3, -5.0)),
-     r"e\.csv: column employment is negative in rows 5 \(cities A\)"),
+     r"e\.csv: column employment is negative in lines 5 \(cities A\)"),
     (lambda t: t.assign(employment=t.employment.astype(object).where(t.index != 0, "12k")),
-     r"e\.csv: column employment is not numeric in rows 2 \(values 12k\)"),
+     r"e\.csv: column employment is not numeric in lines 2 \(values 12k\)"),
     (lambda t: t.assign(employment=t.employment.where(t.index != 2)),
-     r"e\.csv: column employment is missing or not finite in rows 4"),
+     r"e\.csv: column employment is missing or not finite in lines 4"),
     (lambda t: pd.concat([t, t.iloc[[4]]]),
-     r"e\.csv: duplicate \(city, year, industry\) rows: rows 6, 20, e\.g\. \(A, 2012, x\)"),
+     r"e\.csv: duplicate \(city, year, industry\) rows: lines 6, 20, e\.g\. \(A, 2012, x\)"),
     (lambda t: t.assign(year=t.year.astype(float).where(t.index != 1, 2010.5)),
-     r"e\.csv: column year is not a whole number in rows 3"),
+     r"e\.csv: column year is not a whole number in lines 3"),
     (lambda t: t.iloc[1:], r"unbalanced panel, 1 \(city, year, industry\) cells have no "
                            r"employment row: \(A, 2010, x\) \(choose fill policy"),
 ])
@@ -102,10 +102,10 @@ def test_covariates_and_attributes(tmp_path):
                                          r"employment table: Zed"):
         read_covariates(bad, cities)
     dup = write(pd.concat([cov, cov.iloc[[0]]]), tmp_path / "d.csv")
-    with pytest.raises(InputError, match=r"d\.csv: duplicate \(city, year\) rows: rows 2, 6"):
+    with pytest.raises(InputError, match=r"d\.csv: duplicate \(city, year\) rows: lines 2, 6"):
         read_covariates(dup, cities)
     text = write(cov.assign(Gov=["1", "x", "2", "3"]), tmp_path / "t.csv")
-    with pytest.raises(InputError, match=r"t\.csv: column Gov is not numeric in rows 3"):
+    with pytest.raises(InputError, match=r"t\.csv: column Gov is not numeric in lines 3"):
         read_covariates(text, cities)
 
     att = pd.DataFrame({"city": ["A", "B", "C"], "tier": [1, 2, 3], "name": ["a", "b", "c"],
@@ -117,7 +117,7 @@ def test_covariates_and_attributes(tmp_path):
                                          r"employment table: Q"):
         read_city_attributes(unknown, cities)
     repeated = write(att.assign(city=["A", "B", "B"]), tmp_path / "r.csv")
-    with pytest.raises(InputError, match=r"r\.csv: duplicate city rows: rows 3, 4 \(cities B\)"):
+    with pytest.raises(InputError, match=r"r\.csv: duplicate city rows: lines 3, 4 \(cities B\)"):
         read_city_attributes(repeated, cities)
 
 
@@ -218,3 +218,11 @@ def test_drop_policy_removes_the_dropped_cities_from_the_weights():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             build_dataset(holey, weights=path, fill_policy="drop")
+
+
+def test_dataframe_problems_are_located_by_index_label():
+    table = long_table().set_axis(range(100, 118))
+    table.loc[104, "employment"] = -2.0
+    with pytest.raises(InputError, match=r"employment table: column employment is negative in "
+                                         r"rows with index 104"):
+        read_employment(table)
