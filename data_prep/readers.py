@@ -64,7 +64,8 @@ def read_table(source, label: str | None = None) -> tuple[pd.DataFrame, str]:
         elif suffix in (".csv", ".txt", ".gz"):
             frame = pd.read_csv(path, dtype={"city": str, "industry": str})
         else:
-            raise InputError(f"{label}: unknown table format {suffix!r} (expected .csv or .parquet)")
+            raise InputError(f"{label}: unknown table format {suffix!r} "
+                             f"(expected .csv or .parquet)")
     except InputError:
         raise
     except Exception as err:  # the parser's own first line says what is wrong
@@ -117,7 +118,8 @@ def _duplicates(keys: pd.DataFrame, frame: pd.DataFrame, label: str, what: str) 
         raise InputError(f"{label}: duplicate ({what}) rows: {_rows(dup, frame)}, e.g. {cells}")
 
 
-def read_employment(source, *, fill_policy: str = "refuse", label: str | None = None) -> xr.DataArray:
+def read_employment(source, *, fill_policy: str = "refuse",
+                    label: str | None = None) -> xr.DataArray:
     """Validated ``employment(city, year, industry)`` (float64) from a long table.
 
     Checks: the four columns exist; city and industry are non-empty; year is a whole number;

@@ -1,4 +1,4 @@
-"""Prepare the study dataset: indices, weights and spectrum in one NetCDF file (DESIGN.md contract 1).
+"""Prepare the study dataset: indices, weights and spectrum in one NetCDF file.
 
     python scripts/prepare_data.py --demo --out FILE.nc
     python scripts/prepare_data.py --employment E.csv --weights W.gal --out FILE.nc \\
@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.out.suffix.lower() != ".nc":
             raise InputError(f"--out {args.out}: the output must be a .nc file")
+        if not args.out.resolve().parent.is_dir():
+            raise InputError(f"--out {args.out}: folder {args.out.parent} does not exist")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             ds = _build(args)
