@@ -200,9 +200,11 @@ def test_drop_policy_removes_the_dropped_cities_from_the_weights():
 
     table = long_table(cities=("A", "B", "C", "D", "E"))
     holey = table[~((table.city == "C") & (table.year == 2011))]
-    with pytest.warns(UserWarning, match=r"removed the 1 cities dropped .*\(C\)"):
+    with pytest.warns(UserWarning) as caught:
         ds = build_dataset(holey, weights=ring_weights(["A", "B", "C", "D", "E"]),
                            fill_policy="drop")
+    messages = " | ".join(str(w.message) for w in caught)
+    assert "dropped 1 cities" in messages and "removed the 1 cities dropped" in messages
     W = weights_from_dataset(ds).matrix.toarray()
     # ring A-B-C-D-E-A without C: B's only neighbour is A, D's only neighbour is E
     expected = np.array([[0, .5, 0, .5], [1, 0, 0, 0], [0, 0, 0, 1], [.5, 0, .5, 0]])
