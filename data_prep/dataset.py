@@ -11,8 +11,6 @@ round-trip), written atomically.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -23,6 +21,7 @@ import xarray as xr
 
 from data_prep import indices
 from data_prep.errors import InputError
+from data_prep.files import atomic_write
 from data_prep.readers import (name_list, read_city_attributes, read_covariates,
                                read_employment)
 
@@ -216,24 +215,8 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
 
 
 def save_dataset(ds: xr.Dataset, path) -> Path:
-    """Write ``ds`` as NetCDF-4 (h5netcdf) atomically: a temporary file in the same folder,
-    then ``os.replace``; nothing is left behind on failure."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"{path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make the result private
-        ds.to_netcdf(tmp, engine=ENGINE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``ds`` as NetCDF-4 (h5netcdf) atomically; nothing is left behind on failure."""
+    return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine=ENGINE))
 
 
 def load_dataset(path) -> xr.Dataset:

@@ -11,10 +11,7 @@ state is restored afterwards.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,6 +19,7 @@ import scipy.sparse as sp
 import xarray as xr
 
 from data_prep.errors import InputError
+from data_prep.files import atomic_write
 from data_prep.weights import SpatialWeights, row_standardise, weights_from_dataset
 
 
@@ -146,15 +144,8 @@ def moran_scatter(ds: xr.Dataset, variable: str, path, year=None) -> float:
     ax.set_title(f"Moran scatter plot of {variable}, {label}: I = {slope:.3f}")
     fig.tight_layout()
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     finally:
         plt.close(fig)
     return slope

@@ -18,8 +18,6 @@ components are counted, and a warning gives their sizes when there is more than 
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from data_prep.errors import InputError
+from data_prep.files import atomic_write
 
 ISLAND_POLICIES = ("refuse", "nearest", "keep")
 TRANSFORMS = ("R", "B")
@@ -392,18 +391,6 @@ def weights_from_coordinates(coords, cities, *, k: int | None = None,
 
 # ----------------------------------------------------------------------------- writers
 
-def _atomic_write(path, write) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _check_writable_ids(weights: SpatialWeights, kind: str) -> None:
     spaced = [c for c in weights.cities if any(ch.isspace() for ch in c) or not c]
     if spaced:
@@ -424,7 +411,7 @@ def write_gal(weights: SpatialWeights, path) -> None:
             f.write(w)
         finally:
             f.close()
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def write_gwt(weights: SpatialWeights, path) -> None:
@@ -448,7 +435,7 @@ def write_gwt(weights: SpatialWeights, path) -> None:
             f.write(w)
         finally:
             f.close()
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 # ----------------------------------------------------------------------------- Dataset storage

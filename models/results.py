@@ -23,8 +23,6 @@ library dependency for them.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
@@ -32,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from data_prep.errors import InputError
+from data_prep.files import atomic_write
 
 COEF_COLUMNS = ("equation", "term", "estimate", "std_error", "statistic", "p_value")
 POSTERIOR_COLUMNS = ("equation", "term", "mean", "sd", "hdi_low", "hdi_high", "r_hat", "ess_bulk")
@@ -89,29 +88,15 @@ def stars(p: float) -> str:
     return ""
 
 
-def _atomic(path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def write_csv_atomic(df: pd.DataFrame, path) -> Path:
     """Write ``df`` (without its index) to ``path`` via a temporary file and a rename."""
-    return _atomic(path, lambda tmp: df.to_csv(tmp, index=False))
+    return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False), create_folder=True)
 
 
 def write_text_atomic(text: str, path) -> Path:
     """Write ``text`` (UTF-8) to ``path`` via a temporary file and a rename."""
-    return _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"),
+                        create_folder=True)
 
 
 # ----------------------------------------------------------------------------- paper layout
