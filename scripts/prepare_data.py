@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _build(args):
-    from data_prep.dataset import build_dataset
+    from data_prep.dataset import build_dataset, demo_dataset
 
     common = dict(er_threshold=args.er_threshold, winsorize=args.winsorize,
                   fill_policy=args.fill_policy)
@@ -59,15 +59,7 @@ def _build(args):
         if args.employment or args.weights or args.covariates or args.cities:
             raise InputError("--demo uses the embedded data; do not combine it with "
                              "--employment, --weights, --covariates or --cities")
-        from data_prep.synthetic import demo_inputs
-        from data_prep.weights import weights_from_polygons
-
-        demo = demo_inputs(args.seed)
-        weights = weights_from_polygons(demo.geometry, list(demo.cities["city"]),
-                                        island_policy=args.island_policy or demo.island_policy)
-        return build_dataset(demo.employment, weights=weights, covariates=demo.covariates,
-                             cities=demo.cities, synthetic=True,
-                             source_files=(f"embedded demo, seed {args.seed}",), **common)
+        return demo_dataset(args.seed, island_policy=args.island_policy, **common)
     if args.employment is None or args.weights is None:
         raise InputError("give --employment and --weights (or --demo)")
     sources = [args.employment, args.weights, args.covariates, args.cities]
