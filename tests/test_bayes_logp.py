@@ -157,11 +157,35 @@ def test_jacobian_polynomial_matches_slogdet(G):
     assert log_jacobian_numpy(B0, B1, lam, rho=rho) == pytest.approx(ref, abs=1e-9)
 
 
-def test_complex_spectrum_refused():
-    from data_prep.errors import InputError
+def _knn_weights(n: int, k: int, seed: int):
+    """Row-standardised k-nearest-neighbour W: a non-symmetric relation, complex spectrum."""
+    import scipy.sparse as sp
 
-    with pytest.raises(InputError, match="complex"):
-        spectral_basis(np.array([1.0, 0.2 + 0.3j, 0.2 - 0.3j]), 2)
+    pts = np.random.default_rng(seed).random((n, 2))
+    d = np.linalg.norm(pts[:, None] - pts[None], axis=2) + np.eye(n) * 1e9
+    idx = np.argsort(d, axis=1)[:, :k]
+    rows = np.repeat(np.arange(n), k)
+    return sp.csr_matrix((np.full(n * k, 1.0 / k), (rows, idx.ravel())), shape=(n, n))
+
+
+@pytest.mark.parametrize("errors", ["none", "all"])
+def test_complex_spectrum_matches_dense(errors):
+    W = _knn_weights(30, 3, seed=4)
+    lam = np.linalg.eigvals(W.toarray())
+    assert np.abs(lam.imag).max() > 1e-3            # genuinely complex
+    sim = simulate_system(W, seed=8)
+    system = build_system(parse_system(sim.formulas, spatial_errors=errors), sim.data,
+                          weights=W, check=False)
+    model = build_system_model(system, lam)
+    f, names = _evaluator(model)
+    rng = np.random.default_rng(1)
+    start = model.initial_point()
+    for _ in range(4):
+        point = {k: v + rng.normal(0.0, 0.15 if k == "structural_std" else 0.4, np.shape(v))
+                 for k, v in start.items()}
+        out = dict(zip(names, f(point)))
+        ref = _dense_logp(system, out["coef"], out["Sigma"], out.get("rho"), model.coords["term"])
+        assert out["loglik"] == pytest.approx(ref, abs=1e-8, rel=1e-11)
 
 
 def test_unknown_prior_refused():

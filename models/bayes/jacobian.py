@@ -17,7 +17,11 @@ G = 3, a batched ``det`` beyond). The per-evaluation cost is then one (n × (G+1
 product and n logarithms, whatever G is.
 
 Admissible region: every factor positive (the region connected to 𝒜 = I, where the system has a
-unique stable solution); outside it the log-density is −∞. Written by hand because no library
+unique stable solution); outside it the log-density is −∞. A non-symmetric neighbour relation
+gives complex eigenvalues in conjugate pairs; then log|f(λ)| = ½ log(Re² + Im²) and, as a
+documented choice, the region asks Re f(λ) > 0 for the complex eigenvalues too (the factor stays
+in the right half-plane along the path from 𝒜 = I; for one equation and row-standardised W this
+is implied by the usual interval 1/λ_min < ρ < 1). Written by hand because no library
 provides the spectral Jacobian of a simultaneous system; the spectrum itself comes from
 ``data_prep.spectrum``. A node/weight pair (quadrature) may replace the spectrum for huge n.
 """
@@ -36,14 +40,16 @@ from data_prep.errors import InputError
 class SpectralBasis:
     """Precomputed powers of the rescaled spectrum t = λ / scale (numpy, built once).
 
-    ``powers[k, d] = t_k^d`` for d = 0..G; ``weights[k]`` are multiplicities (1 for an exact
-    spectrum, quadrature weights summing to n otherwise).
+    ``powers[k, d] = Re t_k^d`` for d = 0..G and ``powers_imag`` its imaginary part (None for a
+    real spectrum); ``weights[k]`` are multiplicities (1 for an exact spectrum, quadrature
+    weights summing to n otherwise).
     """
 
     eigenvalues: np.ndarray
     weights: np.ndarray
     scale: float
     powers: np.ndarray
+    powers_imag: np.ndarray | None = None
 
     @property
     def n(self) -> float:
@@ -51,60 +57,62 @@ class SpectralBasis:
 
     @property
     def lambda_min(self) -> float:
-        return float(self.eigenvalues.min())
+        return float(np.real(self.eigenvalues).min())
 
     @property
     def lambda_max(self) -> float:
-        return float(self.eigenvalues.max())
+        return float(np.real(self.eigenvalues).max())
 
 
-def real_spectrum(eigenvalues, tol: float = 1e-8) -> np.ndarray:
-    """Return the real spectrum, refusing a genuinely complex one (non-symmetric neighbour relation)."""
+def clean_spectrum(eigenvalues, tol: float = 1e-8) -> np.ndarray:
+    """The spectrum as a real array, or complex when some imaginary parts are not negligible."""
     lam = np.asarray(eigenvalues)
-    if np.iscomplexobj(lam):
-        if np.max(np.abs(lam.imag), initial=0.0) > tol * max(1.0, np.max(np.abs(lam.real))):
-            raise InputError("the spectrum of W is complex (the neighbour relation is not "
-                             "symmetric); the Bayesian system model needs a real spectrum")
-        lam = lam.real
-    lam = np.asarray(lam, dtype=float)
     if lam.ndim != 1 or lam.size == 0 or not np.all(np.isfinite(lam)):
         raise InputError("the eigenvalues of W must be a non-empty finite 1-d array")
-    return lam
+    if np.iscomplexobj(lam):
+        if np.max(np.abs(lam.imag)) <= tol * max(1.0, np.max(np.abs(lam.real))):
+            return np.asarray(lam.real, dtype=float)
+        return lam.astype(complex)
+    return lam.astype(float)
 
 
 def spectral_basis(eigenvalues, G: int, weights=None) -> SpectralBasis:
     """Build the power basis for polynomials of degree ≤ max(G, 1) in t = λ / max|λ|."""
-    lam = real_spectrum(eigenvalues)
-    w = np.ones_like(lam) if weights is None else np.asarray(weights, dtype=float)
+    lam = clean_spectrum(eigenvalues)
+    w = np.ones(lam.shape) if weights is None else np.asarray(weights, dtype=float)
     if w.shape != lam.shape:
         raise InputError("quadrature weights and nodes differ in length")
     scale = float(np.max(np.abs(lam))) or 1.0
     t = lam / scale
     powers = np.vander(t, max(G, 1) + 1, increasing=True)
+    if np.iscomplexobj(powers):
+        return SpectralBasis(lam, w, scale, np.ascontiguousarray(powers.real),
+                             np.ascontiguousarray(powers.imag))
     return SpectralBasis(lam, w, scale, powers)
 
 
 # ---------------------------------------------------------------- numpy reference (for tests)
 
 def log_jacobian_numpy(B0, B1, eigenvalues, rho=None, weights=None) -> float:
-    """Σ_k w_k log det(I − B0 − B1 λ_k) + Σ_g Σ_k w_k log(1 − ρ_g λ_k), −∞ outside the region.
+    """Σ_k w_k log|det(I − B0 − B1 λ_k)| + Σ_g Σ_k w_k log|1 − ρ_g λ_k|, −∞ outside the region.
 
     Direct batched determinants (an independent route from the polynomial form used in the model).
-    ``rho`` lists the spatial-error coefficients of the equations that have one.
+    ``rho`` lists the spatial-error coefficients of the equations that have one. The region:
+    every factor has a positive real part (real factors: positive).
     """
-    lam = real_spectrum(eigenvalues)
-    w = np.ones_like(lam) if weights is None else np.asarray(weights, dtype=float)
+    lam = clean_spectrum(eigenvalues)
+    w = np.ones(lam.shape) if weights is None else np.asarray(weights, dtype=float)
     B0, B1 = np.atleast_2d(B0).astype(float), np.atleast_2d(B1).astype(float)
     G = B0.shape[0]
     mats = np.eye(G)[None] - B0[None] - B1[None] * lam[:, None, None]
-    factors = np.linalg.det(mats)
+    factors = [np.linalg.det(mats)]
     if rho is not None:
-        for r in np.atleast_1d(rho):
-            factors = np.concatenate([factors, 1.0 - r * lam])
-            w = np.concatenate([w, np.ones_like(lam) if weights is None else weights])
-    if np.min(factors) <= 0:
+        factors += [1.0 - r * lam for r in np.atleast_1d(rho)]
+    f = np.concatenate(factors)
+    ww = np.tile(w, len(factors))
+    if np.min(np.real(f)) <= 0:
         return -np.inf
-    return float(np.sum(w * np.log(factors)))
+    return float(np.sum(ww * np.log(np.abs(f))))
 
 
 # ---------------------------------------------------------------- pytensor expression
@@ -137,7 +145,7 @@ def factor_coefficients(B0, B1, G: int, scale: float):
     return pt.dot(vinv, values)
 
 
-def log_jacobian(B0, B1, basis: SpectralBasis, G: int, rho=None, powers=None):
+def log_jacobian(B0, B1, basis: SpectralBasis, G: int, rho=None, powers=None, powers_imag=None):
     """Pytensor log|det 𝒜| (+ spatial-error terms for the entries of ``rho``), and −∞ outside.
 
     Returns ``(logdet, min_factor)``. ``powers`` may be a shared/pm.Data version of
@@ -145,12 +153,25 @@ def log_jacobian(B0, B1, basis: SpectralBasis, G: int, rho=None, powers=None):
     """
     P = basis.powers if powers is None else powers
     w = basis.weights
-    f = pt.dot(P[:, : G + 1], factor_coefficients(B0, B1, G, basis.scale))
+    a = factor_coefficients(B0, B1, G, basis.scale)
+    f = pt.dot(P[:, : G + 1], a)
     fmin = pt.min(f)
-    total = pt.sum(w * pt.log(pt.switch(f > 0, f, 1.0)))
+    if basis.powers_imag is None:
+        total = pt.sum(w * pt.log(pt.switch(f > 0, f, 1.0)))
+    else:
+        # conjugate pairs: log|f| = ½ log(Re f² + Im f²); the region asks Re f > 0 (module doc)
+        Pi = basis.powers_imag if powers_imag is None else powers_imag
+        fi = pt.dot(Pi[:, : G + 1], a)
+        total = 0.5 * pt.sum(w * pt.log(pt.switch(f > 0, f ** 2 + fi ** 2, 1.0)))
     if rho is not None:
         # 1 − ρ λ = 1 − (ρ s) t, for each spatial-error equation (columns of a (n, J) matrix)
         fr = 1.0 - P[:, 1][:, None] * (basis.scale * rho)[None, :]
         fmin = pt.minimum(fmin, pt.min(fr))
-        total = total + pt.sum(w[:, None] * pt.log(pt.switch(fr > 0, fr, 1.0)))
+        if basis.powers_imag is None:
+            total = total + pt.sum(w[:, None] * pt.log(pt.switch(fr > 0, fr, 1.0)))
+        else:
+            Pi = basis.powers_imag if powers_imag is None else powers_imag
+            fri = -Pi[:, 1][:, None] * (basis.scale * rho)[None, :]
+            total = total + 0.5 * pt.sum(
+                w[:, None] * pt.log(pt.switch(fr > 0, fr ** 2 + fri ** 2, 1.0)))
     return pt.switch(fmin > 0, total, -np.inf), fmin

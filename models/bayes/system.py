@@ -229,7 +229,7 @@ def _triangular_inverse(L, G: int):
 
 
 def system_loglik(layout: SystemLayout, basis: SpectralBasis, theta_s, theta_b, chol, rho=None,
-                  crossprod=None, powers=None):
+                  crossprod=None, powers=None, powers_imag=None):
     """Pytensor log p(y | θ) of the original data, from standardised parameters.
 
     ``chol`` is the lower Cholesky factor of Σ̃ (G × G); ``rho`` the spatial-error coefficients of
@@ -250,7 +250,7 @@ def system_loglik(layout: SystemLayout, basis: SpectralBasis, theta_s, theta_b, 
     quad = pt.sum(pt.diag(pt.dot(Linv, pt.dot(K, Linv.T))))
     logdet_sigma = 2.0 * pt.sum(pt.log(pt.diag(chol)))
     jac, _ = log_jacobian(B0, B1, basis, G, rho=rho if layout.error_equations else None,
-                          powers=powers)
+                          powers=powers, powers_imag=powers_imag)
     const = -0.5 * n * G * np.log(2 * np.pi) + layout.log_scale_term
     return jac - 0.5 * n * logdet_sigma - 0.5 * quad + const
 
@@ -259,8 +259,8 @@ def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = N
                        eigen_weights=None) -> pm.Model:
     """PyMC model of the spatial simultaneous system (module docstring gives model and priors).
 
-    ``system``: a ``models.spec.SystemData``; ``eigenvalues``: the spectrum of ``system.W`` (real;
-    or quadrature nodes with ``eigen_weights``). Free variables ``structural_std``, ``beta_std``,
+    ``system``: a ``models.spec.SystemData``; ``eigenvalues``: the spectrum of ``system.W`` (real,
+    or complex in conjugate pairs; or quadrature nodes with ``eigen_weights``). Free variables ``structural_std``, ``beta_std``,
     ``chol_std`` (LKJ Cholesky of Σ̃, or ``sd_std`` for G = 1) and ``rho_error``; deterministics
     on the original scale: ``coef`` (equation, term; NaN where a term is absent from an
     equation), ``Sigma`` (equation, equation2) and ``rho`` (equation; NaN without a spatial error).
@@ -289,6 +289,8 @@ def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = N
     with pm.Model(coords=coords) as model:
         crossprod = pm.Data("crossprod", layout.crossprod)
         powers = pm.Data("eigen_powers", basis.powers)
+        powers_imag = (pm.Data("eigen_powers_imag", basis.powers_imag)
+                       if basis.powers_imag is not None else None)
         theta_s = (pm.Normal("structural_std", 0.0, hp["structural_sigma"], dims="structural")
                    if layout.structural else pt.zeros(0))
         bsd = np.where(layout.is_intercept(), hp["intercept_sigma"], hp["beta_sigma"])
@@ -314,7 +316,8 @@ def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = N
             hi = 1.0 / basis.lambda_max if basis.lambda_max > 0 else 1.0
             rho = pm.Uniform("rho_error", lo, hi, dims="error_equation")
         pm.Potential("loglik", system_loglik(layout, basis, theta_s, theta_b, chol, rho,
-                                             crossprod=crossprod, powers=powers))
+                                             crossprod=crossprod, powers=powers,
+                                             powers_imag=powers_imag))
         # original-scale summaries
         theta = pt.concatenate([theta_s, theta_b]) if layout.structural else theta_b
         values = layout.a + pt.dot(layout.T, theta)
