@@ -188,6 +188,26 @@ def test_complex_spectrum_matches_dense(errors):
         assert out["loglik"] == pytest.approx(ref, abs=1e-8, rel=1e-11)
 
 
+def test_lanczos_quadrature_error_is_small():
+    """Measured error of the quadrature log-Jacobian against the exact spectrum (n = 900)."""
+    from models.bayes.jacobian import lanczos_quadrature
+
+    w = lattice_weights(30, "queen")
+    lam = np.linalg.eigvals(w.matrix.toarray()).real
+    nodes, weights = lanczos_quadrature(w.matrix, steps=30, probes=100, seed=0)
+    assert weights.sum() == pytest.approx(900)
+    B0 = np.array([[0.0, 0.4], [-0.3, 0.0]])
+    B1 = np.array([[0.3, 0.2], [-0.15, 0.25]])
+    for s in (1.0, 2.0):
+        exact = log_jacobian_numpy(B0, B1 * s, lam)
+        approx = log_jacobian_numpy(B0, B1 * s, nodes, weights=weights)
+        assert abs(approx - exact) <= 0.02 * abs(exact)
+    from data_prep.errors import InputError
+
+    with pytest.raises(InputError, match="symmetric"):
+        lanczos_quadrature(_knn_weights(30, 3, seed=1))
+
+
 def test_unknown_prior_refused():
     from data_prep.errors import InputError
 
