@@ -117,6 +117,14 @@ def test_same_seed_same_draws():
     assert not np.array_equal(a, c, equal_nan=True)
     assert runs[0].attrs["convergence_report"]
 
+    from models.bayes.sampling import convergence_report
+
+    # a posterior no narrower than its prior is flagged as weakly identified
+    flagged = convergence_report(runs[0], prior_sd={"structural_std": 0.01})
+    assert any("barely inform" in line for line in flagged)
+    assert not any("barely inform" in line
+                   for line in convergence_report(runs[0], prior_sd={"structural_std": 100.0}))
+
 
 # ------------------------------------------------------------------------------------ slow
 

@@ -60,7 +60,7 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
                               compute_convergence_checks=False)
     idata.attrs["sampler"] = sampler
     idata.attrs["seed"] = int(seed)
-    report = convergence_report(idata)
+    report = convergence_report(idata, prior_sd=getattr(model, "prior_sd", None))
     idata.attrs["convergence_report"] = json.dumps(report)
     for line in report:
         print(line)
@@ -85,11 +85,15 @@ def _summary_vars(idata: az.InferenceData, var_names) -> list[str]:
 
 
 def convergence_report(idata: az.InferenceData, var_names: Sequence[str] | None = None,
-                       rhat_max: float = 1.01, ess_min: float = 400.0) -> list[str]:
+                       rhat_max: float = 1.01, ess_min: float = 400.0,
+                       prior_sd: dict | None = None, contraction_min: float = 0.5) -> list[str]:
     """Plain-language diagnostics: divergences, smallest bulk-ESS and largest R-hat.
 
     Entries that are NaN in every draw (terms absent from an equation) are ignored. The first
-    sentence says whether everything passed.
+    sentence says whether everything passed. With ``prior_sd`` ({free variable: prior sd, scalar
+    or per entry}) the prior-to-posterior contraction 1 − var_post / var_prior is reported for
+    coefficients the data barely inform (contraction below ``contraction_min``), an
+    identification warning of METHOD.md §2 (it does not fail the convergence checks).
     """
     names = _summary_vars(idata, var_names)
     lines: list[str] = []
@@ -124,6 +128,7 @@ def convergence_report(idata: az.InferenceData, var_names: Sequence[str] | None 
                          "the other) or instruments.")
     else:
         lines.append("Only one chain was run, so R-hat cannot be computed.")
+    lines += _contraction_lines(idata, prior_sd or {}, contraction_min)
     head = ("Convergence checks passed" if ok else "Convergence checks FAILED")
     detail = []
     if worst_ess is not None:
@@ -133,6 +138,27 @@ def convergence_report(idata: az.InferenceData, var_names: Sequence[str] | None 
     detail.append(f"{n_div} divergences")
     lines.insert(0, f"{head}: " + ", ".join(detail) + ".")
     return lines
+
+
+def _contraction_lines(idata, prior_sd: dict, threshold: float) -> list[str]:
+    weak = []
+    for name, sd0 in prior_sd.items():
+        if name not in idata.posterior:
+            continue
+        da = idata.posterior[name]
+        post_sd = da.std(("chain", "draw")).values
+        contraction = 1.0 - (post_sd / np.broadcast_to(np.asarray(sd0, float), post_sd.shape)) ** 2
+        dim = [d for d in da.dims if d not in ("chain", "draw")]
+        labels = da[dim[0]].values if dim else [name]
+        weak += [(str(lab), float(c)) for lab, c in zip(np.atleast_1d(labels),
+                                                        np.atleast_1d(contraction))
+                 if c < threshold]
+    if not weak:
+        return []
+    listed = ", ".join(f"{lab} ({c:.2f})" for lab, c in weak[:6])
+    return [f"The data barely inform {len(weak)} coefficient(s) (prior-to-posterior contraction "
+            f"below {threshold}): {listed}. The system may be weakly identified; add excluded "
+            "exogenous variables or check the estimates against their priors."]
 
 
 def _extreme(ds, pick):

@@ -332,6 +332,9 @@ def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = N
             rho_full = pt.set_subtensor(pt.full(G, np.nan)[list(layout.error_equations)], rho)
             pm.Deterministic("rho", rho_full, dims="equation")
     model.layout = layout  # type: ignore[attr-defined]  # kept for effects/reporting helpers
+    # prior sds of the free coefficients, for the prior-to-posterior contraction report
+    model.prior_sd = {"structural_std": hp["structural_sigma"],  # type: ignore[attr-defined]
+                      "beta_std": bsd}
     return model
 
 
