@@ -98,6 +98,38 @@ def test_loglik_matches_dense(G, errors):
     assert checked == 6
 
 
+@pytest.mark.parametrize("case", ["no_intercept", "binary_W"])
+def test_loglik_matches_dense_without_centring(case):
+    """Scaling-only standardisation (no intercept, or W rows not summing to one)."""
+    import scipy.sparse as sp
+
+    w = lattice_weights(6)
+    sim = simulate_system(w, seed=5)
+    data = sim.data.copy()
+    data["ER"] += 2.0
+    formulas = list(sim.formulas)
+    W = sim.W
+    if case == "no_intercept":
+        formulas[0] += " - 1"
+    else:
+        W = sp.csr_matrix((W > 0).astype(float))        # binary contiguity, rows sum to 2..4
+    system = build_system(parse_system(formulas, spatial_errors="ER"), data, weights=W,
+                          check=False)
+    lam = np.linalg.eigvals(W.toarray())
+    model = build_system_model(system, lam, {"structural_sigma": 0.1})
+    assert not model.layout.centred
+    f, names = _evaluator(model)
+    rng = np.random.default_rng(0)
+    start = model.initial_point()
+    for _ in range(4):
+        point = {k: v + rng.normal(0.0, 0.05 if k == "structural_std" else 0.4, np.shape(v))
+                 for k, v in start.items()}
+        out = dict(zip(names, f(point)))
+        ref = _dense_logp(system, out["coef"], out["Sigma"], out.get("rho"), model.coords["term"])
+        assert np.isfinite(out["loglik"])
+        assert out["loglik"] == pytest.approx(ref, abs=1e-8, rel=1e-11)
+
+
 def test_compile_logp_is_potential_plus_priors():
     system = _system(2, "all")
     model = build_system_model(system, np.linalg.eigvals(system.W.toarray()))

@@ -127,7 +127,7 @@ def system_layout(system) -> SystemLayout:
         y_scale = np.sqrt((Y ** 2).mean(axis=0))
     if np.any(y_scale <= 0):
         bad = [deps[g] for g in np.flatnonzero(y_scale <= 0)]
-        raise InputError(f"dependent variable(s) {', '.join(bad)} are constant (zero everywhere)")
+        raise InputError(f"dependent variable(s) {', '.join(bad)} do not vary across cities")
     is_const = np.array([nm == "Intercept" for nm in xnames])
     x_centre = np.where(is_const | (not centred), 0.0, Xu.mean(axis=0) if k else 0.0)
     x_spread = Xu.std(axis=0) if centred else np.sqrt((Xu ** 2).mean(axis=0))
