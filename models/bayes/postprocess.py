@@ -1,0 +1,95 @@
+"""After sampling: the contract-2 posterior summary, the impacts and the LOO densities.
+
+:func:`summary_frame` reduces the posterior ``coef`` to the (equation, term) pairs present in the
+system (columns of DESIGN.md contract 2, 94 % highest-density intervals by default);
+:func:`add_effects_and_loo` attaches the direct / indirect / total impacts
+(:mod:`models.bayes.effects`) to the posterior and the leave-one-city-out conditional densities
+(:mod:`models.bayes.loo`) as the ``log_likelihood`` group, so ``arviz.loo`` and
+``arviz.compare`` work.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+HDI_PROB = 0.94
+
+
+def summary_frame(idata, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
+    """Posterior summary of ``coef`` for the (equation, term) pairs present in the system."""
+    import arviz as az
+
+    coef = idata.posterior["coef"]
+    post = idata.posterior[["coef"]]
+    hdi = az.hdi(post, hdi_prob=hdi_prob)["coef"]
+    chains = coef.sizes["chain"]
+    rhat = az.rhat(post)["coef"] if chains > 1 else None
+    ess = az.ess(post, method="bulk")["coef"]
+    mean, sd = coef.mean(("chain", "draw")), coef.std(("chain", "draw"), ddof=1)
+    rows = []
+    for eq in coef["equation"].values:
+        for term in coef["term"].values:
+            if np.isnan(coef.sel(equation=eq, term=term).values).all():
+                continue
+            at = dict(equation=eq, term=term)
+            rows.append({"equation": str(eq), "term": str(term),
+                         "mean": float(mean.sel(at)), "sd": float(sd.sel(at)),
+                         "hdi_low": float(hdi.sel(at).sel(hdi="lower")),
+                         "hdi_high": float(hdi.sel(at).sel(hdi="higher")),
+                         "r_hat": float(rhat.sel(at)) if rhat is not None else np.nan,
+                         "ess_bulk": float(ess.sel(at))})
+    return pd.DataFrame(rows, columns=["equation", "term", "mean", "sd", "hdi_low", "hdi_high",
+                                       "r_hat", "ess_bulk"])
+
+
+def _exogenous_part(system, coef: np.ndarray, terms: list[str]) -> np.ndarray:
+    """(S, n, G) draws of X_g β_g for every equation (NaN coefficients of absent terms skipped)."""
+    S = coef.shape[0]
+    out = np.zeros((S, system.n, system.G))
+    for g, eq in enumerate(system.spec.equations):
+        cols = [terms.index(x) for x in eq.exogenous]
+        out[:, :, g] = coef[:, g, cols] @ system.X[g].T
+    return out
+
+
+def add_effects_and_loo(idata, system, eigs: np.ndarray,
+                        eig_weights: np.ndarray | None = None) -> list[str]:
+    """Attach the impacts (posterior ``impact``) and the ``log_likelihood`` group; return notes."""
+    import xarray as xr
+
+    from models.bayes.effects import coefficient_matrices, impacts
+    from models.bayes.loo import log_likelihood_dataset, pointwise_loglik
+
+    notes = []
+    post = idata.posterior
+    chains, draws = post.sizes["chain"], post.sizes["draw"]
+    B0, B1, betas, deps = coefficient_matrices(post["coef"])
+    Sigma = post["Sigma"].stack(sample=("chain", "draw")).transpose("sample", ...).values
+    rho = None
+    if "rho" in post:
+        rho = np.nan_to_num(post["rho"].stack(sample=("chain", "draw"))
+                            .transpose("sample", ...).values)
+    W = system.W
+    rows_one = W is not None and np.allclose(np.asarray(W.sum(axis=1)).ravel(), 1.0)
+    if W is not None:
+        imp = impacts(B0, B1, betas, eigs, row_standardised=rows_one, dependents=deps, W=W,
+                      spectrum_weights=None if eig_weights is None
+                      else eig_weights / eig_weights.sum())
+        da = imp["impact"].transpose("sample", ...)
+        values = da.values.reshape((chains, draws) + da.shape[1:])
+        coords = {k: v for k, v in da.coords.items() if "sample" not in v.dims}
+        idata.posterior["impact"] = xr.DataArray(
+            values, dims=("chain", "draw") + da.dims[1:],
+            coords={**coords, "chain": post["chain"].values, "draw": post["draw"].values})
+    coef = post["coef"].stack(sample=("chain", "draw")).transpose("sample", ...).values
+    xb = _exogenous_part(system, coef, [str(t) for t in post["term"].values])
+    ll = pointwise_loglik(system.Y, xb, W, B0, B1, Sigma, rho)
+    ds = log_likelihood_dataset(ll, [str(c) for c in system.cities], chains, var_name="y")
+    idata.add_groups(log_likelihood=ds.assign_coords(chain=post["chain"].values,
+                                                     draw=post["draw"].values))
+    if not np.all(np.isfinite(ll)):
+        notes.append("some leave-one-city-out densities are not finite; LOO is unreliable")
+    return notes
+
+
