@@ -123,8 +123,6 @@ def run_study(cfg: StudyConfig, out: Path, progress: bool = True) -> list[Path]:
     from models.results import posterior_table, to_markdown, write_csv_atomic, write_text_atomic
 
     tables, figures, posteriors = out / "tables", out / "figures", out / "posteriors"
-    for folder in (tables, figures, posteriors):
-        folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     report: list[str] = ["# Study report", ""]
 
@@ -135,7 +133,6 @@ def run_study(cfg: StudyConfig, out: Path, progress: bool = True) -> list[Path]:
 
     with Stage("data: indices, weights, spectrum"):
         ds = study.study_dataset(cfg.data)
-        written.append(save_dataset(ds, out / "data.nc"))
         synthetic = ds.attrs.get("synthetic") == "true"
         report += [f"Data: {ds.sizes['city']} cities, {ds.sizes['year']} years, "
                    f"{ds.sizes['industry']} industries"
@@ -145,6 +142,9 @@ def run_study(cfg: StudyConfig, out: Path, progress: bool = True) -> list[Path]:
         if len(controls) < len(cfg.controls):
             missing = sorted(set(cfg.controls) - set(controls))
             raise InputError(f"controls not found in the data: {', '.join(missing)}")
+        for folder in (tables, figures, posteriors):
+            folder.mkdir(parents=True, exist_ok=True)
+        written.append(save_dataset(ds, out / "data.nc"))
 
     with Stage("Table 1 and Moran's I (Figures 1-3)"):
         table(study.descriptive_table(ds, ["ER", *cfg.agglomeration, *controls]).round(3),
