@@ -19,11 +19,14 @@ def check_identification(system, spatial: bool = True) -> None:
 
     Order: the excluded instruments (columns of H beyond the equation's own exogenous columns)
     must be at least as many as its endogenous regressors, lags of dependents included.
-    Rank: the projection of Z_j on H must have full column rank (computed through a thin QR
-    of H, never the n × n projection matrix). Raises InputError naming the equation.
+    Rank: the projection of Z_j on H must have full column rank (computed through the k × k
+    Cholesky factor of H'H, never the n × n projection matrix). Raises InputError naming the
+    equation.
     """
     H, hnames = system.instruments(spatial)
-    Qh = np.linalg.qr(H)[0] if H.shape[1] else np.empty((system.n, 0))
+    # rank(P Z) = rank(L⁻¹ H'Z) with H'H = LL' (H has independent columns by construction):
+    # k × p work after two n-row products, cheaper than a thin QR of H.
+    L = np.linalg.cholesky(H.T @ H) if H.shape[1] else None
     for j, eq in enumerate(system.spec.equations):
         endo = eq.endogenous + tuple(f"W({v})" for v in eq.spatial_lags)
         k_j = system.X[j].shape[1]
@@ -35,8 +38,7 @@ def check_identification(system, spatial: bool = True) -> None:
                 f"but only {max(excluded, 0)} excluded instruments; add exogenous variables "
                 f"excluded from this equation, their spatial lags, or --instruments")
         Z = system.Z(j)
-        proj = Qh @ (Qh.T @ Z)
-        rank = np.linalg.matrix_rank(proj)
+        rank = np.linalg.matrix_rank(np.linalg.solve(L, H.T @ Z)) if L is not None else 0
         if rank < Z.shape[1]:
             raise InputError(
                 f"equation {eq.dependent}: the instruments cannot tell its {Z.shape[1]} "
