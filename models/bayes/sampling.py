@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import warnings
+import weakref
 from typing import Sequence
 
 import arviz as az
@@ -24,6 +25,7 @@ import pymc as pm
 # always admissible) instead of a random jitter that could fall outside the admissible region.
 NO_JITTER: tuple[str, ...] = ("structural_std",)
 SUMMARY_VARS: tuple[str, ...] = ("coef", "Sigma", "rho")
+_COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
@@ -48,7 +50,13 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
             sampler = "pymc"
     jitter = {rv for rv in model.free_RVs if rv.name not in set(no_jitter)}
     if sampler == "nutpie":
-        compiled = nutpie.compile_pymc_model(model, jitter_rvs=jitter)
+        # compiling dominates small runs; reuse the compiled model for the same (unchanged) model
+        key = (tuple(sorted(rv.name for rv in jitter)), tuple(model.named_vars))
+        cached = _COMPILED.get(model)
+        if cached is None or cached[0] != key:
+            cached = (key, nutpie.compile_pymc_model(model, jitter_rvs=jitter))
+            _COMPILED[model] = cached
+        compiled = cached[1]
         idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
                               progress_bar=progress, save_warmup=False,
                               low_rank_modified_mass_matrix=low_rank)
