@@ -72,7 +72,7 @@ def run_ours(system, lam, draws: int, tune: int, chains: int, seed: int) -> dict
 
 
 def naive_model(system) -> pm.Model:
-    """The literal formulation, same standardisation and priors as ours (dense n × n, benchmark only)."""
+    """The literal formulation, same standardisation and priors (dense n × n, benchmark only)."""
     layout = system_layout(system)
     G, n = layout.G, layout.n
     Y = (system.Y - layout.y_centre) / layout.y_scale
@@ -85,10 +85,8 @@ def naive_model(system) -> pm.Model:
                           "exogenous": layout.labels["exogenous"]}) as model:
         s = pm.Normal("structural_std", 0, hp["structural_sigma"], dims="structural")
         b = pm.Normal("beta_std", 0, hp["beta_sigma"], dims="exogenous")
-        sd = pm.HalfNormal("sd_std", hp["sd_sigma"], shape=G)
         chol, _, _ = pm.LKJCholeskyCov("chol_std", n=G, eta=hp["lkj_eta"],
                                        sd_dist=pm.HalfNormal.dist(hp["sd_sigma"], shape=G))
-        _ = sd
         B0 = pt.dot(layout.L0, s).reshape((G, G))
         B1 = pt.dot(layout.L1, s).reshape((G, G))
         A = pt.eye(G * n) - pt.linalg.kron(B0, pt.eye(n)) - pt.linalg.kron(B1, W)
@@ -160,7 +158,8 @@ def main() -> None:
                     help="also run the naive likelihood on nutpie (its dense LAPACK calls have "
                          "crashed nutpie's worker threads with some OpenBLAS builds)")
     ap.add_argument("--skip-naive", action="store_true")
-    ap.add_argument("--lattice", action="store_true", help="16 x 16 lattice instead of the demo map")
+    ap.add_argument("--lattice", action="store_true",
+                    help="16 x 16 lattice instead of the demo map")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
 

@@ -1,4 +1,5 @@
-"""Sampler wrapper (nutpie by default, PyMC's NUTS as fallback) and a plain-words convergence report.
+"""Sampler wrapper (nutpie by default, PyMC's NUTS as fallback) and a plain-words convergence
+report.
 
 nutpie (Seyboldt et al., nutpie: a fast NUTS implementation) compiles the PyMC log-density with
 numba and adapts the mass matrix from gradients; PyMC's own NUTS is the fallback when nutpie is

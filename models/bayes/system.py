@@ -23,8 +23,8 @@ original y (the −n Σ log s_g change-of-variable term is included), and ``coef
 ``rho`` are reported on the original scale.
 
 Priors (choice, overridable through ``priors``; all on the standardised scale):
-  ``structural_sigma`` 0.5  Normal(0, ·) for spatial-lag and cross-endogenous coefficients, restricted
-                            to the admissible region by the Jacobian's −∞;
+  ``structural_sigma`` 0.5  Normal(0, ·) for spatial-lag and cross-endogenous coefficients,
+                            restricted to the admissible region by the Jacobian's −∞;
   ``beta_sigma``       1.0  Normal(0, ·) for exogenous slopes;
   ``intercept_sigma``  2.5  Normal(0, ·) for intercepts;
   ``sd_sigma``         1.0  HalfNormal(·) for the error scales;
@@ -260,12 +260,14 @@ def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = N
     """PyMC model of the spatial simultaneous system (module docstring gives model and priors).
 
     ``system``: a ``models.spec.SystemData``; ``eigenvalues``: the spectrum of ``system.W`` (real,
-    or complex in conjugate pairs; or quadrature nodes with ``eigen_weights``). Free variables ``structural_std``, ``beta_std``,
-    ``chol_std`` (LKJ Cholesky of Σ̃, or ``sd_std`` for G = 1) and ``rho_error``; deterministics
-    on the original scale: ``coef`` (equation, term; NaN where a term is absent from an
-    equation), ``Sigma`` (equation, equation2) and ``rho`` (equation; NaN without a spatial error).
-    The likelihood is the potential ``loglik``; ``model.compile_logp()`` is the exact log posterior
-    density (up to the prior normalising constants PyMC includes anyway).
+    or complex in conjugate pairs; or quadrature nodes with ``eigen_weights``). Free variables
+    ``structural_std``, ``beta_std`` (standardised scale), the error scales and correlation
+    (``sd_std`` for G = 1; ``sd_std`` and ``corr_u`` with r = 2u − 1 for G = 2; the LKJ Cholesky
+    ``chol_std`` for G ≥ 3) and ``rho_error``; deterministics on the original scale: ``coef``
+    (equation, term; NaN where a term is absent from an equation), ``Sigma`` (equation,
+    equation2) and ``rho`` (equation; NaN without a spatial error). The likelihood is the
+    potential ``loglik`` (the exact log-density of the original y, normalising constant
+    included), so ``model.compile_logp()`` is the exact log posterior density.
     """
     hp = dict(DEFAULT_PRIORS)
     if priors:
