@@ -68,10 +68,10 @@ def spectrum_method(weights) -> str:
 def eigenvalues(weights, *, max_n: int = MAX_DENSE_N) -> np.ndarray:
     """All eigenvalues of W: real and ascending on the symmetric route, complex otherwise.
 
-    ``weights`` is a :class:`data_prep.weights.SpatialWeights` (or anything with ``.matrix``).
+    ``weights`` is a :class:`data_prep.weights.SpatialWeights` or a scipy sparse matrix.
     Builds one dense n × n array (unavoidable for a full spectrum); refuses n > ``max_n``.
     """
-    W = sp.csr_matrix(weights.matrix, dtype=float)
+    W = sp.csr_matrix(weights if sp.issparse(weights) else weights.matrix, dtype=float)
     n = W.shape[0]
     if n > max_n:
         raise InputError(f"a full spectrum of W needs a dense {n} x {n} matrix; above "

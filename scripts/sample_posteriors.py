@@ -21,20 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
 from data_prep.errors import InputError
-
-HDI_PROB = 0.94
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -86,7 +80,7 @@ def _spectrum(args, system) -> tuple[np.ndarray, np.ndarray | None]:
                       "log-Jacobian uses stochastic Lanczos quadrature (about 1 % error in "
                       "log|det|, measured on lattices)")
         return lanczos_quadrature(system.W, steps=40, probes=100, seed=args.seed)
-    return eigenvalues(SimpleNamespace(matrix=system.W)), None
+    return eigenvalues(system.W), None
 
 
 def _validate_counts(args) -> None:
@@ -96,97 +90,9 @@ def _validate_counts(args) -> None:
             raise InputError(f"--{name} must be a positive integer, not {value}")
 
 
-def summary_frame(idata, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
-    """Posterior summary of ``coef`` for the (equation, term) pairs present in the system."""
-    import arviz as az
-
-    coef = idata.posterior["coef"]
-    post = idata.posterior[["coef"]]
-    hdi = az.hdi(post, hdi_prob=hdi_prob)["coef"]
-    chains = coef.sizes["chain"]
-    rhat = az.rhat(post)["coef"] if chains > 1 else None
-    ess = az.ess(post, method="bulk")["coef"]
-    mean, sd = coef.mean(("chain", "draw")), coef.std(("chain", "draw"), ddof=1)
-    rows = []
-    for eq in coef["equation"].values:
-        for term in coef["term"].values:
-            if np.isnan(coef.sel(equation=eq, term=term).values).all():
-                continue
-            at = dict(equation=eq, term=term)
-            rows.append({"equation": str(eq), "term": str(term),
-                         "mean": float(mean.sel(at)), "sd": float(sd.sel(at)),
-                         "hdi_low": float(hdi.sel(at).sel(hdi="lower")),
-                         "hdi_high": float(hdi.sel(at).sel(hdi="higher")),
-                         "r_hat": float(rhat.sel(at)) if rhat is not None else np.nan,
-                         "ess_bulk": float(ess.sel(at))})
-    return pd.DataFrame(rows, columns=["equation", "term", "mean", "sd", "hdi_low", "hdi_high",
-                                       "r_hat", "ess_bulk"])
-
-
-def _exogenous_part(system, coef: np.ndarray, terms: list[str]) -> np.ndarray:
-    """(S, n, G) draws of X_g β_g for every equation (NaN coefficients of absent terms skipped)."""
-    S = coef.shape[0]
-    out = np.zeros((S, system.n, system.G))
-    for g, eq in enumerate(system.spec.equations):
-        cols = [terms.index(x) for x in eq.exogenous]
-        out[:, :, g] = coef[:, g, cols] @ system.X[g].T
-    return out
-
-
-def add_effects_and_loo(idata, system, eigs: np.ndarray,
-                        eig_weights: np.ndarray | None = None) -> list[str]:
-    """Attach the impacts (posterior ``impact``) and the ``log_likelihood`` group; return notes."""
-    import xarray as xr
-
-    from models.bayes.effects import coefficient_matrices, impacts
-    from models.bayes.loo import log_likelihood_dataset, pointwise_loglik
-
-    notes = []
-    post = idata.posterior
-    chains, draws = post.sizes["chain"], post.sizes["draw"]
-    B0, B1, betas, deps = coefficient_matrices(post["coef"])
-    Sigma = post["Sigma"].stack(sample=("chain", "draw")).transpose("sample", ...).values
-    rho = None
-    if "rho" in post:
-        rho = np.nan_to_num(post["rho"].stack(sample=("chain", "draw"))
-                            .transpose("sample", ...).values)
-    W = system.W
-    rows_one = W is not None and np.allclose(np.asarray(W.sum(axis=1)).ravel(), 1.0)
-    if W is not None:
-        imp = impacts(B0, B1, betas, eigs, row_standardised=rows_one, dependents=deps, W=W,
-                      spectrum_weights=None if eig_weights is None
-                      else eig_weights / eig_weights.sum())
-        da = imp["impact"].transpose("sample", ...)
-        values = da.values.reshape((chains, draws) + da.shape[1:])
-        coords = {k: v for k, v in da.coords.items() if "sample" not in v.dims}
-        idata.posterior["impact"] = xr.DataArray(
-            values, dims=("chain", "draw") + da.dims[1:],
-            coords={**coords, "chain": post["chain"].values, "draw": post["draw"].values})
-    coef = post["coef"].stack(sample=("chain", "draw")).transpose("sample", ...).values
-    xb = _exogenous_part(system, coef, [str(t) for t in post["term"].values])
-    ll = pointwise_loglik(system.Y, xb, W, B0, B1, Sigma, rho)
-    ds = log_likelihood_dataset(ll, [str(c) for c in system.cities], chains, var_name="y")
-    idata.add_groups(log_likelihood=ds.assign_coords(chain=post["chain"].values,
-                                                     draw=post["draw"].values))
-    if not np.all(np.isfinite(ll)):
-        notes.append("some leave-one-city-out densities are not finite; LOO is unreliable")
-    return notes
-
-
-def _write_netcdf_atomic(idata, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        idata.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
+    from data_prep.files import atomic_write
+    from models.bayes.postprocess import add_effects_and_loo, summary_frame
     from models.bayes.sampling import quiet_arviz, sample
     from models.bayes.system import build_system_model
     from models.results import posterior_frame, write_csv_atomic
@@ -225,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(), quiet_arviz():
         warnings.simplefilter("ignore")
         summary = posterior_frame(summary_frame(idata))
-    _write_netcdf_atomic(idata, out)
+    atomic_write(out, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf"), create_folder=True)
     print(f"wrote {out}")
     write_csv_atomic(summary, summary_path)
     print(f"wrote {summary_path}")

@@ -43,7 +43,7 @@ def summary_frame(idata, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
                                        "r_hat", "ess_bulk"])
 
 
-def _exogenous_part(system, coef: np.ndarray, terms: list[str]) -> np.ndarray:
+def exogenous_part(system, coef: np.ndarray, terms: list[str]) -> np.ndarray:
     """(S, n, G) draws of X_g β_g for every equation (NaN coefficients of absent terms skipped)."""
     S = coef.shape[0]
     out = np.zeros((S, system.n, system.G))
@@ -83,7 +83,7 @@ def add_effects_and_loo(idata, system, eigs: np.ndarray,
             values, dims=("chain", "draw") + da.dims[1:],
             coords={**coords, "chain": post["chain"].values, "draw": post["draw"].values})
     coef = post["coef"].stack(sample=("chain", "draw")).transpose("sample", ...).values
-    xb = _exogenous_part(system, coef, [str(t) for t in post["term"].values])
+    xb = exogenous_part(system, coef, [str(t) for t in post["term"].values])
     ll = pointwise_loglik(system.Y, xb, W, B0, B1, Sigma, rho)
     ds = log_likelihood_dataset(ll, [str(c) for c in system.cities], chains, var_name="y")
     idata.add_groups(log_likelihood=ds.assign_coords(chain=post["chain"].values,
@@ -91,5 +91,3 @@ def add_effects_and_loo(idata, system, eigs: np.ndarray,
     if not np.all(np.isfinite(ll)):
         notes.append("some leave-one-city-out densities are not finite; LOO is unreliable")
     return notes
-
-
