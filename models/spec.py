@@ -83,6 +83,22 @@ class SystemSpec:
         return any(eq.spatial_error or eq.spatial_lags
                    or any(t.startswith("W(") for t in eq.exogenous) for eq in self.equations)
 
+    def structural_matrices(self, coefficient) -> tuple[np.ndarray, np.ndarray]:
+        """B0 (contemporaneous endogenous) and B1 (spatial lags) of 𝒜 = I − (B0 ⊗ I + B1 ⊗ W).
+
+        ``coefficient(equation, term)`` gives the value of a term; B0[g, h] is equation g's
+        coefficient on y_h and B1[g, h] its coefficient on W(y_h) (METHOD.md §2b).
+        """
+        index = {d: g for g, d in enumerate(self.dependents)}
+        G = len(index)
+        B0, B1 = np.zeros((G, G)), np.zeros((G, G))
+        for g, eq in enumerate(self.equations):
+            for v in eq.spatial_lags:
+                B1[g, index[v]] = coefficient(eq.dependent, f"W({v})")
+            for v in eq.endogenous:
+                B0[g, index[v]] = coefficient(eq.dependent, v)
+        return B0, B1
+
     def equation(self, dependent: str) -> EquationSpec:
         for eq in self.equations:
             if eq.dependent == dependent:

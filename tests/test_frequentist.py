@@ -383,3 +383,24 @@ def test_gs_without_spatial_errors_is_spatial_3sls_and_ignored_errors_are_report
     res = estimate(with_errors, "3sls")
     assert any("not modelled" in w for w in res.warnings)
     close(res.params.to_numpy(), b.params.to_numpy(), rtol=1e-12)
+
+
+def test_structural_matrices_and_stability_warning():
+    from data_prep.simulate import default_truth, lattice_weights, simulate_system
+    from models.frequentist import estimate
+    from models.frequentist.diagnostics import stability_warning
+    from models.spec import build_system, parse_system
+
+    weights = lattice_weights(12)
+    sim = simulate_system(weights, seed=5)
+    spec = build_system(parse_system(sim.formulas), sim.data, weights).spec
+    truth = default_truth().coefficients
+    B0, B1 = spec.structural_matrices(lambda e, t: truth[e][t])
+    np.testing.assert_allclose(B0, [[0.0, 0.40], [-0.30, 0.0]])
+    np.testing.assert_allclose(B1, [[0.30, 0.20], [-0.15, 0.25]])
+    # the true system is admissible; an own lag of 1.8 is not: det = -0.33 at lambda = 1
+    assert stability_warning(B0, B1, weights.matrix) is None
+    message = stability_warning(B0, B1 + np.diag([1.5, 0.0]), weights.matrix)
+    assert message is not None and "admissible region" in message
+    res = estimate(build_system(parse_system(sim.formulas), sim.data, weights), "gs3sls")
+    assert not any("admissible region" in w for w in res.warnings)

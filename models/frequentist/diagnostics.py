@@ -134,3 +134,29 @@ def lag_only_identification(equation: str, excluded: Sequence[str], n_endog: int
                 "exogenous variables (no excluded exogenous variable or user instrument); "
                 "estimates can be fragile — add an excluded instrument if theory offers one")
     return None
+
+
+def stability_warning(B0: np.ndarray, B1: np.ndarray, W) -> str | None:
+    """Plain-words warning when estimates leave the system's admissible region.
+
+    The reduced form y = 𝒜⁻¹(Xb + u) needs det(I − B0 − B1 λ) > 0 for every eigenvalue λ of W
+    (the region connected to 𝒜 = I, METHOD.md §2b). For a row-standardised W the real
+    eigenvalues lie in [−1, 1]; the check evaluates the factor on that interval (a necessary
+    condition, exact for the symmetric-similar W of contiguity maps), so it costs O(G³) and never
+    needs the spectrum.
+    """
+    if not np.any(B1) or W is None:
+        return None
+    sums = np.asarray(W.sum(axis=1)).ravel()
+    if not np.allclose(sums[sums != 0], 1.0):
+        return None
+    lam = np.linspace(-1.0, 1.0, 401)
+    G = B0.shape[0]
+    dets = np.linalg.det(np.eye(G) - B0 - B1 * lam[:, None, None])
+    if np.all(dets > 0):
+        return None
+    bad = lam[dets <= 0]
+    return (f"the estimated spatial and endogenous coefficients lie outside the admissible region: "
+            f"det(I - B0 - B1*lambda) <= 0 for lambda in [{bad.min():.2f}, {bad.max():.2f}], so "
+            f"the spatial multiplier (reduced form) does not exist and the estimates cannot be "
+            f"read as a stable equilibrium; this often signals weak identification")

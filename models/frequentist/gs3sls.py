@@ -25,7 +25,7 @@ import pandas as pd
 
 from data_prep.errors import InputError
 from models.frequentist.diagnostics import (COLUMNS, first_stage, lag_only_identification,
-                                            weak_identification_warnings)
+                                            stability_warning, weak_identification_warnings)
 from models.frequentist.gm import DEFAULT_BOUNDS, estimate_rho
 from models.frequentist.iv import (Projector, residual_covariance, system_2sls_cov, three_sls,
                                    two_sls)
@@ -141,6 +141,11 @@ def estimate(system, method: str = "gs3sls", *,
     fs = (pd.concat(tables, ignore_index=True) if tables
           else pd.DataFrame(columns=list(COLUMNS)))
     messages += weak_identification_warnings(fs) + _identification_notes(system, hnames)
+    values = dict(zip([(eq, t) for eq, ts in zip(equations, terms) for t in ts],
+                      np.concatenate(deltas)))
+    unstable = stability_warning(*spec.structural_matrices(lambda e, t: values[(e, t)]), W)
+    if unstable:
+        messages.append(unstable)
 
     index = pd.MultiIndex.from_tuples(
         [(eq, t) for eq, ts in zip(equations, terms) for t in ts], names=["equation", "term"])
