@@ -44,6 +44,8 @@ import scipy.sparse as sp
 import xarray as xr
 from scipy.sparse.linalg import splu
 
+from models.bayes.draws import as_draws
+
 # Minimum-degree ordering on A'+A: the system's pattern is (near) structurally symmetric, and this
 # ordering gave half the fill and 1.3-3.7x faster factorisations than SuperLU's default COLAMD on
 # lattice maps (n = 256 and 10,000).
@@ -53,16 +55,6 @@ EFFECTS = ("direct", "indirect", "total")
 # Upper bound on the entries of one batched (draws × eigenvalues × G × G) array, to keep memory
 # flat on large maps with many draws.
 _CHUNK_ENTRIES = 4_000_000
-
-
-def _draws(a, trailing: int, name: str) -> np.ndarray:
-    """Return ``a`` with a leading sample axis (added when it has only the trailing dims)."""
-    arr = np.asarray(a)
-    if arr.ndim == trailing:
-        arr = arr[None]
-    if arr.ndim != trailing + 1:
-        raise ValueError(f"{name} must have {trailing} dims (+ a leading sample axis), got shape {arr.shape}")
-    return arr
 
 
 def _coefficient_draws(value, S: int, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -91,8 +83,8 @@ def spectral_moments(B0: np.ndarray, B1: np.ndarray, eigenvalues: np.ndarray,
     These are n⁻¹ tr [𝒜⁻¹]_gh and n⁻¹ tr([𝒜⁻¹]_gh W) for all (g, h): shapes (S, G, G), real.
     Raises ValueError when a draw makes some I − B0 − B1 λ_k singular (outside the admissible region).
     """
-    B0 = _draws(B0, 2, "B0").astype(float)
-    B1 = _draws(B1, 2, "B1").astype(float)
+    B0 = as_draws(B0, 2, "B0")
+    B1 = as_draws(B1, 2, "B1")
     lam = np.asarray(eigenvalues).reshape(-1)
     if spectrum_weights is None:
         tau = np.full(lam.size, 1.0 / lam.size)
@@ -177,8 +169,8 @@ def impacts(B0: np.ndarray, B1: np.ndarray,
     ["direct", "indirect", "total"], direct = n⁻¹ tr S, total = n⁻¹ 1'S1, indirect = total − direct,
     and a coordinate ``variable_kind`` ("exogenous" or "shock") on ``variable``.
     """
-    B0 = _draws(B0, 2, "B0").astype(float)
-    B1 = _draws(B1, 2, "B1").astype(float)
+    B0 = as_draws(B0, 2, "B0")
+    B1 = as_draws(B1, 2, "B1")
     if B0.shape[1:] != B1.shape[1:] or B0.shape[1] != B0.shape[2]:
         raise ValueError(f"B0 {B0.shape} and B1 {B1.shape} must be (S, G, G) alike")
     S = max(B0.shape[0], B1.shape[0])

@@ -36,17 +36,10 @@ import numpy as np
 import scipy.sparse as sp
 import xarray as xr
 
+from models.bayes.draws import as_draws
+
 # Cap on the entries of one batched (draws × cities × G × G) block, to keep memory flat.
 _CHUNK_ENTRIES = 2_000_000
-
-
-def _draws(a, trailing: int, name: str) -> np.ndarray:
-    arr = np.asarray(a, dtype=float)
-    if arr.ndim == trailing:
-        arr = arr[None]
-    if arr.ndim != trailing + 1:
-        raise ValueError(f"{name} must have {trailing} dims (+ a leading sample axis), got shape {arr.shape}")
-    return arr
 
 
 def gram_blocks(W: sp.spmatrix | None, n: int, order: int) -> np.ndarray:
@@ -94,9 +87,9 @@ def pointwise_loglik(Y: np.ndarray, xb: np.ndarray, W: sp.spmatrix | None,
     if Y.ndim != 2:
         raise ValueError(f"Y must be (n, G), got shape {Y.shape}")
     n, G = Y.shape
-    B0, B1, Sigma = _draws(B0, 2, "B0"), _draws(B1, 2, "B1"), _draws(Sigma, 2, "Sigma")
-    xb = _draws(xb, 2, "xb")
-    rho_arr = np.zeros((1, G)) if rho is None else np.nan_to_num(_draws(rho, 1, "rho"), nan=0.0)
+    B0, B1, Sigma = as_draws(B0, 2, "B0"), as_draws(B1, 2, "B1"), as_draws(Sigma, 2, "Sigma")
+    xb = as_draws(xb, 2, "xb")
+    rho_arr = np.zeros((1, G)) if rho is None else np.nan_to_num(as_draws(rho, 1, "rho"), nan=0.0)
     S = max(a.shape[0] for a in (B0, B1, Sigma, xb, rho_arr))
     for name, a, shape in (("B0", B0, (G, G)), ("B1", B1, (G, G)), ("Sigma", Sigma, (G, G)),
                            ("xb", xb, (n, G)), ("rho", rho_arr, (G,))):

@@ -42,6 +42,8 @@ import numpy as np
 import scipy.sparse as sp
 import xarray as xr
 
+from models.bayes.draws import as_draws
+
 
 def within_matrix(T: int) -> np.ndarray:
     """Orthonormal F (T × (T − 1)) with F'F = I, F'1 = 0, FF' = J_T (Helmert contrasts)."""
@@ -110,15 +112,6 @@ def effective_sample_size(n: int, T: int, year_effects: bool = False) -> int:
     return (n - int(year_effects)) * jacobian_multiplier(T)
 
 
-def _draws(a, trailing: int, name: str) -> np.ndarray:
-    arr = np.asarray(a, dtype=float)
-    if arr.ndim == trailing:
-        arr = arr[None]
-    if arr.ndim != trailing + 1:
-        raise ValueError(f"{name} must have {trailing} dims (+ a leading sample axis), got shape {arr.shape}")
-    return arr
-
-
 def panel_log_jacobian(B0: np.ndarray, B1: np.ndarray, eigenvalues: np.ndarray, T: int,
                        year_effects: bool = False, rho: np.ndarray | None = None) -> np.ndarray:
     """(T − 1)·[Σ_k log|det(I − B0 − B1λ_k)| + Σ_g Σ_k log|1 − ρ_gλ_k|], per draw, shape (S,).
@@ -126,7 +119,7 @@ def panel_log_jacobian(B0: np.ndarray, B1: np.ndarray, eigenvalues: np.ndarray, 
     With year effects the unit eigenvalue's factors, log|det(I − B0 − B1)| and log|1 − ρ_g|, are
     subtracted (W row-standardised; see the module docstring).
     """
-    B0, B1 = _draws(B0, 2, "B0"), _draws(B1, 2, "B1")
+    B0, B1 = as_draws(B0, 2, "B0"), as_draws(B1, 2, "B1")
     lam = np.asarray(eigenvalues).reshape(-1)
     G = B0.shape[1]
     K = np.eye(G) - B0[:, None] - B1[:, None] * lam[None, :, None, None]
@@ -134,7 +127,7 @@ def panel_log_jacobian(B0: np.ndarray, B1: np.ndarray, eigenvalues: np.ndarray, 
     if year_effects:
         logdet = logdet - np.log(np.abs(np.linalg.det(np.eye(G) - B0 - B1)))
     if rho is not None:
-        r = np.nan_to_num(_draws(rho, 1, "rho"), nan=0.0)  # NaN = no spatial error
+        r = np.nan_to_num(as_draws(rho, 1, "rho"), nan=0.0)  # NaN = no spatial error
         logdet = logdet + np.log(np.abs(1.0 - r[:, :, None] * lam)).sum(axis=(1, 2))
         if year_effects:
             logdet = logdet - np.log(np.abs(1.0 - r)).sum(axis=1)
@@ -155,8 +148,8 @@ def within_loglik(Y: np.ndarray, xb: np.ndarray, W: sp.spmatrix, B0: np.ndarray,
     Y = np.asarray(Y, dtype=float)
     n, T, G = Y.shape
     xb = np.asarray(xb, dtype=float)
-    B0, B1, Sigma = _draws(B0, 2, "B0"), _draws(B1, 2, "B1"), _draws(Sigma, 2, "Sigma")
-    rho_arr = np.zeros((1, G)) if rho is None else np.nan_to_num(_draws(rho, 1, "rho"), nan=0.0)
+    B0, B1, Sigma = as_draws(B0, 2, "B0"), as_draws(B1, 2, "B1"), as_draws(Sigma, 2, "Sigma")
+    rho_arr = np.zeros((1, G)) if rho is None else np.nan_to_num(as_draws(rho, 1, "rho"), nan=0.0)
     S = max(B0.shape[0], B1.shape[0], Sigma.shape[0], rho_arr.shape[0], xb.shape[0] if xb.ndim == 4 else 1)
     W = sp.csr_matrix(W, dtype=float)
     if year_effects and not np.allclose(np.asarray(W.sum(axis=1)).ravel(), 1.0):

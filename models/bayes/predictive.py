@@ -18,19 +18,12 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
+from models.bayes.draws import as_draws
+
 # Minimum-degree ordering on A'+A: the system's pattern is (near) structurally symmetric, and this
 # ordering gave half the fill and 1.3-3.7x faster factorisations than SuperLU's default COLAMD on
 # lattice maps (n = 256 and 10,000).
 _ORDERING = "MMD_AT_PLUS_A"
-
-
-def _draws(a, trailing: int, name: str) -> np.ndarray:
-    arr = np.asarray(a, dtype=float)
-    if arr.ndim == trailing:
-        arr = arr[None]
-    if arr.ndim != trailing + 1:
-        raise ValueError(f"{name} must have {trailing} dims (+ a leading sample axis), got shape {arr.shape}")
-    return arr
 
 
 def posterior_predictive(xb: np.ndarray, W: sp.spmatrix | None, B0: np.ndarray, B1: np.ndarray,
@@ -50,10 +43,10 @@ def posterior_predictive(xb: np.ndarray, W: sp.spmatrix | None, B0: np.ndarray, 
     -------
     (S, n, G) array, columns in equation order.
     """
-    xb = _draws(xb, 2, "xb")
-    B0, B1, Sigma = _draws(B0, 2, "B0"), _draws(B1, 2, "B1"), _draws(Sigma, 2, "Sigma")
+    xb = as_draws(xb, 2, "xb")
+    B0, B1, Sigma = as_draws(B0, 2, "B0"), as_draws(B1, 2, "B1"), as_draws(Sigma, 2, "Sigma")
     _, n, G = xb.shape
-    rho_arr = np.zeros((1, G)) if rho is None else np.nan_to_num(_draws(rho, 1, "rho"), nan=0.0)
+    rho_arr = np.zeros((1, G)) if rho is None else np.nan_to_num(as_draws(rho, 1, "rho"), nan=0.0)
     S = max(a.shape[0] for a in (xb, B0, B1, Sigma, rho_arr))
     for name, a, shape in (("B0", B0, (G, G)), ("B1", B1, (G, G)), ("Sigma", Sigma, (G, G)),
                            ("xb", xb, (n, G)), ("rho", rho_arr, (G,))):
