@@ -1,7 +1,5 @@
 """Spectrum of W against numpy's dense eigenvalues, and its Dataset storage and check."""
 
-import warnings
-
 import numpy as np
 import pytest
 import scipy.sparse as sp

@@ -1,7 +1,5 @@
 """Spatial weights: contiguity on hand-checked grids, island policies, files, alignment, Dataset."""
 
-import warnings
-
 import geopandas as gpd
 import numpy as np
 import pytest
@@ -11,7 +9,7 @@ from shapely.geometry import box
 
 from data_prep.errors import InputError
 from data_prep.weights import (SpatialWeights, weights_from_coordinates, weights_from_dataset,
-                               weights_from_file, weights_from_gal, weights_from_gwt,
+                               weights_from_file, weights_from_gal,
                                weights_from_polygons, weights_to_dataset, write_gal, write_gwt)
 
 # expected notes on the deliberately split maps below (tests about them use pytest.warns)
