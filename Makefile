@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) scripts/run_all.py --quick
+	$(PY) scripts/run_all.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q

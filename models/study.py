@@ -54,21 +54,26 @@ def descriptive_table(ds: xr.Dataset, variables: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def system_formulas(agglomeration: str, controls: Sequence[str], spatial: bool = True) -> list[str]:
+def system_formulas(agglomeration: str, controls: Sequence[str], spatial: bool = True,
+                    exclude: tuple[Sequence[str], Sequence[str]] = ((), ())) -> list[str]:
     """The seed's two-equation system for ER and an agglomeration index A (METHOD.md §2).
 
-    ER = α1 W·ER + α2 W·A + α3 A + X β1 + ε1;  A = γ1 W·A + γ2 W·ER + γ3 ER + X β2 + ε2.
-    Without ``spatial`` the W terms are dropped (the seed's 3SLS columns).
+    ER = α1 W·ER + α2 W·A + α3 A + X1 β1 + ε1;  A = γ1 W·A + γ2 W·ER + γ3 ER + X2 β2 + ε2.
+    X1 and X2 are ``controls`` less ``exclude[0]`` and ``exclude[1]`` respectively (the seed
+    uses the same controls in both equations; an exclusion identifies the system beyond its
+    spatial lags). Without ``spatial`` the W terms are dropped (the seed's 3SLS columns).
     """
-    x = " + ".join(controls)
+    x1 = " + ".join(c for c in controls if c not in exclude[0]) or "1"
+    x2 = " + ".join(c for c in controls if c not in exclude[1]) or "1"
     if spatial:
-        return [f"ER ~ W(ER) + W({agglomeration}) + {agglomeration} + {x}",
-                f"{agglomeration} ~ W({agglomeration}) + W(ER) + ER + {x}"]
-    return [f"ER ~ {agglomeration} + {x}", f"{agglomeration} ~ ER + {x}"]
+        return [f"ER ~ W(ER) + W({agglomeration}) + {agglomeration} + {x1}",
+                f"{agglomeration} ~ W({agglomeration}) + W(ER) + ER + {x2}"]
+    return [f"ER ~ {agglomeration} + {x1}", f"{agglomeration} ~ ER + {x2}"]
 
 
 def fit_frequentist(table: pd.DataFrame, weights, agglomeration: str, controls: Sequence[str],
-                    instruments: Sequence[str] = HISTORICAL_INSTRUMENTS) -> dict:
+                    instruments: Sequence[str] = HISTORICAL_INSTRUMENTS,
+                    exclude: tuple[Sequence[str], Sequence[str]] = ((), ())) -> dict:
     """GS3SLS of the spatial system and 3SLS of its non-spatial counterpart (seed Tables 2–3).
 
     With the same controls in both equations the non-spatial system has no excluded exogenous
@@ -78,8 +83,8 @@ def fit_frequentist(table: pd.DataFrame, weights, agglomeration: str, controls: 
     from models.frequentist import estimate
     from models.spec import build_system, parse_system
 
-    spatial = build_system(system_formulas(agglomeration, controls), table, weights)
-    plain = build_system(parse_system(system_formulas(agglomeration, controls, spatial=False),
+    spatial = build_system(system_formulas(agglomeration, controls, exclude=exclude), table, weights)
+    plain = build_system(parse_system(system_formulas(agglomeration, controls, False, exclude),
                                       instruments=list(instruments)), table)
     return {"GS3SLS": estimate(spatial, "gs3sls"), "3SLS": estimate(plain, "3sls")}
 
@@ -96,14 +101,15 @@ def frequentist_table(fits: dict) -> pd.DataFrame:
 
 def fit_bayesian(table: pd.DataFrame, weights, eigenvalues: np.ndarray, agglomeration: str,
                  controls: Sequence[str], *, draws: int, tune: int, chains: int, seed: int,
-                 sampler: str = "nutpie", progress: bool = True):
+                 sampler: str = "nutpie", progress: bool = True,
+                 exclude: tuple[Sequence[str], Sequence[str]] = ((), ())):
     """Posterior of the spatial system (METHOD.md §2b) with impacts and LOO densities attached."""
     from models.bayes.postprocess import add_effects_and_loo
     from models.bayes.sampling import sample
     from models.bayes.system import build_system_model
     from models.spec import build_system
 
-    system = build_system(system_formulas(agglomeration, controls), table, weights)
+    system = build_system(system_formulas(agglomeration, controls, exclude=exclude), table, weights)
     model = build_system_model(system, eigenvalues)
     idata = sample(model, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
                    progress=progress)

@@ -23,6 +23,8 @@ A config file (TOML) points at a user's data; every key is optional::
     controls = ["Gov", "PGDP", "Fdi", "Fix_cap", "RnD", "HumCap", "Rd", "Popden", "Market"]
     agglomeration = ["PSS", "PSD"]
     instruments = ["rail_1930s", "popden_1984"]   # excluded instruments of the 3SLS columns
+    exclude_er = []                   # controls left out of the ER equation
+    exclude_agglomeration = []        # controls left out of the PSS / PSD equation
 
     [bayes]
     draws = 1000
@@ -60,6 +62,8 @@ class StudyConfig:
     controls: list[str] = field(default_factory=lambda: list(SEED_CONTROLS))
     agglomeration: list[str] = field(default_factory=lambda: ["PSS", "PSD"])
     instruments: list[str] = field(default_factory=lambda: list(HISTORICAL_INSTRUMENTS))
+    exclude_er: list[str] = field(default_factory=list)
+    exclude_agglomeration: list[str] = field(default_factory=list)
     draws: int = 1000
     tune: int = 1000
     chains: int = 4
@@ -76,13 +80,19 @@ class StudyConfig:
                 raise InputError(f"{path}: config file not found") from None
             except tomllib.TOMLDecodeError as err:
                 raise InputError(f"{path}: not valid TOML ({err})") from None
-        unknown = set(raw) - {"data", "study", "bayes"}
-        if unknown:
-            raise InputError(f"{path}: unknown section(s) {sorted(unknown)}; expected data, study, bayes")
-        study, bayes = raw.get("study", {}), raw.get("bayes", {})
-        cfg = cls(data=raw.get("data", {}), **{k: study[k] for k in ("controls", "agglomeration", "instruments")
-                                            if k in study},
-                  **{k: bayes[k] for k in ("draws", "tune", "chains", "seed", "sampler") if k in bayes})
+        sections = {"data": ("employment", "weights", "covariates", "cities", "island_policy",
+                             "winsorize", "fill_policy", "er_threshold"),
+                    "study": ("controls", "agglomeration", "instruments", "exclude_er",
+                              "exclude_agglomeration"),
+                    "bayes": ("draws", "tune", "chains", "seed", "sampler")}
+        for name, table in raw.items():
+            if name not in sections:
+                raise InputError(f"{path}: unknown section [{name}]; expected data, study, bayes")
+            unknown = sorted(set(table) - set(sections[name]))
+            if unknown:
+                raise InputError(f"{path}: unknown key(s) {', '.join(unknown)} in [{name}]; "
+                                 f"known: {', '.join(sections[name])}")
+        cfg = cls(data=dict(raw.get("data", {})), **raw.get("study", {}), **raw.get("bayes", {}))
         base = Path(path).parent if path else Path.cwd()
         for key in ("employment", "weights", "covariates", "cities"):
             if key in cfg.data:
@@ -158,11 +168,12 @@ def run_study(cfg: StudyConfig, out: Path, progress: bool = True) -> list[Path]:
             report += [f"![Moran scatter plot of {var}](figures/{path.name})", ""]
 
     frame = cross_section(ds)
+    exclude = (cfg.exclude_er, cfg.exclude_agglomeration)
     weights = weights_from_dataset(ds)
     eigenvalues = spectrum_from_dataset(ds)
     for k, agg in enumerate(cfg.agglomeration, start=2):
         with Stage(f"Table {k}: ER <-> {agg} by GS3SLS and 3SLS"):
-            fits = study.fit_frequentist(frame, weights, agg, controls, cfg.instruments)
+            fits = study.fit_frequentist(frame, weights, agg, controls, cfg.instruments, exclude)
             table(study.frequentist_table(fits), f"table{k}_{agg.lower()}_system",
                   f"Table {k}. ER and {agg}: GS3SLS (spatial) and 3SLS (non-spatial)",
                   note="*** p<0.01, ** p<0.05, * p<0.1; z statistics in parentheses")
@@ -173,7 +184,7 @@ def run_study(cfg: StudyConfig, out: Path, progress: bool = True) -> list[Path]:
             idata, notes = study.fit_bayesian(frame, weights, eigenvalues, agg, controls,
                                               draws=cfg.draws, tune=cfg.tune, chains=cfg.chains,
                                               seed=cfg.seed, sampler=cfg.sampler,
-                                              progress=progress)
+                                              progress=progress, exclude=exclude)
             path = posteriors / f"system_{agg.lower()}.nc"
             written.append(atomic_write(path, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf")))
             summary = summary_frame(idata)

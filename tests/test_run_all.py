@@ -62,3 +62,15 @@ def test_bad_config_is_one_line_and_writes_nothing(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "NoSuchVariable" in result.stderr
     assert not out.exists()
+
+
+def test_unknown_config_key_is_reported(tmp_path):
+    config = tmp_path / "typo.toml"
+    config.write_text('[bayes]\ndraw = 10\n')
+    result = run(["--config", str(config), "--out", str(tmp_path / "r")], tmp_path)
+    assert result.returncode == 2 and "unknown key(s) draw in [bayes]" in result.stderr
+
+
+def test_exclusions_identify_the_system():
+    spatial = system_formulas("PSS", ["Gov", "Fdi", "Rd"], exclude=(["Rd"], ["Gov"]))
+    assert spatial == ["ER ~ W(ER) + W(PSS) + PSS + Gov + Fdi", "PSS ~ W(PSS) + W(ER) + ER + Fdi + Rd"]
