@@ -134,7 +134,13 @@ def run_study(cfg: StudyConfig, out: Path, progress: bool = True) -> list[Path]:
 
     tables, figures, posteriors = out / "tables", out / "figures", out / "posteriors"
     written: list[Path] = []
-    report: list[str] = ["# Study report", ""]
+    report: list[str] = [
+        "# Study report", "",
+        "Identification: as in the seed, both equations of each system carry the same controls "
+        "unless the config excludes some (`exclude_er`, `exclude_agglomeration`), so the "
+        "endogenous terms are identified only through spatial lags of the controls. Weak-instrument "
+        "warnings, an estimate outside the admissible region or chains that disagree (R-hat > 1.01) "
+        "below are the symptoms; an exogenous variable left out of one equation is the remedy.", ""]
 
     def table(df: pd.DataFrame, name: str, title: str, note: str | None = None) -> None:
         written.append(write_csv_atomic(df, tables / f"{name}.csv"))
