@@ -12,6 +12,11 @@ Writes an ArviZ InferenceData NetCDF (posterior ``coef`` with dims chain, draw, 
 leave-one-city-out conditional densities for PSIS-LOO) and ``summary.csv`` beside it (columns
 equation,term,mean,sd,hdi_low,hdi_high,r_hat,ess_bulk; 94 % highest-density intervals).
 The spectrum of W comes from the prepared .nc when it is stored there, else it is computed.
+--panel: one row per (city, year); the Lee-Yu within transformation (models.bayes.panel_system)
+removes city effects (and year effects, as T-1 Helmert contrast dummies year_contrast[k]); the
+summary layout is unchanged, the impacts use the cross-section spectrum and LOO is skipped.
+--predictive: a posterior_predictive group (one variable per dependent, dims chain, draw, city),
+each chain thinned evenly to at most --predictive-draws draws (cross-section fits).
 Bad input: a one-line `error: ...` on stderr, exit status 2, nothing written. A fit that does not
 converge is still written, with its diagnostics printed and stored in the file's attributes.
 The modelling lives in models.spec and models.bayes; this script parses arguments and writes files.
@@ -56,6 +61,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NUTS implementation (default nutpie; pymc is the fallback)")
     p.add_argument("--no-effects", action="store_true",
                    help="skip the direct/indirect/total impacts and the LOO densities")
+    p.add_argument("--panel", action="store_true",
+                   help="panel mode: the data have one row per (city, year); city fixed effects "
+                        "(and year effects) are removed by the Lee-Yu orthonormal within "
+                        "transformation, so any intercept is dropped")
+    p.add_argument("--year-column", default="year",
+                   help="year column of panel data (default year)")
+    p.add_argument("--no-year-effects", action="store_true",
+                   help="panel mode without year effects (default: year effects as T-1 "
+                        "Helmert contrast dummies, terms year_contrast[k])")
+    p.add_argument("--predictive", action="store_true",
+                   help="add a posterior_predictive group (one replicate per draw, each chain "
+                        "thinned evenly to at most --predictive-draws draws in all); "
+                        "cross-section only")
+    p.add_argument("--predictive-draws", type=int, default=500, metavar="N",
+                   help="most posterior draws used for --predictive (default 500)")
     p.add_argument("--out", required=True, metavar="post.nc", help="InferenceData file to write")
     p.add_argument("--id-column", default="city", help="id column of the data (default city)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -84,15 +104,17 @@ def _spectrum(args, system) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _validate_counts(args) -> None:
-    for name in ("draws", "tune", "chains"):
+    for name in ("draws", "tune", "chains", "predictive_draws"):
         value = getattr(args, name)
         if value < (0 if name == "tune" else 1):
-            raise InputError(f"--{name} must be a positive integer, not {value}")
+            raise InputError(f"--{name.replace('_', '-')} must be a positive integer, "
+                             f"not {value}")
 
 
 def run(args: argparse.Namespace) -> int:
     from data_prep.files import atomic_write
-    from models.bayes.postprocess import add_effects_and_loo, summary_frame
+    from models.bayes.postprocess import (add_effects_and_loo, add_posterior_predictive,
+                                          summary_frame)
     from models.bayes.sampling import quiet_arviz, sample
     from models.bayes.system import build_system_model
     from models.results import posterior_frame, write_csv_atomic
@@ -105,9 +127,21 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         spec = parse_system(args.equation, instruments=args.instruments,
                             spatial_errors=args.spatial_errors)
-        system = build_system(spec, args.data, weights=args.weights, id_column=args.id_column)
-        eigs, eig_weights = (_spectrum(args, system) if system.W is not None
-                             else (np.zeros(system.n), None))
+        panel = None
+        if args.panel:
+            from models.bayes.panel_system import panel_system
+
+            panel = panel_system(spec, args.data, weights=args.weights,
+                                 id_column=args.id_column, year_column=args.year_column,
+                                 year_effects=not args.no_year_effects)
+            system = panel.system
+            eigs, eig_weights = ((panel.eigenvalues, panel.eigen_weights)
+                                 if system.W is not None else (np.zeros(system.n), None))
+        else:
+            system = build_system(spec, args.data, weights=args.weights,
+                                  id_column=args.id_column)
+            eigs, eig_weights = (_spectrum(args, system) if system.W is not None
+                                 else (np.zeros(system.n), None))
         model = build_system_model(system, eigs, eigen_weights=eig_weights)
     for message in dict.fromkeys(str(w.message) for w in caught
                                  if issubclass(w.category, UserWarning)
@@ -118,9 +152,19 @@ def run(args: argparse.Namespace) -> int:
                    sampler=args.sampler, progress=not args.quiet)
     notes = []
     if not args.no_effects:
+        contrasts = tuple(t for eq in system.spec.equations for t in eq.exogenous
+                          if t.startswith("year_contrast[")) if panel else ()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            notes = add_effects_and_loo(idata, system, eigs, eig_weights)
+            notes = add_effects_and_loo(idata, system, eigs, eig_weights, loo=panel is None,
+                                        exclude_variables=contrasts)
+        if panel is not None:
+            print("note: LOO skipped in panel mode (the within-transformed rows are arbitrary "
+                  "year contrasts, not cities, so leave-one-out over them has no meaning)")
+    if args.predictive and panel is not None:
+        print("note: --predictive is for cross-section fits; skipped in panel mode")
+    elif args.predictive:
+        add_posterior_predictive(idata, system, seed=args.seed, max_draws=args.predictive_draws)
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
     report = json.loads(idata.attrs.get("convergence_report", "[]"))
@@ -128,6 +172,12 @@ def run(args: argparse.Namespace) -> int:
                                   "equations": json.dumps(list(args.equation)),
                                   "spatial_errors": str(args.spatial_errors),
                                   "seed": int(args.seed), "sampler": args.sampler})
+    if panel is not None:
+        idata.posterior.attrs["panel"] = json.dumps(
+            {"years": [int(y) if isinstance(y, (int, np.integer)) else str(y)
+                       for y in panel.years], "cities": int(panel.n_cities),
+             "year_effects": bool(panel.year_effects),
+             "method": "Lee-Yu orthonormal within transformation (Helmert contrasts)"})
     with warnings.catch_warnings(), quiet_arviz():
         warnings.simplefilter("ignore")
         summary = posterior_frame(summary_frame(idata))

@@ -5,7 +5,8 @@ system (columns of DESIGN.md contract 2, 94 % highest-density intervals by defau
 :func:`add_effects_and_loo` attaches the direct / indirect / total impacts
 (:mod:`models.bayes.effects`) to the posterior and the leave-one-city-out conditional densities
 (:mod:`models.bayes.loo`) as the ``log_likelihood`` group, so ``arviz.loo`` and
-``arviz.compare`` work.
+``arviz.compare`` work; :func:`add_posterior_predictive` attaches replicate data sets drawn from
+the reduced form (:mod:`models.bayes.predictive`).
 """
 
 from __future__ import annotations
@@ -54,8 +55,14 @@ def exogenous_part(system, coef: np.ndarray, terms: list[str]) -> np.ndarray:
 
 
 def add_effects_and_loo(idata, system, eigs: np.ndarray,
-                        eig_weights: np.ndarray | None = None) -> list[str]:
-    """Attach the impacts (posterior ``impact``) and the ``log_likelihood`` group; return notes."""
+                        eig_weights: np.ndarray | None = None, *, loo: bool = True,
+                        exclude_variables: tuple[str, ...] = ()) -> list[str]:
+    """Attach the impacts (posterior ``impact``) and the ``log_likelihood`` group; return notes.
+
+    ``loo=False`` skips the leave-one-city-out densities (panel mode: the rows of the
+    within-transformed panel are arbitrary contrasts, not cities). ``exclude_variables`` are
+    exogenous terms without an impact (the year-effect contrast dummies of panel mode).
+    """
     import xarray as xr
 
     from models.bayes.effects import coefficient_matrices, impacts
@@ -65,6 +72,7 @@ def add_effects_and_loo(idata, system, eigs: np.ndarray,
     post = idata.posterior
     chains, draws = post.sizes["chain"], post.sizes["draw"]
     B0, B1, betas, deps = coefficient_matrices(post["coef"])
+    betas = {k: v for k, v in betas.items() if k[1] not in set(exclude_variables)}
     Sigma = post["Sigma"].stack(sample=("chain", "draw")).transpose("sample", ...).values
     rho = None
     if "rho" in post:
@@ -82,6 +90,8 @@ def add_effects_and_loo(idata, system, eigs: np.ndarray,
         idata.posterior["impact"] = xr.DataArray(
             values, dims=("chain", "draw") + da.dims[1:],
             coords={**coords, "chain": post["chain"].values, "draw": post["draw"].values})
+    if not loo:
+        return notes
     coef = post["coef"].stack(sample=("chain", "draw")).transpose("sample", ...).values
     xb = exogenous_part(system, coef, [str(t) for t in post["term"].values])
     ll = pointwise_loglik(system.Y, xb, W, B0, B1, Sigma, rho)
@@ -91,3 +101,45 @@ def add_effects_and_loo(idata, system, eigs: np.ndarray,
     if not np.all(np.isfinite(ll)):
         notes.append("some leave-one-city-out densities are not finite; LOO is unreliable")
     return notes
+
+
+def thinned_draws(draws: int, chains: int, max_draws: int) -> np.ndarray:
+    """Indices of the draws kept in every chain so that chains × kept ≤ max_draws (evenly spaced)."""
+    step = max(1, int(np.ceil(chains * draws / max(int(max_draws), 1))))
+    return np.arange(0, draws, step)
+
+
+def add_posterior_predictive(idata, system, seed: int, max_draws: int = 500):
+    """Attach a ``posterior_predictive`` group: one replicate data set per (thinned) draw.
+
+    For each kept posterior draw θ_s, y_s = 𝒜(θ_s)⁻¹(X̃b_s + u_s) with u_s drawn from the
+    model's error law (``models.bayes.predictive.posterior_predictive``, one sparse LU per draw).
+    Each chain is thinned to evenly spaced draws when chains × draws exceeds ``max_draws``
+    (choice: the predictive distribution is a posterior expectation, a few hundred draws estimate
+    it well and the LU solves dominate the cost); the kept draw numbers are the ``draw``
+    coordinate. Variables are named after the dependents, dims (chain, draw, city), in the
+    data's units. The same seed gives identical replicates. Returns the idata.
+    """
+    import xarray as xr
+
+    from models.bayes.effects import coefficient_matrices
+    from models.bayes.predictive import posterior_predictive
+
+    post = idata.posterior
+    chains, draws = post.sizes["chain"], post.sizes["draw"]
+    keep = thinned_draws(draws, chains, max_draws)
+    sub = post.isel(draw=keep)
+    B0, B1, _, deps = coefficient_matrices(sub["coef"])
+    stack = lambda da: da.stack(sample=("chain", "draw")).transpose("sample", ...).values  # noqa: E731
+    Sigma = stack(sub["Sigma"])
+    rho = stack(sub["rho"]) if "rho" in sub else None
+    xb = exogenous_part(system, stack(sub["coef"]), [str(t) for t in post["term"].values])
+    y = posterior_predictive(xb, system.W, B0, B1, Sigma, rho, seed=seed)   # (S, n, G)
+    y = y.reshape(chains, keep.size, system.n, system.G)
+    coords = {"chain": post["chain"].values, "draw": post["draw"].values[keep],
+              "city": [str(c) for c in system.cities]}
+    ds = xr.Dataset({dep: (("chain", "draw", "city"), y[..., g]) for g, dep in enumerate(deps)},
+                    coords=coords)
+    ds.attrs["thinned_from_draws"] = int(draws)
+    idata.add_groups(posterior_predictive=ds)
+    return idata
