@@ -1,8 +1,8 @@
 """The ``posterior_predictive`` group (models.bayes.postprocess.add_posterior_predictive).
 
 Reference: with every posterior draw at the true parameters, the replicates are draws from
-N(𝒜⁻¹X̃b, 𝒜⁻¹R⁻¹(Σ ⊗ I)R⁻ᵀ𝒜⁻ᵀ), computed here densely; their mean over draws must match that
-mean within Monte Carlo error. Also: dims, thinning, seeding, and the script's --predictive flag (run in-process).
+N(𝒜⁻¹X̃b, 𝒜⁻¹R⁻¹(Σ ⊗ I)R⁻ᵀ𝒜⁻ᵀ), computed here densely; their mean over draws must match
+that mean within Monte Carlo error. Also: dims, thinning, seeding, and the script's --predictive flag (run in-process).
 """
 
 from __future__ import annotations

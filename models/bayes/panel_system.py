@@ -127,7 +127,7 @@ def _balanced(frame: pd.DataFrame, id_column: str, year_column: str):
         pairs = [f"{c}/{y}" for c, y in zip(ids[dup], years[dup])][:_SHOW]
         raise InputError(f"panel data repeat city-years: {', '.join(pairs)}")
     cities = pd.unique(ids)
-    year_values = tuple(sorted(pd.unique(years)))
+    year_values = tuple(y.item() if hasattr(y, "item") else y for y in sorted(pd.unique(years)))
     if len(year_values) < 2:
         raise InputError(f"panel mode needs at least 2 years in column {year_column}, "
                          f"found {len(year_values)}")

@@ -104,7 +104,7 @@ def add_effects_and_loo(idata, system, eigs: np.ndarray,
 
 
 def thinned_draws(draws: int, chains: int, max_draws: int) -> np.ndarray:
-    """Indices of the draws kept in every chain so that chains × kept ≤ max_draws (evenly spaced)."""
+    """Draw indices kept in every chain so that chains × kept ≤ max_draws (evenly spaced)."""
     step = max(1, int(np.ceil(chains * draws / max(int(max_draws), 1))))
     return np.arange(0, draws, step)
 
@@ -130,7 +130,10 @@ def add_posterior_predictive(idata, system, seed: int, max_draws: int = 500):
     keep = thinned_draws(draws, chains, max_draws)
     sub = post.isel(draw=keep)
     B0, B1, _, deps = coefficient_matrices(sub["coef"])
-    stack = lambda da: da.stack(sample=("chain", "draw")).transpose("sample", ...).values  # noqa: E731
+
+    def stack(da):
+        return da.stack(sample=("chain", "draw")).transpose("sample", ...).values
+
     Sigma = stack(sub["Sigma"])
     rho = stack(sub["rho"]) if "rho" in sub else None
     xb = exogenous_part(system, stack(sub["coef"]), [str(t) for t in post["term"].values])
