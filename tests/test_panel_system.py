@@ -189,3 +189,27 @@ def test_script_panel_recovers_truth_with_city_and_year_effects(tmp_path):
     # 20 intervals at 90 %: P(≥ 6 misses) ≈ 0.011 when they are right
     assert len(misses) <= 5, misses
     assert summary["r_hat"].max() <= 1.02
+
+
+def test_script_panel_bad_input_exits_2(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    frame, formulas, _, w, _ = _panel(side=3, T=3, seed=0)
+    frame = frame.drop(index=frame.index[(frame.city == "c00002") & (frame.year == 2000)])
+    frame.to_csv(tmp_path / "panel.csv", index=False)
+    from data_prep.weights import write_gal
+
+    write_gal(w, tmp_path / "w.gal")
+    path = Path(__file__).resolve().parents[1] / "scripts" / "sample_posteriors.py"
+    spec = importlib.util.spec_from_file_location("sample_posteriors", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "post.nc"
+    argv = ["--panel", "--equation", formulas[0], "--equation", formulas[1],
+            "--data", str(tmp_path / "panel.csv"), "--weights", str(tmp_path / "w.gal"),
+            "--out", str(out)]
+    assert script.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error: unbalanced panel: missing city-years c00002/2000" in err
+    assert not out.exists() and not (tmp_path / "summary.csv").exists()
