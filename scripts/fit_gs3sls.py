@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 
 from data_prep.errors import InputError
+from models.cli import FORMULA_HELP, add_system_arguments
 
 METHOD_CHOICES = ("gs3sls", "gs2sls", "3sls", "2sls")
 
@@ -28,29 +29,16 @@ METHOD_CHOICES = ("gs3sls", "gs2sls", "3sls", "2sls")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Estimate a spatial simultaneous equation system (Kelejian-Prucha GS3SLS "
-                    "and relatives) and write its coefficient table.",
-        epilog="Formulas: W(v) is the spatial lag of v; a regressor that is another "
-               "equation's dependent is endogenous; an intercept is included unless '- 1'.")
-    p.add_argument("--equation", action="append", required=True, metavar="FORMULA",
-                   help='one equation, e.g. "ER ~ PSS + W(ER) + W(PSS) + Gov"; repeat per equation')
-    p.add_argument("--data", required=True, metavar="D.csv|D.nc",
-                   help="one row per city (id column 'city') or a prepared dataset .nc")
-    p.add_argument("--weights", metavar="W.gal",
-                   help="spatial weights: .gal/.gwt neighbour list or a polygon file "
-                        "(default: the weights stored in the .nc, if any)")
+                    "and relatives) and write its coefficient table.", epilog=FORMULA_HELP)
+    add_system_arguments(p)
     p.add_argument("--island-policy", default="refuse", choices=("refuse", "nearest", "keep"),
                    help="cities without neighbours in a --weights file: refuse (default), link "
                         "to the nearest city (polygon files), or keep a zero row")
-    p.add_argument("--instruments", default="", metavar="z1,z2",
-                   help="extra excluded instruments (comma-separated column names)")
-    p.add_argument("--spatial-errors", default="none", metavar="none|all|y1,y2",
-                   help="equations with spatially autoregressive disturbances (default none)")
     p.add_argument("--method", default="gs3sls", choices=METHOD_CHOICES,
                    help="estimator (default gs3sls)")
     p.add_argument("--out", required=True, metavar="coef.csv", help="coefficient CSV to write")
     p.add_argument("--table", metavar="PREFIX",
                    help="also write the paper-style table as PREFIX.csv, PREFIX.md, PREFIX.tex")
-    p.add_argument("--id-column", default="city", help="id column of the data (default city)")
     return p
 
 

@@ -34,25 +34,15 @@ import numpy as np
 import pandas as pd
 
 from data_prep.errors import InputError
+from models.cli import FORMULA_HELP, add_system_arguments
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Bayesian full-information fit of a spatial simultaneous equation system "
                     "(PyMC model, nutpie NUTS sampler); writes InferenceData and summary.csv.",
-        epilog="Formulas: W(v) is the spatial lag of v; a regressor that is another "
-               "equation's dependent is endogenous; an intercept is included unless '- 1'.")
-    p.add_argument("--equation", action="append", required=True, metavar="FORMULA",
-                   help='one equation, e.g. "ER ~ PSS + W(ER) + W(PSS) + Gov"; repeat per equation')
-    p.add_argument("--data", required=True, metavar="D.csv|D.nc",
-                   help="one row per city (id column 'city') or a prepared dataset .nc")
-    p.add_argument("--weights", metavar="W.gal",
-                   help="spatial weights: .gal/.gwt neighbour list or a polygon file "
-                        "(default: the weights stored in the .nc, if any)")
-    p.add_argument("--instruments", default="", metavar="z1,z2",
-                   help="extra excluded instruments (comma-separated column names); the "
-                        "full-information likelihood does not need them, they are only checked")
-    p.add_argument("--spatial-errors", default="none", metavar="none|all|y1,y2",
-                   help="equations with spatially autoregressive disturbances (default none)")
+        epilog=FORMULA_HELP)
+    add_system_arguments(p, "extra excluded instruments (comma-separated column names); the "
+                            "full-information likelihood does not need them, they are only checked")
     p.add_argument("--draws", type=int, default=1000, help="draws per chain (default 1000)")
     p.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
     p.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
@@ -77,7 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictive-draws", type=int, default=500, metavar="N",
                    help="most posterior draws used for --predictive (default 500)")
     p.add_argument("--out", required=True, metavar="post.nc", help="InferenceData file to write")
-    p.add_argument("--id-column", default="city", help="id column of the data (default city)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 

@@ -1,0 +1,25 @@
+"""Command-line arguments that describe a system (DESIGN.md contract 2), shared by the scripts."""
+
+from __future__ import annotations
+
+import argparse
+
+FORMULA_HELP = ("Formulas: W(v) is the spatial lag of v; a regressor that is another "
+                "equation's dependent is endogenous; an intercept is included unless '- 1'.")
+
+
+def add_system_arguments(p: argparse.ArgumentParser,
+                         instruments_help: str = "extra excluded instruments "
+                                                 "(comma-separated column names)") -> None:
+    """--equation (repeated), --data, --weights, --instruments, --spatial-errors, --id-column."""
+    p.add_argument("--equation", action="append", required=True, metavar="FORMULA",
+                   help='one equation, e.g. "ER ~ PSS + W(ER) + W(PSS) + Gov"; repeat per equation')
+    p.add_argument("--data", required=True, metavar="D.csv|D.nc",
+                   help="one row per city (id column 'city') or a prepared dataset .nc")
+    p.add_argument("--weights", metavar="W.gal",
+                   help="spatial weights: .gal/.gwt neighbour list or a polygon file "
+                        "(default: the weights stored in the .nc, if any)")
+    p.add_argument("--instruments", default="", metavar="z1,z2", help=instruments_help)
+    p.add_argument("--spatial-errors", default="none", metavar="none|all|y1,y2",
+                   help="equations with spatially autoregressive disturbances (default none)")
+    p.add_argument("--id-column", default="city", help="id column of the data (default city)")
