@@ -286,3 +286,23 @@ def cross_section(ds: xr.Dataset, variables: Sequence[str] | None = None) -> pd.
             da = indices.period_mean(da.astype(np.float64))
         columns[name] = np.asarray(da.transpose("city").values)
     return pd.DataFrame(columns)
+
+
+def panel_table(ds: xr.Dataset) -> pd.DataFrame:
+    """One row per (city, year): every numeric (city, year) variable and every city attribute.
+
+    Years in which ER is undefined for every city (the last year: a change needs a next year)
+    are dropped, so the panel stays balanced. Raises InputError without (city, year) variables.
+    """
+    panel = [v for v, da in ds.data_vars.items() if da.dims == ("city", "year")
+             and da.dtype.kind in "iuf"]
+    if not panel:
+        raise InputError("the dataset has no numeric (city, year) variables for a panel")
+    frame = ds[panel].to_dataframe().reset_index()
+    if "ER" in panel:
+        undefined = frame.groupby("year")["ER"].apply(lambda s: s.isna().all())
+        frame = frame[~frame["year"].isin(undefined[undefined].index)]
+    attrs = [v for v, da in ds.data_vars.items() if da.dims == ("city",)]
+    if attrs:
+        frame = frame.merge(ds[attrs].to_dataframe().reset_index(), on="city")
+    return frame.reset_index(drop=True)

@@ -24,8 +24,12 @@ def check_finite(values: np.ndarray, column: str, cities, where: str) -> None:
                          f"{bad.sum()} cities: {cities_text(cities, bad)}")
 
 
-def read_data(data, id_column: str):
-    """Return (DataFrame, weights found alongside the data or None)."""
+def read_data(data, id_column: str, table=None):
+    """Return (DataFrame, weights found alongside the data or None).
+
+    ``data``: a DataFrame, a .csv, or a prepared .nc turned into a table by ``table`` (default
+    :func:`data_prep.dataset.cross_section`, one row per city).
+    """
     if isinstance(data, pd.DataFrame):
         return data, None
     path = Path(str(data))
@@ -42,7 +46,7 @@ def read_data(data, id_column: str):
         from data_prep.weights import weights_from_dataset
 
         ds = load_dataset(path)
-        frame = cross_section(ds)
+        frame = (table or cross_section)(ds)
         weights = weights_from_dataset(ds) if "weight_origin" in ds else None
         return frame, weights
     raise InputError(f"data file {path}: unknown format {suffix!r} (expected .csv or .nc)")

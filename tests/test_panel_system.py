@@ -213,3 +213,13 @@ def test_script_panel_bad_input_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error: unbalanced panel: missing city-years c00002/2000" in err
     assert not out.exists() and not (tmp_path / "summary.csv").exists()
+
+
+def test_panel_from_a_prepared_dataset_drops_the_undefined_last_year():
+    from data_prep.dataset import demo_dataset, panel_table
+
+    ds = demo_dataset()
+    table = panel_table(ds)
+    assert sorted(table["year"].unique()) == list(range(2010, 2021))  # ER undefined in 2021
+    assert len(table) == 241 * 11 and table["ER"].notna().all()
+    assert {"tier", "coastal", "PSS", "Gov"} <= set(table.columns)

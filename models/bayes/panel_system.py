@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -49,6 +48,7 @@ import scipy.sparse as sp
 
 from data_prep.errors import InputError
 from models.bayes.panel import within_matrix
+from models.inputs import read_data
 from models.instruments import independent_columns
 from models.spec import SystemData, SystemSpec, build_system, parse_system
 
@@ -74,42 +74,6 @@ class PanelSystem:
     year_effects: bool
     cities: np.ndarray           # the n cities, in the order of the rows within each contrast
     W: sp.csr_matrix | None      # the n × n cross-section weights
-
-
-def _read_long(data, id_column: str, year_column: str):
-    """Long DataFrame and weights stored with the data (a prepared .nc), else None."""
-    if isinstance(data, pd.DataFrame):
-        return data.copy(), None
-    path = Path(str(data))
-    if not path.exists():
-        raise InputError(f"data file {path} not found")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        try:
-            return pd.read_csv(path), None
-        except Exception as err:
-            raise InputError(f"{path}: cannot read as CSV ({err})") from None
-    if suffix == ".nc":
-        from data_prep.dataset import load_dataset
-        from data_prep.weights import weights_from_dataset
-
-        ds = load_dataset(path)
-        panel = [v for v, da in ds.data_vars.items() if da.dims == ("city", "year")
-                 and da.dtype.kind in "biuf" and da.dtype != bool]
-        if not panel:
-            raise InputError(f"{path}: no numeric (city, year) variables for panel mode")
-        frame = ds[panel].to_dataframe().reset_index()
-        if "ER" in panel:
-            # ER is undefined in the last year (a change needs a next year): drop such years
-            undefined = frame.groupby("year")["ER"].apply(lambda s: s.isna().all())
-            frame = frame[~frame["year"].isin(undefined[undefined].index)]
-        attrs = [v for v, da in ds.data_vars.items() if da.dims == ("city",)]
-        if attrs:
-            frame = frame.merge(ds[attrs].to_dataframe().reset_index(), on="city")
-        frame = frame.rename(columns={"city": id_column, "year": year_column})
-        weights = weights_from_dataset(ds) if "weight_origin" in ds else None
-        return frame, weights
-    raise InputError(f"data file {path}: unknown format {suffix!r} (expected .csv or .nc)")
 
 
 def _balanced(frame: pd.DataFrame, id_column: str, year_column: str):
@@ -173,7 +137,11 @@ def panel_system(spec, data, weights=None, *, id_column: str = "city",
     year by year), are stacked (T, n, ·) and projected on F' along the year axis.
     ``spectrum=False`` skips the eigenvalues (then ``eigenvalues`` is None).
     """
-    frame, stored = _read_long(data, id_column, year_column)
+    from data_prep.dataset import panel_table
+
+    frame, stored = read_data(data, id_column, table=panel_table)
+    if not isinstance(data, pd.DataFrame):
+        frame = frame.rename(columns={"city": id_column, "year": year_column})
     cities, years = _balanced(frame, id_column, year_column)
     T, n = len(years), cities.size
     spec0 = _intercept_free(spec)
