@@ -258,3 +258,17 @@ def test_priors_override_changes_prior_density():
         point = point or {k: v + 0.5 for k, v in model.initial_point().items()}
         values.append(model.compile_logp(vars=[model["beta_std"]])(point))
     assert values[0] != pytest.approx(values[1])
+
+
+def test_spectrum_of_another_map_is_refused():
+    from data_prep.errors import InputError
+    from data_prep.simulate import lattice_weights, simulate_system
+    from data_prep.spectrum import eigenvalues
+    from models.spec import build_system, parse_system
+
+    rook, queen = lattice_weights(5, "rook"), lattice_weights(5, "queen")
+    sim = simulate_system(rook, seed=2)
+    system = build_system(parse_system(sim.formulas), sim.data, rook)
+    build_system_model(system, eigenvalues(rook))  # its own spectrum is accepted
+    with pytest.raises(InputError, match="does not match W"):
+        build_system_model(system, eigenvalues(queen))

@@ -44,6 +44,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from data_prep.errors import InputError
+from data_prep.spectrum import check_spectrum
 from models.bayes.jacobian import SpectralBasis, log_jacobian, spectral_basis
 
 DEFAULT_PRIORS: dict[str, float] = {
@@ -283,6 +284,9 @@ def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = N
     if basis.n and abs(basis.n - layout.n) > 1e-6 * layout.n:
         raise InputError(f"the spectrum has {basis.n:g} eigenvalues but the system has "
                          f"{layout.n} cities")
+    if eigen_weights is None and system.W is not None:
+        # an exact spectrum must be W's own: Σλ = tr W and Σλ² = tr W² (sparse, O(nnz))
+        check_spectrum(np.asarray(eigenvalues), system.W)
     labels = layout.labels
     coords = {"equation": list(layout.dependents), "equation2": list(layout.dependents),
               "term": list(layout.terms), "structural": labels["structural"],
