@@ -128,6 +128,7 @@ def run_study(cfg: StudyConfig, out: Path, progress: bool = True) -> list[Path]:
     from data_prep.spectrum import spectrum_from_dataset
     from data_prep.weights import weights_from_dataset
     from models import study
+    from models.bayes.diagnostics_plots import diagnostic_figures
     from models.bayes.postprocess import summary_frame
     from models.compare import compare_estimates
     from models.results import posterior_table, to_markdown, write_csv_atomic, write_text_atomic
@@ -202,6 +203,9 @@ def run_study(cfg: StudyConfig, out: Path, progress: bool = True) -> list[Path]:
             table(compare_estimates(fits["GS3SLS"].to_frame(), summary).round(4),
                   f"table{k}_{agg.lower()}_compare",
                   f"Table {k} (comparison). Posterior vs GS3SLS, z = gap / combined sd")
+            for fig in diagnostic_figures(idata, figures, prefix=f"diagnostics_{agg.lower()}_"):
+                written.append(fig)
+                report += [f"![{fig.stem}](figures/{fig.name})", ""]
             convergence = json.loads(idata.attrs.get("convergence_report", "[]"))
             report += [f"* sampler: {line}" for line in convergence + notes] + [""]
 

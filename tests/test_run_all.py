@@ -43,7 +43,8 @@ def test_run_all_writes_the_study(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     for name in ["tables/table1_descriptive.csv", "tables/table2_pss_system.md",
                  "tables/table2_pss_system_posterior.csv", "tables/table2_pss_compare.csv",
-                 "figures/figure1_moran_ER.png", "posteriors/system_pss.nc", "report.md"]:
+                 "figures/figure1_moran_ER.png", "figures/diagnostics_pss_forest.png",
+                 "posteriors/system_pss.nc", "report.md"]:
         assert (out / name).is_file(), name
     table1 = pd.read_csv(out / "tables" / "table1_descriptive.csv").set_index("variable")
     assert table1.loc["PSS", "observations"] == 241 * 12

@@ -1,0 +1,56 @@
+"""ArviZ diagnostic figures of a fitted system: trace, rank, forest and energy plots.
+
+The posterior ``coef`` has NaN where a term is absent from an equation; the plots use only the
+(equation, term) pairs that are present, flattened to one labelled ``coefficient`` dimension.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import arviz as az  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from data_prep.errors import InputError  # noqa: E402
+from data_prep.files import atomic_write  # noqa: E402
+
+
+def present_coefficients(posterior: xr.Dataset) -> xr.DataArray:
+    """``coef`` restricted to its present (equation, term) pairs, dim ``coefficient``."""
+    if "coef" not in posterior:
+        raise InputError("the posterior has no variable 'coef' (write it with sample_posteriors.py)")
+    flat = posterior["coef"].stack(coefficient=("equation", "term"))
+    keep = ~np.isnan(flat).all(("chain", "draw")).values
+    flat = flat.isel(coefficient=np.flatnonzero(keep))
+    labels = [f"{e}: {t}" for e, t in flat["coefficient"].values]
+    return flat.drop_vars(["coefficient", "equation", "term"]).assign_coords(coefficient=labels)
+
+
+def diagnostic_figures(idata: az.InferenceData, folder, prefix: str = "") -> list[Path]:
+    """Write trace, rank, forest (94 % HDI) and — when sampler stats exist — energy plots."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    coef = present_coefficients(idata.posterior)
+    data = az.convert_to_inference_data(xr.Dataset({"coef": coef}))
+    plots = {"trace": lambda: az.plot_trace(data, compact=True),
+             "rank": lambda: az.plot_rank(data),
+             "forest": lambda: az.plot_forest(data, combined=True, hdi_prob=0.94)}
+    if "sample_stats" in idata.groups() and "energy" in idata.sample_stats:
+        plots["energy"] = lambda: az.plot_energy(idata)
+    written = []
+    for name, draw in plots.items():
+        draw()
+        fig = plt.gcf()
+        path = folder / f"{prefix}{name}.png"
+        try:
+            atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png",
+                                                       bbox_inches="tight"))
+        finally:
+            plt.close("all")
+        written.append(path)
+    return written
