@@ -23,3 +23,27 @@ def add_system_arguments(p: argparse.ArgumentParser,
     p.add_argument("--spatial-errors", default="none", metavar="none|all|y1,y2",
                    help="equations with spatially autoregressive disturbances (default none)")
     p.add_argument("--id-column", default="city", help="id column of the data (default city)")
+
+
+def run_reporting_errors(run, args) -> int:
+    """``run(args)``; bad input, numerical failure or file trouble → one ``error:`` line, status 2.
+
+    Nothing has been written when these are raised: the scripts compute everything first and
+    write atomically.
+    """
+    import sys
+
+    import numpy as np
+
+    from data_prep.errors import InputError
+
+    try:
+        return run(args)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+    except (np.linalg.LinAlgError, FloatingPointError, ZeroDivisionError) as err:
+        print(f"error: numerical failure while estimating ({err}); check for collinear "
+              f"variables or a weakly identified system", file=sys.stderr)
+    except OSError as err:
+        print(f"error: cannot read or write a file ({err})", file=sys.stderr)
+    return 2

@@ -21,7 +21,7 @@ import warnings
 import numpy as np
 
 from data_prep.errors import InputError
-from models.cli import FORMULA_HELP, add_system_arguments
+from models.cli import FORMULA_HELP, add_system_arguments, run_reporting_errors
 
 METHOD_CHOICES = ("gs3sls", "gs2sls", "3sls", "2sls")
 
@@ -90,17 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-    except (np.linalg.LinAlgError, FloatingPointError, ZeroDivisionError) as err:
-        print(f"error: numerical failure while estimating ({err}); check for collinear "
-              f"variables or a weakly identified system", file=sys.stderr)
-    except OSError as err:
-        print(f"error: cannot write output ({err})", file=sys.stderr)
-    return 2
+    return run_reporting_errors(run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from data_prep.errors import InputError
-from models.cli import FORMULA_HELP, add_system_arguments
+from models.cli import FORMULA_HELP, add_system_arguments, run_reporting_errors
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -180,14 +180,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-    except OSError as err:
-        print(f"error: cannot read or write a file ({err})", file=sys.stderr)
-    return 2
+    return run_reporting_errors(run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":
