@@ -11,7 +11,8 @@ FORMULA_HELP = ("Formulas: W(v) is the spatial lag of v; a regressor that is ano
 def add_system_arguments(p: argparse.ArgumentParser,
                          instruments_help: str = "extra excluded instruments "
                                                  "(comma-separated column names)") -> None:
-    """--equation (repeated), --data, --weights, --instruments, --spatial-errors, --id-column."""
+    """--equation (repeated), --data, --weights, --instruments, --spatial-errors,
+    --island-policy, --id-column."""
     p.add_argument("--equation", action="append", required=True, metavar="FORMULA",
                    help='one equation, e.g. "ER ~ PSS + W(ER) + W(PSS) + Gov"; repeat per equation')
     p.add_argument("--data", required=True, metavar="D.csv|D.nc",
@@ -22,7 +23,19 @@ def add_system_arguments(p: argparse.ArgumentParser,
     p.add_argument("--instruments", default="", metavar="z1,z2", help=instruments_help)
     p.add_argument("--spatial-errors", default="none", metavar="none|all|y1,y2",
                    help="equations with spatially autoregressive disturbances (default none)")
+    p.add_argument("--island-policy", default="refuse", choices=("refuse", "nearest", "keep"),
+                   help="cities without neighbours in a --weights file: refuse (default), link "
+                        "to the nearest city (polygon files), or keep a zero row")
     p.add_argument("--id-column", default="city", help="id column of the data (default city)")
+
+
+def weights_argument(args):
+    """The --weights path, read with the --island-policy when that is not the default."""
+    if args.weights and args.island_policy != "refuse":
+        from data_prep.weights import weights_from_file
+
+        return weights_from_file(args.weights, island_policy=args.island_policy)
+    return args.weights
 
 
 def run_reporting_errors(run, args) -> int:

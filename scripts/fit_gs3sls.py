@@ -21,7 +21,8 @@ import warnings
 import numpy as np
 
 from data_prep.errors import InputError
-from models.cli import FORMULA_HELP, add_system_arguments, run_reporting_errors
+from models.cli import (FORMULA_HELP, add_system_arguments, run_reporting_errors,
+                        weights_argument)
 
 METHOD_CHOICES = ("gs3sls", "gs2sls", "3sls", "2sls")
 
@@ -31,9 +32,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Estimate a spatial simultaneous equation system (Kelejian-Prucha GS3SLS "
                     "and relatives) and write its coefficient table.", epilog=FORMULA_HELP)
     add_system_arguments(p)
-    p.add_argument("--island-policy", default="refuse", choices=("refuse", "nearest", "keep"),
-                   help="cities without neighbours in a --weights file: refuse (default), link "
-                        "to the nearest city (polygon files), or keep a zero row")
     p.add_argument("--method", default="gs3sls", choices=METHOD_CHOICES,
                    help="estimator (default gs3sls)")
     p.add_argument("--out", required=True, metavar="coef.csv", help="coefficient CSV to write")
@@ -56,12 +54,8 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         spec = parse_system(args.equation, instruments=args.instruments,
                             spatial_errors=args.spatial_errors)
-        weights = args.weights
-        if weights and args.island_policy != "refuse":
-            from data_prep.weights import weights_from_file
-
-            weights = weights_from_file(weights, island_policy=args.island_policy)
-        system = build_system(spec, args.data, weights=weights, id_column=args.id_column)
+        system = build_system(spec, args.data, weights=weights_argument(args),
+                              id_column=args.id_column)
         results = estimate(system, args.method)
         frame = coefficient_frame(results.to_frame())
         if not np.all(np.isfinite(frame[["estimate", "std_error"]].to_numpy())):

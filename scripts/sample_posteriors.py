@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 from data_prep.errors import InputError
-from models.cli import FORMULA_HELP, add_system_arguments, run_reporting_errors
+from models.cli import (FORMULA_HELP, add_system_arguments, run_reporting_errors,
+                        weights_argument)
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -120,14 +121,14 @@ def run(args: argparse.Namespace) -> int:
         if args.panel:
             from models.bayes.panel_system import panel_system
 
-            panel = panel_system(spec, args.data, weights=args.weights,
+            panel = panel_system(spec, args.data, weights=weights_argument(args),
                                  id_column=args.id_column, year_column=args.year_column,
                                  year_effects=not args.no_year_effects)
             system = panel.system
             eigs, eig_weights = ((panel.eigenvalues, panel.eigen_weights)
                                  if system.W is not None else (np.zeros(system.n), None))
         else:
-            system = build_system(spec, args.data, weights=args.weights,
+            system = build_system(spec, args.data, weights=weights_argument(args),
                                   id_column=args.id_column)
             eigs, eig_weights = (_spectrum(args, system) if system.W is not None
                                  else (np.zeros(system.n), None))
