@@ -36,7 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 import xarray as xr
 
-from models.bayes.draws import as_draws
+from models.bayes.draws import system_draws
 
 # Cap on the entries of one batched (draws × cities × G × G) block, to keep memory flat.
 _CHUNK_ENTRIES = 2_000_000
@@ -87,14 +87,7 @@ def pointwise_loglik(Y: np.ndarray, xb: np.ndarray, W: sp.spmatrix | None,
     if Y.ndim != 2:
         raise ValueError(f"Y must be (n, G), got shape {Y.shape}")
     n, G = Y.shape
-    B0, B1, Sigma = as_draws(B0, 2, "B0"), as_draws(B1, 2, "B1"), as_draws(Sigma, 2, "Sigma")
-    xb = as_draws(xb, 2, "xb")
-    rho_arr = np.zeros((1, G)) if rho is None else np.nan_to_num(as_draws(rho, 1, "rho"), nan=0.0)
-    S = max(a.shape[0] for a in (B0, B1, Sigma, xb, rho_arr))
-    for name, a, shape in (("B0", B0, (G, G)), ("B1", B1, (G, G)), ("Sigma", Sigma, (G, G)),
-                           ("xb", xb, (n, G)), ("rho", rho_arr, (G,))):
-        if a.shape[1:] != shape or a.shape[0] not in (1, S):
-            raise ValueError(f"{name} has shape {a.shape}, expected ({S} or 1,) + {shape}")
+    xb, B0, B1, Sigma, rho_arr, S = system_draws(xb, B0, B1, Sigma, rho, n, G)
     spatial_error = bool(np.any(rho_arr != 0))
     if W is None:
         if np.any(B1 != 0) or spatial_error:
