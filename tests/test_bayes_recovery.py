@@ -3,8 +3,8 @@
 Fast test: a simulated two-equation system (n = 400 lattice, identified by one excluded exogenous
 variable per equation) sampled through scripts/sample_posteriors.py (2 chains × 500 draws, fixed
 seed); 90 % central intervals must cover the truth with binomial slack (METHOD.md §8: with 14
-coefficients ≥ 4 misses has probability 0.044 when the intervals are right), R-hat ≤ 1.01 and no
-divergences. The same run checks the output contract (NetCDF layout, summary.csv) and bad input.
+coefficients ≥ 4 misses has probability 0.044 when the intervals are right), R-hat ≤ 1.02 (the
+measured spread of this short run) and no divergences. The same run checks the output contract (NetCDF layout, summary.csv) and bad input.
 Slow tests compare posterior means with GS3SLS and the posterior mode (MAP) with spreg's ML_Lag.
 """
 
@@ -74,7 +74,10 @@ def test_script_recovers_truth_and_writes_contract(simulated):
     assert list(summary.columns) == SUMMARY_COLUMNS
     truth = _truth_frame(sim.truth)
     assert sorted(zip(summary.equation, summary.term)) == sorted(truth.index)
-    assert summary["r_hat"].max() <= 1.01
+    # Measured slack: over seeds 11-18 this fit's largest R-hat (14 coefficients, 2 chains x 500
+    # draws) ranged 1.005-1.012, so 1.01 would test luck; a fit that has not converged (the
+    # multi-modal seed specification) gives R-hat above 1.5.
+    assert summary["r_hat"].max() <= 1.02
     assert np.allclose(summary["mean"], [float(coef.sel(equation=e, term=t).mean())
                                          for e, t in zip(summary.equation, summary.term)])
 
