@@ -1,21 +1,40 @@
-"""The whole study on the embedded demo (contract 4), with a tiny sampler budget."""
+"""The whole study (contract 4): formulas, config validation, staging, and a quick tiny run."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from models.study import descriptive_table, system_formulas
+from data_prep.errors import InputError
+from models.study import descriptive_table, joint_formulas, plain_formulas, system_formulas
+from models.study_config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "tiny.toml"
 
 
 def test_system_formulas_follow_the_seed():
     spatial = system_formulas("PSD", ["Gov", "Fdi"])
     assert spatial == ["ER ~ W(ER) + W(PSD) + PSD + Gov + Fdi", "PSD ~ W(PSD) + W(ER) + ER + Gov + Fdi"]
     assert system_formulas("PSS", ["Gov"], spatial=False) == ["ER ~ PSS + Gov", "PSS ~ ER + Gov"]
+
+
+def test_exclusions_identify_the_system():
+    spatial = system_formulas("PSS", ["Gov", "Fdi", "Rd"], exclude=(["Rd"], ["Gov"]))
+    assert spatial == ["ER ~ W(ER) + W(PSS) + PSS + Gov + Fdi", "PSS ~ W(PSS) + W(ER) + ER + Fdi + Rd"]
+
+
+def test_joint_formulas_hold_every_index_in_the_er_equation():
+    f = joint_formulas(["PSS", "PSD"], ["Gov", "Fdi", "Rd"], exclude={"ER": ["Fdi"], "PSD": ["Gov"]})
+    assert f == ["ER ~ W(ER) + W(PSS) + W(PSD) + PSS + PSD + Gov + Rd",
+                 "PSS ~ W(PSS) + W(ER) + ER + Gov + Fdi + Rd",
+                 "PSD ~ W(PSD) + W(ER) + ER + Fdi + Rd"]
+    assert plain_formulas(f) == ["ER ~ PSS + PSD + Gov + Rd", "PSS ~ ER + Gov + Fdi + Rd",
+                                 "PSD ~ ER + Fdi + Rd"]
 
 
 def test_descriptive_table_matches_numpy():
@@ -29,49 +48,136 @@ def test_descriptive_table_matches_numpy():
     assert np.isclose(row["sd"], np.std(finite, ddof=1)) and row["max"] == 16.0
 
 
+# ------------------------------------------------------------------------- config validation
+
+@pytest.mark.parametrize("text, words", [
+    ('[bayes]\ndraws = "many"\n', "draws must be a whole number"),
+    ('[bayes]\ndraws = 0\n', "draws must be at least 1"),
+    ('[bayes]\nchains = -1\n', "chains must be at least 1"),
+    ('[bayes]\nsampler = "foo"\n', "sampler must be one of nutpie, pymc"),
+    ('[bayes]\ndraw = 10\n', "unknown key(s) draw in [bayes]"),
+    ('[data]\nwinsorize = "yes"\n', "winsorize must be a number"),
+    ('[data]\ner_threshold = "x"\n', "er_threshold must be a number"),
+    ('[study]\ncontrols = "Gov"\n', "controls must be a list of names"),
+    ('[study]\njoint = 1\n', "joint must be true or false"),
+    ('[study]\ntables = [3]\n', "tables 4 to 10 only"),
+    ('[study]\nexclude = { XX = ["Gov"] }\n', "exclude names XX"),
+    ('[study]\ncontrols = ["Gov"]\nexclude = { ER = ["Fdi"] }\n', "exclude.ER names Fdi"),
+    ('[data]\nemployment = "nowhere.csv"\n', "employment = 'nowhere.csv': file"),
+    ('[colours]\nred = 1\n', "unknown section [colours]"),
+    ('[bayes\n', "not valid TOML"),
+])
+def test_bad_config_value_is_one_line_naming_key_and_file(tmp_path, text, words):
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    with pytest.raises(InputError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert words in message and str(path) in message and "\n" not in message
+
+
+def test_default_config_is_the_demo_and_quick_caps_the_sampler():
+    cfg = load_config(None, quick=True)
+    assert cfg.data == {} and cfg.joint and (cfg.draws, cfg.chains) == (200, 2)
+    assert set(cfg.exclude) <= {"ER", *cfg.agglomeration}
+    assert load_config(TINY).data["employment"].endswith("employment.csv")
+
+
+# ------------------------------------------------------------------------- staging
+
+def _fake_stages(monkeypatch, files: dict[str, str], fail: BaseException | None = None):
+    from models import study_run
+
+    def stage(study):
+        for name, text in files.items():
+            path = study.folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            study.written.append(path)
+        (study.folder / "data.nc").write_bytes(b"data")
+        if fail is not None:
+            raise fail
+
+    monkeypatch.setattr(study_run, "STAGES", [("fake", stage)])
+
+
+def test_failed_or_interrupted_run_leaves_previous_results_untouched(tmp_path, monkeypatch):
+    from models.study_run import run_study
+
+    out = tmp_path / "results"
+    _fake_stages(monkeypatch, {"tables/a.csv": "first"})
+    run_study(load_config(TINY), out, progress=False)
+    assert (out / "tables" / "a.csv").read_text() == "first" and (out / "manifest.json").exists()
+    for failure in (KeyboardInterrupt(), InputError("bad")):
+        _fake_stages(monkeypatch, {"tables/a.csv": "second", "tables/b.csv": "x"}, fail=failure)
+        with pytest.raises(type(failure)):
+            run_study(load_config(TINY), out, progress=False)
+        assert (out / "tables" / "a.csv").read_text() == "first"
+        assert not (out / "tables" / "b.csv").exists()
+        assert [p.name for p in tmp_path.iterdir()] == ["results"]  # no staging folder left
+
+
+def test_rerun_with_another_config_keeps_only_the_new_files(tmp_path, monkeypatch):
+    import json
+
+    from models.study_run import run_study
+
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "README.md").write_text("kept")
+    _fake_stages(monkeypatch, {"tables/old.csv": "1", "figures/old.png": "2"})
+    run_study(load_config(TINY), out, progress=False)
+    _fake_stages(monkeypatch, {"tables/new.csv": "3"})
+    run_study(load_config(None), out, progress=False)
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert files == ["README.md", "data.nc", "manifest.json", "report.md", "tables/new.csv"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["files"] == ["report.md", "tables/new.csv"]
+    assert manifest["config_hash"] == load_config(None).digest()
+
+
+# ------------------------------------------------------------------------- the script
+
 def run(args, cwd):
     return subprocess.run([sys.executable, str(ROOT / "scripts" / "run_all.py"), *args],
-                          cwd=cwd, capture_output=True, text=True, timeout=600)
+                          cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
-def test_run_all_writes_the_study(tmp_path):
-    config = tmp_path / "study.toml"
-    config.write_text('[study]\nagglomeration = ["PSS"]\n'
-                      '[bayes]\ndraws = 40\ntune = 40\nchains = 1\nseed = 3\n')
+def test_bad_config_stops_before_any_work(tmp_path):
     out = tmp_path / "results"
-    result = run(["--config", str(config), "--out", str(out)], tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    for name in ["tables/table1_descriptive.csv", "tables/table2_pss_system.md",
-                 "tables/table2_pss_system_posterior.csv", "tables/table2_pss_compare.csv",
-                 "figures/figure1_moran_ER.png", "figures/diagnostics_pss_forest.png",
-                 "posteriors/system_pss.nc", "report.md"]:
-        assert (out / name).is_file(), name
-    table1 = pd.read_csv(out / "tables" / "table1_descriptive.csv").set_index("variable")
-    assert table1.loc["PSS", "observations"] == 241 * 12
-    compare = pd.read_csv(out / "tables" / "table2_pss_compare.csv")
-    assert {"ER", "PSS"} <= set(compare["equation"]) and compare["z"].notna().all()
-    assert "Table 2" in (out / "report.md").read_text()
-    assert not list(out.rglob(".*.tmp")) and not list(out.rglob(".*.nc"))
+    for text, words in [('[study]\ncontrols = ["Gov", "NoSuchVariable"]\n', "NoSuchVariable"),
+                        ('[bayes]\ndraw = 10\n', "unknown key(s) draw in [bayes]"),
+                        ('[data]\nemployment = "gone.csv"\nweights = "gone.gal"\n', "gone.csv")]:
+        config = tmp_path / "bad.toml"
+        config.write_text(text)
+        result = run(["--config", str(config), "--out", str(out)], tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+        assert words in result.stderr
+        assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["bad.toml"]
 
 
-def test_bad_config_is_one_line_and_writes_nothing(tmp_path):
-    config = tmp_path / "bad.toml"
-    config.write_text('[study]\ncontrols = ["Gov", "NoSuchVariable"]\n')
-    out = tmp_path / "results"
-    result = run(["--config", str(config), "--out", str(out)], tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
-    assert "NoSuchVariable" in result.stderr
-    assert not out.exists()
-
-
-def test_unknown_config_key_is_reported(tmp_path):
-    config = tmp_path / "typo.toml"
-    config.write_text('[bayes]\ndraw = 10\n')
-    result = run(["--config", str(config), "--out", str(tmp_path / "r")], tmp_path)
-    assert result.returncode == 2 and "unknown key(s) draw in [bayes]" in result.stderr
-
-
-def test_exclusions_identify_the_system():
-    spatial = system_formulas("PSS", ["Gov", "Fdi", "Rd"], exclude=(["Rd"], ["Gov"]))
-    assert spatial == ["ER ~ W(ER) + W(PSS) + PSS + Gov + Fdi", "PSS ~ W(PSS) + W(ER) + ER + Fdi + Rd"]
+def test_quick_tiny_study_writes_every_file_and_reproduces(tmp_path):
+    config = tmp_path / "tiny.toml"
+    text = TINY.read_text().replace('"tiny/', f'"{TINY.parent / "tiny"}/')
+    config.write_text(text.replace("[study]", "[study]\nseed_specification = false"))
+    first, second = tmp_path / "first", tmp_path / "second"
+    for out in (first, second):
+        result = run(["--config", str(config), "--out", str(out), "--quick"], tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert f"to {out}" in result.stdout
+    tables = sorted(p.relative_to(first) for p in (first / "tables").glob("*.csv"))
+    for name in ["table1_descriptive", "moran_i", "table2_pss_system",
+                 "table2_pss_system_posterior", "table2_pss_compare", "table3_psd_system"]:
+        assert Path("tables") / f"{name}.csv" in tables, name
+        assert (first / "tables" / f"{name}.md").is_file(), name
+    for rel in tables:
+        frame = pd.read_csv(first / rel)
+        assert len(frame) > 0, rel
+        assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
+    for rel in ["report.md", "manifest.json", "data.nc", "posteriors/system_headline.nc",
+                "figures/figure1_moran_ER.png"]:
+        assert (first / rel).is_file(), rel
+    report = (first / "report.md").read_text()
+    assert "## Verdicts" in report and "Table 2" in report and "| total |" in report
+    assert not list(tmp_path.rglob(".*staging*")) and not list(first.rglob(".*.tmp"))

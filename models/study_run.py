@@ -1,0 +1,411 @@
+"""Run the whole study (DESIGN.md contract 4): stages in the seed's order, one report.
+
+Stages: data (indices, regimes, weights, spectrum → ``data.nc``); Table 1 and Moran's I
+(Figures 1–3) with maps; Tables 2–3 — the headline specification beside the seed's, by GS3SLS,
+3SLS and the posterior, compared with each other and with the truth when the data are
+simulated, and LOO comparisons; Tables 4–10 (robustness, regimes, quadratic, censored factor
+model). Every stage prints a progress line with its elapsed time. Results are written into a
+staging folder that replaces the output folder only when the whole study has succeeded, with a
+manifest of what belongs to the run, so ``results/`` is never a mix of two runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from data_prep.errors import InputError
+from models.report import Report, versions
+from models.study_config import StudyConfig
+
+FREQUENTIST_NOTE = "*** p<0.01, ** p<0.05, * p<0.1; z statistics in parentheses"
+POSTERIOR_NOTE = "posterior mean (posterior sd); † the 94 % highest-density interval excludes 0"
+
+
+def say(message: str) -> None:
+    print(f"[run_all] {message}", flush=True)
+
+
+@dataclass
+class Study:
+    """What the stages share: settings, data, where files go and what was written."""
+
+    cfg: StudyConfig
+    folder: Path                      # the staging folder (renamed to the output at the end)
+    progress: bool = True
+    report: Report = field(default_factory=Report)
+    written: list[Path] = field(default_factory=list)
+    ds: object = None
+    frame: pd.DataFrame | None = None
+    weights: object = None
+    eigenvalues: np.ndarray | None = None
+    truth: pd.DataFrame | None = None
+    controls: list[str] = field(default_factory=list)
+    fits: dict = field(default_factory=dict)
+
+    @property
+    def synthetic(self) -> bool:
+        return self.ds is not None and self.ds.attrs.get("synthetic") == "true"
+
+    def bayes_settings(self) -> dict:
+        c = self.cfg
+        return dict(draws=c.draws, tune=c.tune, chains=c.chains, seed=c.seed, sampler=c.sampler,
+                    progress=self.progress)
+
+    def path(self, kind: str, name: str) -> Path:
+        folder = self.folder / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / name
+
+    def table(self, frame: pd.DataFrame, name: str, title: str, sentence: str,
+              note: str | None = None) -> None:
+        """Write ``tables/<name>.csv`` and ``.md`` and add the table to the report."""
+        from models.results import to_markdown, write_csv_atomic, write_text_atomic
+
+        self.written.append(write_csv_atomic(frame, self.path("tables", f"{name}.csv")))
+        self.written.append(write_text_atomic(to_markdown(frame, note),
+                                              self.path("tables", f"{name}.md")))
+        self.report.table(frame, title, sentence, note, file=f"tables/{name}.csv")
+
+    def figure(self, path: Path, caption: str) -> None:
+        self.written.append(Path(path))
+        self.report.figure(f"figures/{Path(path).name}", caption)
+
+    def posterior(self, idata, name: str) -> None:
+        from data_prep.files import atomic_write
+        from models.bayes.postprocess import summary_frame
+        from models.results import write_csv_atomic
+
+        path = self.path("posteriors", f"{name}.nc")
+        self.written.append(atomic_write(path, lambda tmp: idata.to_netcdf(tmp,
+                                                                            engine="h5netcdf")))
+        self.written.append(write_csv_atomic(summary_frame(idata),
+                                             self.path("posteriors", f"{name}_summary.csv")))
+
+
+class Stage:
+    """A progress line before and after a stage, with its elapsed time, kept for the report."""
+
+    def __init__(self, study: Study, label: str):
+        self.study, self.label = study, label
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        say(f"{self.label} ...")
+        return self
+
+    def __exit__(self, *exc):
+        elapsed = time.perf_counter() - self.start
+        if exc[0] is None:
+            say(f"{self.label}: done in {elapsed:.1f} s")
+            self.study.report.timings.append((self.label, elapsed))
+
+
+# ----------------------------------------------------------------------------- stages
+
+def stage_data(study: Study) -> None:
+    """The Dataset, its cross-section, weights, spectrum and truth; variables checked."""
+    from data_prep.dataset import cross_section, save_dataset
+    from data_prep.spectrum import spectrum_from_dataset
+    from data_prep.weights import weights_from_dataset
+    from models import study as seed_study
+
+    cfg = study.cfg
+    ds = seed_study.study_dataset(cfg.data)
+    if "weights_row" not in ds and "link" not in ds.dims:
+        raise InputError("the study data have no spatial weights")
+    ds = _with_regimes(ds, cfg.agglomeration)
+    missing = [v for v in ["ER", *cfg.agglomeration, *cfg.controls] if v not in ds]
+    if missing:
+        raise InputError(f"controls or indices not found in the data: {', '.join(missing)}")
+    study.ds, study.controls = ds, list(cfg.controls)
+    study.frame = cross_section(ds)
+    study.weights = weights_from_dataset(ds)
+    study.eigenvalues = spectrum_from_dataset(ds)
+    study.truth = seed_study.truth_frame(ds)
+    study.written.append(save_dataset(ds, study.folder / "data.nc"))
+    r = study.report
+    what = ("the embedded synthetic demo, generated from a known structural system (the truth "
+            "is stored with the data and shown beside every estimate)" if study.truth is not None
+            else "the embedded synthetic demo" if study.synthetic
+            else f"the user's data ({', '.join(Path(p).name for p in cfg.data.values() if isinstance(p, str) and Path(p).suffix)})")
+    r.preamble += [
+        f"**Data**: {what}: {ds.sizes['city']} cities, {ds.sizes['year']} years, "
+        f"{ds.sizes['industry']} industries. Cross-section models use each city's period mean.",
+        "",
+        f"**Config**: `{Path(cfg.source).name}`"
+        + (" in quick mode (fewer draws; Tables 4–10 frequentist only)" if cfg.quick else "")
+        + f"; sampler {cfg.sampler}, {cfg.chains} chains × {cfg.draws} draws after {cfg.tune} "
+          f"tuning steps, seed {cfg.seed}.",
+        "",
+        f"Choices: `{ds.attrs.get('choices', '{}')}`",
+    ]
+
+
+def _with_regimes(ds, indices):
+    """High/low regime variables A_H, A_L (METHOD.md §4) when the regimes module is present."""
+    try:
+        from data_prep.regimes import add_regimes
+    except ImportError:
+        return ds
+    return add_regimes(ds, tuple(i for i in indices if i in ds))
+
+
+def stage_descriptive(study: Study) -> None:
+    """Table 1, Moran's I and the Moran scatter plots (seed Figures 1–3)."""
+    from data_prep.exploratory import moran_scatter, morans_i
+    from models import study as seed_study
+
+    cfg, ds = study.cfg, study.ds
+    variables = ["ER", *cfg.agglomeration, *study.controls]
+    study.report.section("Descriptive statistics and spatial autocorrelation")
+    table1 = seed_study.descriptive_table(ds, variables).round(3)
+    study.table(table1, "table1_descriptive", "Table 1. Descriptive statistics",
+                "Mean, standard deviation and range of every variable over the city-year panel.")
+    moran = morans_i(ds, ("ER", *cfg.agglomeration), seed=cfg.seed)
+    study.table(moran.round(4), "moran_i", "Global Moran's I (999 permutations)",
+                "Moran's I per year and for the period mean; a positive I with a small "
+                "permutation p-value means neighbouring cities resemble each other.")
+    mean_rows = moran[moran["year"].astype(str) == "mean"] if "year" in moran else moran
+    clustered = [str(v) for v, p in zip(mean_rows.get("variable", []), mean_rows.get("p_value", []))
+                 if p < 0.05]
+    study.report.verdict("Table 1 / Moran's I: the period means of "
+                         + (", ".join(clustered) if clustered else "no index")
+                         + " are spatially clustered (permutation p < 0.05).")
+    for k, var in enumerate(("ER", *cfg.agglomeration), start=1):
+        path = study.path("figures", f"figure{k}_moran_{var}.png")
+        moran_scatter(ds, var, path)
+        study.figure(path, f"Figure {k}. Moran scatter plot of {var}: each city's standardised "
+                           f"value against its neighbours' average (period means).")
+
+
+def headline_specs(study: Study) -> dict[str, list[str]]:
+    """The identified headline system(s): one joint system, or one per index."""
+    from models.study import joint_formulas
+
+    cfg = study.cfg
+    if cfg.joint:
+        return {"headline": joint_formulas(cfg.agglomeration, study.controls,
+                                           exclude=cfg.exclude)}
+    return {f"headline_{a.lower()}": joint_formulas([a], study.controls, exclude=cfg.exclude)
+            for a in cfg.agglomeration}
+
+
+def stage_systems(study: Study) -> None:
+    """Tables 2–3: headline and seed specifications, frequentist beside posterior, truth."""
+    from models import study as seed_study
+    from models.study import plain_formulas, system_formulas
+
+    cfg = study.cfg
+    settings = study.bayes_settings()
+    fit = lambda formulas, **kw: seed_study.fit_system(  # noqa: E731
+        formulas, study.frame, study.weights, study.eigenvalues, instruments=cfg.instruments,
+        **settings, **kw)
+    for name, formulas in headline_specs(study).items():
+        with Stage(study, f"headline system {name} ({len(formulas)} equations)"):
+            study.fits[name] = fit(formulas)
+            study.posterior(study.fits[name].idata, f"system_{name}")
+    if cfg.seed_specification:
+        for a in cfg.agglomeration:
+            with Stage(study, f"seed specification ER <-> {a} (same controls in both equations)"):
+                study.fits[f"seed_{a.lower()}"] = fit(system_formulas(a, study.controls))
+                study.posterior(study.fits[f"seed_{a.lower()}"].idata, f"system_seed_{a.lower()}")
+    study.report.section(
+        "Tables 2–3: the spatial simultaneous systems",
+        "Headline: " + "; ".join(f"`{f}`" for fs in headline_specs(study).values() for f in fs)
+        + ". Seed specification (diagnostic): the same controls in both equations of each "
+          "pair, identified only through spatial lags of the controls.")
+    for k, a in enumerate(cfg.agglomeration, start=2):
+        _system_tables(study, k, a)
+    with Stage(study, "LOO model comparison"):
+        _loo_comparisons(study, fit, plain_formulas)
+
+
+def _headline_for(study: Study, index: str):
+    name = "headline" if study.cfg.joint else f"headline_{index.lower()}"
+    return study.fits[name]
+
+
+def _system_tables(study: Study, k: int, index: str) -> None:
+    from models.compare import compare_estimates
+    from models.study import frequentist_table, posterior_columns
+
+    head = _headline_for(study, index)
+    seed = study.fits.get(f"seed_{index.lower()}")
+    eqs = ["ER", index]
+    freq = {**head.frequentist}
+    post = {"Bayes": head.summary}
+    if seed is not None:
+        freq["Seed GS3SLS"] = seed.frequentist["GS3SLS"]
+        post["Seed Bayes"] = seed.summary
+    stem = f"table{k}_{index.lower()}"
+    study.table(frequentist_table(freq, eqs), f"{stem}_system",
+                f"Table {k}. ER and {index}: GS3SLS (spatial) and 3SLS (non-spatial)",
+                "Headline specification by GS3SLS and 3SLS, and the seed's specification by "
+                "GS3SLS; coefficient with stars over its z statistic.", FREQUENTIST_NOTE)
+    study.table(posterior_columns(post, study.ds.sizes["city"], eqs), f"{stem}_system_posterior",
+                f"Table {k} (Bayesian). ER and {index}: posterior",
+                "Posterior mean and sd of the same systems (full-information likelihood).",
+                POSTERIOR_NOTE)
+    cmp = compare_estimates(head.frequentist["GS3SLS"].to_frame(), head.summary)
+    cmp = cmp[cmp["equation"].isin(eqs)]
+    if study.truth is not None:
+        cmp = cmp.merge(study.truth, on=["equation", "term"], how="left")
+    study.table(cmp.round(4), f"{stem}_compare",
+                f"Table {k} (comparison). Posterior vs GS3SLS"
+                + (" vs truth" if study.truth is not None else ""),
+                "Each coefficient's posterior mean beside the GS3SLS estimate, their gap in "
+                "combined standard deviations (z)" + (" and the true value" if study.truth
+                                                      is not None else "") + ".")
+    verdict = [f"Table {k} (ER ↔ {index}): headline posterior "
+               + ("converged" if head.converged else "did NOT converge")
+               + f" ({head.convergence[0] if head.convergence else 'no report'})"]
+    if study.truth is not None:
+        rec = _recovery_rates(head, study.truth, eqs)
+        verdict.append(f"truth inside the 94 % HDI for {rec['hdi']} and inside the GS3SLS 95 % "
+                       f"interval for {rec['ci']} of the headline coefficients")
+    if seed is not None:
+        verdict.append("the seed's specification: " + _seed_diagnosis(seed))
+    study.report.verdict("; ".join(verdict) + ".")
+    study.report.lines([f"* {line}" for line in head.convergence + head.notes
+                        + head.warnings()])
+    if seed is not None:
+        study.report.lines([f"* seed specification: {line}" for line in seed.convergence
+                            + seed.warnings()])
+    _system_figures(study, head, index, eqs)
+
+
+def _recovery_rates(fit, truth: pd.DataFrame, equations) -> dict[str, str]:
+    from models.study import recovery
+
+    rec = recovery(fit, truth[truth["equation"].isin(equations)])
+    rec = rec.dropna(subset=["truth"])
+    share = lambda col: (f"{int(rec[col].sum())}/{len(rec)} ({100 * rec[col].mean():.0f} %)"  # noqa: E731
+                         if col in rec and len(rec) else "n/a")
+    return {"hdi": share("in_hdi"), "ci": share("in_ci")}
+
+
+def _seed_diagnosis(fit) -> str:
+    weak = [w for w in fit.warnings() if "weak" in w.lower() or "spatial lag" in w.lower()
+            or "admissible" in w.lower()]
+    parts = []
+    if not fit.converged:
+        parts.append("its posterior did not converge (" + (fit.convergence[0] if fit.convergence
+                                                           else "no report") + ")")
+    if weak:
+        parts.append(f"{len(weak)} weak-identification warning(s)")
+    return (", ".join(parts) + " — it is weakly identified") if parts else "no warning"
+
+
+def _system_figures(study: Study, fit, index: str, equations) -> None:
+    from models.bayes.diagnostics_plots import diagnostic_figures
+
+    prefix = f"diagnostics_{index.lower()}_"
+    if study.cfg.joint and index != study.cfg.agglomeration[0]:
+        return  # one joint system: its diagnostics are drawn once
+    for path in diagnostic_figures(fit.idata, study.folder / "figures", prefix=prefix):
+        study.figure(path, f"Sampler diagnostics ({path.stem.removeprefix(prefix)}) of the "
+                           f"headline system.")
+
+
+def _loo_comparisons(study: Study, fit: Callable, plain_formulas: Callable) -> None:
+    """Spatial vs non-spatial headline and headline vs the seed's controls (same outcomes)."""
+    try:
+        from models.bayes.model_comparison import compare_models
+    except ImportError:
+        study.report.lines(["LOO comparison: not available in this version."])
+        return
+    cfg = study.cfg
+    for name, formulas in headline_specs(study).items():
+        head = study.fits[name]
+        plain = fit(plain_formulas(formulas), frequentist=False)
+        models = {"spatial (headline)": head.idata, "non-spatial": plain.idata}
+        aggs = cfg.agglomeration if cfg.joint else [name.removeprefix("headline_").upper()]
+        if cfg.seed_specification and any(cfg.exclude.values()):
+            from models.study import joint_formulas
+            same = fit(joint_formulas(aggs, study.controls), frequentist=False)
+            models["seed controls"] = same.idata
+        result = compare_models(models)
+        study.table(result.table.round(3), f"loo_{name}",
+                    f"LOO comparison ({name})",
+                    result.sentence)
+        for path in result.figures(study.folder / "figures", prefix=f"loo_{name}"):
+            study.figure(path, f"LOO comparison of the {name} system against its variants.")
+
+
+# ----------------------------------------------------------------------------- the whole run
+
+STAGES: list[tuple[str, Callable[[Study], None]]] = [
+    ("data: indices, regimes, weights, spectrum", stage_data),
+    ("Table 1 and Moran's I (Figures 1-3)", stage_descriptive),
+    ("Tables 2-3: the spatial simultaneous systems", stage_systems),
+]
+
+
+def run_study(cfg: StudyConfig, out: Path, progress: bool = True) -> list[Path]:
+    """Run every stage into a staging folder, then swap it in for ``out``; returns the files."""
+    from models.results import write_text_atomic
+
+    out = Path(out)
+    study = Study(cfg, Path(out), progress=progress)
+    with staged_folder(out) as staging:
+        study.folder = staging
+        for label, stage in STAGES:
+            with Stage(study, label):
+                stage(study)
+        data_hash = _file_hash(staging / "data.nc")
+        text = study.report.render({"sampler": cfg.seed},
+                                   {"config": cfg.source, "config hash": cfg.digest()[:16],
+                                    "data hash": data_hash[:16]})
+        study.written.append(write_text_atomic(text, staging / "report.md"))
+        manifest = {"config": cfg.source, "config_hash": cfg.digest(), "data_hash": data_hash,
+                    "seed": cfg.seed, "quick": cfg.quick, "versions": versions(),
+                    "files": sorted(str(p.relative_to(staging)) for p in study.written)}
+        write_text_atomic(json.dumps(manifest, indent=2) + "\n", staging / "manifest.json")
+    return [out / p.relative_to(staging) for p in study.written] + [out / "manifest.json"]
+
+
+def _file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def staged_folder(out: Path):
+    """Write into a fresh folder beside ``out`` and swap it in only when everything succeeded.
+
+    On any failure (an interrupt included) the staging folder is removed and ``out`` is left
+    as it was; on success the old ``out`` is moved aside, the new one renamed in, the old removed.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    readme = out / "README.md"  # a note the user keeps in the folder is carried over
+    if readme.is_file() and not (staging / "README.md").exists():
+        shutil.copy2(readme, staging / "README.md")
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / out.name)
+    os.replace(staging, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
