@@ -145,15 +145,18 @@ def factor_coefficients(B0, B1, G: int, scale: float):
     return pt.dot(vinv, values)
 
 
-def log_jacobian(B0, B1, basis: SpectralBasis, G: int, rho=None, powers=None, powers_imag=None):
+def log_jacobian(B0, B1, basis: SpectralBasis, G: int, rho=None, powers=None, powers_imag=None,
+                 weights=None, scale=None):
     """Pytensor log|det 𝒜| (+ spatial-error terms for the entries of ``rho``), and −∞ outside.
 
-    Returns ``(logdet, min_factor)``. ``powers`` may be a shared/pm.Data version of
-    ``basis.powers``. The switch guards the logarithm so gradients stay finite at the boundary.
+    Returns ``(logdet, min_factor)``. ``powers``, ``weights`` and ``scale`` may be shared/pm.Data
+    versions of ``basis.powers``, ``basis.weights`` and ``basis.scale``. The switch guards the
+    logarithm so gradients stay finite at the boundary.
     """
     P = basis.powers if powers is None else powers
-    w = basis.weights
-    a = factor_coefficients(B0, B1, G, basis.scale)
+    w = basis.weights if weights is None else weights
+    scale = basis.scale if scale is None else scale
+    a = factor_coefficients(B0, B1, G, scale)
     f = pt.dot(P[:, : G + 1], a)
     fmin = pt.min(f)
     if basis.powers_imag is None:
@@ -165,13 +168,13 @@ def log_jacobian(B0, B1, basis: SpectralBasis, G: int, rho=None, powers=None, po
         total = 0.5 * pt.sum(w * pt.log(pt.switch(f > 0, f ** 2 + fi ** 2, 1.0)))
     if rho is not None:
         # 1 − ρ λ = 1 − (ρ s) t, for each spatial-error equation (columns of a (n, J) matrix)
-        fr = 1.0 - P[:, 1][:, None] * (basis.scale * rho)[None, :]
+        fr = 1.0 - P[:, 1][:, None] * (scale * rho)[None, :]
         fmin = pt.minimum(fmin, pt.min(fr))
         if basis.powers_imag is None:
             total = total + pt.sum(w[:, None] * pt.log(pt.switch(fr > 0, fr, 1.0)))
         else:
             Pi = basis.powers_imag if powers_imag is None else powers_imag
-            fri = -Pi[:, 1][:, None] * (basis.scale * rho)[None, :]
+            fri = -Pi[:, 1][:, None] * (scale * rho)[None, :]
             total = total + 0.5 * pt.sum(
                 w[:, None] * pt.log(pt.switch(fr > 0, fr ** 2 + fri ** 2, 1.0)))
     return pt.switch(fmin > 0, total, -np.inf), fmin

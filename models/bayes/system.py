@@ -230,18 +230,22 @@ def _triangular_inverse(L, G: int):
 
 
 def system_loglik(layout: SystemLayout, basis: SpectralBasis, theta_s, theta_b, chol, rho=None,
-                  crossprod=None, powers=None, powers_imag=None):
+                  crossprod=None, powers=None, powers_imag=None, data: Mapping | None = None):
     """Pytensor log p(y | θ) of the original data, from standardised parameters.
 
     ``chol`` is the lower Cholesky factor of Σ̃ (G × G); ``rho`` the spatial-error coefficients of
     ``layout.error_equations`` (original = standardised scale). −∞ outside the admissible region.
+    ``data`` may hold shared (pm.Data) versions of the layout's arrays (see :func:`layout_data`),
+    so that one compiled graph serves every system of the same shape.
     """
-    G, n = layout.G, layout.n
+    G = layout.G
+    d = {**layout_data(layout, basis), **(data or {})}
+    n = d["n_obs"]
     M = layout.crossprod if crossprod is None else crossprod
     theta = pt.concatenate([theta_s, theta_b]) if layout.structural else theta_b
-    B0 = pt.dot(layout.L0, theta_s).reshape((G, G)) if layout.structural else pt.zeros((G, G))
-    B1 = pt.dot(layout.L1, theta_s).reshape((G, G)) if layout.structural else pt.zeros((G, G))
-    C = (layout.c0 + pt.dot(layout.Lc, theta)).reshape((-1, G))       # (p, G)
+    B0 = pt.dot(d["L0"], theta_s).reshape((G, G)) if layout.structural else pt.zeros((G, G))
+    B1 = pt.dot(d["L1"], theta_s).reshape((G, G)) if layout.structural else pt.zeros((G, G))
+    C = (d["c0"] + pt.dot(d["Lc"], theta)).reshape((-1, G))           # (p, G)
     if layout.error_equations:
         rho_full = pt.zeros(G)
         rho_full = pt.set_subtensor(rho_full[list(layout.error_equations)], rho)
@@ -251,9 +255,40 @@ def system_loglik(layout: SystemLayout, basis: SpectralBasis, theta_s, theta_b, 
     quad = pt.sum(pt.diag(pt.dot(Linv, pt.dot(K, Linv.T))))
     logdet_sigma = 2.0 * pt.sum(pt.log(pt.diag(chol)))
     jac, _ = log_jacobian(B0, B1, basis, G, rho=rho if layout.error_equations else None,
-                          powers=powers, powers_imag=powers_imag)
-    const = -0.5 * n * G * np.log(2 * np.pi) + layout.log_scale_term
+                          powers=powers, powers_imag=powers_imag,
+                          weights=d["eigen_weights"], scale=d["eigen_scale"])
+    const = -0.5 * n * G * np.log(2 * np.pi) + d["log_scale_term"]
     return jac - 0.5 * n * logdet_sigma - 0.5 * quad + const
+
+
+def layout_data(layout: SystemLayout, basis: SpectralBasis) -> dict[str, Any]:
+    """The numbers that differ between systems of the same shape (data, not graph structure).
+
+    The affine maps of θ (``L0``, ``L1``, ``c0``, ``Lc``, ``coef_offset`` = a, ``coef_map`` = T),
+    the flat positions of the present coefficients, the exogenous prior sds, the scales, n and
+    the spectrum's weights and scale. Held as pm.Data, they let one compiled model sample every
+    system with the same :func:`structure_key` (specification grids, recovery replications).
+    """
+    return {"L0": layout.L0, "L1": layout.L1, "c0": layout.c0, "Lc": layout.Lc,
+            "coef_offset": layout.a, "coef_map": layout.T,
+            "coef_index": np.array([g * len(layout.terms) + t for g, t in layout.present],
+                                   dtype=np.int64),
+            "y_scale_outer": np.outer(layout.y_scale, layout.y_scale),
+            "log_scale_term": np.float64(layout.log_scale_term),
+            "n_obs": np.float64(layout.n), "eigen_weights": np.asarray(basis.weights, float),
+            "eigen_scale": np.float64(basis.scale)}
+
+
+def structure_key(layout: SystemLayout, basis: SpectralBasis, hp: Mapping[str, Any]) -> tuple:
+    """What fixes the compiled graph: shapes, spectrum kind, error equations, priors, rho bounds.
+
+    Two models with equal keys differ only in their pm.Data values and coordinate labels.
+    """
+    bounds = ((round(basis.lambda_min, 12), round(basis.lambda_max, 12))
+              if layout.error_equations else None)
+    return (layout.G, len(layout.structural), len(layout.exogenous), layout.crossprod.shape[0],
+            len(layout.terms), layout.error_equations, basis.powers_imag is not None,
+            bounds, tuple(sorted((k, float(v)) for k, v in hp.items())))
 
 
 def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = None, *,
@@ -292,15 +327,17 @@ def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = N
               "term": list(layout.terms), "structural": labels["structural"],
               "exogenous": labels["exogenous"],
               "error_equation": [layout.dependents[g] for g in layout.error_equations]}
+    bsd = np.where(layout.is_intercept(), hp["intercept_sigma"], hp["beta_sigma"])
     with pm.Model(coords=coords) as model:
         crossprod = pm.Data("crossprod", layout.crossprod)
         powers = pm.Data("eigen_powers", basis.powers)
         powers_imag = (pm.Data("eigen_powers_imag", basis.powers_imag)
                        if basis.powers_imag is not None else None)
+        data = {name: pm.Data(name, value) for name, value in layout_data(layout, basis).items()}
         theta_s = (pm.Normal("structural_std", 0.0, hp["structural_sigma"], dims="structural")
                    if layout.structural else pt.zeros(0))
-        bsd = np.where(layout.is_intercept(), hp["intercept_sigma"], hp["beta_sigma"])
-        theta_b = pm.Normal("beta_std", 0.0, bsd, dims="exogenous")
+        beta_sd = pm.Data("beta_prior_sd", bsd)
+        theta_b = pm.Normal("beta_std", 0.0, beta_sd, dims="exogenous")
         if G == 1:
             sd = pm.HalfNormal("sd_std", hp["sd_sigma"])
             chol = sd.reshape((1, 1))
@@ -323,21 +360,21 @@ def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = N
             rho = pm.Uniform("rho_error", lo, hi, dims="error_equation")
         pm.Potential("loglik", system_loglik(layout, basis, theta_s, theta_b, chol, rho,
                                              crossprod=crossprod, powers=powers,
-                                             powers_imag=powers_imag))
+                                             powers_imag=powers_imag, data=data))
         # original-scale summaries
         theta = pt.concatenate([theta_s, theta_b]) if layout.structural else theta_b
-        values = layout.a + pt.dot(layout.T, theta)
-        rows = [g for g, _ in layout.present]
-        cols = [t for _, t in layout.present]
-        coef = pt.set_subtensor(pt.full((G, len(layout.terms)), np.nan)[rows, cols], values)
-        pm.Deterministic("coef", coef, dims=("equation", "term"))
-        S = layout.y_scale
+        values = data["coef_offset"] + pt.dot(data["coef_map"], theta)
+        nterms = len(layout.terms)
+        coef = pt.set_subtensor(pt.full((G * nterms,), np.nan)[data["coef_index"]], values)
+        pm.Deterministic("coef", coef.reshape((G, nterms)), dims=("equation", "term"))
         sigma_std = pt.dot(chol, chol.T)
-        pm.Deterministic("Sigma", sigma_std * np.outer(S, S), dims=("equation", "equation2"))
+        pm.Deterministic("Sigma", sigma_std * data["y_scale_outer"],
+                         dims=("equation", "equation2"))
         if rho is not None:
             rho_full = pt.set_subtensor(pt.full(G, np.nan)[list(layout.error_equations)], rho)
             pm.Deterministic("rho", rho_full, dims="equation")
     model.layout = layout  # type: ignore[attr-defined]  # kept for effects/reporting helpers
+    model.structure_key = structure_key(layout, basis, hp)  # type: ignore[attr-defined]
     # prior sds of the free coefficients, for the prior-to-posterior contraction report
     model.prior_sd = {"structural_std": hp["structural_sigma"],  # type: ignore[attr-defined]
                       "beta_std": bsd}
