@@ -23,7 +23,7 @@ from data_prep import indices
 from data_prep.errors import InputError
 from data_prep.files import atomic_write
 from data_prep.readers import (name_list, read_city_attributes, read_covariates,
-                               read_employment)
+                               read_employment, read_output)
 
 PSS_METHODS = ("max_lq", "krugman", "lq:<industry>")
 PSD_METHODS = ("shannon", "gini", "relative_diversity")
@@ -119,6 +119,35 @@ def check_weight_cities(weights, cities: Sequence[str]) -> None:
         raise InputError(f"weights ({weights.source}): cities {'; cities '.join(parts)}")
 
 
+def _robustness_measures(E: xr.DataArray, output, covs, gdp_benchmark: str,
+                         winsorize) -> xr.Dataset:
+    """PSD_gini always, ER_GDP with a GDP covariate, PSS_output with an output table."""
+    measures = {"PSD_gini": indices.gini_diversity(E)}
+    measures["PSD_gini"].attrs["choice"] = "PSD by 1 - Gini of the city's industry employment " \
+                                           "shares"
+    if covs is not None and "GDP" in covs:
+        er_gdp = indices.gdp_growth_change(covs["GDP"], benchmark=gdp_benchmark)
+        er_gdp.attrs["choice"] = (f"ER by GDP growth t->t+1 minus the {gdp_benchmark} benchmark "
+                                  f"growth (covariate GDP)")
+        measures["ER_GDP"] = er_gdp
+    if output is not None:
+        Y = output if isinstance(output, xr.DataArray) else read_output(output, E)
+        if isinstance(output, xr.DataArray):
+            try:
+                Y = Y.transpose(*indices.DIMS).sel(city=E.city, year=E.year,
+                                                   industry=E.industry)
+            except (KeyError, ValueError) as err:
+                raise InputError(f"output: not on the employment table's cities, years and "
+                                 f"industries ({str(err).splitlines()[0]})") from None
+        pss_output = indices.output_specialisation(Y)
+        pss_output.attrs["choice"] = "PSS by the largest output location quotient"
+        measures["PSS_output"] = pss_output
+    if winsorize is not None:
+        lower, upper = indices._winsor_levels(winsorize)
+        measures = {k: indices.winsorize(v, lower, upper) for k, v in measures.items()}
+    return xr.Dataset({k: v.rename(k) for k, v in measures.items()})
+
+
 def build_dataset(employment, *, weights=None, covariates=None, cities=None,
                   synthetic: bool = False, source_files: Sequence[str] = (),
                   er_threshold: float = indices.ER_THRESHOLD,
@@ -126,7 +155,8 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
                   pss_method: str = "max_lq", psd_method: str = "shannon",
                   fill_policy: str = "refuse", keep_flagged: bool = False,
                   coupling: bool = True, spectrum: bool = True,
-                  island_policy: str = "refuse") -> xr.Dataset:
+                  island_policy: str = "refuse", output=None,
+                  gdp_benchmark: str = "national") -> xr.Dataset:
     """The study Dataset from an employment table and optional weights, covariates, attributes.
 
     ``employment``: long table (path or DataFrame: city, year, industry, employment) or an
@@ -142,6 +172,12 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
     ``coupling``, ``Interact_PSS`` and ``Interact_PSD`` (coupling-coordination degree with ER).
     With weights and ``spectrum``, the eigenvalues of W (skipped with a warning above the dense
     limit).
+
+    Robustness measures (METHOD.md §6, seed Table 4), each with attrs naming the choice:
+    ``PSD_gini`` (1 − Gini of the shares) always; ``ER_GDP`` (:func:`indices.gdp_growth_change`
+    against ``gdp_benchmark``) when a covariate ``GDP`` is given; ``PSS_output``
+    (:func:`indices.output_specialisation`) when ``output`` (long table city, year, industry,
+    output; path or DataFrame) is given. ``winsorize`` clips them too.
     """
     E = _employment(employment, fill_policy)
     city_names = [str(c) for c in E.city.values]
@@ -163,6 +199,8 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
         psd = indices.winsorize(psd, lower, upper)
     ds = xr.Dataset({"employment": E, "ER": er["ER"], "ER_flag": er["ER_flag"],
                      "PSS": pss.rename("PSS"), "PSD": psd.rename("PSD")})
+    robustness = _robustness_measures(E, output, covs, gdp_benchmark, winsorize)
+    ds = ds.merge(robustness)
     if coupling:
         for name in ("PSS", "PSD"):
             ds[f"Interact_{name}"] = indices.coupling_coordination(ds[name], ds["ER"])
@@ -199,8 +237,10 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
         "er_flagged_cells": int(er["ER_flag"].sum()),
         "er_keep_flagged": keep_flagged,
         "winsorize": None if winsorize is None else list(indices._winsor_levels(winsorize)),
-        "winsorized_variables": [] if winsorize is None else ["ER", "PSS", "PSD"],
+        "winsorized_variables": [] if winsorize is None else
+        ["ER", "PSS", "PSD", *robustness.data_vars],
         "pss_method": pss_method, "psd_method": psd_method, "fill_policy": fill_policy,
+        **{f"robustness_{v}": robustness[v].attrs["choice"] for v in robustness.data_vars},
         "dropped_cities": [c for c in E.attrs.get("dropped_cities", "").split(",") if c],
         "coupling": "min-max over all city-years; D = sqrt(C T)" if coupling else None,
         "island_policy": None if W is None else W.island_policy,
@@ -220,15 +260,18 @@ def demo_dataset(seed: int = 20240601, *, island_policy: str | None = None, **op
     The demo goes through the same :func:`build_dataset` as a user's files; its weights are the
     queen contiguity of the synthetic map with the island cities linked to their nearest city
     (the demo's ``island_policy``, overridable). ``options`` are passed to :func:`build_dataset`.
+    The robustness inputs (covariate GDP, attribute region, industry output) come from
+    :mod:`data_prep.synthetic_output`.
     """
     from data_prep.synthetic import demo_inputs
+    from data_prep.synthetic_output import with_output
     from data_prep.weights import weights_from_polygons
 
-    demo = demo_inputs(seed)
+    demo, output = with_output(demo_inputs(seed))  # GDP, region and industry output
     weights = weights_from_polygons(demo.geometry, list(demo.cities["city"]),
                                     island_policy=island_policy or demo.island_policy)
     return build_dataset(demo.employment, weights=weights, covariates=demo.covariates,
-                         cities=demo.cities, synthetic=True,
+                         cities=demo.cities, output=output, synthetic=True,
                          source_files=(f"embedded demo, seed {seed}",), **options)
 
 

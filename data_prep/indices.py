@@ -49,17 +49,18 @@ def _cells(mask: np.ndarray, da, limit: int = 4) -> tuple[int, str]:
     return len(where), shown + (" ..." if len(where) > limit else "")
 
 
-def _cube(employment: xr.DataArray) -> tuple[np.ndarray, xr.DataArray]:
+def _cube(employment: xr.DataArray,
+          quantity: str = "employment") -> tuple[np.ndarray, xr.DataArray]:
     """(float64 array in (city, year, industry) order, the DataArray so ordered)."""
     if not isinstance(employment, xr.DataArray):
-        raise InputError("employment must be an xarray DataArray with dims city, year, industry")
+        raise InputError(f"{quantity} must be an xarray DataArray with dims city, year, industry")
     if set(employment.dims) != set(DIMS):
-        raise InputError(f"employment must have dims {DIMS}, not {employment.dims}")
+        raise InputError(f"{quantity} must have dims {DIMS}, not {employment.dims}")
     da = employment.transpose(*DIMS)
     E = np.asarray(da.values, dtype=np.float64)
     if (E < 0).any():
         r, t, i = np.argwhere(E < 0)[0]
-        raise InputError(f"employment is negative, e.g. city {da.city.values[r]}, year "
+        raise InputError(f"{quantity} is negative, e.g. city {da.city.values[r]}, year "
                          f"{da.year.values[t]}, industry {da.industry.values[i]}")
     return E, da
 
@@ -69,13 +70,14 @@ def _city_year(values: np.ndarray, da: xr.DataArray, name: str) -> xr.DataArray:
                         coords={"city": da.city.values, "year": da.year.values})
 
 
-def _city_totals(E: np.ndarray, da: xr.DataArray, what: str) -> np.ndarray:
+def _city_totals(E: np.ndarray, da: xr.DataArray, what: str,
+                 quantity: str = "employment") -> np.ndarray:
     """E_rt, with NaN (and a warning naming them) where the city has no employment."""
     total = E.sum(axis=2)
     zero = total <= 0
     if zero.any():
         count, shown = _cells(zero, da)
-        warnings.warn(f"{what}: {count} city-years have total employment 0 and get NaN: "
+        warnings.warn(f"{what}: {count} city-years have total {quantity} 0 and get NaN: "
                       f"{shown}", stacklevel=3)
         total = np.where(zero, np.nan, total)
     return total
@@ -154,6 +156,75 @@ def sensitivity_index(employment: xr.DataArray, threshold: float = ER_THRESHOLD,
     return xr.Dataset({"ER": out, "ER_flag": _city_year(flag, da, "ER_flag")})
 
 
+GDP_BENCHMARKS = ("national", "own_trend")
+
+
+def gdp_growth_change(gdp: xr.DataArray, benchmark: str = "national") -> xr.DataArray:
+    """ER_GDP: resilience by GDP growth against a benchmark (robustness measure of ER).
+
+    The seed's robustness check replaces ER by "the change in the economic growth rate"
+    (Table 4) without a formula. Here, with city GDP Y_rt (any unit: only ratios enter):
+
+        g_r,t+1  = Y_r,t+1 / Y_rt − 1                                   (city growth)
+        G_t+1    = Σ_{r∈R_t} Y_r,t+1 / Σ_{r∈R_t} Y_rt − 1               (national growth)
+        ER_GDP_rt = g_r,t+1 − G_t+1                  (benchmark "national", the default)
+        ER_GDP_rt = g_r,t+1 − mean_{s<t} g_r,s+1     (benchmark "own_trend")
+
+    R_t holds the cities observed in both t and t+1, so a missing cell does not move the
+    national rate. Why "national" is the default: Martin et al. (2016) measure resistance as
+    the deviation of the city's actual change from the change it would have had at national
+    rates; with GDP, which has no industry breakdown, that counterfactual is the national
+    growth rate, and (ΔY^A − ΔY^C) / Y_rt = g_r,t+1 − G_t+1 is Martin's numerator per unit of
+    the city's GDP. It is the difference, not Martin's ratio over |ΔY^C|: national growth can
+    pass near zero in a shock year and the ratio would then explode as ER does (METHOD.md §1);
+    the difference stays bounded. Positive means the city grew faster than the nation (more
+    resistant), like a positive ER. "own_trend" reads "change in the growth rate" literally:
+    growth in excess of the city's own mean growth of the previous years (undefined in the
+    first year, which has no earlier growth).
+
+    Labelled with year t like ER: NaN in the last year, where Y_r,t or Y_r,t+1 is missing,
+    and (own_trend) in the first year. A fraction (0.01 = one percentage point).
+    """
+    if benchmark not in GDP_BENCHMARKS:
+        raise InputError(f"GDP benchmark must be one of {', '.join(GDP_BENCHMARKS)}, "
+                         f"not {benchmark!r}")
+    if not isinstance(gdp, xr.DataArray) or set(gdp.dims) != {"city", "year"}:
+        raise InputError("GDP must be an xarray DataArray with dims city, year")
+    da = gdp.transpose("city", "year")
+    Y = np.asarray(da.values, dtype=np.float64)
+    if Y.shape[1] < 2:
+        raise InputError("the GDP growth change needs at least two years of GDP")
+    bad = np.isfinite(Y) & (Y <= 0) | np.isinf(Y)
+    if bad.any():
+        r, t = np.argwhere(bad)[0]
+        raise InputError(f"GDP must be positive and finite, e.g. city {da.city.values[r]}, "
+                         f"year {da.year.values[t]} has {Y[r, t]:g}")
+    growth = Y[:, 1:] / Y[:, :-1] - 1.0  # NaN where either year is missing
+    n, T = Y.shape
+    out = np.full((n, T), np.nan)
+    if benchmark == "national":
+        both = np.isfinite(growth)
+        before = np.where(both, Y[:, :-1], 0.0).sum(axis=0)
+        after = np.where(both, Y[:, 1:], 0.0).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            national = np.where(before > 0, after / np.where(before > 0, before, 1.0) - 1.0,
+                                np.nan)
+        out[:, :-1] = growth - national[None, :]
+    else:
+        defined = np.isfinite(growth)
+        # mean of g_r,s+1 over the defined s < t: running sums shifted by one year
+        sums = np.cumsum(np.where(defined, growth, 0.0), axis=1)
+        counts = np.cumsum(defined, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            trend = sums[:, :-1] / np.where(counts[:, :-1] > 0, counts[:, :-1], np.nan)
+        out[:, 1:-1] = growth[:, 1:] - trend
+    result = _city_year(out, da, "ER_GDP")
+    result.attrs.update(long_name=f"GDP growth in excess of the {benchmark.replace('_', ' ')} "
+                                  f"benchmark (next year's growth)",
+                        benchmark=benchmark, units="fraction per year")
+    return result
+
+
 def _winsor_levels(spec) -> tuple[float, float]:
     if np.isscalar(spec):
         p = float(spec)
@@ -190,15 +261,34 @@ def relative_specialisation(employment: xr.DataArray) -> xr.DataArray:
     cities", Urban Studies 37(3)). Industries with no national employment are skipped; a
     city-year with no employment is NaN.
     """
-    E, da = _cube(employment)
-    total = _city_totals(E, da, "relative specialisation")
+    out = _largest_lq(employment, "employment", "relative specialisation")
+    out.attrs["long_name"] = "relative specialisation (largest location quotient)"
+    return out
+
+
+def _largest_lq(values: xr.DataArray, quantity: str, what: str) -> xr.DataArray:
+    """max_i (X_rit / X_rt) / (X_·it / X_·t) of a non-negative (city, year, industry) cube X."""
+    E, da = _cube(values, quantity)
+    total = _city_totals(E, da, what, quantity)
     share = _national_shares(E)
     # max_i (E_rit / s_·it) / E_rt: one full-size temporary
     inverse = np.where(share > 0, 1.0 / np.where(share > 0, share, 1.0), 0.0)
     scaled = E * inverse[None, :, :]
-    pss = scaled.max(axis=2) / total
-    out = _city_year(pss, da, "PSS")
-    out.attrs["long_name"] = "relative specialisation (largest location quotient)"
+    return _city_year(scaled.max(axis=2) / total, da, "PSS")
+
+
+def output_specialisation(output: xr.DataArray) -> xr.DataArray:
+    """PSS_output: the city's largest output location quotient (robustness measure of PSS).
+
+    The formula of :func:`relative_specialisation` on output Y_rit (value added by industry)
+    instead of employment: PSS_output_rt = max_i (Y_rit / Y_rt) / (Y_·it / Y_·t) (Duranton &
+    Puga 2000 on output, as the seed's robustness check "相对专业化指数 of 产值", Table 4). An
+    industry with no national output is skipped (0/0 has no quotient); a city-year with no
+    output is NaN with a warning. Scale-free: the unit of output does not matter.
+    """
+    out = _largest_lq(output, "output", "output specialisation").rename("PSS_output")
+    out.attrs["long_name"] = "output-based relative specialisation (largest output location " \
+                             "quotient)"
     return out
 
 

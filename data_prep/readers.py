@@ -2,7 +2,9 @@
 
 * employment, long: ``city, year, industry, employment`` → ``employment(city, year, industry)``;
 * covariates: ``city, year, <covariates…>`` → variables on ``(city, year)``;
-* city attributes: ``city, <attributes…>`` → variables on ``(city)``.
+* city attributes: ``city, <attributes…>`` → variables on ``(city)``;
+* industry output (optional, robustness), long: ``city, year, industry, output`` →
+  ``output(city, year, industry)`` on exactly the employment table's cities, years, industries.
 
 Each reader takes a CSV or Parquet path or a DataFrame. Every problem is an :class:`InputError`
 with one line naming the file, the column and the offending rows (line numbers of a file, the
@@ -30,6 +32,7 @@ from data_prep.errors import InputError
 
 FILL_POLICIES = ("refuse", "zero", "drop")
 EMPLOYMENT_COLUMNS = ("city", "year", "industry", "employment")
+OUTPUT_COLUMNS = ("city", "year", "industry", "output")
 
 
 def name_list(items: Sequence, limit: int = 6) -> str:
@@ -132,23 +135,30 @@ def read_employment(source, *, fill_policy: str = "refuse",
                          f"not {fill_policy!r}")
     frame, label = read_table(source, label or ("employment table" if isinstance(
         source, pd.DataFrame) else None))
-    _require(frame, EMPLOYMENT_COLUMNS, label)
+    return _long_cube(frame, label, "employment", fill_policy)
+
+
+def _long_cube(frame: pd.DataFrame, label: str, value: str, fill_policy: str,
+               hint: str = " (choose fill policy 'zero' or 'drop')") -> xr.DataArray:
+    """The (city, year, industry) cube of column ``value`` of a long table (checks as in
+    :func:`read_employment`)."""
+    _require(frame, ("city", "year", "industry", value), label)
     if frame.empty:
-        raise InputError(f"{label}: the employment table has no rows")
+        raise InputError(f"{label}: the {value} table has no rows")
     city = _city_column(frame, label)
     year = _year_column(frame, label)
     empty_ind = frame["industry"].isna().to_numpy()
     if empty_ind.any():
         raise InputError(f"{label}: column industry is empty in {_rows(empty_ind, frame)}")
     industry = frame["industry"].astype(str).str.strip()
-    value = _numeric(frame, "employment", label)
-    bad = ~np.isfinite(value)
+    values = _numeric(frame, value, label)
+    bad = ~np.isfinite(values)
     if bad.any():
-        raise InputError(f"{label}: column employment is missing or not finite in "
+        raise InputError(f"{label}: column {value} is missing or not finite in "
                          f"{_rows(bad, frame)}")
-    negative = value < 0
+    negative = values < 0
     if negative.any():
-        raise InputError(f"{label}: column employment is negative in {_rows(negative, frame)} "
+        raise InputError(f"{label}: column {value} is negative in {_rows(negative, frame)} "
                          f"(cities {name_list(city[negative].unique().tolist(), 4)})")
 
     c_code, c_names = pd.factorize(city, sort=True)
@@ -161,33 +171,34 @@ def read_employment(source, *, fill_policy: str = "refuse",
                                   "industry": industry.to_numpy()}), frame, label,
                     "city, year, industry")
     cube = np.full(n * T * K, np.nan)
-    cube[flat] = value
+    cube[flat] = values
     cube = cube.reshape(n, T, K)
     missing = np.isnan(cube)
     cities = np.asarray(c_names, dtype=str)
     if missing.any():
         cube, cities = _apply_fill_policy(cube, missing, cities, np.asarray(y_values),
-                                          np.asarray(i_names, dtype=str), fill_policy, label)
+                                          np.asarray(i_names, dtype=str), fill_policy, label,
+                                          value, hint)
     dropped = sorted(set(np.asarray(c_names, dtype=str)) - set(cities))
     return xr.DataArray(
-        cube, dims=("city", "year", "industry"), name="employment",
+        cube, dims=("city", "year", "industry"), name=value,
         coords={"city": cities, "year": np.asarray(y_values, dtype=np.int64),
                 "industry": np.asarray(i_names, dtype=str)},
         attrs={"dropped_cities": ",".join(dropped)} if dropped else {},
     )
 
 
-def _apply_fill_policy(cube, missing, cities, years, industries, policy, label):
+def _apply_fill_policy(cube, missing, cities, years, industries, policy, label,
+                       value="employment", hint=""):
     where = np.argwhere(missing)
     if policy == "refuse":
         cells = [f"({cities[r]}, {years[t]}, {industries[i]})" for r, t, i in where[:4]]
         raise InputError(f"{label}: unbalanced panel, {len(where)} (city, year, industry) cells "
-                         f"have no employment row: {'; '.join(cells)}"
-                         f"{' ...' if len(where) > 4 else ''} (choose fill policy 'zero' or "
-                         f"'drop')")
+                         f"have no {value} row: {'; '.join(cells)}"
+                         f"{' ...' if len(where) > 4 else ''}{hint}")
     if policy == "zero":
         warnings.warn(f"{label}: {len(where)} missing (city, year, industry) cells filled with "
-                      f"employment 0 (fill policy 'zero')", stacklevel=3)
+                      f"{value} 0 (fill policy 'zero')", stacklevel=4)
         cube[missing] = 0.0
         return cube, cities
     bad = missing.any(axis=(1, 2))
@@ -196,8 +207,53 @@ def _apply_fill_policy(cube, missing, cities, years, industries, policy, label):
                          f"fill policy 'drop' would leave nothing")
     warnings.warn(f"{label}: dropped {int(bad.sum())} cities with missing (city, year, "
                   f"industry) cells (fill policy 'drop'): {name_list(cities[bad].tolist(), 8)}",
-                  stacklevel=3)
+                  stacklevel=4)
     return cube[~bad], cities[~bad]
+
+
+def read_output(source, employment: xr.DataArray, *, label: str | None = None) -> xr.DataArray:
+    """Validated industry output ``output(city, year, industry)`` (float64) from a long table
+    ``city, year, industry, output``, on exactly the cities, years and industries of
+    ``employment`` (in its order).
+
+    Checks as for employment (columns present, whole years, numeric, finite, non-negative, no
+    duplicates, balanced: a missing cell is an error, output has no fill policy), and: every
+    city, year and industry of the table is in the employment table and every one of the
+    employment table is in it. Rows of cities that the employment fill policy 'drop' removed
+    are ignored. Output is in any one unit (only shares enter the output location quotient).
+    """
+    frame, label = read_table(source, label or ("output table" if isinstance(
+        source, pd.DataFrame) else None))
+    _require(frame, OUTPUT_COLUMNS, label)
+    cities = [str(c) for c in employment.city.values]
+    years = [int(y) for y in employment.year.values]
+    industries = [str(i) for i in employment.industry.values]
+    dropped = [c for c in employment.attrs.get("dropped_cities", "").split(",") if c]
+    if dropped:
+        frame = frame[~frame["city"].astype(str).str.strip().isin(dropped).to_numpy()]
+    city = _city_column(frame, label)
+    _check_cities(city, cities, label)
+    year = _year_column(frame, label)
+    unknown_years = sorted(set(year.tolist()) - set(years))
+    if unknown_years:
+        raise InputError(f"{label}: column year has years not in the employment table: "
+                         f"{name_list(unknown_years)}")
+    industry = frame["industry"].astype(str).str.strip()
+    unknown = sorted(set(industry[frame["industry"].notna().to_numpy()]) - set(industries))
+    if unknown:
+        raise InputError(f"{label}: column industry has industries not in the employment "
+                         f"table: {name_list(unknown, 3)}")
+    cube = _long_cube(frame, label, "output", "refuse", hint="")
+    for dim, wanted in (("city", cities), ("year", years), ("industry", industries)):
+        absent = [x for x in wanted if x not in set(cube[dim].values.tolist())]
+        if absent:
+            word = {"city": "cities", "year": "years", "industry": "industries"}[dim]
+            raise InputError(f"{label}: no output rows for {word} {name_list(absent, 4)} of the "
+                             f"employment table (output must cover the same cities, years and "
+                             f"industries)")
+    out = cube.sel(city=cities, year=years, industry=industries)
+    out.attrs = {}
+    return out
 
 
 def _check_cities(found: pd.Series, cities: Sequence[str], label: str) -> None:

@@ -2,12 +2,14 @@
 
     python scripts/prepare_data.py --demo --out FILE.nc
     python scripts/prepare_data.py --employment E.csv --weights W.gal --out FILE.nc \\
-        [--covariates C.csv] [--cities K.csv]
+        [--covariates C.csv] [--cities K.csv] [--output O.csv]
 
 E.csv: city,year,industry,employment (CSV or Parquet); C.csv: city,year,<covariates...>;
-K.csv: city,<attributes...>; weights: a GAL/GWT file whose ids are city names, or a polygon file
-(GeoJSON/Shapefile with a `city` column, queen contiguity). Bad input prints `error: ...` and
-exits with status 2, writing nothing.
+K.csv: city,<attributes...>; O.csv: city,year,industry,output (industry output on the same
+cities, years and industries as E.csv). Weights: a GAL/GWT file whose ids are city names, or a
+polygon file (GeoJSON/Shapefile with a `city` column, queen contiguity). Robustness measures:
+PSD_gini always, ER_GDP when C.csv has a GDP column, PSS_output with --output. Bad input prints
+`error: ...` and exits with status 2, writing nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ if str(ROOT) not in sys.path:  # allow running from a checkout without installin
 from data_prep.errors import InputError  # noqa: E402
 from data_prep.indices import ER_THRESHOLD  # noqa: E402
 
+ROBUSTNESS = ("ER_GDP", "PSS_output", "PSD_gini")
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -34,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", type=Path, help="GAL/GWT neighbour file or polygon file")
     p.add_argument("--covariates", type=Path, help="covariates table city,year,...")
     p.add_argument("--cities", type=Path, help="city attributes table city,...")
+    p.add_argument("--output", type=Path,
+                   help="industry output table city,year,industry,output (CSV or Parquet): "
+                        "adds the output-based specialisation PSS_output")
     p.add_argument("--out", type=Path, required=True, help="output NetCDF file (.nc)")
     p.add_argument("--fill-policy", choices=("refuse", "zero", "drop"), default="refuse",
                    help="missing (city, year, industry) cells: refuse (default), fill with 0, "
@@ -56,15 +63,15 @@ def _build(args):
     common = dict(er_threshold=args.er_threshold, winsorize=args.winsorize,
                   fill_policy=args.fill_policy)
     if args.demo:
-        if args.employment or args.weights or args.covariates or args.cities:
+        if args.employment or args.weights or args.covariates or args.cities or args.output:
             raise InputError("--demo uses the embedded data; do not combine it with "
-                             "--employment, --weights, --covariates or --cities")
+                             "--employment, --weights, --covariates, --cities or --output")
         return demo_dataset(args.seed, island_policy=args.island_policy, **common)
     if args.employment is None or args.weights is None:
         raise InputError("give --employment and --weights (or --demo)")
-    sources = [args.employment, args.weights, args.covariates, args.cities]
+    sources = [args.employment, args.weights, args.covariates, args.cities, args.output]
     return build_dataset(args.employment, weights=args.weights, covariates=args.covariates,
-                         cities=args.cities, synthetic=False,
+                         cities=args.cities, output=args.output, synthetic=False,
                          source_files=tuple(Path(s).name for s in sources if s is not None),
                          island_policy=args.island_policy or "refuse", **common)
 
@@ -75,14 +82,17 @@ def _summary(ds) -> str:
     n, T, K = ds.sizes["city"], ds.sizes["year"], ds.sizes["industry"]
     years = ds["year"].values
     extra = [v for v, da in ds.data_vars.items() if da.dims in (("city", "year"), ("city",))
-             and v not in ("ER", "ER_flag", "PSS", "PSD", "Interact_PSS", "Interact_PSD")]
+             and v not in ("ER", "ER_flag", "PSS", "PSD", "Interact_PSS", "Interact_PSD")
+             and v not in ROBUSTNESS]
+    robust = [v for v in ROBUSTNESS if v in ds]
     weights = (f" Weights: {ds.attrs['weights_source']} ({ds.sizes['link']} links, island "
                f"policy {ds.attrs['island_policy']})." if "link" in ds.sizes else "")
     return (f"{n} cities, {T} years ({years.min()}-{years.max()}), {K} industries. "
             f"ER defined for {defined} city-years, {flagged} flagged for a near-zero "
             f"counterfactual change; mean ER {float(ds['ER'].mean()):.3f}, "
             f"PSS {float(ds['PSS'].mean()):.3f}, PSD {float(ds['PSD'].mean()):.3f}. "
-            f"{len(extra)} covariates/attributes.{weights} "
+            f"{len(extra)} covariates/attributes. Robustness measures: "
+            f"{', '.join(robust) or 'none'}.{weights} "
             f"Synthetic: {ds.attrs['synthetic']}.")
 
 
