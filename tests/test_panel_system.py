@@ -160,7 +160,7 @@ def test_script_panel_recovers_truth_with_city_and_year_effects(tmp_path):
     for f in formulas:
         argv += ["--equation", f]
     argv += ["--data", str(tmp_path / "panel.csv"), "--weights", str(tmp_path / "w.gal"),
-             "--draws", "300", "--tune", "300", "--chains", "2", "--seed", "3", "--quiet",
+             "--draws", "600", "--tune", "300", "--chains", "2", "--seed", "3", "--quiet",
              "--predictive", "--out", str(out)]
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=root, timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -188,6 +188,8 @@ def test_script_panel_recovers_truth_with_city_and_year_effects(tmp_path):
     assert "Intercept" not in set(summary.term)
     # 20 intervals at 90 %: P(≥ 6 misses) ≈ 0.011 when they are right
     assert len(misses) <= 5, misses
+    # measured over seeds 1-6: largest R-hat 1.011-1.017 with 300 draws per chain (too close to
+    # the bound), 1.006-1.009 with 600
     assert summary["r_hat"].max() <= 1.02
 
 
