@@ -39,9 +39,11 @@ def study_dataset(data: dict, seed: int = DEMO_SEED) -> xr.Dataset:
     if not data.get("weights"):
         raise InputError("the config's [data] table gives employment but no weights")
     options = {k: data[k] for k in ("winsorize", "fill_policy", "er_threshold") if k in data}
-    sources = [data[k] for k in ("employment", "weights", "covariates", "cities") if data.get(k)]
+    sources = [data[k] for k in ("employment", "weights", "covariates", "cities", "output")
+               if data.get(k)]
     return build_dataset(data["employment"], weights=data["weights"],
                          covariates=data.get("covariates"), cities=data.get("cities"),
+                         output=data.get("output"),
                          island_policy=data.get("island_policy", "refuse"),
                          source_files=tuple(sources), **options)
 
