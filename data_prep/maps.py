@@ -77,9 +77,16 @@ def _choropleth(ax, gdf, values: np.ndarray, title: str, diverging: bool) -> Non
     ax.set_axis_off()
 
 
-def choropleths(ds: xr.Dataset, panels: Mapping[str, np.ndarray], path, *,
-                diverging: Sequence[str] = (), columns: int = 3, title: str = "") -> Path:
-    """One choropleth per entry of ``panels`` (title → per-city values in ``ds.city`` order)."""
+def choropleths(ds: xr.Dataset, panels: Mapping[str, np.ndarray], path, **options) -> Path:
+    """Write :func:`choropleth_figure` (same options) as PNG; returns the path."""
+    return _save(choropleth_figure(ds, panels, **options), path)
+
+
+def choropleth_figure(ds: xr.Dataset, panels: Mapping[str, np.ndarray], *,
+                      diverging: Sequence[str] = (), columns: int = 3, title: str = ""):
+    """One choropleth per entry of ``panels`` (title → per-city values in ``ds.city`` order);
+    panels named in ``diverging`` use a red-blue scale centred on 0 when their values straddle
+    it. Returns the matplotlib Figure (map axes titled by the panel names)."""
     gdf = geometry_frame(ds)
     for name, v in panels.items():
         if np.shape(v) != (len(gdf),):
@@ -95,7 +102,7 @@ def choropleths(ds: xr.Dataset, panels: Mapping[str, np.ndarray], path, *,
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 def index_maps(ds: xr.Dataset, path, variables: Sequence[str] = ("ER", "PSS", "PSD")) -> Path:

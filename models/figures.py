@@ -306,13 +306,19 @@ def _legend(fig, axes, caption: str) -> None:
     fig.text(0.5, -0.075, caption, ha="center", fontsize=8, wrap=True)
 
 
-def coefficient_forest(idata, data: pd.DataFrame, path, *, frequentist=None, truth=None,
-                       weights=None, hdi_prob: float = 0.94, level: float = 0.95,
-                       title: str = "") -> Path:
+def coefficient_forest(idata, data: pd.DataFrame, path, **options) -> Path:
+    """Write :func:`coefficient_forest_figure` (same options) as PNG; returns the path."""
+    return _save(coefficient_forest_figure(idata, data, **options), path)
+
+
+def coefficient_forest_figure(idata, data: pd.DataFrame, *, frequentist=None, truth=None,
+                              weights=None, hdi_prob: float = 0.94, level: float = 0.95,
+                              title: str = ""):
     """One panel per equation of standardised slopes, plus one panel of intercepts (data units).
 
-    Returns the PNG path. Markers: posterior mean (dot) with its ``hdi_prob`` HDI, GS3SLS
-    estimate (square) with its ``level`` interval, truth (cross) where given.
+    Markers: posterior mean (dot) with its ``hdi_prob`` HDI, GS3SLS estimate (square) with its
+    ``level`` interval, truth (cross) where given. ``data`` and ``weights`` give the sds
+    (:func:`coefficient_scales`). Returns the matplotlib Figure.
     """
     comp = coefficient_comparison(idata, frequentist, truth, hdi_prob=hdi_prob, level=level)
     pairs = comp[["equation", "term"]].drop_duplicates().itertuples(index=False)
@@ -337,15 +343,20 @@ def coefficient_forest(idata, data: pd.DataFrame, path, *, frequentist=None, tru
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
-def effect_forest(idata, data: pd.DataFrame, path, *, frequentist=None, truth=None,
-                  hdi_prob: float = 0.94, title: str = "") -> Path:
+def effect_forest(idata, data: pd.DataFrame, path, **options) -> Path:
+    """Write :func:`effect_forest_figure` (same options) as PNG; returns the path."""
+    return _save(effect_forest_figure(idata, data, **options), path)
+
+
+def effect_forest_figure(idata, data: pd.DataFrame, *, frequentist=None, truth=None,
+                         hdi_prob: float = 0.94, title: str = ""):
     """A grid of panels, rows = responses, columns = direct / indirect / total, standardised.
 
     ``frequentist``: :func:`frequentist_effects` output; ``truth``: frame effect, response,
-    variable, truth. Returns the PNG path.
+    variable, truth. Returns the matplotlib Figure.
     """
     comp = effect_comparison(idata, frequentist, truth, hdi_prob=hdi_prob)
     scaled = standardise(comp, effect_scales(data, comp), keys=("response", "variable"))
@@ -368,7 +379,7 @@ def effect_forest(idata, data: pd.DataFrame, path, *, frequentist=None, truth=No
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 def comparison_figures(idata, data: pd.DataFrame, folder, *, frequentist=None,
@@ -391,4 +402,4 @@ def comparison_figures(idata, data: pd.DataFrame, folder, *, frequentist=None,
 
 __all__ = ["coefficient_scales", "standardise", "coefficient_comparison", "effect_comparison",
            "effect_scales", "frequentist_effects", "coefficient_forest", "effect_forest",
-           "comparison_figures"]
+           "coefficient_forest_figure", "effect_forest_figure", "comparison_figures"]
