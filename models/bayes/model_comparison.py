@@ -9,8 +9,9 @@ difference to the best model with its standard error dse (from the paired pointw
 differences), and stacking weights (Yao et al. 2018).
 
 Reading (Vehtari et al. 2017; Sivula, Magnusson & Vehtari 2020): a difference smaller than
-about 2 dse is not distinguishable from noise; ``warning`` flags Pareto k̂ > 0.7 (the importance
-sampling of some city is unreliable, so its elpd is too).
+about 2 dse is not distinguishable from noise; ``warning`` flags a Pareto k̂ above ArviZ's
+threshold min(0.7, 1 − 1/log10 S) for S draws (the importance sampling of some city is
+unreliable, so its elpd is too).
 
 elpd values are only comparable for the same observations of the same outcomes: models are
 refused unless they share the log-likelihood variable, the cities (same names, same order, so
@@ -100,8 +101,9 @@ def verdict(table: pd.DataFrame) -> str:
                      + ("more than 2 dse, a clear preference for " + str(best["model"]) if clear
                         else "within 2 dse, not distinguishable from noise"))
     flagged = table.loc[table["warning"], "model"].tolist()
-    tail = (f" Warning: Pareto k > 0.7 for some cities in {', '.join(map(str, flagged))}; "
-            "their elpd is unreliable." if flagged else "")
+    tail = (f" Warning: Pareto k above the reliability threshold for some cities in "
+            f"{', '.join(map(str, flagged))}; their elpd estimate is unreliable (more draws, "
+            "or exact refits for those cities)." if flagged else "")
     return "; ".join(parts) + "." + tail
 
 
@@ -138,10 +140,12 @@ def comparison_plot(result: ModelComparison, path) -> Path:
     import arviz as az
     import matplotlib.pyplot as plt
 
-    ax = az.plot_compare(result.arviz_table, insample_dev=False,
+    ax = az.plot_compare(result.arviz_table, insample_dev=False, plot_ic_diff=True,
                          figsize=(7, 1.2 + 0.6 * len(result.table)))
-    fig = np.atleast_1d(ax)[0].figure
-    fig.suptitle("Leave-one-city-out elpd (higher is better)", fontsize=10)
+    ax = np.atleast_1d(ax)[0]
+    ax.set_title("Leave-one-city-out elpd, higher is better (open: elpd ± se; "
+                 "triangle: difference to the best ± dse)", fontsize=9)
+    fig = ax.figure
     try:
         atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png",
                                                    bbox_inches="tight"))
