@@ -192,7 +192,9 @@ def lisa_map(ds: xr.Dataset, path, variable: str = "ER", **options) -> tuple[Pat
                        for k in colours if counts.get(k, 0) or k in LISA_COLOURS],
               loc="lower left", fontsize=8, frameon=False)
     alpha = options.get("alpha", 0.05)
-    ax.set_title(f"LISA clusters of {variable} (period mean), p < {alpha:g}, "
+    when = options.get("year")
+    when = "period mean" if when in (None, "mean") else str(when)
+    ax.set_title(f"LISA clusters of {variable} ({when}), p < {alpha:g}, "
                  f"{options.get('permutations', 999)} permutations", fontsize=10)
     ax.set_axis_off()
     fig.tight_layout()
