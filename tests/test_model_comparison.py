@@ -11,7 +11,7 @@ from scipy.stats import multivariate_normal
 from data_prep.errors import InputError
 from data_prep.simulate import default_truth, lattice_weights, simulate_system
 from models.bayes.model_comparison import COLUMNS, compare_models, comparison_plot, verdict
-from models.bayes.postprocess import add_effects_and_loo
+from models.bayes.postprocess import add_effects_and_loo, outcome_fingerprint
 from models.spec import build_system
 
 CHAINS, DRAWS = 2, 200
@@ -67,6 +67,13 @@ def test_refuses_different_data_and_missing_groups(tmp_path):
         compare_models({"a": good, "b": no_ll})
     with pytest.raises(InputError, match="at least two models"):
         compare_models({"a": good})
+    other = fake(0.0)
+    good.log_likelihood.attrs["outcome_sha256"] = outcome_fingerprint(np.ones((30, 2)))
+    other.log_likelihood.attrs["outcome_sha256"] = outcome_fingerprint(np.zeros((30, 2)))
+    with pytest.raises(InputError, match="different values of the outcomes"):
+        compare_models({"a": good, "b": other})
+    other.log_likelihood.attrs["outcome_sha256"] = outcome_fingerprint(np.ones((30, 2)))
+    assert len(compare_models({"a": good, "b": other}).table) == 2
     renamed = az.InferenceData(posterior=good.posterior,
                                log_likelihood=good.log_likelihood.rename({"y": "ER"}))
     with pytest.raises(InputError, match="different outcomes \\(log-likelihood variables"):
@@ -102,6 +109,8 @@ def test_non_spatial_system_gets_exact_log_likelihood():
                 "equation2": ["ER", "PSS"], "term": terms}))
     notes = add_effects_and_loo(idata, system, None)
     assert notes == [] and "impact" not in idata.posterior
+    assert idata.log_likelihood.attrs["outcomes"] == "ER,PSS"
+    assert idata.log_likelihood.attrs["outcome_sha256"] == outcome_fingerprint(system.Y)
     ll = idata.log_likelihood["y"]
     assert ll.shape == (2, 3, 16)
     Y = sim.data[["ER", "PSS"]].to_numpy()

@@ -15,8 +15,9 @@ unreliable, so its elpd is too).
 
 elpd values are only comparable for the same observations of the same outcomes: models are
 refused unless they share the log-likelihood variable, the cities (same names, same order, so
-the same n) and the dependents (the posterior ``coef`` equation names), and — when both carry
-an ``observed_data`` group — the same observed values.
+the same n), the dependents (the posterior ``coef`` equation names) and — when both record it —
+the same observed values (``outcome_sha256`` in the log_likelihood attrs, written by
+:func:`models.bayes.postprocess.add_effects_and_loo`, or an ``observed_data`` group).
 """
 
 from __future__ import annotations
@@ -85,6 +86,10 @@ def _check_same_data(models: Mapping[str, object]) -> None:
             raise InputError(f"models {ref_name} and {name} explain different outcomes "
                              f"({', '.join(ref[2])} vs {', '.join(deps)})")
         a, b = models[ref_name], models[name]
+        fa, fb = (m.log_likelihood.attrs.get("outcome_sha256") for m in (a, b))
+        if fa and fb and fa != fb:
+            raise InputError(f"models {ref_name} and {name} were fitted on different values of "
+                             f"the outcomes (same cities and names, different data)")
         if "observed_data" in a.groups() and "observed_data" in b.groups():
             if not a.observed_data.equals(b.observed_data):
                 raise InputError(f"models {ref_name} and {name} have different observed data")
