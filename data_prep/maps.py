@@ -199,3 +199,35 @@ def lisa_map(ds: xr.Dataset, path, variable: str = "ER", **options) -> tuple[Pat
     ax.set_axis_off()
     fig.tight_layout()
     return _save(fig, path), table
+
+
+def study_maps(ds: xr.Dataset, folder, *, idata=None, pairs=None, prefix: str = "",
+               lisa_variable: str = "ER", permutations: int = 999, seed: int = 0,
+               max_draws: int = 200) -> tuple[list[Path], list[str], pd.DataFrame]:
+    """Every map of one study: indices, LISA clusters and — given a posterior — per-city effects.
+
+    ``pairs``: (response, variable) effect maps to draw; default every shock of one dependent
+    on another (the ER ↔ agglomeration feedback). Per-city effects that cannot be computed (a
+    map above the dense-eigenvector limit, an asymmetric W, inadmissible draws) are skipped
+    with a plain note. Returns (paths written, notes, LISA table).
+    """
+    from models.bayes.city_effects import city_effects
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [index_maps(ds, folder / f"{prefix}map_indices.png")]
+    lisa_path, table = lisa_map(ds, folder / f"{prefix}map_lisa_{lisa_variable}.png",
+                                lisa_variable, permutations=permutations, seed=seed)
+    paths.append(lisa_path)
+    notes: list[str] = []
+    if idata is not None:
+        try:
+            effects = city_effects(idata, weights_from_dataset(ds), max_draws=max_draws)
+        except InputError as err:
+            notes.append(f"per-city effect maps skipped: {err}")
+        else:
+            deps = [str(d) for d in effects["response"].values]
+            for response, variable in pairs or [(r, v) for r in deps for v in deps if r != v]:
+                paths.append(effect_maps(ds, effects, response, variable,
+                                         folder / f"{prefix}map_effect_{variable}_on_{response}.png"))
+    return paths, notes, table
