@@ -228,6 +228,6 @@ def study_maps(ds: xr.Dataset, folder, *, idata=None, pairs=None, prefix: str = 
         else:
             deps = [str(d) for d in effects["response"].values]
             for response, variable in pairs or [(r, v) for r in deps for v in deps if r != v]:
-                paths.append(effect_maps(ds, effects, response, variable,
-                                         folder / f"{prefix}map_effect_{variable}_on_{response}.png"))
+                name = f"{prefix}map_effect_{variable}_on_{response}.png"
+                paths.append(effect_maps(ds, effects, response, variable, folder / name))
     return paths, notes, table

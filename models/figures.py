@@ -218,7 +218,9 @@ def frequentist_effects(results, eigenvalues: np.ndarray, *, draws: int = 1000, 
     Parameter vectors δ_s ~ N(δ̂, V̂) (``results.params``, ``results.cov``); draws outside the
     admissible region (some det(I − B0 − B1 λ_k) ≤ 0) are discarded and their share is reported
     in ``attrs["discarded"]``. Returns columns effect, response, variable, estimate, low, high
-    (equal-tailed percentiles of the kept draws).
+    (equal-tailed percentiles of the kept draws). Raises InputError when the estimate itself is
+    inadmissible (impacts undefined; weakly identified fits often are): draw the effects forest
+    with the posterior alone then (``frequentist_effects=None``).
     """
     from models.bayes.effects import coefficient_matrices, impacts
 

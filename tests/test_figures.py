@@ -83,7 +83,8 @@ def fitted():
 
 
 def test_comparison_standardises_all_sources_alike(fitted):
-    comp = figures.coefficient_comparison(fitted["idata"], fitted["res"].to_frame(), fitted["truth"])
+    comp = figures.coefficient_comparison(fitted["idata"], fitted["res"].to_frame(),
+                                          fitted["truth"])
     pairs = comp[["equation", "term"]].drop_duplicates().itertuples(index=False)
     scales = figures.coefficient_scales(fitted["sim"].data, list(pairs), fitted["w"])
     out = figures.standardise(comp, scales).set_index(["equation", "term", "source"])

@@ -12,7 +12,8 @@ import xarray as xr
 from data_prep import maps
 from data_prep.dataset import cross_section, demo_dataset, load_dataset, panel_table, save_dataset
 from data_prep.errors import InputError
-from data_prep.weights import to_libpysal, weights_from_dataset, weights_from_polygons, weights_to_dataset
+from data_prep.weights import (to_libpysal, weights_from_dataset, weights_from_polygons,
+                               weights_to_dataset)
 from models.bayes.city_effects import city_effects
 
 SIDE = 5
@@ -73,8 +74,8 @@ def test_polygon_file_and_demo_carry_their_map(tmp_path):
 
 def test_index_and_effect_maps(small, tmp_path):
     ds, w = small
-    fig = maps.choropleth_figure(ds, {f"{v} (period mean)": ds[v].mean("year").values
-                                      for v in ("ER", "PSS", "PSD")}, diverging=["ER (period mean)"])
+    panels = {f"{v} (period mean)": ds[v].mean("year").values for v in ("ER", "PSS", "PSD")}
+    fig = maps.choropleth_figure(ds, panels, diverging=["ER (period mean)"])
     assert map_panels(fig) == 3
     plt.close(fig)
     path = maps.index_maps(ds, tmp_path / "indices.png")
