@@ -114,6 +114,11 @@ def index_maps(ds: xr.Dataset, path, variables: Sequence[str] = ("ER", "PSS", "P
 
 
 def effect_maps(ds: xr.Dataset, effects: xr.Dataset, response: str, variable: str, path) -> Path:
+    """Write :func:`effect_map_figure` as PNG; returns the path."""
+    return _save(effect_map_figure(ds, effects, response, variable), path)
+
+
+def effect_map_figure(ds: xr.Dataset, effects: xr.Dataset, response: str, variable: str):
     """Posterior mean and sd of the per-city direct and total effect of ``variable`` on
     ``response`` (``effects`` from :func:`models.bayes.city_effects.city_effects`): 4 panels."""
     da = effects["city_effect"]
@@ -133,10 +138,10 @@ def effect_maps(ds: xr.Dataset, effects: xr.Dataset, response: str, variable: st
     kind = str(da["variable_kind"].sel(variable=variable).values) \
         if "variable_kind" in da.coords else "exogenous"
     label = f"a unit shock to {variable}" if kind == "shock" else f"{variable}"
-    return choropleths(ds, panels, path, columns=2,
-                       diverging=["direct, posterior mean", "total, posterior mean"],
-                       title=f"Per-city effect of {label} on {response} "
-                             f"({sel.sizes['sample']} posterior draws)")
+    return choropleth_figure(ds, panels, columns=2,
+                             diverging=["direct, posterior mean", "total, posterior mean"],
+                             title=f"Per-city effect of {label} on {response} "
+                                   f"({sel.sizes['sample']} posterior draws)")
 
 
 def lisa(ds: xr.Dataset, variable: str = "ER", *, year=None, permutations: int = 999,
@@ -209,10 +214,15 @@ def study_maps(ds: xr.Dataset, folder, *, idata=None, pairs=None, prefix: str = 
     ``pairs``: (response, variable) effect maps to draw; default every shock of one dependent
     on another (the ER ↔ agglomeration feedback). Per-city effects that cannot be computed (a
     map above the dense-eigenvector limit, an asymmetric W, inadmissible draws) are skipped
-    with a plain note. Returns (paths written, notes, LISA table).
+    with a plain note, and so is everything when the Dataset holds no map (weights from a
+    neighbour file). Returns (paths written, notes, LISA table).
     """
     from models.bayes.city_effects import city_effects
 
+    if GEOMETRY_VAR not in ds:
+        return [], ["maps skipped: the dataset holds no map (the weights did not come from a "
+                    "polygon file)"], pd.DataFrame(columns=["city", "value", "I", "p_value",
+                                                            "quadrant", "label"])
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [index_maps(ds, folder / f"{prefix}map_indices.png")]

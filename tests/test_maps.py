@@ -90,6 +90,9 @@ def test_index_and_effect_maps(small, tmp_path):
         {"coef": (("chain", "draw", "equation", "term"), coef)},
         coords={"equation": ["ER", "PSS"], "term": terms}))
     effects = city_effects(idata, weights_from_dataset(ds), max_draws=20)
+    fig = maps.effect_map_figure(ds, effects, "ER", "PSS")
+    assert map_panels(fig) == 4  # direct and total, posterior mean and sd
+    plt.close(fig)
     path = maps.effect_maps(ds, effects, "ER", "PSS", tmp_path / "effects.png")
     assert path.exists() and path.stat().st_size > 5000
     paths, notes, table = maps.study_maps(ds, tmp_path / "all", idata=idata, permutations=19)
@@ -99,6 +102,8 @@ def test_index_and_effect_maps(small, tmp_path):
     idata.posterior["coef"][:, :, 0, 0] = 1.5  # explosive: effects undefined, maps skipped
     paths, notes, _ = maps.study_maps(ds, tmp_path / "bad", idata=idata, permutations=19)
     assert len(paths) == 2 and notes[0].startswith("per-city effect maps skipped: 40 of 40 draws")
+    paths, notes, _ = maps.study_maps(ds.drop_vars("geometry_wkt"), tmp_path / "none")
+    assert paths == [] and notes[0].startswith("maps skipped: the dataset holds no map")
     with pytest.raises(InputError, match="effects: no variable 'nope'"):
         maps.effect_maps(ds, effects, "ER", "nope", tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
