@@ -75,7 +75,8 @@ def _summary(ds) -> str:
     n, T, K = ds.sizes["city"], ds.sizes["year"], ds.sizes["industry"]
     years = ds["year"].values
     extra = [v for v, da in ds.data_vars.items() if da.dims in (("city", "year"), ("city",))
-             and v not in ("ER", "ER_flag", "PSS", "PSD", "Interact_PSS", "Interact_PSD")]
+             and v not in ("ER", "ER_flag", "PSS", "PSD", "Interact_PSS", "Interact_PSD",
+                           "geometry_wkt")]
     weights = (f" Weights: {ds.attrs['weights_source']} ({ds.sizes['link']} links, island "
                f"policy {ds.attrs['island_policy']})." if "link" in ds.sizes else "")
     return (f"{n} cities, {T} years ({years.min()}-{years.max()}), {K} industries. "
