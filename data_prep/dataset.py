@@ -86,7 +86,8 @@ def _without_dropped(weights, dropped: Sequence[str]):
     return SpatialWeights(M, cities, weights.transform, weights.symmetric_relation,
                           f"{weights.source} without {len(drop)} dropped cities",
                           weights.island_policy,
-                          tuple(c for c in weights.islands if c not in drop), int(count))
+                          tuple(c for c in weights.islands if c not in drop), int(count),
+                          weights.geometry, weights.crs)
 
 
 def _load_weights(weights, cities: Sequence[str], island_policy: str, attributes):
@@ -304,12 +305,13 @@ def cross_section(ds: xr.Dataset, variables: Sequence[str] | None = None) -> pd.
     attribute, in the dataset's order.
 
     Boolean (city, year) variables (``ER_flag``) are left out unless named in ``variables``
-    (their mean is the share of flagged years). Employment, weights and the spectrum are never
-    included.
+    (their mean is the share of flagged years). Employment, weights, the map (``geometry_wkt``)
+    and the spectrum are never included.
     """
     if "city" not in ds.coords:
         raise InputError("the dataset has no 'city' coordinate")
-    eligible = [v for v, da in ds.data_vars.items() if da.dims in (("city", "year"), ("city",))]
+    eligible = [v for v, da in ds.data_vars.items() if da.dims in (("city", "year"), ("city",))
+                and v != "geometry_wkt"]  # the map's polygons are not a variable
     if variables is None:
         chosen = [v for v in eligible
                   if not (ds[v].dims == ("city", "year") and ds[v].dtype == bool)
@@ -345,7 +347,7 @@ def panel_table(ds: xr.Dataset) -> pd.DataFrame:
     if "ER" in panel:
         undefined = frame.groupby("year")["ER"].apply(lambda s: s.isna().all())
         frame = frame[~frame["year"].isin(undefined[undefined].index)]
-    attrs = [v for v, da in ds.data_vars.items() if da.dims == ("city",)]
+    attrs = [v for v, da in ds.data_vars.items() if da.dims == ("city",) and v != "geometry_wkt"]
     if attrs:
         frame = frame.merge(ds[attrs].to_dataframe().reset_index(), on="city")
     return frame.reset_index(drop=True)

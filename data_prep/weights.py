@@ -19,7 +19,7 @@ components are counted, and a warning gives their sizes when there is more than 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -37,6 +37,7 @@ ISLAND_POLICIES = ("refuse", "nearest", "keep")
 TRANSFORMS = ("R", "B")
 POLYGON_SUFFIXES = (".geojson", ".json", ".shp", ".gpkg")
 _WEIGHT_VARS = ("weight_origin", "weight_neighbor", "weight_value")
+GEOMETRY_VAR = "geometry_wkt"  # (city) WKT polygons of the map, CRS in attrs["geometry_crs"]
 
 
 @dataclass
@@ -57,6 +58,9 @@ class SpatialWeights:
     island_policy: str
     islands: tuple[str, ...]
     n_components: int
+    # the map behind polygon weights: city -> WKT polygon, and its CRS ("" when unknown)
+    geometry: Mapping[str, str] | None = None
+    crs: str = ""
 
     @property
     def n(self) -> int:
@@ -74,9 +78,7 @@ class SpatialWeights:
         """The same weights with rows and columns in the order of ``cities`` (same set required)."""
         cities = _city_tuple(cities, "cities")
         order = _alignment(self.cities, cities, self.source)
-        M = sp.csr_matrix(self.matrix[order][:, order])
-        return SpatialWeights(M, cities, self.transform, self.symmetric_relation, self.source,
-                              self.island_policy, self.islands, self.n_components)
+        return replace(self, matrix=sp.csr_matrix(self.matrix[order][:, order]), cities=cities)
 
     def summary(self) -> str:
         """One line: size, links, mean neighbours, islands and components."""
@@ -290,9 +292,12 @@ def weights_from_polygons(source, cities=None, *, id_column: str = "city",
         centroids = frame.geometry.centroid
     C, wids = _from_libpysal(w)
     coords = dict(zip(ids, zip(centroids.x, centroids.y)))
-    return _finalise(C, wids, cities, source=f"{contiguity} contiguity of {label}",
-                     island_policy=island_policy, k_islands=k_islands, transform=transform,
-                     coordinates=coords)
+    weights = _finalise(C, wids, cities, source=f"{contiguity} contiguity of {label}",
+                        island_policy=island_policy, k_islands=k_islands, transform=transform,
+                        coordinates=coords)
+    # the polygons travel with the weights so the Dataset can store the map (choropleths)
+    return replace(weights, geometry={c: g.wkt for c, g in zip(ids, geom)},
+                   crs="" if gdf.crs is None else gdf.crs.to_string())
 
 
 def _read_neighbour_file(path, kind: str):
@@ -441,7 +446,11 @@ def write_gwt(weights: SpatialWeights, path) -> None:
 # ----------------------------------------------------------------------------- Dataset storage
 
 def weights_to_dataset(ds: xr.Dataset, weights: SpatialWeights) -> xr.Dataset:
-    """Store W as COO arrays on dim ``link`` aligned with ``ds.city`` (re-ordered if needed)."""
+    """Store W as COO arrays on dim ``link`` aligned with ``ds.city`` (re-ordered if needed).
+
+    Weights built from polygons also store their map: ``geometry_wkt`` (city), WKT polygons,
+    with the CRS in ``attrs["geometry_crs"]`` (for the choropleths of ``data_prep.maps``).
+    """
     if "city" not in ds.coords:
         raise InputError("the dataset has no 'city' coordinate to align the weights with")
     weights = weights.aligned([str(c) for c in ds["city"].values])
@@ -453,6 +462,9 @@ def weights_to_dataset(ds: xr.Dataset, weights: SpatialWeights) -> xr.Dataset:
         weight_neighbor=("link", coo.col[order].astype(np.int64)),
         weight_value=("link", coo.data[order].astype(float)),
     )
+    if weights.geometry is not None:  # the map of polygon weights, as WKT per city
+        out = out.assign(**{GEOMETRY_VAR: ("city", [weights.geometry[c] for c in weights.cities])})
+        out.attrs["geometry_crs"] = weights.crs
     out.attrs.update(weights_transform=weights.transform, weights_source=weights.source,
                      island_policy=weights.island_policy,
                      weights_symmetric_relation="true" if weights.symmetric_relation else "false",
@@ -480,4 +492,6 @@ def weights_from_dataset(ds: xr.Dataset) -> SpatialWeights:
         M, cities, str(attrs.get("weights_transform", "R")),
         str(attrs.get("weights_symmetric_relation", "false")).lower() == "true",
         str(attrs.get("weights_source", "dataset")), str(attrs.get("island_policy", "refuse")),
-        islands, _components(M)[0])
+        islands, _components(M)[0],
+        dict(zip(cities, map(str, ds[GEOMETRY_VAR].values))) if GEOMETRY_VAR in ds else None,
+        str(attrs.get("geometry_crs", "")))

@@ -82,7 +82,8 @@ def _summary(ds) -> str:
     n, T, K = ds.sizes["city"], ds.sizes["year"], ds.sizes["industry"]
     years = ds["year"].values
     extra = [v for v, da in ds.data_vars.items() if da.dims in (("city", "year"), ("city",))
-             and v not in ("ER", "ER_flag", "PSS", "PSD", "Interact_PSS", "Interact_PSD")
+             and v not in ("ER", "ER_flag", "PSS", "PSD", "Interact_PSS", "Interact_PSD",
+                           "geometry_wkt")
              and v not in ROBUSTNESS]
     robust = [v for v in ROBUSTNESS if v in ds]
     weights = (f" Weights: {ds.attrs['weights_source']} ({ds.sizes['link']} links, island "

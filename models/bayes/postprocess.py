@@ -96,11 +96,21 @@ def add_effects_and_loo(idata, system, eigs: np.ndarray,
     xb = exogenous_part(system, coef, [str(t) for t in post["term"].values])
     ll = pointwise_loglik(system.Y, xb, W, B0, B1, Sigma, rho)
     ds = log_likelihood_dataset(ll, [str(c) for c in system.cities], chains, var_name="y")
+    # what was scored, so model comparisons can refuse different data (model_comparison.py)
+    ds.attrs.update(outcomes=",".join(system.spec.dependents),
+                    outcome_sha256=outcome_fingerprint(system.Y))
     idata.add_groups(log_likelihood=ds.assign_coords(chain=post["chain"].values,
                                                      draw=post["draw"].values))
     if not np.all(np.isfinite(ll)):
         notes.append("some leave-one-city-out densities are not finite; LOO is unreliable")
     return notes
+
+
+def outcome_fingerprint(Y: np.ndarray) -> str:
+    """SHA-256 of the observed dependents (float64, C order): equal only for identical data."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(Y, dtype=np.float64).tobytes()).hexdigest()
 
 
 def thinned_draws(draws: int, chains: int, max_draws: int) -> np.ndarray:

@@ -1,0 +1,159 @@
+"""Compare fitted systems by their expected log predictive density (PSIS-LOO, ``arviz.compare``).
+
+Each model's ``log_likelihood`` group holds the exact leave-one-city-out conditional densities
+log p(y_r | y_−r, θ) of its system (:mod:`models.bayes.loo`; city r's G values left out jointly),
+so elpd_loo = Σ_r log p(y_r | y_−r) estimated by Pareto-smoothed importance sampling (Vehtari,
+Gelman & Gabry 2017, "Practical Bayesian model evaluation using leave-one-out cross-validation
+and WAIC", Statistics and Computing 27). ``arviz.compare`` ranks the models, gives each elpd
+difference to the best model with its standard error dse (from the paired pointwise
+differences), and stacking weights (Yao et al. 2018).
+
+Reading (Vehtari et al. 2017; Sivula, Magnusson & Vehtari 2020): a difference smaller than
+about 2 dse is not distinguishable from noise; ``warning`` flags a Pareto k̂ above ArviZ's
+threshold min(0.7, 1 − 1/log10 S) for S draws (the importance sampling of some city is
+unreliable, so its elpd is too).
+
+elpd values are only comparable for the same observations of the same outcomes: models are
+refused unless they share the log-likelihood variable, the cities (same names, same order, so
+the same n), the dependents (the posterior ``coef`` equation names) and — when both record it —
+the same observed values (``outcome_sha256`` in the log_likelihood attrs, written by
+:func:`models.bayes.postprocess.add_effects_and_loo`, or an ``observed_data`` group).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from data_prep.errors import InputError
+from data_prep.files import atomic_write
+
+COLUMNS = ["model", "elpd_loo", "se", "p_loo", "elpd_diff", "dse", "weight", "warning"]
+
+
+@dataclass
+class ModelComparison:
+    """The tidy table (best model first), the plain-words verdict and arviz's own frame."""
+
+    table: pd.DataFrame
+    sentence: str
+    arviz_table: pd.DataFrame
+
+
+def _outcome(name: str, idata) -> tuple:
+    """(log-likelihood variable, cities, dependents) of one model, checked for a LOO group."""
+    if "log_likelihood" not in idata.groups():
+        raise InputError(f"model {name}: no log_likelihood group (attach it with "
+                         "models.bayes.postprocess.add_effects_and_loo)")
+    ll = idata.log_likelihood
+    if len(ll.data_vars) != 1:
+        raise InputError(f"model {name}: the log_likelihood group must hold one variable, has "
+                         f"{', '.join(map(str, ll.data_vars)) or 'none'}")
+    var = str(next(iter(ll.data_vars)))
+    obs_dims = [d for d in ll[var].dims if d not in ("chain", "draw")]
+    if len(obs_dims) != 1:
+        raise InputError(f"model {name}: log_likelihood {var} must have one observation "
+                         f"dimension, has {obs_dims}")
+    dim = obs_dims[0]
+    cities = tuple(map(str, ll[dim].values)) if dim in ll.coords else (ll.sizes[dim],)
+    deps = tuple(map(str, idata.posterior["equation"].values)) \
+        if "posterior" in idata.groups() and "equation" in idata.posterior.coords else ()
+    return var, cities, deps
+
+
+def _check_same_data(models: Mapping[str, object]) -> None:
+    names = list(models)
+    ref_name = names[0]
+    ref = _outcome(ref_name, models[ref_name])
+    for name in names[1:]:
+        var, cities, deps = _outcome(name, models[name])
+        if var != ref[0]:
+            raise InputError(f"models {ref_name} and {name} score different outcomes "
+                             f"(log-likelihood variables {ref[0]!r} and {var!r})")
+        if len(cities) != len(ref[1]):
+            raise InputError(f"models {ref_name} and {name} were fitted on different data: "
+                             f"n = {len(ref[1])} and {len(cities)} cities")
+        if cities != ref[1]:
+            first = next(i for i, (a, b) in enumerate(zip(ref[1], cities)) if a != b)
+            raise InputError(f"models {ref_name} and {name} were fitted on different cities "
+                             f"(first difference at position {first}: {ref[1][first]} vs "
+                             f"{cities[first]})")
+        if deps and ref[2] and deps != ref[2]:
+            raise InputError(f"models {ref_name} and {name} explain different outcomes "
+                             f"({', '.join(ref[2])} vs {', '.join(deps)})")
+        a, b = models[ref_name], models[name]
+        fa, fb = (m.log_likelihood.attrs.get("outcome_sha256") for m in (a, b))
+        if fa and fb and fa != fb:
+            raise InputError(f"models {ref_name} and {name} were fitted on different values of "
+                             f"the outcomes (same cities and names, different data)")
+        if "observed_data" in a.groups() and "observed_data" in b.groups():
+            if not a.observed_data.equals(b.observed_data):
+                raise InputError(f"models {ref_name} and {name} have different observed data")
+
+
+def verdict(table: pd.DataFrame) -> str:
+    """One plain-words sentence on the preferred model and whether the gap exceeds 2 dse."""
+    best = table.iloc[0]
+    parts = [f"{best['model']} has the highest elpd_loo ({best['elpd_loo']:.1f}, "
+             f"se {best['se']:.1f})"]
+    for _, row in table.iloc[1:].iterrows():
+        clear = row["elpd_diff"] > 2 * row["dse"]
+        parts.append(f"{row['model']} is {row['elpd_diff']:.1f} lower (dse {row['dse']:.1f}): "
+                     + ("more than 2 dse, a clear preference for " + str(best["model"]) if clear
+                        else "within 2 dse, not distinguishable from noise"))
+    flagged = table.loc[table["warning"], "model"].tolist()
+    tail = (f" Warning: Pareto k above the reliability threshold for some cities in "
+            f"{', '.join(map(str, flagged))}; their elpd estimate is unreliable (more draws, "
+            "or exact refits for those cities)." if flagged else "")
+    return "; ".join(parts) + "." + tail
+
+
+def compare_models(models: Mapping[str, object], *, method: str = "stacking") -> ModelComparison:
+    """``arviz.compare`` (PSIS-LOO, log scale) of named InferenceData on the same data.
+
+    Returns the tidy table with columns ``COLUMNS`` (best model first; elpd_diff and dse are
+    relative to the best), the verdict sentence and arviz's frame. Raises InputError for fewer
+    than two models, a model without a ``log_likelihood`` group, or models fitted on different
+    cities or outcomes.
+    """
+    import warnings
+
+    import arviz as az
+
+    if len(models) < 2:
+        raise InputError(f"model comparison needs at least two models, got {len(models)}")
+    _check_same_data(models)
+    with warnings.catch_warnings():
+        # the Pareto-k warning is carried by the table's ``warning`` column and the verdict
+        warnings.simplefilter("ignore", UserWarning)
+        raw = az.compare(dict(models), ic="loo", method=method, scale="log")
+    table = raw.rename_axis("model").reset_index()
+    table["warning"] = table["warning"].astype(bool)
+    table = table[COLUMNS]
+    return ModelComparison(table, verdict(table), raw)
+
+
+def comparison_plot(result: ModelComparison, path) -> Path:
+    """``arviz.plot_compare`` of the comparison, written as PNG; returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import arviz as az
+    import matplotlib.pyplot as plt
+
+    ax = az.plot_compare(result.arviz_table, insample_dev=False, plot_ic_diff=True,
+                         figsize=(7, 1.2 + 0.6 * len(result.table)))
+    ax = np.atleast_1d(ax)[0]
+    ax.set_title("Leave-one-city-out elpd, higher is better (open: elpd ± se; "
+                 "triangle: difference to the best ± dse)", fontsize=9)
+    fig = ax.figure
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png",
+                                                   bbox_inches="tight"))
+    finally:
+        plt.close(fig)
+    return Path(path)
