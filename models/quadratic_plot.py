@@ -54,9 +54,9 @@ def curve_band_posterior(data: QuadraticData, idata, grid: np.ndarray, hdi_prob:
     return draws.mean(axis=0), hdi[:, 0], hdi[:, 1]
 
 
-def plot_quadratic(data: QuadraticData, path, *, fit=None, idata=None,
-                   turning_point: float | None = None) -> Path:
-    """Write the curve figure to ``path`` (PNG); give ``fit`` (frequentist) or ``idata``."""
+def quadratic_figure(data: QuadraticData, *, fit=None, idata=None,
+                     turning_point: float | None = None):
+    """The curve figure (a matplotlib Figure); give ``fit`` (frequentist) or ``idata``."""
     lo, hi = data.range
     grid = np.linspace(lo, hi, GRID)
     if idata is not None:
@@ -81,8 +81,20 @@ def plot_quadratic(data: QuadraticData, path, *, fit=None, idata=None,
     ax.set_ylabel(f"fitted {data.outcome} ({others} at their means)", fontsize=8)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, path) -> Path:
+    """Write ``fig`` as PNG through a temporary file, then close it."""
     try:
         return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"),
                             create_folder=True)
     finally:
         plt.close(fig)
+
+
+def plot_quadratic(data: QuadraticData, path, *, fit=None, idata=None,
+                   turning_point: float | None = None) -> Path:
+    """Write the curve figure to ``path`` (PNG); give ``fit`` (frequentist) or ``idata``."""
+    return save_figure(quadratic_figure(data, fit=fit, idata=idata,
+                                        turning_point=turning_point), path)

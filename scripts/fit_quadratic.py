@@ -101,13 +101,18 @@ def run(args: argparse.Namespace) -> int:
 
         fit = fit_quadratic_frequentist(data)
         frame = fit.to_frame()
+        fig = None
+        if figure is not None:
+            from models.quadratic_plot import quadratic_figure
+
+            fig = quadratic_figure(data, fit=fit, turning_point=fit.turning_point)
         print(fit.summary())
         write_csv_atomic(frame, out)
         print(f"wrote {out}")
-        if figure is not None:
-            from models.quadratic_plot import plot_quadratic
+        if fig is not None:
+            from models.quadratic_plot import save_figure
 
-            plot_quadratic(data, figure, fit=fit, turning_point=fit.turning_point)
+            save_figure(fig, figure)
             print(f"wrote {figure}")
         return 0
 
@@ -121,15 +126,20 @@ def run(args: argparse.Namespace) -> int:
     summary = posterior_frame(post.summary)
     idata.posterior.attrs["formula"] = args.formula
     summary_path = out.parent / f"{out.stem}_summary.csv"
+    fig = None
+    if figure is not None:
+        from models.quadratic_plot import quadratic_figure
+
+        fig = quadratic_figure(data, idata=idata, turning_point=post.turning_point_median)
     print(post.describe())
     atomic_write(out, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf"), create_folder=True)
     print(f"wrote {out}")
     write_csv_atomic(summary, summary_path)
     print(f"wrote {summary_path}")
-    if figure is not None:
-        from models.quadratic_plot import plot_quadratic
+    if fig is not None:
+        from models.quadratic_plot import save_figure
 
-        plot_quadratic(data, figure, idata=idata, turning_point=post.turning_point_median)
+        save_figure(fig, figure)
         print(f"wrote {figure}")
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0

@@ -121,7 +121,15 @@ def test_bayes_contract_and_recovery(inputs):
     assert rows.loc["turning_point", "hdi_low"] < TRUE_TURNING_POINT < \
         rows.loc["turning_point", "hdi_high"]
     assert rows.loc["p_inverted_u", "mean"] > 0.99
-    assert summary.r_hat.max() < 1.02   # 2 chains × 400 draws; measured ≤ 1.01 on this seed
+    assert summary.r_hat.max() < 1.02   # 2 chains × 400 draws: measured 1.001-1.012 over seeds 1-6
+    # the slope prior is wide enough not to shrink the nearly collinear A and A² (choice in
+    # models.bayes.quadratic): posterior means within 0.25 posterior sd of OLS (measured ≤ 0.05 over seeds 1-6)
+    from models.frequentist.quadratic import fit_quadratic_frequentist
+    from models.quadratic import build_quadratic
+
+    ols = fit_quadratic_frequentist(build_quadratic(folder / "d.csv", "y ~ A + x1 + x2", "A"))
+    for term in ("A", "A^2"):
+        assert abs(rows.loc[term, "mean"] - ols.coef(term)) < 0.25 * rows.loc[term, "sd"], term
     idata = az.from_netcdf(out)
     post = idata.posterior
     assert post["coef"].dims == ("chain", "draw", "equation", "term")

@@ -129,3 +129,16 @@ def test_no_effect_of_A_gives_the_prior_probability():
     assert p == pytest.approx(0.25 + np.arcsin(r) / (2 * np.pi), abs=0.07)
     assert post.summary.set_index("term").loc["p_inverted_u", "mean"] == pytest.approx(p)
     assert any("heavy tails" in note for note in post.notes)
+
+
+def test_slope_prior_sd_is_the_root_variance_inflation():
+    from models.bayes.quadratic import slope_prior_sd
+
+    df = _inverted_u()
+    data = build_quadratic(df, "y ~ A", "A")
+    r = np.corrcoef(df.A, df.A ** 2)[0, 1]
+    assert slope_prior_sd(data) == pytest.approx(np.sqrt(1 / (1 - r ** 2)), rel=1e-8)
+    assert slope_prior_sd(data) > 3            # A on [0, 4]: A and A² nearly collinear
+    model = build_quadratic_model(data)
+    assert np.allclose(model.prior_sd["beta_std"][1:], slope_prior_sd(data))
+    assert build_quadratic_model(data, priors={"beta_sigma": 1.0}).prior_sd["beta_std"][1] == 1.0
