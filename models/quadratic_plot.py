@@ -61,16 +61,16 @@ def quadratic_figure(data: QuadraticData, *, fit=None, idata=None,
     grid = np.linspace(lo, hi, GRID)
     if idata is not None:
         mid, low, high = curve_band_posterior(data, idata, grid)
-        band, what = "94 % HDI", "posterior mean"
+        band, what, mark = "94 % HDI", "posterior mean", "turning point (posterior median)"
     else:
         mid, low, high = curve_band_frequentist(data, fit, grid)
-        band, what = "95 % CI", fit.method
+        band, what, mark = "95 % CI", fit.method, "turning point"
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.fill_between(grid, low, high, color="tab:blue", alpha=0.25, label=band)
     ax.plot(grid, mid, color="tab:blue", label=what)
     if turning_point is not None and lo <= turning_point <= hi:
         ax.axvline(turning_point, color="tab:red", ls="--",
-                   label=f"turning point {turning_point:.3g}")
+                   label=f"{mark} {turning_point:.3g}")
     elif turning_point is not None and np.isfinite(turning_point):
         ax.set_title(f"turning point {turning_point:.3g} lies outside the observed range",
                      fontsize=9)

@@ -123,7 +123,8 @@ def test_bayes_contract_and_recovery(inputs):
     assert rows.loc["p_inverted_u", "mean"] > 0.99
     assert summary.r_hat.max() < 1.02   # 2 chains × 400 draws: measured 1.001-1.012 over seeds 1-6
     # the slope prior is wide enough not to shrink the nearly collinear A and A² (choice in
-    # models.bayes.quadratic): posterior means within 0.25 posterior sd of OLS (measured ≤ 0.05 over seeds 1-6)
+    # models.bayes.quadratic): posterior means within 0.25 posterior sd of OLS (measured at
+    # most 0.05 sd over seeds 1-6)
     from models.frequentist.quadratic import fit_quadratic_frequentist
     from models.quadratic import build_quadratic
 

@@ -261,3 +261,37 @@ def test_bad_input(formula, term, match):
 def test_spatial_lag_without_weights():
     with pytest.raises(InputError, match="needs spatial weights"):
         build_quadratic(_frame(n=50), "y ~ A + x1", "A", spatial_lag=True)
+
+
+def test_curve_band_peaks_at_turning_point_and_matches_dense_interval(tmp_path):
+    from models.quadratic_plot import curve_band_frequentist, plot_quadratic
+
+    df = _frame(seed=11)
+    data = build_quadratic(df, "y ~ A + x1 + x2", "A")
+    fit = fit_quadratic_frequentist(data)
+    grid = np.linspace(*data.range, 4001)
+    mid, low, high = curve_band_frequentist(data, fit, grid)
+    assert grid[np.argmax(mid)] == pytest.approx(fit.turning_point, abs=2e-3)
+    # one grid point by hand: z = (1, a, a², mean x1, mean x2)
+    a = grid[1234]
+    z = np.array([1.0, a, a * a, df.x1.mean(), df.x2.mean()])
+    b = fit.coefficients.estimate.to_numpy()
+    half = stats.t.ppf(0.975, fit.df) * np.sqrt(z @ fit.cov @ z)
+    assert (mid[1234], low[1234], high[1234]) == pytest.approx((z @ b, z @ b - half, z @ b + half))
+    path = plot_quadratic(data, tmp_path / "curve.png", fit=fit, turning_point=fit.turning_point)
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_prepared_dataset_uses_its_cross_section_and_stored_weights(tmp_path):
+    from data_prep.dataset import cross_section, demo_dataset, save_dataset
+    from data_prep.weights import weights_from_dataset
+
+    ds = demo_dataset()
+    path = save_dataset(ds, tmp_path / "demo.nc")
+    data = build_quadratic(path, "ER ~ PSD + Gov", "PSD", spatial_lag=True)
+    table = cross_section(ds)
+    same = build_quadratic(table, "ER ~ PSD + Gov", "PSD", weights=weights_from_dataset(ds),
+                           spatial_lag=True)
+    assert data.terms == ("W(ER)", "Intercept", "PSD", "PSD^2", "Gov")
+    np.testing.assert_allclose(data.design(), same.design())
+    np.testing.assert_allclose(data.values, table.PSD.to_numpy())

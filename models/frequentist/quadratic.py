@@ -88,7 +88,8 @@ class FiellerSet:
     description: str
 
 
-def fieller_set(c1: float, c2: float, V: np.ndarray, q: float) -> FiellerSet:
+def fieller_set(c1: float, c2: float, V: np.ndarray, q: float, square: str = "A^2"
+                ) -> FiellerSet:
     """{θ : (c1 + 2θc2)² ≤ q²(V11 + 4θV12 + 4θ²V22)} (module docstring)."""
     a = 4 * c2 ** 2 - 4 * q ** 2 * V[1, 1]
     b = 4 * c1 * c2 - 4 * q ** 2 * V[0, 1]
@@ -103,9 +104,9 @@ def fieller_set(c1: float, c2: float, V: np.ndarray, q: float) -> FiellerSet:
         r1, r2 = sorted(((-b - np.sqrt(disc)) / (2 * a), (-b + np.sqrt(disc)) / (2 * a)))
         return FiellerSet(np.nan, np.nan, False,
                           f"unbounded: (-inf, {r1:.4g}] and [{r2:.4g}, +inf), because the "
-                          f"curvature A^2 is not significant at the {1 - LEVEL:.0%} level")
+                          f"curvature {square} is not significant at the {1 - LEVEL:.0%} level")
     return FiellerSet(np.nan, np.nan, False,
-                      "unbounded: the whole real line, because the curvature A^2 is not "
+                      f"unbounded: the whole real line, because the curvature {square} is not "
                       f"significant at the {1 - LEVEL:.0%} level")
 
 
@@ -294,7 +295,7 @@ def fit_quadratic_frequentist(data: QuadraticData) -> QuadraticFit:
     q = _quantile(df)
     x_low, x_high = data.range
     lm = lind_mehlum(c1, c2, V, x_low, x_high, df)
-    fs = fieller_set(c1, c2, V, q)
+    fs = fieller_set(c1, c2, V, q, data.square)
     if not fs.bounded:
         notes.append(f"the Fieller {LEVEL:.0%} set of the turning point is {fs.description}")
     if data.spatial_lag:
