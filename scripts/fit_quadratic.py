@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     for message in dict.fromkeys(str(w.message) for w in caught
                                  if issubclass(w.category, UserWarning)):
         print(f"warning: {message}", file=sys.stderr)
+    if args.weights and data.system.W is None:
+        print("note: --weights is not used: the model has no spatial lag (add --spatial-lag)")
     figure = (Path(args.plots) / f"quadratic_{data.outcome}_{data.term}.png"
               if args.plots else None)
 

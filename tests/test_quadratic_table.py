@@ -52,6 +52,8 @@ def test_layout_from_fits():
     labels = [t for t in table.term if t]
     assert labels == ["A", "A²", "Gov", "Fdi", "Constant", "Turning point", "Lind–Mehlum test",
                       "P(inverted U)", "P(turning point inside range)", "Observations", "R²"]
+    inside = table.index[table.term == "P(turning point inside range)"][0]
+    assert table.loc[inside + 1, "PSS: posterior"] == "(prior 0.300)"
     rows = table.set_index("term")
     pss = fits["PSS"][0]
     c2 = pss.coefficients.set_index("term").loc["PSS^2"]

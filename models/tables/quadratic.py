@@ -12,8 +12,8 @@ index A is), the controls, the constant, then
 * Lind–Mehlum test — OLS: statistic with stars over its one-sided p-value; posterior: the
   probability that the slopes at min A and max A have the Lind–Mehlum signs (the shape with its
   turning point inside the range);
-* P(inverted U) = P(c1 > 0, c2 < 0) and P(turning point inside range), posterior only, with
-  their prior values in the note;
+* P(inverted U) = P(c1 > 0, c2 < 0) (prior value 1/4, in the note) and P(turning point inside
+  range) over its prior value (which depends on the range of A), posterior only;
 * Observations, R² (OLS).
 """
 
@@ -96,12 +96,13 @@ def quadratic_table_from_fits(fits: dict, digits: int = 3) -> pd.DataFrame:
             (f"(p = {_fmt(lm.p_value)})", ""),
             ("", _fmt(pr["inverted_u"])),
             ("", _fmt(pr["inside_range"])),
+            ("", f"(prior {_fmt(post.prior['inside_range'])})"),
             (str(fit.nobs), str(fit.nobs)),
             (_fmt(fit.rsquared), ""),
         ]
 
     labels = ["Turning point", "", "Lind–Mehlum test", "", "P(inverted U)",
-              "P(turning point inside range)", "Observations", "R²"]
+              "P(turning point inside range)", "", "Observations", "R²"]
     extra = pd.DataFrame({"term": labels})
     for a, (fit, _, post) in fits.items():
         cells = rows_for(fit, post)
