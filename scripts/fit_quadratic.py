@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _stored_spectrum(args, data):
     """Eigenvalues stored in a prepared .nc (used when its own weights are), else None."""
-    if not (data.spatial_lag and str(args.data).endswith(".nc") and args.weights is None):
+    if not (data.system.W is not None and str(args.data).endswith(".nc")
+            and args.weights is None):
         return None
     from data_prep.dataset import load_dataset
     from data_prep.spectrum import spectrum_from_dataset

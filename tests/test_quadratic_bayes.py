@@ -142,3 +142,13 @@ def test_slope_prior_sd_is_the_root_variance_inflation():
     model = build_quadratic_model(data)
     assert np.allclose(model.prior_sd["beta_std"][1:], slope_prior_sd(data))
     assert build_quadratic_model(data, priors={"beta_sigma": 1.0}).prior_sd["beta_std"][1] == 1.0
+
+
+def test_durbin_term_without_spatial_lag_builds(sar):
+    df = pd.DataFrame({"city": sar.system.cities, "y": sar.y, "A": sar.values,
+                       "x1": sar.design()[:, -1]})
+    w = lattice_weights(15)
+    data = build_quadratic(df, "y ~ A + W(x1)", "A", weights=w)
+    assert not data.spatial_lag and data.system.W is not None
+    model = build_quadratic_model(data)
+    assert "W(x1)" in model.layout.terms and not model.layout.structural

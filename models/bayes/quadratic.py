@@ -55,8 +55,9 @@ HDI_PROB = 0.94
 
 
 def spectrum_for(data: QuadraticData, eigenvalues=None) -> np.ndarray:
-    """The eigenvalues of W for the Jacobian (given, or computed); zeros without a spatial lag."""
-    if not data.spatial_lag:
+    """The eigenvalues of W for the Jacobian (given, or computed); zeros without weights (a
+    Durbin term W(x) alone also brings W, whose spectrum the system model checks)."""
+    if data.system.W is None:
         return np.zeros(data.y.size)
     if eigenvalues is not None:
         return np.asarray(eigenvalues)
