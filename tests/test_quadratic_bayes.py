@@ -93,7 +93,8 @@ def test_sar_posterior_recovers_rho_curvature_and_turning_point(sar):
     # total effect (c1 + 2c2·a)/(1 − ρ): same turning point in every draw
     rho = coef.sel(term="W(y)").values
     assert (rho < 1).all()
-    total_slope_at_tp = (coef.sel(term="A").values + 2 * coef.sel(term="A^2").values * tp) / (1 - rho)
+    c1, c2 = coef.sel(term="A").values, coef.sel(term="A^2").values
+    total_slope_at_tp = (c1 + 2 * c2 * tp) / (1 - rho)
     np.testing.assert_allclose(total_slope_at_tp, 0.0, atol=1e-9)
     assert "same point in every draw" in post.describe()
 

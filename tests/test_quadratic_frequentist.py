@@ -65,7 +65,8 @@ def test_ols_turning_point_fieller_lind_mehlum_match_dense_reference():
     q = stats.t.ppf(0.975, n - k)
 
     def excess(t):
-        return (c1 + 2 * t * c2) ** 2 - q ** 2 * (V2[0, 0] + 4 * t * V2[0, 1] + 4 * t * t * V2[1, 1])
+        var = V2[0, 0] + 4 * t * V2[0, 1] + 4 * t * t * V2[1, 1]
+        return (c1 + 2 * t * c2) ** 2 - q ** 2 * var
 
     assert abs(c2 / np.sqrt(V2[1, 1])) > q  # bounded case
     lo = optimize.brentq(excess, theta - 10, theta)
@@ -73,7 +74,8 @@ def test_ols_turning_point_fieller_lind_mehlum_match_dense_reference():
     assert (tp.ci_low, tp.ci_high) == pytest.approx((lo, hi), rel=1e-8)
     grid = np.linspace(theta - 5, theta + 5, 20001)
     inside = grid[excess(grid) <= 0]
-    assert inside.min() == pytest.approx(lo, abs=1e-3) and inside.max() == pytest.approx(hi, abs=1e-3)
+    assert inside.min() == pytest.approx(lo, abs=1e-3)
+    assert inside.max() == pytest.approx(hi, abs=1e-3)
 
     # Lind-Mehlum at min A and max A (inverted U: c2 < 0)
     xl, xh = df.A.min(), df.A.max()

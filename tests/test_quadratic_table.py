@@ -78,4 +78,5 @@ def test_quadratic_table_end_to_end():
     p = float(rows.loc["P(inverted U)", "PSS: posterior"])
     assert p > 0.95
     assert rows.loc["A²", "PSS: posterior"].endswith("†")
-    assert table.shape[1] == 5 and "" not in table.loc[table.term == "Turning point"].iloc[0, 1:3].tolist()
+    turning = table.loc[table.term == "Turning point"].iloc[0]
+    assert table.shape[1] == 5 and "" not in turning.iloc[1:].tolist()
