@@ -1,0 +1,156 @@
+"""Fit the quadratic model y = c0 + c1·A + c2·A² + X·β (+ ρ·W·y) + ε (seed Table 9).
+
+Example:
+    python scripts/fit_quadratic.py --data cities.csv --formula "ER ~ PSS + Gov + Fdi" \\
+        --quadratic PSS --method ols --out quad.csv
+    python scripts/fit_quadratic.py --data cities.csv --formula "ER ~ PSS + Gov + Fdi" \\
+        --quadratic PSS --method bayes --weights cities.gal --spatial-lag \\
+        --draws 1000 --tune 1000 --chains 4 --seed 1 --out quad.nc --plots figures
+
+The square enters as term "A^2". --method ols writes the coefficient CSV (columns
+equation,term,estimate,std_error,statistic,p_value,ci_low,ci_high) with a row turning_point
+(-c1/(2c2), delta-method std_error, Fieller 95 % ci_low/ci_high, empty when the set is
+unbounded) and a row lind_mehlum (statistic, one-sided p_value); with --spatial-lag the
+estimator is the spatial 2SLS. --method bayes writes InferenceData to --out and its summary to
+<stem>_summary.csv beside it (columns equation,term,mean,sd,hdi_low,hdi_high,r_hat,ess_bulk) with
+rows turning_point and p_inverted_u (mean = posterior P(c1 > 0, c2 < 0)). --plots DIR adds the
+fitted curve with its band, the turning point and a data rug. Bad input: a one-line
+`error: ...` on stderr, exit status 2, nothing written. The modelling lives in models.quadratic,
+models.frequentist.quadratic and models.bayes.quadratic; this script parses arguments and
+writes files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from models.cli import run_reporting_errors, weights_argument
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Quadratic (inverted-U) model of one outcome in A: OLS / spatial 2SLS with "
+                    "turning point, Fieller interval and Lind-Mehlum test, or its Bayesian "
+                    "posterior.")
+    p.add_argument("--data", required=True, metavar="D.csv|D.nc",
+                   help="one row per city (id column 'city') or a prepared dataset .nc")
+    p.add_argument("--formula", required=True, metavar="FORMULA",
+                   help='one equation, e.g. "ER ~ PSS + Gov + Fdi"; an intercept is included '
+                        "unless '- 1'")
+    p.add_argument("--quadratic", required=True, metavar="A",
+                   help="the term of the formula that also enters squared (term A^2)")
+    p.add_argument("--method", required=True, choices=("ols", "bayes"),
+                   help="ols (spatial 2SLS with --spatial-lag) or bayes (posterior, nutpie)")
+    p.add_argument("--weights", metavar="W.gal",
+                   help="spatial weights (.gal/.gwt or polygon file; default: those stored in "
+                        "the .nc)")
+    p.add_argument("--spatial-lag", action="store_true",
+                   help="add the spatial lag rho·W·y (a one-equation SAR); needs weights")
+    p.add_argument("--island-policy", default="refuse", choices=("refuse", "nearest", "keep"),
+                   help="cities without neighbours in a --weights file (default refuse)")
+    p.add_argument("--id-column", default="city", help="id column of the data (default city)")
+    p.add_argument("--draws", type=int, default=1000, help="draws per chain (default 1000)")
+    p.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
+    p.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--sampler", default="nutpie", choices=("nutpie", "pymc"),
+                   help="NUTS implementation (default nutpie)")
+    p.add_argument("--plots", metavar="DIR",
+                   help="also write the fitted curve figure quadratic_<y>_<A>.png into DIR")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="coefficient CSV (ols) or InferenceData .nc (bayes)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _stored_spectrum(args, data):
+    """Eigenvalues stored in a prepared .nc (used when its own weights are), else None."""
+    if not (data.system.W is not None and str(args.data).endswith(".nc")
+            and args.weights is None):
+        return None
+    from data_prep.dataset import load_dataset
+    from data_prep.spectrum import spectrum_from_dataset
+
+    ds = load_dataset(args.data)
+    if "W_eigenvalues" in ds and ds.sizes.get("city") == data.y.size:
+        return spectrum_from_dataset(ds)
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from data_prep.files import atomic_write
+    from models.quadratic import build_quadratic
+    from models.results import write_csv_atomic
+
+    out = Path(args.out)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = build_quadratic(args.data, args.formula, args.quadratic,
+                               weights=weights_argument(args), spatial_lag=args.spatial_lag,
+                               id_column=args.id_column)
+    for message in dict.fromkeys(str(w.message) for w in caught
+                                 if issubclass(w.category, UserWarning)):
+        print(f"warning: {message}", file=sys.stderr)
+    if args.weights and data.system.W is None:
+        print("note: --weights is not used: the model has no spatial lag (add --spatial-lag)")
+    figure = (Path(args.plots) / f"quadratic_{data.outcome}_{data.term}.png"
+              if args.plots else None)
+
+    if args.method == "ols":
+        from models.frequentist.quadratic import fit_quadratic_frequentist
+
+        fit = fit_quadratic_frequentist(data)
+        frame = fit.to_frame()
+        fig = None
+        if figure is not None:
+            from models.quadratic_plot import quadratic_figure
+
+            fig = quadratic_figure(data, fit=fit, turning_point=fit.turning_point)
+        print(fit.summary())
+        write_csv_atomic(frame, out)
+        print(f"wrote {out}")
+        if fig is not None:
+            from models.quadratic_plot import save_figure
+
+            save_figure(fig, figure)
+            print(f"wrote {figure}")
+        return 0
+
+    from models.bayes.quadratic import sample_quadratic
+    from models.results import posterior_frame
+
+    idata, post = sample_quadratic(data, draws=args.draws, tune=args.tune, chains=args.chains,
+                                   seed=args.seed, sampler=args.sampler,
+                                   progress=not args.quiet,
+                                   eigenvalues=_stored_spectrum(args, data))
+    summary = posterior_frame(post.summary)
+    idata.posterior.attrs["formula"] = args.formula
+    summary_path = out.parent / f"{out.stem}_summary.csv"
+    fig = None
+    if figure is not None:
+        from models.quadratic_plot import quadratic_figure
+
+        fig = quadratic_figure(data, idata=idata, turning_point=post.turning_point_median)
+    print(post.describe())
+    atomic_write(out, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf"), create_folder=True)
+    print(f"wrote {out}")
+    write_csv_atomic(summary, summary_path)
+    print(f"wrote {summary_path}")
+    if fig is not None:
+        from models.quadratic_plot import save_figure
+
+        save_figure(fig, figure)
+        print(f"wrote {figure}")
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_reporting_errors(run, build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
