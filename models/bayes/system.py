@@ -56,6 +56,10 @@ DEFAULT_PRIORS: dict[str, float] = {
 }
 
 
+# prior settings that reach the model as pm.Data (``beta_prior_sd``), not as graph constants
+DATA_PRIORS = ("beta_sigma", "intercept_sigma")
+
+
 def _lag_target(term: str) -> str | None:
     return term[2:-1] if term.startswith("W(") and term.endswith(")") else None
 
@@ -288,7 +292,8 @@ def structure_key(layout: SystemLayout, basis: SpectralBasis, hp: Mapping[str, A
               if layout.error_equations else None)
     return (layout.G, len(layout.structural), len(layout.exogenous), layout.crossprod.shape[0],
             len(layout.terms), layout.error_equations, basis.powers_imag is not None,
-            bounds, tuple(sorted((k, float(v)) for k, v in hp.items())))
+            bounds, tuple(sorted((k, float(v)) for k, v in hp.items()
+                                 if k not in DATA_PRIORS)))
 
 
 def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = None, *,
