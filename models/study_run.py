@@ -188,6 +188,26 @@ def stage_descriptive(study: Study) -> None:
         moran_scatter(ds, var, path)
         study.figure(path, f"Figure {k}. Moran scatter plot of {var}: each city's standardised "
                            f"value against its neighbours' average (period means).")
+    _maps(study)
+
+
+def _maps(study: Study) -> None:
+    """Choropleths of the indices and the LISA cluster map of ER (when the data hold a map)."""
+    from data_prep.maps import index_maps, lisa_map
+
+    ds, cfg = study.ds, study.cfg
+    if "geometry_wkt" not in ds:
+        study.report.lines(["Maps skipped: the weights did not come from a polygon file, so the "
+                            "data hold no map."])
+        return
+    variables = ("ER", *cfg.agglomeration)
+    path = index_maps(ds, study.path("figures", "map_indices.png"), variables)
+    study.figure(path, f"Map of the period means of {', '.join(variables)}.")
+    path, table = lisa_map(ds, study.path("figures", "map_lisa_ER.png"), "ER",
+                           permutations=999, seed=cfg.seed)
+    counts = table["label"].value_counts()
+    study.figure(path, "LISA cluster map of ER (local Moran, 999 permutations, p < 0.05): "
+                       + ", ".join(f"{k} {v}" for k, v in counts.items()) + ".")
 
 
 def headline_specs(study: Study) -> dict[str, list[str]]:
@@ -309,23 +329,71 @@ def _seed_diagnosis(fit) -> str:
 
 
 def _system_figures(study: Study, fit, index: str, equations) -> None:
+    """Forests (posterior beside GS3SLS and truth, standardised), effect maps, diagnostics."""
     from models.bayes.diagnostics_plots import diagnostic_figures
+    from models.figures import comparison_figures, frequentist_effects
 
-    prefix = f"diagnostics_{index.lower()}_"
     if study.cfg.joint and index != study.cfg.agglomeration[0]:
-        return  # one joint system: its diagnostics are drawn once
+        return  # one joint system: its figures are drawn once
+    name = "headline" if study.cfg.joint else f"headline_{index.lower()}"
+    gs3sls = fit.frequentist.get("GS3SLS")
+    try:
+        freq_effects = (frequentist_effects(gs3sls, study.eigenvalues, seed=study.cfg.seed,
+                                            W=study.weights.matrix) if gs3sls is not None else None)
+    except InputError as err:
+        freq_effects = None
+        study.report.lines([f"GS3SLS effects not drawn: {err}"])
+    paths = comparison_figures(fit.idata, study.frame, study.folder / "figures",
+                               frequentist=gs3sls.to_frame() if gs3sls is not None else None,
+                               frequentist_effects=freq_effects, truth=study.truth,
+                               weights=study.weights, prefix=f"{name}_")
+    truth = " and the truth" if study.truth is not None else ""
+    captions = [f"Coefficients of the {name} system: posterior mean and 94 % HDI beside the "
+                f"GS3SLS estimate and 95 % interval{truth}, standardised (b·sd(x)/sd(y)) so "
+                f"every slope reads on one axis; intercepts in their own panel.",
+                f"Direct, indirect and total effects of the {name} system: posterior beside "
+                f"GS3SLS{truth}, standardised."]
+    for path, caption in zip(paths, captions):
+        study.figure(path, caption)
+    _effect_maps(study, fit, name)
+    prefix = f"diagnostics_{name}_"
     for path in diagnostic_figures(fit.idata, study.folder / "figures", prefix=prefix):
         study.figure(path, f"Sampler diagnostics ({path.stem.removeprefix(prefix)}) of the "
-                           f"headline system.")
+                           f"{name} system.")
+
+
+def _effect_maps(study: Study, fit, name: str) -> None:
+    """Per-city posterior direct and total effects of each agglomeration index on ER."""
+    from data_prep.maps import effect_maps
+    from models.bayes.city_effects import city_effects
+
+    if "geometry_wkt" not in study.ds:
+        return
+    try:
+        effects = city_effects(fit.idata, study.weights, max_draws=200)
+    except InputError as err:
+        study.report.lines([f"Per-city effect maps skipped: {err}"])
+        return
+    for index in study.cfg.agglomeration:
+        if index not in set(str(v) for v in effects["variable"].values):
+            continue
+        path = effect_maps(study.ds, effects, "ER", index,
+                           study.path("figures", f"{name}_map_effect_{index}_on_ER.png"))
+        study.figure(path, f"Per-city effect of {index} on ER ({name} system): posterior mean "
+                           f"and sd of the direct effect (the city's own response) and of the "
+                           f"total effect (a change in the city, summed over all cities).")
 
 
 def _loo_comparisons(study: Study, fit: Callable, plain_formulas: Callable) -> None:
-    """Spatial vs non-spatial headline and headline vs the seed's controls (same outcomes)."""
-    try:
-        from models.bayes.model_comparison import compare_models
-    except ImportError:
-        study.report.lines(["LOO comparison: not available in this version."])
-        return
+    """Spatial vs non-spatial headline and headline vs the seed's controls (same outcomes).
+
+    LOO compares models of the same outcomes on the same cities, so the seed's per-index pairs
+    are not compared with the joint headline; the seed's choice of controls (no exclusions) is
+    compared on the headline's equations instead.
+    """
+    from models.bayes.model_comparison import compare_models, comparison_plot
+    from models.study import joint_formulas
+
     cfg = study.cfg
     for name, formulas in headline_specs(study).items():
         head = study.fits[name]
@@ -333,15 +401,52 @@ def _loo_comparisons(study: Study, fit: Callable, plain_formulas: Callable) -> N
         models = {"spatial (headline)": head.idata, "non-spatial": plain.idata}
         aggs = cfg.agglomeration if cfg.joint else [name.removeprefix("headline_").upper()]
         if cfg.seed_specification and any(cfg.exclude.values()):
-            from models.study import joint_formulas
-            same = fit(joint_formulas(aggs, study.controls), frequentist=False)
-            models["seed controls"] = same.idata
+            models["seed controls"] = fit(joint_formulas(aggs, study.controls),
+                                          frequentist=False).idata
         result = compare_models(models)
-        study.table(result.table.round(3), f"loo_{name}",
-                    f"LOO comparison ({name})",
+        study.table(result.table.round(3), f"loo_{name}", f"LOO comparison ({name} system)",
                     result.sentence)
-        for path in result.figures(study.folder / "figures", prefix=f"loo_{name}"):
-            study.figure(path, f"LOO comparison of the {name} system against its variants.")
+        study.report.verdict(f"LOO ({name}): {result.sentence}")
+        path = comparison_plot(result, study.path("figures", f"loo_{name}.png"))
+        study.figure(path, f"Leave-one-city-out comparison of the {name} system with its "
+                           f"non-spatial version" + (" and with the seed's controls"
+                                                     if "seed controls" in models else "") + ".")
+
+
+def stage_quadratic(study: Study) -> None:
+    """Table 9: ER on A and A² (inverted U?) for each index, OLS beside the posterior."""
+    from models.quadratic import build_quadratic
+    from models.quadratic_plot import plot_quadratic
+    from models.tables.quadratic import NOTE, quadratic_fits, quadratic_table_from_fits
+
+    cfg = study.cfg
+    fits = quadratic_fits(study.frame, "ER", cfg.agglomeration, study.controls,
+                          **study.bayes_settings(), bayes=not cfg.quick)
+    study.report.section("Table 9: the quadratic model")
+    table = quadratic_table_from_fits(fits)
+    study.table(table, "table9_quadratic", "Table 9. ER on A and A²",
+                "Is the effect of agglomeration on resilience an inverted U? Turning point "
+                "−c1/(2c2) with its Fieller interval, the Lind–Mehlum test and, from the "
+                "posterior, P(inverted U) and P(turning point inside the observed range).",
+                NOTE if not cfg.quick else NOTE.split(" Posterior:")[0])
+    verdicts = []
+    for index, (fit, idata, post) in fits.items():
+        lm = fit.lind_mehlum
+        text = (f"{index}: Lind–Mehlum p = {lm.p_value:.3f}")
+        if post is not None:
+            text += f", P(inverted U) = {post.probabilities['inverted_u']:.2f}"
+            study.posterior(idata, f"quadratic_{index.lower()}")
+            study.report.lines([f"* {index}: {line}" for line in
+                                json.loads(idata.attrs.get("convergence_report", "[]"))[:1]])
+        verdicts.append(text)
+        data = build_quadratic(study.frame, f"ER ~ {' + '.join([index, *study.controls])}",
+                               index)
+        path = plot_quadratic(data, study.path("figures", f"table9_curve_{index.lower()}.png"),
+                              **({"idata": idata} if idata is not None else {"fit": fit}))
+        band = "94 % posterior band" if idata is not None else "95 % OLS confidence band"
+        study.figure(path, f"Fitted effect of {index} on ER (other regressors at their means) "
+                           f"with its {band}, the turning point marked.")
+    study.report.verdict("Table 9 (quadratic): " + "; ".join(verdicts) + ".")
 
 
 # ----------------------------------------------------------------------------- the whole run
@@ -350,6 +455,7 @@ STAGES: list[tuple[str, Callable[[Study], None]]] = [
     ("data: indices, regimes, weights, spectrum", stage_data),
     ("Table 1 and Moran's I (Figures 1-3)", stage_descriptive),
     ("Tables 2-3: the spatial simultaneous systems", stage_systems),
+    ("Table 9: quadratic model", stage_quadratic),
 ]
 
 

@@ -36,10 +36,10 @@ NOTE = ("OLS: t statistics in parentheses, *** p < 0.01, ** p < 0.05, * p < 0.10
 def quadratic_fits(frame: pd.DataFrame, outcome: str, indices: Sequence[str],
                    controls: Sequence[str], weights=None, eigenvalues=None,
                    spatial_lag: bool = False, *, draws: int, tune: int, chains: int, seed: int,
-                   sampler: str = "nutpie", progress: bool = False) -> dict:
+                   sampler: str = "nutpie", progress: bool = False, bayes: bool = True) -> dict:
     """Fit the quadratic model for every index: {A: (frequentist fit, InferenceData,
     QuadraticPosterior)}. The formula is ``outcome ~ A + controls`` (A² added, W·outcome too
-    with ``spatial_lag``)."""
+    with ``spatial_lag``). ``bayes=False`` skips the posterior (None, None)."""
     from models.bayes.quadratic import sample_quadratic
     from models.frequentist.quadratic import fit_quadratic_frequentist
     from models.quadratic import build_quadratic
@@ -51,6 +51,9 @@ def quadratic_fits(frame: pd.DataFrame, outcome: str, indices: Sequence[str],
         formula = f"{outcome} ~ " + " + ".join([index, *controls])
         data = build_quadratic(frame, formula, index, weights=weights, spatial_lag=spatial_lag)
         fit = fit_quadratic_frequentist(data)
+        if not bayes:
+            fits[index] = (fit, None, None)
+            continue
         idata, post = sample_quadratic(data, draws=draws, tune=tune, chains=chains,
                                        seed=seed + k, sampler=sampler, progress=progress,
                                        eigenvalues=eigenvalues)
@@ -74,6 +77,8 @@ def quadratic_table_from_fits(fits: dict, digits: int = 3) -> pd.DataFrame:
 
     ols = paper_table({f"{a}: OLS": _generic(f.coefficients, a) for a, (f, _, _) in fits.items()},
                       digits=digits)
+    if any(post is None for _, _, post in fits.values()):
+        return _ols_only(ols, fits)
     bayes = posterior_table(
         {f"{a}: posterior": _generic(p.summary[~p.summary["term"].isin(
             ["turning_point", "p_inverted_u"])], a) for a, (_, _, p) in fits.items()},
@@ -109,6 +114,21 @@ def quadratic_table_from_fits(fits: dict, digits: int = 3) -> pd.DataFrame:
         extra[f"{a}: OLS"] = [c[0] for c in cells]
         extra[f"{a}: posterior"] = [c[1] for c in cells]
     return pd.concat([table, extra], ignore_index=True)
+
+
+def _ols_only(ols: pd.DataFrame, fits: dict) -> pd.DataFrame:
+    """Table 9 without posterior columns (a fast look: the posterior was not sampled)."""
+    from models.results import stars
+
+    extra = pd.DataFrame({"term": ["Turning point", "", "Lind–Mehlum test", "", "Observations",
+                                   "R²"]})
+    for a, (fit, _, _) in fits.items():
+        fs, lm = fit.fieller, fit.lind_mehlum
+        interval = f"[{_fmt(fs.low)}, {_fmt(fs.high)}]" if fs.bounded else "(unbounded)"
+        extra[f"{a}: OLS"] = [_fmt(fit.turning_point), interval,
+                              f"{_fmt(lm.statistic)}{stars(lm.p_value)}",
+                              f"(p = {_fmt(lm.p_value)})", str(fit.nobs), _fmt(fit.rsquared)]
+    return pd.concat([ols[ols["term"] != "Observations"], extra], ignore_index=True)
 
 
 def quadratic_table(frame: pd.DataFrame, outcome: str, indices: list[str], controls: list[str],
