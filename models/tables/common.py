@@ -54,6 +54,7 @@ class SystemFit:
     convergence: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     failed: dict = field(default_factory=dict)           # label -> why it is not estimable
+    bayes_formulas: list[str] | None = None              # when they differ from ``formulas``
 
     @property
     def dependents(self) -> list[str]:
@@ -78,6 +79,7 @@ class SystemFit:
 def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, eigenvalues, *,
                plain_formulas: Sequence[str] | None = None, instruments: Sequence[str] = (),
                spatial_instruments: Sequence[str] = (), eigen_weights=None,
+               bayes_formulas: Sequence[str] | None = None,
                draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
                sampler: str = "nutpie", progress: bool = False, bayes: bool = True,
                priors: Mapping | None = None, effects: bool = True,
@@ -89,8 +91,10 @@ def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, eigenvalue
     ``eigenvalues`` (and ``eigen_weights``, e.g. T for a stacked panel whose W is I_T ⊗ W):
     the spectrum for the Bayesian Jacobian. ``plain_formulas`` / ``instruments``: the 3SLS
     system and its excluded instruments; ``spatial_instruments``: extra instruments appended to
-    the GS3SLS H. ``bayes=False`` skips sampling; ``effects`` attaches impacts and LOO
-    densities (``models.bayes.postprocess.add_effects_and_loo``).
+    the GS3SLS H. ``bayes_formulas``: the posterior's formulas when they differ from the
+    GS3SLS ones (Table 6 puts instruments into an equation); default ``formulas``.
+    ``bayes=False`` skips sampling; ``effects`` attaches impacts and LOO densities
+    (``models.bayes.postprocess.add_effects_and_loo``).
     """
     from models.spec import build_system, parse_system
 
@@ -104,6 +108,9 @@ def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, eigenvalue
                              frame, id_column=id_column)
         _estimate(fit, "3SLS", plain, "3sls")
     if bayes:
+        if bayes_formulas is not None:
+            fit.bayes_formulas = list(bayes_formulas)
+            spatial = build_system(list(bayes_formulas), frame, weights, id_column=id_column)
         _fit_bayes(fit, spatial, eigenvalues, eigen_weights, priors, effects,
                    dict(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
                         progress=progress))
@@ -160,80 +167,89 @@ def _prefix(label: str, name: str) -> str:
 
 
 def seed_table(fits: Mapping[str, SystemFit], methods: Sequence[str] = FREQUENTIST_METHODS, *,
-               bayes: bool = True, show_controls: bool = True,
+               bayes: bool = True, show_controls: bool = True, show_terms: Sequence[str] = (),
                indicators: Mapping[str, str | Mapping[str, str]] | None = None,
                missing: Mapping[str, Sequence[str]] | None = None,
-               digits: int = 3) -> pd.DataFrame:
+               order: Sequence[str] | None = None, digits: int = 3) -> pd.DataFrame:
     """Several fits side by side in the seed's layout, columns "<label> <method>: <equation>".
 
     ``methods``: the frequentist fits shown (those a fit lacks are skipped); ``bayes``: add the
     posterior columns where a posterior exists. ``show_controls=False`` keeps only the
-    structural rows and the constant and adds "Controls: Yes". ``indicators``: extra rows such
-    as {"Year × region effects": "Yes"} (one text for all columns, or per fit label).
-    ``missing``: fits that could not be run, {label: [missing inputs]}; they appear as a column
-    whose "Missing input" row names the inputs. A frequentist fit whose normal matrix was
-    singular appears as a column whose "Not estimable" row says so.
+    structural rows, the constant and ``show_terms`` and adds "Controls: Yes".
+    ``indicators``: extra rows such as {"Year x region effects": "Yes"} (one text for all
+    columns, or a text per fit label). ``missing``: fits that could not be run,
+    {label: [missing inputs]}; each appears as a column whose "Missing input" row names the
+    inputs. A frequentist fit whose normal matrix was singular appears as a column whose
+    "Not estimable" row says so. ``order``: labels (of ``fits`` and ``missing``) in display
+    order, default fits then missing.
     """
-    freq, post, nobs, rsq, owner, failed = {}, {}, {}, {}, {}, {}
+    missing = dict(missing or {})
+    labels = list(order) if order is not None else [*fits, *missing]
+    freq, post, nobs, rsq, owner, extra_cols = {}, {}, {}, {}, {}, {}
     prefixes: list[str] = []
-    for label, fit in fits.items():
-        keep = None if show_controls else structural_terms(fit) | {"Intercept"}
+    extra: dict[str, dict[str, str]] = {}
+
+    def register(key: str, equations: Sequence[str], label: str, n: int, r2=None) -> None:
+        for eq in equations:
+            for col in (f"{key}: {eq}",) + ((key,) if len(equations) == 1 else ()):
+                nobs[col], owner[col] = n, label
+                if r2 is not None:
+                    rsq[col] = r2[eq]
+
+    for label in labels:
+        if label in missing:
+            prefixes.append(label)
+            extra_cols[label] = (MISSING_ROW, ", ".join(missing[label]))
+            continue
+        fit = fits[label]
+        keep = (None if show_controls
+                else structural_terms(fit) | {"Intercept"} | set(show_terms))
         for method in methods:
-            res = fit.frequentist.get(method)
             key = _prefix(label, method)
             prefixes.append(key)
             if method in fit.failed:
-                failed[key] = "singular normal matrix (see the fit's warnings)"
-            if res is None:
-                continue
-            freq[key] = _shown(res.to_frame(), keep)
-            for eq, r2 in res.rsquared.items():
-                for col in (f"{key}: {eq}",) + ((key,) if len(res.rsquared) == 1 else ()):
-                    rsq[col], nobs[col], owner[col] = r2, res.nobs, label
+                extra_cols[key] = (NOT_ESTIMABLE_ROW,
+                                   "singular normal matrix (see the fit's warnings)")
+            res = fit.frequentist.get(method)
+            if res is not None:
+                freq[key] = _shown(res.to_frame(), keep)
+                register(key, list(res.rsquared), label, res.nobs, res.rsquared)
         if bayes and fit.summary is not None:
             key = _prefix(label, BAYES_LABEL)
             prefixes.append(key)
             post[key] = _shown(fit.summary, keep)
-            deps = fit.dependents
-            for eq in deps:
-                for col in (f"{key}: {eq}",) + ((key,) if len(deps) == 1 else ()):
-                    nobs[col], owner[col] = fit.nobs, label
+            register(key, fit.dependents, label, fit.nobs)
     from models.results import combined_table
 
     if freq or post:
         table = combined_table(freq, post, nobs=nobs, rsquared=rsq, digits=digits)
-        table = _fix_single_equation_labels(table, freq, post, fits)
+        table = _single_equation_labels(table, {**freq, **post})
     else:
-        table = pd.DataFrame({"term": []})
-    extra: dict[str, dict[str, str]] = {}
+        table = pd.DataFrame({"term": pd.Series([], dtype=object)})
     if not show_controls and fits:
         extra["Controls"] = {col: "Yes" for col in table.columns[1:]}
     for name, value in (indicators or {}).items():
         extra[name] = {col: (value if isinstance(value, str) else value.get(owner.get(col), ""))
                        for col in table.columns[1:]}
-    for col, why in failed.items():
+    for col, (row, text) in extra_cols.items():
         table[col] = ""
-        extra.setdefault(NOT_ESTIMABLE_ROW, {})[col] = why
-    for label, inputs in (missing or {}).items():
-        table[label] = ""
-        prefixes.append(label)
-        extra.setdefault(MISSING_ROW, {})[label] = ", ".join(inputs)
+        extra.setdefault(row, {})[col] = text
     table = _insert_rows(table, extra)
     return table[["term", *_ordered(list(table.columns[1:]), prefixes)]]
 
 
 def _ordered(columns: list[str], prefixes: list[str]) -> list[str]:
-    """Columns grouped by fit and method in the order they were asked for."""
+    """Columns grouped by fit and method in the order they were asked for (stable)."""
     def rank(col: str) -> int:
         hits = [i for i, p in enumerate(prefixes) if col == p or col.startswith(f"{p}: ")]
         return hits[-1] if hits else len(prefixes)
     return sorted(columns, key=rank)
 
 
-def _fix_single_equation_labels(table, freq, post, fits) -> pd.DataFrame:
+def _single_equation_labels(table: pd.DataFrame, frames: Mapping[str, pd.DataFrame]):
     """``_columns`` names a one-equation frame by its label only; name it "label: equation"."""
     rename = {}
-    for key, frame in {**freq, **post}.items():
+    for key, frame in frames.items():
         eqs = list(dict.fromkeys(frame["equation"]))
         if len(eqs) == 1 and key in table.columns:
             rename[key] = f"{key}: {eqs[0]}"
