@@ -510,8 +510,9 @@ def restrict_weights(weights: SpatialWeights, keep: Sequence[str], *,
         raise InputError(f"weights ({weights.source}): {reason} names cities not in the weights: "
                          f"{_name_list(unknown)}")
     pos = {c: i for i, c in enumerate(weights.cities)}
-    before = set(weights.islands) | {weights.cities[r] for r in
-                                     np.flatnonzero(np.diff(weights.matrix.indptr) == 0)}
+    # cities without neighbours already (islands kept by policy "keep"); an island linked by
+    # policy "nearest" has neighbours now and can become an island again here
+    before = {weights.cities[r] for r in np.flatnonzero(np.diff(weights.matrix.indptr) == 0)}
     dropped: list[str] = []
     cities = keep
     while True:
