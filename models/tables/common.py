@@ -268,12 +268,6 @@ def _insert_rows(table: pd.DataFrame, extra: Mapping[str, Mapping[str, str]]) ->
     return out.fillna("")
 
 
-def require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    """One-line InputError naming the columns of ``frame`` that ``what`` needs but lacks."""
-    absent = [c for c in dict.fromkeys(columns) if c not in frame.columns]
-    if absent:
-        raise InputError(f"{what}: the data have no column {', '.join(absent)}")
-
-
 def missing_columns(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    """The ``columns`` (duplicates once) that ``frame`` lacks, in the order given."""
     return [c for c in dict.fromkeys(columns) if c not in frame.columns]
