@@ -10,6 +10,7 @@ round-trip), written atomically.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -61,33 +62,19 @@ def _employment(employment, fill_policy: str) -> xr.DataArray:
 def _without_dropped(weights, dropped: Sequence[str]):
     """The weights restricted to the cities kept by fill policy 'drop' (re-row-standardised when
     W is row-standardised), with a warning; InputError if that leaves a city without neighbours."""
-    import scipy.sparse as sp
-    from scipy.sparse.csgraph import connected_components
-
-    from data_prep.weights import SpatialWeights, row_standardise
+    from data_prep.weights import restrict_weights
 
     drop = set(dropped) & set(weights.cities)
     if not drop:
         return weights
-    keep = np.array([i for i, c in enumerate(weights.cities) if c not in drop])
-    cities = tuple(weights.cities[i] for i in keep)
-    M = sp.csr_matrix(weights.matrix[keep][:, keep])
-    lost = [cities[r] for r in np.flatnonzero(np.diff(M.indptr) == 0)
-            if cities[r] not in weights.islands]
-    if lost:
-        raise InputError(f"weights ({weights.source}): dropping cities {name_list(sorted(drop))} "
-                         f"(fill policy 'drop') leaves cities without neighbours: "
-                         f"{name_list(lost)}")
-    if weights.transform == "R":
-        M = row_standardise(M)
+    keep = [c for c in weights.cities if c not in drop]
+    restricted, _ = restrict_weights(
+        weights, keep, island_policy="refuse",
+        reason=f"dropping cities {name_list(sorted(drop))} (fill policy 'drop')")
     warnings.warn(f"weights ({weights.source}): removed the {len(drop)} cities dropped by fill "
                   f"policy 'drop' ({name_list(sorted(drop))})", stacklevel=3)
-    count = connected_components(M, directed=True, connection="weak")[0]
-    return SpatialWeights(M, cities, weights.transform, weights.symmetric_relation,
-                          f"{weights.source} without {len(drop)} dropped cities",
-                          weights.island_policy,
-                          tuple(c for c in weights.islands if c not in drop), int(count),
-                          weights.geometry, weights.crs)
+    return dataclasses.replace(restricted,
+                               source=f"{weights.source} without {len(drop)} dropped cities")
 
 
 def _load_weights(weights, cities: Sequence[str], island_policy: str, attributes):

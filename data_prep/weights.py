@@ -495,3 +495,61 @@ def weights_from_dataset(ds: xr.Dataset) -> SpatialWeights:
         islands, _components(M)[0],
         dict(zip(cities, map(str, ds[GEOMETRY_VAR].values))) if GEOMETRY_VAR in ds else None,
         str(attrs.get("geometry_crs", "")))
+
+
+# ----------------------------------------------------------------------------- subsets
+
+SUBSET_ISLAND_POLICIES = ("refuse", "drop", "keep")
+
+
+def restrict_weights(weights: SpatialWeights, keep: Sequence[str], *,
+                     island_policy: str = "refuse",
+                     reason: str = "the subset") -> tuple[SpatialWeights, tuple[str, ...]]:
+    """W on the cities ``keep`` only (in their order), and the cities dropped as new islands.
+
+    The rows and columns of the other cities are removed; a row-standardised W (transform "R")
+    is row-standardised again, which equals standardising the restricted neighbour relation.
+    A city whose neighbours were all removed becomes a *new* island (cities that were islands
+    before are not counted); ``island_policy`` says what happens to it: "refuse" raises
+    InputError naming it, "drop" removes it as well (repeated until no new island is left; an
+    asymmetric relation can strand further cities), "keep" keeps it with a zero row (spatial
+    lag 0). ``reason`` names the subset in messages.
+    """
+    if island_policy not in SUBSET_ISLAND_POLICIES:
+        raise InputError(f"island policy for a subset must be one of "
+                         f"{', '.join(SUBSET_ISLAND_POLICIES)}, not {island_policy!r}")
+    keep = _city_tuple(keep, "cities to keep")
+    unknown = sorted(set(keep) - set(weights.cities))
+    if unknown:
+        raise InputError(f"weights ({weights.source}): {reason} names cities not in the weights: "
+                         f"{_name_list(unknown)}")
+    pos = {c: i for i, c in enumerate(weights.cities)}
+    # cities without neighbours already (islands kept by policy "keep"); an island linked by
+    # policy "nearest" has neighbours now and can become an island again here
+    before = {weights.cities[r] for r in np.flatnonzero(np.diff(weights.matrix.indptr) == 0)}
+    dropped: list[str] = []
+    cities = keep
+    while True:
+        idx = np.array([pos[c] for c in cities], dtype=np.int64)
+        M = sp.csr_matrix(weights.matrix[idx][:, idx])
+        lost = [cities[r] for r in np.flatnonzero(np.diff(M.indptr) == 0)
+                if cities[r] not in before]
+        if not lost or island_policy == "keep":
+            break
+        if island_policy == "refuse":
+            raise InputError(f"weights ({weights.source}): {reason} leaves cities without "
+                             f"neighbours: {_name_list(lost)} (island policy 'refuse'; use "
+                             f"'drop' or 'keep')")
+        dropped += lost
+        cities = tuple(c for c in cities if c not in set(lost))
+    if weights.transform == "R":
+        M = row_standardise(M)
+    empty = {cities[r] for r in np.flatnonzero(np.diff(M.indptr) == 0)}
+    islands = tuple(c for c in cities if c in weights.islands or c in empty)
+    count = _components(M)[0]
+    geometry = (None if weights.geometry is None
+                else {c: weights.geometry[c] for c in cities if c in weights.geometry})
+    restricted = SpatialWeights(M, cities, weights.transform, weights.symmetric_relation,
+                                f"{weights.source}, {reason}", weights.island_policy, islands,
+                                count, geometry, weights.crs)
+    return restricted, tuple(dropped)

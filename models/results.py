@@ -146,13 +146,15 @@ def _lookup(values, key: str, frame: pd.DataFrame):
 
 
 def _assemble(cols: dict[str, pd.DataFrame], cell, nobs, rsquared, digits: int) -> pd.DataFrame:
+    """Rows in :func:`row_order`; ``cell`` formats a row (or is a mapping column → formatter)."""
     order = row_order(cols)
     rows: list[list[str]] = []
     for term in order:
         top, bottom = [_label(term)], [""]
-        for frame in cols.values():
+        for key, frame in cols.items():
             hit = frame[frame["term"] == term]
-            a, b = cell(hit.iloc[0]) if len(hit) else ("", "")
+            fmt = cell[key] if isinstance(cell, Mapping) else cell
+            a, b = fmt(hit.iloc[0]) if len(hit) else ("", "")
             top.append(a)
             bottom.append(b)
         rows += [top, bottom]
@@ -182,25 +184,49 @@ def paper_table(frames: Mapping[str, pd.DataFrame], nobs=None, rsquared=None,
     labelled "label: equation". The first column ``term`` holds the row labels.
     """
     cols = _columns({k: coefficient_frame(v) for k, v in frames.items()})
+    return _assemble(cols, _frequentist_cell(digits), nobs, rsquared, digits)
 
+
+def _frequentist_cell(digits: int):
     def cell(row):
         return (f"{row['estimate']:.{digits}f}{stars(row['p_value'])}",
                 f"({_fmt(row['statistic'], 2)})")
+    return cell
 
-    return _assemble(cols, cell, nobs, rsquared, digits)
+
+def _posterior_cell(digits: int):
+    def cell(row):
+        excludes = row["hdi_low"] > 0 or row["hdi_high"] < 0
+        return (f"{row['mean']:.{digits}f}{DAGGER if excludes else ''}",
+                f"({_fmt(row['sd'], digits)})")
+    return cell
 
 
 def posterior_table(frames: Mapping[str, pd.DataFrame], nobs=None, rsquared=None,
                     digits: int = 3) -> pd.DataFrame:
     """Posterior analogue of :func:`paper_table`: mean (†: HDI excludes 0) over sd."""
     cols = _columns({k: posterior_frame(v) for k, v in frames.items()})
+    return _assemble(cols, _posterior_cell(digits), nobs, rsquared, digits)
 
-    def cell(row):
-        excludes = row["hdi_low"] > 0 or row["hdi_high"] < 0
-        return (f"{row['mean']:.{digits}f}{DAGGER if excludes else ''}",
-                f"({_fmt(row['sd'], digits)})")
 
-    return _assemble(cols, cell, nobs, rsquared, digits)
+def combined_table(frequentist: Mapping[str, pd.DataFrame],
+                   posterior: Mapping[str, pd.DataFrame] | None = None, nobs=None,
+                   rsquared=None, digits: int = 3) -> pd.DataFrame:
+    """Frequentist columns (as :func:`paper_table`) beside posterior columns (as
+    :func:`posterior_table`) in one table with one shared row order.
+
+    Column labels must differ between the two mappings; ``nobs`` / ``rsquared`` as in
+    :func:`paper_table` (a column without an entry is left blank, e.g. R² of a posterior).
+    """
+    posterior = posterior or {}
+    clash = sorted(set(frequentist) & set(posterior))
+    if clash:
+        raise InputError(f"combined table: label {', '.join(clash)} is used twice")
+    freq = _columns({k: coefficient_frame(v) for k, v in frequentist.items()})
+    post = _columns({k: posterior_frame(v) for k, v in posterior.items()})
+    cells = {**{k: _frequentist_cell(digits) for k in freq},
+             **{k: _posterior_cell(digits) for k in post}}
+    return _assemble({**freq, **post}, cells, nobs, rsquared, digits)
 
 
 # ----------------------------------------------------------------------------- writers
