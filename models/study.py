@@ -17,7 +17,6 @@ Two specifications (METHOD.md §2, identification warning):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -108,105 +107,33 @@ def plain_formulas(formulas: Sequence[str]) -> list[str]:
     return out
 
 
-@dataclass
-class SystemFit:
-    """One specification fitted both ways: frequentist results and the posterior."""
+def system_table(fits: Mapping, equations: Sequence[str] | None = None) -> pd.DataFrame:
+    """Seed layout of Tables 2–3: per fit label, its GS3SLS and 3SLS columns (coefficient with
+    stars over z) beside its posterior column (mean† over sd), one column per equation.
 
-    formulas: list[str]
-    frequentist: dict = field(default_factory=dict)   # label → SystemResults
-    idata: object = None
-    summary: pd.DataFrame | None = None
-    convergence: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    system: object = None
-
-    @property
-    def converged(self) -> bool:
-        return bool(self.convergence) and self.convergence[0].startswith("Convergence checks passed")
-
-    def warnings(self) -> list[str]:
-        return [f"{label}: {w}" for label, res in self.frequentist.items() for w in res.warnings]
-
-
-def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, eigenvalues, *,
-               instruments: Sequence[str] = (), frequentist: bool = True, bayes: bool = True,
-               draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 1,
-               sampler: str = "nutpie", progress: bool = True, loo: bool = True) -> SystemFit:
-    """GS3SLS of the spatial system, 3SLS of its non-spatial counterpart, and the posterior.
-
-    The non-spatial system needs excluded instruments when its equations share every control,
-    so its 3SLS takes ``instruments`` (**choice**: the seed's historical instruments by default).
-    The posterior (METHOD.md §2b) gets impacts and the leave-one-city-out densities attached.
+    ``fits``: label → ``models.tables.common.SystemFit``; ``equations`` restricts the columns
+    (a joint system shown one index at a time).
     """
-    from models.frequentist import estimate
-    from models.spec import build_system, parse_system
-
-    fit = SystemFit(list(formulas))
-    spatial = build_system(list(formulas), frame, weights)
-    fit.system = spatial
-    if frequentist:
-        fit.frequentist["GS3SLS"] = estimate(spatial, "gs3sls")
-        plain = build_system(parse_system(plain_formulas(formulas), instruments=list(instruments)),
-                             frame)
-        fit.frequentist["3SLS"] = estimate(plain, "3sls")
-    if bayes:
-        fit.idata, fit.convergence, fit.notes = sample_system(
-            spatial, eigenvalues, draws=draws, tune=tune, chains=chains, seed=seed,
-            sampler=sampler, progress=progress, loo=loo)
-        from models.bayes.postprocess import summary_frame
-        fit.summary = summary_frame(fit.idata)
-    return fit
-
-
-def sample_system(system, eigenvalues, *, draws: int, tune: int, chains: int, seed: int,
-                  sampler: str = "nutpie", progress: bool = True, loo: bool = True):
-    """Posterior of a built system with impacts and LOO densities; (idata, report, notes)."""
-    import json
-
-    from models.bayes.postprocess import add_effects_and_loo
-    from models.bayes.sampling import sample
-    from models.bayes.system import build_system_model
-
-    eigs = eigenvalues if system.W is not None else None
-    model = build_system_model(system, eigs)
-    idata = sample(model, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
-                   progress=progress)
-    notes = add_effects_and_loo(idata, system, eigs, loo=loo)
-    report = json.loads(idata.attrs.get("convergence_report", "[]"))
-    return idata, report, notes
-
-
-def frequentist_table(fits: Mapping, equations: Sequence[str] | None = None) -> pd.DataFrame:
-    """Seed layout: one column per (method, equation), coefficient over z, stars, n and R².
-
-    ``fits``: label → SystemResults; ``equations`` restricts the columns (a joint system shown
-    one index at a time).
-    """
-    from models.results import paper_table
+    from models.results import combined_table
 
     keep = None if equations is None else set(equations)
-    frames, rsquared, nobs = {}, {}, {}
-    for label, res in fits.items():
-        frame = res.to_frame()
-        if keep is not None:
-            frame = frame[frame["equation"].isin(keep)]
-        frames[label] = frame
-        for eq, r2 in res.rsquared.items():
-            if keep is None or eq in keep:
-                rsquared[f"{label}: {eq}"] = r2
-                nobs[f"{label}: {eq}"] = res.nobs
-    return paper_table(frames, nobs=nobs, rsquared=rsquared)
 
+    def shown(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame if keep is None else frame[frame["equation"].isin(keep)]
 
-def posterior_columns(summaries: Mapping[str, pd.DataFrame], nobs: int,
-                      equations: Sequence[str] | None = None) -> pd.DataFrame:
-    """Posterior analogue of :func:`frequentist_table` (mean† over sd per (label, equation))."""
-    from models.results import posterior_table
-
-    keep = None if equations is None else set(equations)
-    frames = {label: (s if keep is None else s[s["equation"].isin(keep)])
-              for label, s in summaries.items()}
-    return posterior_table(frames, nobs=nobs)
+    freq, post, nobs, rsquared = {}, {}, {}, {}
+    for label, fit in fits.items():
+        for method, res in fit.frequentist.items():
+            key = f"{label} {method}".strip()
+            freq[key] = shown(res.to_frame())
+            for eq, r2 in res.rsquared.items():
+                rsquared[f"{key}: {eq}"], nobs[f"{key}: {eq}"] = r2, res.nobs
+        if fit.summary is not None:
+            key = f"{label} Bayes".strip()
+            post[key] = shown(fit.summary)
+            for eq in post[key]["equation"].unique():
+                nobs[f"{key}: {eq}"] = fit.nobs
+    return combined_table(freq, post, nobs=nobs, rsquared=rsquared)
 
 
 # ----------------------------------------------------------------------------- truth
@@ -230,7 +157,7 @@ def truth_frame(ds: xr.Dataset) -> pd.DataFrame | None:
     return pd.DataFrame(rows, columns=["equation", "term", "truth"])
 
 
-def recovery(fit: SystemFit, truth: pd.DataFrame, hdi_prob: float = 0.94,
+def recovery(fit, truth: pd.DataFrame, hdi_prob: float = 0.94,
              level: float = 0.95) -> pd.DataFrame:
     """Per coefficient: truth, posterior mean and HDI, GS3SLS estimate and its interval, and
     whether each interval covers the truth (normal interval ± z·se for GS3SLS)."""

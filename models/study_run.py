@@ -222,16 +222,26 @@ def headline_specs(study: Study) -> dict[str, list[str]]:
             for a in cfg.agglomeration}
 
 
+def _fitter(study: Study) -> Callable:
+    """fit_system on the study's cross-section, weights, spectrum and sampler settings."""
+    from models.study import plain_formulas
+    from models.tables.common import fit_system
+
+    def fit(formulas, **options):
+        if options.get("frequentist", True):
+            options.setdefault("plain_formulas", plain_formulas(formulas))
+        return fit_system(formulas, study.frame, study.weights, study.eigenvalues,
+                          instruments=study.cfg.instruments,
+                          **{**study.bayes_settings(), **options})
+    return fit
+
+
 def stage_systems(study: Study) -> None:
     """Tables 2–3: headline and seed specifications, frequentist beside posterior, truth."""
-    from models import study as seed_study
-    from models.study import plain_formulas, system_formulas
+    from models.study import system_formulas
 
     cfg = study.cfg
-    settings = study.bayes_settings()
-    fit = lambda formulas, **kw: seed_study.fit_system(  # noqa: E731
-        formulas, study.frame, study.weights, study.eigenvalues, instruments=cfg.instruments,
-        **settings, **kw)
+    fit = _fitter(study)
     for name, formulas in headline_specs(study).items():
         with Stage(study, f"headline system {name} ({len(formulas)} equations)"):
             study.fits[name] = fit(formulas)
@@ -249,7 +259,7 @@ def stage_systems(study: Study) -> None:
     for k, a in enumerate(cfg.agglomeration, start=2):
         _system_tables(study, k, a)
     with Stage(study, "LOO model comparison"):
-        _loo_comparisons(study, fit, plain_formulas)
+        _loo_comparisons(study, fit)
 
 
 def _headline_for(study: Study, index: str):
@@ -259,25 +269,18 @@ def _headline_for(study: Study, index: str):
 
 def _system_tables(study: Study, k: int, index: str) -> None:
     from models.compare import compare_estimates
-    from models.study import frequentist_table, posterior_columns
+    from models.study import system_table
 
     head = _headline_for(study, index)
     seed = study.fits.get(f"seed_{index.lower()}")
     eqs = ["ER", index]
-    freq = {**head.frequentist}
-    post = {"Bayes": head.summary}
-    if seed is not None:
-        freq["Seed GS3SLS"] = seed.frequentist["GS3SLS"]
-        post["Seed Bayes"] = seed.summary
+    fits = {"": head, **({"Seed": seed} if seed is not None else {})}
     stem = f"table{k}_{index.lower()}"
-    study.table(frequentist_table(freq, eqs), f"{stem}_system",
-                f"Table {k}. ER and {index}: GS3SLS (spatial) and 3SLS (non-spatial)",
-                "Headline specification by GS3SLS and 3SLS, and the seed's specification by "
-                "GS3SLS; coefficient with stars over its z statistic.", FREQUENTIST_NOTE)
-    study.table(posterior_columns(post, study.ds.sizes["city"], eqs), f"{stem}_system_posterior",
-                f"Table {k} (Bayesian). ER and {index}: posterior",
-                "Posterior mean and sd of the same systems (full-information likelihood).",
-                POSTERIOR_NOTE)
+    study.table(system_table(fits, eqs), f"{stem}_system",
+                f"Table {k}. ER and {index}: GS3SLS, 3SLS and posterior",
+                "The headline specification by GS3SLS (spatial), 3SLS (non-spatial) and its "
+                "posterior, then the seed's specification (\"Seed\" columns) the same ways.",
+                f"{FREQUENTIST_NOTE}. Bayes: {POSTERIOR_NOTE}.")
     cmp = compare_estimates(head.frequentist["GS3SLS"].to_frame(), head.summary)
     cmp = cmp[cmp["equation"].isin(eqs)]
     if study.truth is not None:
@@ -298,11 +301,9 @@ def _system_tables(study: Study, k: int, index: str) -> None:
     if seed is not None:
         verdict.append("the seed's specification: " + _seed_diagnosis(seed))
     study.report.verdict("; ".join(verdict) + ".")
-    study.report.lines([f"* {line}" for line in head.convergence + head.notes
-                        + head.warnings()])
+    study.report.lines([f"* {line}" for line in head.warnings])
     if seed is not None:
-        study.report.lines([f"* seed specification: {line}" for line in seed.convergence
-                            + seed.warnings()])
+        study.report.lines([f"* seed specification: {line}" for line in seed.warnings])
     _system_figures(study, head, index, eqs)
 
 
@@ -317,7 +318,7 @@ def _recovery_rates(fit, truth: pd.DataFrame, equations) -> dict[str, str]:
 
 
 def _seed_diagnosis(fit) -> str:
-    weak = [w for w in fit.warnings() if "weak" in w.lower() or "spatial lag" in w.lower()
+    weak = [w for w in fit.warnings if "weak" in w.lower() or "spatial lag" in w.lower()
             or "admissible" in w.lower()]
     parts = []
     if not fit.converged:
@@ -384,7 +385,7 @@ def _effect_maps(study: Study, fit, name: str) -> None:
                            f"total effect (a change in the city, summed over all cities).")
 
 
-def _loo_comparisons(study: Study, fit: Callable, plain_formulas: Callable) -> None:
+def _loo_comparisons(study: Study, fit: Callable) -> None:
     """Spatial vs non-spatial headline and headline vs the seed's controls (same outcomes).
 
     LOO compares models of the same outcomes on the same cities, so the seed's per-index pairs
@@ -392,7 +393,7 @@ def _loo_comparisons(study: Study, fit: Callable, plain_formulas: Callable) -> N
     compared on the headline's equations instead.
     """
     from models.bayes.model_comparison import compare_models, comparison_plot
-    from models.study import joint_formulas
+    from models.study import joint_formulas, plain_formulas
 
     cfg = study.cfg
     for name, formulas in headline_specs(study).items():
@@ -413,8 +414,116 @@ def _loo_comparisons(study: Study, fit: Callable, plain_formulas: Callable) -> N
                                                      if "seed controls" in models else "") + ".")
 
 
+def _fit_options(study: Study) -> dict:
+    """Sampler settings for Tables 4–8; quick mode fits them by GS3SLS/3SLS only."""
+    return {**study.bayes_settings(), "bayes": not study.cfg.quick}
+
+
+def _signs_verdict(study: Study, title: str, fits: dict) -> None:
+    """How many fits keep the headline's sign of each index's effect on ER, and converged."""
+    head = {a: _headline_for(study, a) for a in study.cfg.agglomeration}
+    kept, total, converged, sampled = 0, 0, 0, 0
+    for fit in fits.values():
+        for a, h in head.items():
+            gs = fit.frequentist.get("GS3SLS")
+            ref = h.frequentist.get("GS3SLS")
+            if gs is None or ref is None or ("ER", a) not in gs.params.index:
+                continue
+            total += 1
+            kept += int(np.sign(gs.params[("ER", a)]) == np.sign(ref.params[("ER", a)]))
+        if fit.idata is not None:
+            sampled += 1
+            converged += int(fit.converged)
+    text = f"{title}: the GS3SLS effect of the index on ER keeps the headline's sign in " \
+           f"{kept} of {total} fits"
+    if sampled:
+        text += f"; {converged} of {sampled} posteriors converged"
+    study.report.verdict(text + ".")
+
+
+def stage_robustness(study: Study) -> None:
+    """Tables 4–6: alternative measures, subsample and year × region effects, instruments."""
+    from data_prep.dataset import panel_table
+    from models.tables.common import TABLE_NOTE
+    from models.tables.robustness import (alternative_measures_table, instruments_table,
+                                          sample_and_effects_table)
+
+    cfg = study.cfg
+    options = {**_fit_options(study), "exclude": cfg.exclude}
+    study.report.section("Tables 4–6: robustness",
+                         "Each system is an ER ↔ index pair with the headline's exclusions.")
+    runs = {
+        4: ("table4_alternative_measures", "Table 4. Alternative measures of ER, PSS and PSD",
+            "ER by the change in GDP growth, PSS by output, PSD by 1 − Gini.",
+            lambda: alternative_measures_table(study.frame, study.weights, study.eigenvalues,
+                                               study.controls, **options)),
+        5: ("table5_subsample_fixed_effects",
+            "Table 5. Without provincial capitals; year × region effects",
+            "The pairs on the cities that are not provincial capitals or sub-provincial "
+            "cities (W restricted), and on the stacked city-year panel with year × region "
+            "effects.",
+            lambda: sample_and_effects_table(study.frame, panel_table(study.ds), study.weights,
+                                             study.eigenvalues, study.controls,
+                                             agglomeration=cfg.agglomeration, **options)),
+        6: ("table6_instruments", "Table 6. Historical instruments",
+            "Each historical instrument added to GS3SLS's instruments and, in the posterior, "
+            "to the index's equation only.",
+            lambda: instruments_table(study.frame, study.weights, study.eigenvalues,
+                                      study.controls, instrument_sets={
+                                          c: [c] for c in cfg.instruments},
+                                      agglomeration=cfg.agglomeration, **options)),
+    }
+    for k, (name, title, sentence, run) in runs.items():
+        if k not in cfg.tables:
+            continue
+        with Stage(study, title):
+            table, fits = run()
+            study.table(table, name, title, sentence, TABLE_NOTE)
+            _signs_verdict(study, title.split(".")[0], fits)
+            study.report.lines([f"* {label}: {w}" for label, fit in fits.items()
+                                for w in fit.warnings[:3]])
+
+
+def stage_regimes(study: Study) -> None:
+    """Tables 7–8: high/low regimes of each index in a three-equation system."""
+    from models.tables.common import TABLE_NOTE
+    from models.tables.regimes import regime_names, regime_table
+
+    cfg = study.cfg
+    study.report.section("Tables 7–8: high and low agglomeration regimes",
+                         "A_H = A·1[A > yearly mean], A_L = A·1[A ≤ yearly mean] after 1 %/99 % "
+                         "winsorising; ER on both, each regime on ER.")
+    for k, index in zip((7, 8), cfg.agglomeration):
+        if k not in cfg.tables:
+            continue
+        high, low = regime_names(index)
+        exclude = {"ER": cfg.excluded("ER"), high: cfg.excluded(index),
+                   low: cfg.excluded(index)}
+        with Stage(study, f"Table {k}: {index} regimes"):
+            table, fit = regime_table(study.frame, study.weights, study.eigenvalues, index,
+                                      study.controls, exclude, instruments=cfg.instruments,
+                                      **_fit_options(study))
+            study.table(table, f"table{k}_{index.lower()}_regimes",
+                        f"Table {k}. ER and the high/low regimes of {index}",
+                        "GS3SLS and 3SLS beside the posterior of the three-equation regime "
+                        "system.", TABLE_NOTE)
+            if fit.idata is not None:
+                study.posterior(fit.idata, f"regimes_{index.lower()}")
+            gs = fit.frequentist.get("GS3SLS")
+            text = f"Table {k} ({index} regimes)"
+            if gs is not None:
+                text += (f": GS3SLS effect on ER of the high regime {gs.params[('ER', high)]:.3f}, "
+                         f"of the low regime {gs.params[('ER', low)]:.3f}")
+            if fit.idata is not None:
+                text += "; posterior " + ("converged" if fit.converged else "did NOT converge")
+            study.report.verdict(text + ".")
+            study.report.lines([f"* {w}" for w in fit.warnings[:6]])
+
+
 def stage_quadratic(study: Study) -> None:
     """Table 9: ER on A and A² (inverted U?) for each index, OLS beside the posterior."""
+    if 9 not in study.cfg.tables:
+        return
     from models.quadratic import build_quadratic
     from models.quadratic_plot import plot_quadratic
     from models.tables.quadratic import NOTE, quadratic_fits, quadratic_table_from_fits
@@ -455,6 +564,8 @@ STAGES: list[tuple[str, Callable[[Study], None]]] = [
     ("data: indices, regimes, weights, spectrum", stage_data),
     ("Table 1 and Moran's I (Figures 1-3)", stage_descriptive),
     ("Tables 2-3: the spatial simultaneous systems", stage_systems),
+    ("Tables 4-6: robustness", stage_robustness),
+    ("Tables 7-8: regimes", stage_regimes),
     ("Table 9: quadratic model", stage_quadratic),
 ]
 

@@ -57,6 +57,12 @@ class SystemFit:
     bayes_formulas: list[str] | None = None              # when they differ from ``formulas``
 
     @property
+    def converged(self) -> bool:
+        """True when the sampler's convergence report passed (R-hat, ESS, no divergences)."""
+        return bool(self.convergence) and self.convergence[0].startswith(
+            "Convergence checks passed")
+
+    @property
     def dependents(self) -> list[str]:
         from models.formula import read_formula
 
@@ -82,7 +88,7 @@ def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, eigenvalue
                bayes_formulas: Sequence[str] | None = None,
                draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
                sampler: str = "nutpie", progress: bool = False, bayes: bool = True,
-               priors: Mapping | None = None, effects: bool = True,
+               frequentist: bool = True, priors: Mapping | None = None, effects: bool = True,
                id_column: str = "city") -> SystemFit:
     """Fit a spatial system by GS3SLS (and its non-spatial form by 3SLS) and by Bayes.
 
@@ -93,17 +99,19 @@ def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, eigenvalue
     system and its excluded instruments; ``spatial_instruments``: extra instruments appended to
     the GS3SLS H. ``bayes_formulas``: the posterior's formulas when they differ from the
     GS3SLS ones (Table 6 puts instruments into an equation); default ``formulas``.
-    ``bayes=False`` skips sampling; ``effects`` attaches impacts and LOO densities
-    (``models.bayes.postprocess.add_effects_and_loo``).
+    ``bayes=False`` skips sampling, ``frequentist=False`` the estimators (and their order and
+    rank checks, which the full-information likelihood does not need: a LOO variant);
+    ``effects`` attaches impacts and LOO densities (``models.bayes.postprocess.add_effects_and_loo``).
     """
     from models.spec import build_system, parse_system
 
     spatial = build_system(parse_system(list(formulas), instruments=list(spatial_instruments)),
-                           frame, weights, id_column=id_column)
+                           frame, weights, id_column=id_column, check=frequentist)
     fit = SystemFit(list(formulas), list(plain_formulas) if plain_formulas else None,
                     nobs=spatial.n)
-    _estimate(fit, "GS3SLS", spatial, "gs3sls")
-    if plain_formulas:
+    if frequentist:
+        _estimate(fit, "GS3SLS", spatial, "gs3sls")
+    if plain_formulas and frequentist:
         plain = build_system(parse_system(list(plain_formulas), instruments=list(instruments)),
                              frame, id_column=id_column)
         _estimate(fit, "3SLS", plain, "3sls")

@@ -55,10 +55,12 @@ FIXED_EFFECTS_NOTE = ("Year × region effects: stacked (city, year) panel with w
                       "errors of a city are treated as independent over years.")
 
 
-def _formulas(agglomeration: str, controls: Sequence[str],
-              exclude: tuple[Sequence[str], Sequence[str]], extra: str = "") -> list[str]:
+def _formulas(agglomeration: str, controls: Sequence[str], exclude, extra: str = "") -> list[str]:
+    """The ER ↔ A pair; ``exclude`` is (ER's, A's) exclusions or {dependent: exclusions}."""
     from models.study import system_formulas
 
+    if isinstance(exclude, Mapping):
+        exclude = (exclude.get("ER", ()), exclude.get(agglomeration, ()))
     er, agg = system_formulas(agglomeration, controls, exclude=exclude)
     return [er, agg + extra]
 
