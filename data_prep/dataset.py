@@ -220,6 +220,8 @@ def demo_dataset(seed: int = 20240601, *, island_policy: str | None = None, **op
     The demo goes through the same :func:`build_dataset` as a user's files; its weights are the
     queen contiguity of the synthetic map with the island cities linked to their nearest city
     (the demo's ``island_policy``, overridable). ``options`` are passed to :func:`build_dataset`.
+    ``attrs["truth"]`` holds the structural system the demo's indices follow (JSON; read it with
+    :func:`data_prep.synthetic.demo_truth`), unless ``options`` change the indices or W.
     """
     from data_prep.synthetic import demo_inputs
     from data_prep.weights import weights_from_polygons
@@ -227,9 +229,17 @@ def demo_dataset(seed: int = 20240601, *, island_policy: str | None = None, **op
     demo = demo_inputs(seed)
     weights = weights_from_polygons(demo.geometry, list(demo.cities["city"]),
                                     island_policy=island_policy or demo.island_policy)
-    return build_dataset(demo.employment, weights=weights, covariates=demo.covariates,
-                         cities=demo.cities, synthetic=True,
-                         source_files=(f"embedded demo, seed {seed}",), **options)
+    ds = build_dataset(demo.employment, weights=weights, covariates=demo.covariates,
+                       cities=demo.cities, synthetic=True,
+                       source_files=(f"embedded demo, seed {seed}",), **options)
+    # the indices follow the truth only as built: no winsorising, the demo's W, default indices
+    as_built = (not options.get("winsorize") and island_policy in (None, demo.island_policy)
+                and options.get("pss_method", "max_lq") == "max_lq"
+                and options.get("psd_method", "shannon") == "shannon"
+                and not bool(ds["ER_flag"].any()))
+    if as_built:
+        ds.attrs["truth"] = demo.truth_json  # read with data_prep.synthetic.demo_truth
+    return ds
 
 
 def save_dataset(ds: xr.Dataset, path) -> Path:
