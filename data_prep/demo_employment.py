@@ -3,7 +3,8 @@
 1. Targets. The city period means (ER*, PSS*, PSD*) are one draw of the structural system of
    :mod:`data_prep.demo_system`, solved by :func:`data_prep.simulate.simulate_system` on the demo
    map's W with the period means of the demo covariates as X. A draw whose PSS/PSD targets fall
-   outside the share family (yearly PSS ≤ 1.1, or PSD within 0.02 of the family's entropy range)
+   outside the share family (yearly PSS ≤ 1.1, or PSD within 0.01 of the family's entropy
+   range at the base national shares, or outside it at the shaped ones)
    is replaced by the next draw of the errors (reported as "draw" in the truth record).
 2. Yearly paths. PSS_rt = PSS*_r (1 + e_rt) and PSD_rt = PSD*_r + f_rt with e, f an AR(1) plus
    a city trend and, for PSD, a national diversification trend, each centred over the years so
@@ -24,7 +25,7 @@ import pandas as pd
 
 from data_prep import demo_system
 from data_prep.errors import InputError
-from data_prep.shaping import entropy_range, shape_employment
+from data_prep.shaping import InfeasibleTargets, entropy_range, shape_employment
 from data_prep.simulate import simulate_system
 
 PSS_FLOOR = 1.1            # smallest admissible yearly PSS (the family needs PSS > 1)
@@ -52,7 +53,7 @@ def draw_targets(W, X: pd.DataFrame, seed: int, draw: int = 0):
 
 
 def _admissible(pss, psd, national, log_base, signature) -> bool:
-    """Every yearly (PSS, PSD) pair inside the share family with a margin of 0.02 in entropy."""
+    """Every yearly (PSS, PSD) pair inside the share family with a margin of ENTROPY_MARGIN in entropy."""
     n, T, K = log_base.shape
     if pss.min() <= PSS_FLOOR:
         return False
@@ -106,6 +107,9 @@ def demo_employment(rng, W, X: pd.DataFrame, totals0: np.ndarray, log_base: np.n
                     absorption: np.ndarray):
     """(employment (n, T, K), final truth, targets frame, shaping record).
 
+    The record's ``simulator_seed`` reproduces the targets: ``simulate_system(W, truth,
+    seed=simulator_seed, exogenous=X)`` (the ER shift changes intercepts only, not the errors).
+
     ``log_base`` (n, T, K) base log shares, ``growth0`` (T−1, K) national industry growth rates
     (first guess; the shaped cube has its own), ``shock`` (T−1,) 1 in the national shock
     transitions, ``absorption`` (n,) standardised shock absorption.
@@ -115,20 +119,26 @@ def demo_employment(rng, W, X: pd.DataFrame, totals0: np.ndarray, log_base: np.n
     signature = signature_industries(log_base[:, 0], base_share)
     national = (np.exp(log_base) * totals0[:, None, None]).sum(axis=0)
     national /= national.sum(axis=1, keepdims=True)
+    shares0 = np.exp(log_base[:, :-1])
+    shares0 /= shares0.sum(axis=2, keepdims=True)
+    mix_growth = np.einsum("rtk,tk->rt", shares0, growth0)
+    level = (base_share[None, :] * growth0).sum(axis=1)
     for draw in range(MAX_REDRAWS):
         truth, targets = draw_targets(W, X, seed, draw)
         pss, psd = yearly_paths(rng, targets, T)
-        if _admissible(pss, psd, national, log_base, signature):
+        deviation = er_deviation(rng, mix_growth, shock, absorption)
+        if not _admissible(pss, psd, national, log_base, signature):
+            continue
+        try:
+            shaped = shape_employment(totals0, log_base, signature, pss, psd,
+                                      targets["ER"].to_numpy(), deviation, level, growth0)
             break
+        except InfeasibleTargets:  # outside the family at the shaped national shares
+            continue
     else:
         raise InputError(f"demo: no admissible draw of the index targets in {MAX_REDRAWS} tries")
-    shares0 = np.exp(log_base[:, :-1])
-    shares0 /= shares0.sum(axis=2, keepdims=True)
-    deviation = er_deviation(rng, np.einsum("rtk,tk->rt", shares0, growth0), shock, absorption)
-    level = (base_share[None, :] * growth0).sum(axis=1)
-    shaped = shape_employment(totals0, log_base, signature, pss, psd,
-                              targets["ER"].to_numpy(), deviation, level, growth0)
     truth = demo_system.shift_er(truth, shaped.delta)
     targets = targets.assign(ER=targets["ER"] + shaped.delta)
-    record = {"draw": draw, "er_shift": shaped.delta, "shaping_passes": shaped.iterations}
+    record = {"draw": draw, "simulator_seed": seed + draw, "er_shift": shaped.delta,
+              "shaping_passes": shaped.iterations}
     return shaped.employment, truth, targets, record

@@ -60,8 +60,8 @@ STRUCTURAL: dict[str, dict[str, float]] = {
 }
 # standardised slopes of the controls (sd of the index per sd of the control)
 SLOPES: dict[str, dict[str, float]] = {
-    "ER": {"Gov": 0.50, "PGDP": 0.30, "Fdi": -0.20, "RnD": 0.25, "HumCap": 0.40,
-           "Popden": -0.25, "Market": -0.55},
+    "ER": {"Gov": 0.70, "PGDP": 0.30, "Fdi": -0.20, "RnD": 0.25, "HumCap": 0.50,
+           "Popden": -0.30, "Market": -0.80},
     "PSS": {"PGDP": -0.20, "Fdi": 0.20, "Fix_cap": 0.55, "RnD": 0.20, "Rd": 0.20,
             "Popden": 0.20, "Market": -0.30},
     "PSD": {"PGDP": 0.20, "Fdi": 0.15, "RnD": 0.20, "HumCap": 0.30, "Rd": 0.50,
@@ -71,7 +71,7 @@ ERROR_SD: dict[str, float] = {"ER": 0.45, "PSS": 0.45, "PSD": 0.45}
 ERROR_CORR = np.array([[1.0, 0.3, -0.25], [0.3, 1.0, 0.45], [-0.25, 0.45, 1.0]])
 # location and cross-sectional spread of the period-mean indices (seed Table 1 shapes)
 LOCATION: dict[str, float] = {"ER": 1.2, "PSS": 2.8, "PSD": 2.15}
-SPREAD: dict[str, float] = {"ER": 2.0, "PSS": 0.5, "PSD": 0.19}
+SPREAD: dict[str, float] = {"ER": 2.2, "PSS": 0.5, "PSD": 0.19}
 
 
 def structural_matrices(coefficients: Mapping[str, Mapping[str, float]],
@@ -189,13 +189,16 @@ def read_truth(record: str | Mapping) -> dict:
 def truth_frame(record: str | Mapping) -> pd.DataFrame:
     """The truth as a contract-2 style frame: columns equation, term, truth (one row per term)."""
     rec = read_truth(record)
-    rows = [(eq, term, float(value)) for eq, terms in rec["coefficients"].items()
-            for term, value in terms.items()]
+    order = rec.get("dependents", list(rec["coefficients"]))
+    rows = [(eq, term, float(value)) for eq in order
+            for term, value in rec["coefficients"][eq].items()]
     return pd.DataFrame(rows, columns=["equation", "term", "truth"])
 
 
 def system_truth(record: str | Mapping) -> SystemTruth:
     """The record as a :class:`data_prep.simulate.SystemTruth` (for the simulator and checks)."""
     rec = read_truth(record)
-    return SystemTruth({d: dict(t) for d, t in rec["coefficients"].items()},
+    # equations in the order of Σ's rows (the record's "dependents"), whatever the JSON order
+    order = rec.get("dependents", list(rec["coefficients"]))
+    return SystemTruth({d: dict(rec["coefficients"][d]) for d in order},
                        np.asarray(rec["Sigma"], dtype=float))

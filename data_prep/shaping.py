@@ -45,6 +45,10 @@ from data_prep.errors import InputError
 BETA_MAX = 40.0
 
 
+class InfeasibleTargets(InputError):
+    """A (PSS, PSD) target pair outside the share family at the current national shares."""
+
+
 def _entropy(s: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return -np.where(s > 0, s * np.log(np.where(s > 0, s, 1.0)), 0.0).sum(axis=-1)
@@ -229,9 +233,10 @@ def shape_employment(totals0: np.ndarray, log_base: np.ndarray, signature: np.nd
             log_base.reshape(n * T, K), sig, start=beta)
         if infeasible.any():
             bad = np.flatnonzero(infeasible)
-            raise InputError(f"shaping: {bad.size} city-years have a (PSS, PSD) target outside "
-                             f"the share family, e.g. city {rows[bad[0]]}, year {bad[0] % T}: "
-                             f"PSS {pss.ravel()[bad[0]]:.3f}, PSD {psd.ravel()[bad[0]]:.3f}")
+            raise InfeasibleTargets(
+                f"shaping: {bad.size} city-years have a (PSS, PSD) target outside the share "
+                f"family (pass {it}), e.g. city {rows[bad[0]]}, year {bad[0] % T}: "
+                f"PSS {pss.ravel()[bad[0]]:.3f}, PSD {psd.ravel()[bad[0]]:.3f}")
         s = s.reshape(n, T, K)
         mix_growth = np.einsum("rtk,tk->rt", s[:, :-1], g)
         er, delta = balance_er(er_target, er_deviation, totals[:, :-1] * np.abs(mix_growth))

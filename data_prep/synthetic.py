@@ -98,6 +98,7 @@ class DemoInputs:
     shock_years: tuple[int, ...] = tuple(SHOCKS)
     choices: dict = field(default_factory=dict)
     truth_json: str = ""
+    targets: pd.DataFrame | None = None  # city period means the indices were shaped to hit
 
     def weights(self, transform: str = "R"):
         """Queen contiguity of the demo map, islands linked to their nearest city."""
@@ -281,9 +282,11 @@ def demo_inputs(seed: int = 20240601) -> DemoInputs:
         "employment_unit": "thousand persons", "coordinates": "km, planar",
     }
     tolerance = _tolerance(employment, gdf["city"].to_numpy(), targets)
-    truth_json = json.dumps(demo_system.truth_record(truth, tolerance, record), sort_keys=True)
+    # key order matters (equations in Σ's order, terms as in the formulas): no sort_keys
+    truth_json = json.dumps(demo_system.truth_record(truth, tolerance, record))
+    targets = targets[["ER", "PSS", "PSD"]].assign(city=gdf["city"].to_numpy())
     return DemoInputs(employment, covariates, cities, gdf, seed, ISLAND_POLICY,
-                      tuple(SHOCKS), choices, truth_json)
+                      tuple(SHOCKS), choices, truth_json, targets[["city", "ER", "PSS", "PSD"]])
 
 
 def _tolerance(employment: pd.DataFrame, names: np.ndarray, targets: pd.DataFrame) -> dict:
