@@ -53,13 +53,15 @@ def draw_targets(W, X: pd.DataFrame, seed: int, draw: int = 0):
 
 
 def _admissible(pss, psd, national, log_base, signature) -> bool:
-    """Every yearly (PSS, PSD) pair inside the share family with a margin of ENTROPY_MARGIN in entropy."""
+    """Every yearly (PSS, PSD) pair inside the share family (base national shares), with a
+    margin of ENTROPY_MARGIN in entropy."""
     n, T, K = log_base.shape
     if pss.min() <= PSS_FLOOR:
         return False
     low, high = entropy_range(pss.ravel(), np.repeat(national[None], n, 0).reshape(n * T, K),
                               log_base.reshape(n * T, K), np.repeat(signature, T))
-    return bool(np.all((psd.ravel() > low + ENTROPY_MARGIN) & (psd.ravel() < high - ENTROPY_MARGIN)))
+    psd = psd.ravel()
+    return bool(np.all((psd > low + ENTROPY_MARGIN) & (psd < high - ENTROPY_MARGIN)))
 
 
 def _centred(x: np.ndarray) -> np.ndarray:
