@@ -26,6 +26,14 @@ enter the others (:data:`EXCLUSIONS`), each with an economic reading:
   the breadth of the mix and resilience rather than one dominant industry.
 * PSD leaves out Gov and Fix_cap. Spending stabilises employment, not the breadth of the mix;
   investment concentrates in a few capital-intensive industries and acts on specialisation.
+
+Measured on the default demo (seed 20240601): min over the spectrum of det(I − B0 − B1 λ) is
+about 0.22 (at λ = 1); GS3SLS on the truth's formulas puts every estimate within 2.9 standard
+errors of the truth with 32 of 35 coefficients significant at 5 %; the Bayesian system model
+(4 chains × 1000 draws, seed 1) gives R-hat ≤ 1.004, no divergences, bulk ESS ≥ 4425 and the
+truth inside the 94 % HDI for 32 of 35 coefficients. The seed's own specification (two
+two-equation systems, identical controls) is flagged as weakly identified by both (Cragg–Donald
+below 1.1; R-hat 1.53 and 21 divergences for the PSS system).
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from data_prep.errors import InputError
-from data_prep.simulate import SystemTruth
+from data_prep.simulate import SystemTruth, _structure
 
 DEPENDENTS: tuple[str, ...] = ("ER", "PSS", "PSD")
 CONTROLS: tuple[str, ...] = ("Gov", "PGDP", "Fdi", "Fix_cap", "RnD", "HumCap", "Rd", "Popden",
@@ -76,16 +84,10 @@ SPREAD: dict[str, float] = {"ER": 2.2, "PSS": 0.5, "PSD": 0.19}
 
 def structural_matrices(coefficients: Mapping[str, Mapping[str, float]],
                         dependents: Sequence[str] = DEPENDENTS) -> tuple[np.ndarray, np.ndarray]:
-    """B0 (contemporaneous) and B1 (spatial lags) of 𝒜 = I − (B0 ⊗ I + B1 ⊗ W)."""
-    index = {d: g for g, d in enumerate(dependents)}
-    G = len(dependents)
-    B0, B1 = np.zeros((G, G)), np.zeros((G, G))
-    for g, dep in enumerate(dependents):
-        for term, value in coefficients[dep].items():
-            if term.startswith("W(") and term[2:-1] in index:
-                B1[g, index[term[2:-1]]] = value
-            elif term in index:
-                B0[g, index[term]] = value
+    """B0 (contemporaneous) and B1 (spatial lags) of 𝒜 = I − (B0 ⊗ I + B1 ⊗ W), rows and columns
+    in the order of ``dependents`` (the simulator's own split of the terms)."""
+    ordered = {d: dict(coefficients[d]) for d in dependents}
+    B0, B1, _ = _structure(SystemTruth(ordered, np.eye(len(dependents))))
     return B0, B1
 
 

@@ -202,7 +202,7 @@ class Shaped:
     er: np.ndarray
     delta: float
     iterations: int
-    national_change: float
+    change: float  # the last pass's largest relative change (convergence)
 
 
 def shape_employment(totals0: np.ndarray, log_base: np.ndarray, signature: np.ndarray,
@@ -225,7 +225,6 @@ def shape_employment(totals0: np.ndarray, log_base: np.ndarray, signature: np.nd
     national = national.sum(axis=0) / national.sum(axis=(0, 2))[:, None]  # (T, K)
     g = growth0.copy()
     totals = totals0[:, None] * np.concatenate([[1.0], np.cumprod(1 + level_growth)])[None, :]
-    sign = np.ones((n, T - 1))
     change, beta = np.inf, None
     for it in range(1, max_iter + 1):
         s, beta, infeasible = signature_shares(
@@ -266,6 +265,10 @@ def shape_employment(totals0: np.ndarray, log_base: np.ndarray, signature: np.nd
         for k in range(K):
             own = signature == k
             A = (new_totals[own] * pss[own]).sum(axis=0) / grand
+            if (A >= 1.0).any():  # S_k = A S_k + B has no positive solution
+                raise InputError(f"shaping: the cities specialised in industry {k} would hold "
+                                 f"more than its national employment (Σ weight · PSS = "
+                                 f"{A.max():.2f} ≥ 1); spread the signature industries")
             B_k = E[~own, :, k].sum(axis=0) / grand
             new_national[:, k] = B_k / (1.0 - A)
         new_national /= new_national.sum(axis=1, keepdims=True)

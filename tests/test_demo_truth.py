@@ -152,3 +152,31 @@ def test_table_1_shapes_and_spatial_autocorrelation(ds, table):
     assert change[2015] < -0.03 and change[2020] < -0.03
     assert (change.drop([2010, 2015, 2020]) > 0).all()
     assert isinstance(table, pd.DataFrame)
+
+
+@pytest.mark.slow
+def test_bayesian_system_recovers_the_truth(ds, table):
+    """4 chains × 1000 draws, seed 1 (measured: max R-hat 1.004, no divergences, smallest bulk
+    ESS 4425, truth inside the 94 % HDI for 32 of 35 coefficients). With 35 nominal 94 %
+    intervals the count inside is about Binomial(35, 0.94) (ignoring their correlation):
+    requiring ≥ 30 (85 %) fails with probability ≈ 1.7 % under correct coverage."""
+    import arviz as az
+
+    from models.bayes.sampling import sample
+    from models.bayes.system import build_system_model
+    from models.spec import build_system
+
+    record = demo_truth(ds)
+    system = build_system(record["formulas"], table, weights_from_dataset(ds))
+    idata = sample(build_system_model(system, ds["W_eigenvalues"].values), draws=1000,
+                   tune=1000, chains=4, seed=1, progress=False)
+    assert int(idata.sample_stats["diverging"].sum()) == 0
+    summary = az.summary(idata, var_names=["coef", "Sigma"], hdi_prob=0.94).dropna()
+    assert summary["r_hat"].max() <= 1.01 and summary["ess_bulk"].min() >= 400
+    inside = 0
+    truth = demo_truth_frame(ds)
+    for row in truth.itertuples():
+        draws = idata.posterior["coef"].sel(equation=row.equation, term=row.term).values.ravel()
+        low, high = az.hdi(draws, hdi_prob=0.94)
+        inside += int(low <= row.truth <= high)
+    assert inside >= 0.85 * len(truth), f"{inside} of {len(truth)} inside"
