@@ -249,7 +249,9 @@ def demo_dataset(seed: int = 20240601, *, island_policy: str | None = None, **op
     queen contiguity of the synthetic map with the island cities linked to their nearest city
     (the demo's ``island_policy``, overridable). ``options`` are passed to :func:`build_dataset`.
     The robustness inputs (covariate GDP, attribute region, industry output) come from
-    :mod:`data_prep.synthetic_output`.
+    :mod:`data_prep.synthetic_output`. ``attrs["truth"]`` holds the structural system the demo's
+    indices follow (JSON; read it with :func:`data_prep.synthetic.demo_truth`), unless
+    ``options`` change the indices or W.
     """
     from data_prep.synthetic import demo_inputs
     from data_prep.synthetic_output import with_output
@@ -258,9 +260,17 @@ def demo_dataset(seed: int = 20240601, *, island_policy: str | None = None, **op
     demo, output = with_output(demo_inputs(seed))  # GDP, region and industry output
     weights = weights_from_polygons(demo.geometry, list(demo.cities["city"]),
                                     island_policy=island_policy or demo.island_policy)
-    return build_dataset(demo.employment, weights=weights, covariates=demo.covariates,
-                         cities=demo.cities, output=output, synthetic=True,
-                         source_files=(f"embedded demo, seed {seed}",), **options)
+    ds = build_dataset(demo.employment, weights=weights, covariates=demo.covariates,
+                       cities=demo.cities, output=output, synthetic=True,
+                       source_files=(f"embedded demo, seed {seed}",), **options)
+    # the indices follow the truth only as built: no winsorising, the demo's W, default indices
+    as_built = (not options.get("winsorize") and island_policy in (None, demo.island_policy)
+                and options.get("pss_method", "max_lq") == "max_lq"
+                and options.get("psd_method", "shannon") == "shannon"
+                and not bool(ds["ER_flag"].any()))
+    if as_built:
+        ds.attrs["truth"] = demo.truth_json  # read with data_prep.synthetic.demo_truth
+    return ds
 
 
 def save_dataset(ds: xr.Dataset, path) -> Path:

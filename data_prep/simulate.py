@@ -101,12 +101,15 @@ def _as_matrix(weights) -> tuple[sp.csr_matrix, np.ndarray]:
     return sp.csr_matrix(weights.matrix, dtype=float), np.asarray(weights.cities, dtype=str)
 
 
-def simulate_system(weights, truth: SystemTruth | None = None, seed: int = 0) -> SimulatedSystem:
+def simulate_system(weights, truth: SystemTruth | None = None, seed: int = 0,
+                    exogenous: pd.DataFrame | None = None) -> SimulatedSystem:
     """Draw one data set from the structural system with parameters ``truth``.
 
-    Exogenous base variables are iid N(0, 1); errors are N(0, Σ) across equations, filtered by
-    (I − ρ_g W)⁻¹ where ρ_g is given. Returns the data (``city``, dependents, exogenous bases)
-    and one formula per equation in the specification's syntax.
+    Exogenous base variables are iid N(0, 1) unless ``exogenous`` gives them (one row per city in
+    the weights' order, a column per base variable; the errors are then the seed's first draws);
+    errors are N(0, Σ) across equations, filtered by (I − ρ_g W)⁻¹ where ρ_g is given. Returns the
+    data (``city``, dependents, exogenous bases) and one formula per equation in the
+    specification's syntax.
     """
     truth = truth or default_truth()
     W, cities = _as_matrix(weights)
@@ -120,7 +123,15 @@ def simulate_system(weights, truth: SystemTruth | None = None, seed: int = 0) ->
     rng = np.random.default_rng(seed)
 
     bases = sorted({_lag_target(t) or t for terms in exog for t in terms} - {"Intercept"})
-    X = {name: rng.standard_normal(n) for name in bases}
+    if exogenous is None:
+        X = {name: rng.standard_normal(n) for name in bases}
+    else:
+        absent = [b for b in bases if b not in exogenous.columns]
+        if absent:
+            raise InputError(f"exogenous data lack column(s) {', '.join(absent)}")
+        if len(exogenous) != n:
+            raise InputError(f"exogenous data have {len(exogenous)} rows, the weights {n} cities")
+        X = {name: exogenous[name].to_numpy(dtype=float) for name in bases}
 
     def column(term: str) -> np.ndarray:
         if term == "Intercept":
