@@ -139,22 +139,13 @@ def system_table(fits: Mapping, equations: Sequence[str] | None = None) -> pd.Da
 # ----------------------------------------------------------------------------- truth
 
 def truth_frame(ds: xr.Dataset) -> pd.DataFrame | None:
-    """The simulated truth stored with a synthetic Dataset: columns equation, term, truth.
-
-    None when the data carry no truth (a user's data). The demo stores it as JSON in
-    ``ds.attrs["truth"]`` with the coefficients per equation and term on the raw scale of the
-    cross-section variables.
-    """
-    import json
-
-    raw = ds.attrs.get("truth")
-    if not raw:
+    """The simulated truth stored with a synthetic Dataset (columns equation, term, truth), or
+    None for data without one (a user's data): ``data_prep.synthetic.demo_truth_frame``."""
+    if not ds.attrs.get("truth"):
         return None
-    truth = json.loads(raw) if isinstance(raw, str) else raw
-    coefs = truth.get("coefficients", truth)
-    rows = [{"equation": eq, "term": term, "truth": float(value)}
-            for eq, terms in coefs.items() for term, value in terms.items()]
-    return pd.DataFrame(rows, columns=["equation", "term", "truth"])
+    from data_prep.synthetic import demo_truth_frame
+
+    return demo_truth_frame(ds)
 
 
 def recovery(fit, truth: pd.DataFrame, hdi_prob: float = 0.94,
