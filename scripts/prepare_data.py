@@ -6,8 +6,9 @@
 
 E.csv: city,year,industry,employment (CSV or Parquet); C.csv: city,year,<covariates...>;
 K.csv: city,<attributes...>; weights: a GAL/GWT file whose ids are city names, or a polygon file
-(GeoJSON/Shapefile with a `city` column, queen contiguity). Bad input prints `error: ...` and
-exits with status 2, writing nothing.
+(GeoJSON/Shapefile with a `city` column, queen contiguity). Bad input (an --out that cannot be
+written included, checked before any work) prints `error: ...` and exits with status 2, writing
+nothing; Ctrl-C prints `interrupted: ...` and exits with status 130.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ if str(ROOT) not in sys.path:  # allow running from a checkout without installin
     sys.path.insert(0, str(ROOT))
 
 from data_prep.errors import InputError  # noqa: E402
-from data_prep.indices import ER_THRESHOLD  # noqa: E402
+from models.cli import run_reporting_errors  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
+    from data_prep.indices import ER_THRESHOLD
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -86,27 +89,28 @@ def _summary(ds) -> str:
             f"Synthetic: {ds.attrs['synthetic']}.")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        if args.out.suffix.lower() != ".nc":
-            raise InputError(f"--out {args.out}: the output must be a .nc file")
-        if not args.out.resolve().parent.is_dir():
-            raise InputError(f"--out {args.out}: folder {args.out.parent} does not exist")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            ds = _build(args)
-        from data_prep.dataset import save_dataset
+def run(args: argparse.Namespace) -> int:
+    from data_prep.files import check_output_paths
 
-        save_dataset(ds, args.out)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.out.suffix.lower() != ".nc":
+        raise InputError(f"--out {args.out}: the output must be a .nc file")
+    check_output_paths(files=[("--out", args.out)], create_folders=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = _build(args)
+    from data_prep.dataset import save_dataset
+
+    save_dataset(ds, args.out)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print(f"wrote {args.out}")
     print(_summary(ds))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    # the parser is built inside the reporter: its defaults import numpy (Ctrl-C-safe)
+    return run_reporting_errors(lambda a: run(_parser().parse_args(a)), argv)
 
 
 if __name__ == "__main__":

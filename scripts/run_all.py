@@ -226,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: the study stopped before its end", file=sys.stderr)
+        return 130
     print("[run_all] wrote:")
     for path in written:
         print(f"  {path}")

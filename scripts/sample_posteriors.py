@@ -156,11 +156,14 @@ def run(args: argparse.Namespace) -> int:
                                  and "BLAS" not in str(w.message)):
         print(f"warning: {message}", file=sys.stderr)
 
-    print(f"sampling: {args.chains} chains x {args.draws} draws after {args.tune} tuning steps "
-          f"({args.sampler})", flush=True)
+    def started() -> None:
+        print(f"sampling: {args.chains} chains x {args.draws} draws after {args.tune} tuning "
+              f"steps ({args.sampler}); Ctrl-C stops", flush=True)
+
     try:
         idata = sample(model, draws=args.draws, tune=args.tune, chains=args.chains,
-                       seed=args.seed, sampler=args.sampler, progress=not args.quiet)
+                       seed=args.seed, sampler=args.sampler, progress=not args.quiet,
+                       started=started)
     except SamplingInterrupted as stop:
         if not args.keep_partial:
             raise

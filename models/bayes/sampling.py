@@ -72,11 +72,13 @@ def _check_complete(idata: az.InferenceData, draws: int, chains: int) -> None:
 
 def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
            sampler: str = "nutpie", progress: bool = True,
-           no_jitter: Sequence[str] = NO_JITTER, low_rank: bool = True) -> az.InferenceData:
+           no_jitter: Sequence[str] = NO_JITTER, low_rank: bool = True,
+           started=None) -> az.InferenceData:
     """Draw from the posterior of ``model`` with NUTS; returns InferenceData with a report in attrs.
 
     Ctrl-C while sampling raises :class:`SamplingInterrupted` carrying the draws made so far
-    (both samplers would otherwise return the short chains as if complete). The convergence
+    (both samplers would otherwise return the short chains as if complete); ``started()``, when
+    given, is called once the model is compiled and the chains start. The convergence
     report (see :func:`convergence_report`) is printed and stored as
     ``idata.attrs["convergence_report"]`` (a JSON list of sentences). A model that fails to converge
     still returns its draws. ``low_rank`` (nutpie only) adapts a diagonal-plus-low-rank mass
@@ -101,6 +103,8 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
             cached = (key, nutpie.compile_pymc_model(model, jitter_rvs=jitter))
             _COMPILED[model] = cached
         compiled = cached[1]
+        if started is not None:
+            started()
         with warnings.catch_warnings():
             # an interrupt during tuning returns zero draws; _check_complete reports it
             warnings.filterwarnings("ignore", message="More chains .* than draws")
@@ -108,6 +112,8 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
                                   progress_bar=progress, save_warmup=False,
                                   low_rank_modified_mass_matrix=low_rank)
     else:
+        if started is not None:
+            started()
         with model:
             # PyMC re-draws the jitter when a start point is inadmissible, so keep its default
             idata = pm.sample(draws=draws, tune=tune, chains=chains, random_seed=seed,
@@ -154,7 +160,12 @@ def _present(post):
     """The posterior variables with their all-NaN entries removed (see present_entries)."""
     import xarray as xr
 
-    return xr.Dataset({name: present_entries(da) for name, da in post.data_vars.items()})
+    # one entry dimension per variable: a shared one would be aligned (outer join) with NaN
+    out = {}
+    for name, da in post.data_vars.items():
+        flat = present_entries(da)
+        out[name] = flat.rename({"entry": f"{name}_entry"}) if "entry" in flat.dims else flat
+    return xr.Dataset(out)
 
 
 def _summary_vars(idata: az.InferenceData, var_names) -> list[str]:
