@@ -29,6 +29,16 @@ import xarray as xr
 from data_prep.errors import InputError
 
 FILL_POLICIES = ("refuse", "zero", "drop")
+
+
+def overflow_limit(n: int) -> float:
+    """Largest magnitude a value of an n-row column may have before the estimators overflow.
+
+    Moment matrices sum n products of two values (X'X, H'Z), and the spatial lags and GM moments
+    multiply a few more factors of order one; so |x| must stay well below sqrt(max float / n).
+    A margin of 10^6 leaves room for those (about 1e148 for 241 cities).
+    """
+    return float(np.sqrt(np.finfo(float).max / max(int(n), 1)) / 1e6)
 EMPLOYMENT_COLUMNS = ("city", "year", "industry", "employment")
 
 

@@ -18,10 +18,22 @@ def cities_text(cities, mask, limit: int = 5) -> str:
 
 
 def check_finite(values: np.ndarray, column: str, cities, where: str) -> None:
+    """Missing/non-finite values, then values so large that the estimators' squares and
+    cross-products would overflow (:func:`data_prep.readers.overflow_limit`), each refused with
+    a message naming the column and the cities."""
+    from data_prep.readers import overflow_limit
+
     bad = ~np.isfinite(values)
     if bad.any():
         raise InputError(f"{where}column {column} has missing or non-finite values for "
                          f"{bad.sum()} cities: {cities_text(cities, bad)}")
+    huge = np.abs(values) > overflow_limit(values.size)
+    if huge.any():
+        first = np.flatnonzero(huge)[0]
+        raise InputError(f"{where}column {column} has values too large for the estimators "
+                         f"({values[first]:.3g} for city {np.asarray(cities)[first]}; cities "
+                         f"{cities_text(cities, huge)}): their squares overflow; rescale the "
+                         f"column (other units, or its logarithm)")
 
 
 def read_data(data, id_column: str, table=None):
