@@ -83,22 +83,35 @@ def run_reporting_errors(run, args) -> int:
 
     Bad input, numerical failure or file trouble → one ``error:`` line, status 2; Ctrl-C (during
     imports, compilation, sampling or writing) → one ``interrupted:`` line, status 130, no
-    traceback; a closed stdout pipe → the run goes on quietly (its files are still written).
+    traceback (SIGTERM is treated alike); a closed stdout pipe → the run goes on quietly (its files are still written).
     Nothing has been written when an error or interrupt surfaces here: the scripts check their
     output paths first, compute everything, then write all files together
     (:func:`data_prep.files.write_together`).
     """
     import sys
 
+    import signal
+    import threading
+
     stdout = sys.stdout
     if stdout is not None and not isinstance(stdout, _PipeSafeStdout):
         sys.stdout = _PipeSafeStdout(stdout)
+    # `kill` (SIGTERM) stops a run like Ctrl-C: temporaries removed, earlier outputs kept
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main else None
     try:
         return _run(run, args)
     finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
         if isinstance(sys.stdout, _PipeSafeStdout) and sys.stdout is not stdout:
             sys.stdout.flush()
             sys.stdout = stdout
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt("terminated (SIGTERM); nothing written, earlier outputs left as "
+                            "they were")
 
 
 def _run(run, args) -> int:
