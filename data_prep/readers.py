@@ -31,6 +31,16 @@ import xarray as xr
 from data_prep.errors import InputError
 
 FILL_POLICIES = ("refuse", "zero", "drop")
+
+
+def overflow_limit(n: int) -> float:
+    """Largest magnitude a value of an n-row column may have before the estimators overflow.
+
+    Moment matrices sum n products of two values (X'X, H'Z), and the spatial lags and GM moments
+    multiply a few more factors of order one; so |x| must stay well below sqrt(max float / n).
+    A margin of 10^6 leaves room for those (about 1e148 for 241 cities).
+    """
+    return float(np.sqrt(np.finfo(float).max / max(int(n), 1)) / 1e6)
 EMPLOYMENT_COLUMNS = ("city", "year", "industry", "employment")
 OUTPUT_COLUMNS = ("city", "year", "industry", "output")
 
@@ -65,7 +75,11 @@ def read_table(source, label: str | None = None) -> tuple[pd.DataFrame, str]:
         if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         elif suffix in (".csv", ".txt", ".gz"):
-            frame = pd.read_csv(path, dtype={"city": str, "industry": str})
+            # only an empty cell is missing: "n/a", "NA" or "-" stay text, so they are reported
+            # as not numeric (with their value) instead of silently becoming NaN, and a city
+            # called "NA" stays a city
+            frame = pd.read_csv(path, dtype={"city": str, "industry": str},
+                                keep_default_na=False, na_values=[""])
         else:
             raise InputError(f"{label}: unknown table format {suffix!r} "
                              f"(expected .csv or .parquet)")
@@ -268,7 +282,10 @@ def read_covariates(source, cities: Sequence[str], years: Sequence[int] | None =
                     label: str | None = None) -> xr.Dataset:
     """Covariates on ``(city, year)``, aligned with ``cities`` (and ``years`` when given).
 
-    Every column other than city and year must be numeric. Unknown cities and duplicate
+    Every column other than city and year must be numeric and finite (text such as "n/a", empty
+    cells, inf and NaN are refused with file, column, lines and cities; absent (city, year) rows
+    are allowed, see below); values so large that squares overflow are warned about. Unknown
+    cities and duplicate
     (city, year) rows are errors; (city, year) cells with no row, and rows for years outside
     ``years``, are warned about (missing cells become NaN).
     """
@@ -283,7 +300,7 @@ def read_covariates(source, cities: Sequence[str], years: Sequence[int] | None =
     names = [c for c in frame.columns if c not in ("city", "year")]
     if not names:
         raise InputError(f"{label}: no covariate columns besides city and year")
-    data = {c: _numeric(frame, c, label) for c in names}
+    data = {c: _finite_covariate(frame, c, label, city) for c in names}
     years = np.unique(year) if years is None else np.asarray(years, dtype=np.int64)
     outside = ~np.isin(year, years)
     if outside.any():
@@ -304,6 +321,32 @@ def read_covariates(source, cities: Sequence[str], years: Sequence[int] | None =
     return xr.Dataset(
         {c: (("city", "year"), table[c].to_numpy(dtype=float).reshape(shape)) for c in names},
         coords={"city": np.asarray(cities, dtype=str), "year": years})
+
+
+def _finite_covariate(frame: pd.DataFrame, column: str, label: str,
+                      city: pd.Series) -> np.ndarray:
+    """A covariate column as float: text, empty cells, inf and NaN refused (file, column, lines,
+    cities); values so large that downstream squares would overflow warned about."""
+    raw = frame[column]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    text = np.isnan(values) & raw.notna().to_numpy()
+    if text.any():
+        raise InputError(f"{label}: column {column} is not numeric in {_rows(text, frame)} "
+                         f"(cities {name_list(city[text].unique().tolist(), 4)}; values "
+                         f"{name_list(raw[text].astype(str).unique().tolist(), 4)})")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise InputError(f"{label}: column {column} is missing or not finite in "
+                         f"{_rows(bad, frame)} (cities {name_list(city[bad].unique().tolist(), 4)}"
+                         f"; values {name_list(frame[column][bad].astype(str).unique(), 4)})")
+    huge = np.abs(values) > overflow_limit(city.nunique())
+    if huge.any():
+        first = np.flatnonzero(huge)[0]
+        warnings.warn(f"{label}: column {column} has values so large that the estimators' "
+                      f"squares will overflow ({values[first]:.3g} in {_rows(huge, frame)}, "
+                      f"cities {name_list(city[huge].unique().tolist(), 4)}); rescale it",
+                      stacklevel=3)
+    return values
 
 
 def read_city_attributes(source, cities: Sequence[str], *, label: str | None = None) -> xr.Dataset:

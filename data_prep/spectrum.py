@@ -29,8 +29,16 @@ from data_prep.errors import InputError
 MAX_DENSE_N = 20_000
 
 
-def _symmetriser(W: sp.csr_matrix, rtol: float = 1e-10) -> np.ndarray | None:
-    """Positive d with d_r W_rs = d_s W_sr on every link, or None when no such d exists."""
+def symmetriser(W: sp.csr_matrix, rtol: float = 1e-10) -> np.ndarray | None:
+    """Positive weights d with d_r W_rs = d_s W_sr on every link, or None when none exist.
+
+    When they exist, D^{1/2} W D^{-1/2} (D = diag d) is symmetric, so W is similar to a
+    symmetric matrix and its eigenvalues are real: the case of a row-standardised W = C / C1
+    built from a symmetric relation C, where d = C1 (the row sums; Ord 1975, JASA 70). d is found
+    by walking a spanning tree of each connected component (log d_s = log d_r + log W_rs −
+    log W_sr along tree edges), then every link is checked within ``rtol``. Returned scaled so
+    that max d = 1. O(nnz(W)).
+    """
     n = W.shape[0]
     if ((W != 0) != (W.T != 0)).nnz:
         return None
@@ -61,7 +69,7 @@ def _symmetriser(W: sp.csr_matrix, rtol: float = 1e-10) -> np.ndarray | None:
 
 def spectrum_method(weights) -> str:
     """'symmetric' when W is diagonally similar to a symmetric matrix, else 'general'."""
-    return "symmetric" if _symmetriser(sp.csr_matrix(weights.matrix, dtype=float)) is not None \
+    return "symmetric" if symmetriser(sp.csr_matrix(weights.matrix, dtype=float)) is not None \
         else "general"
 
 
@@ -77,7 +85,7 @@ def eigenvalues(weights, *, max_n: int = MAX_DENSE_N) -> np.ndarray:
         raise InputError(f"a full spectrum of W needs a dense {n} x {n} matrix; above "
                          f"{max_n} cities use a quadrature or Chebyshev approximation of "
                          f"log|I - rho W| instead")
-    d = _symmetriser(W)
+    d = symmetriser(W)
     if d is not None:
         root = np.sqrt(d)
         S = sp.diags(root) @ W @ sp.diags(1.0 / root)

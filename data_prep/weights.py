@@ -320,17 +320,89 @@ def _read_neighbour_file(path, kind: str):
         raise InputError(f"{label}: not a readable {kind} file ({err})") from None
 
 
+def read_gal(path) -> tuple[tuple[str, ...], sp.csr_matrix]:
+    """(ids, binary relation C) of a GAL file, ids kept as text ("0000" stays "0000").
+
+    Format: a header line ``n`` (or GeoDa's ``0 n shapefile key``), then per unit a line
+    ``id k`` and a line of its k neighbour ids, separated by blanks. Parsed here rather than by
+    libpysal because its reader turns numeric-looking ids into numbers and answers an id with a
+    space or an undeclared neighbour with "too many values to unpack" or a bare KeyError; every
+    problem here is one line naming the file, the line number and the id.
+    """
+    label = str(path)
+    name = Path(label).name
+    if not Path(label).exists():
+        raise InputError(f"{label}: GAL file not found")
+    try:
+        lines = Path(label).read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{label}: not a readable GAL file ({err})") from None
+    if not lines or not lines[0].split():
+        raise InputError(f"GAL {name}: empty file or empty header line")
+    head = lines[0].split()
+    count_text = head[1] if len(head) >= 2 and head[0] == "0" else head[0]
+    if not count_text.isdigit():
+        raise InputError(f"GAL {name} line 1: expected the number of cities, not {lines[0]!r}")
+    expected = int(count_text)
+    ids: list[str] = []
+    links: list[tuple[str, str, int]] = []
+    k = 1
+    while k < len(lines):
+        if not lines[k].strip():
+            k += 1
+            continue
+        fields = lines[k].split()
+        if len(fields) != 2 or not fields[1].isdigit():
+            raise InputError(
+                f"GAL {name} line {k + 1}: expected 'city number-of-neighbours', found "
+                f"{lines[k].strip()!r}" + (" (GAL ids cannot contain spaces)"
+                                           if len(fields) > 2 else ""))
+        city, n_nb = fields[0], int(fields[1])
+        if city in ids:
+            raise InputError(f"GAL {name} line {k + 1}: city {city} has a second entry")
+        ids.append(city)
+        nb = lines[k + 1].split() if k + 1 < len(lines) else []
+        if len(nb) != n_nb:
+            raise InputError(f"GAL {name} line {k + 2}: city {city} should list {n_nb} "
+                             f"neighbours but {len(nb)} ids are there"
+                             + (" (GAL ids cannot contain spaces)" if len(nb) > n_nb else ""))
+        links += [(city, other, k + 2) for other in nb]
+        k += 2
+    if len(ids) != expected:
+        raise InputError(f"GAL {name}: the header announces {expected} cities but the file has "
+                         f"{len(ids)} entries")
+    pos = {c: i for i, c in enumerate(ids)}
+    undeclared = [(c, o, ln) for c, o, ln in links if o not in pos]
+    if undeclared:
+        c, o, ln = undeclared[0]
+        raise InputError(f"GAL {name} line {ln}: city {c} names neighbour {o}, which has no "
+                         f"entry of its own in the file ({len(undeclared)} such link(s))")
+    rows = [pos[c] for c, _, _ in links]
+    cols = [pos[o] for _, o, _ in links]
+    C = sp.csr_matrix((np.ones(len(links)), (rows, cols)), shape=(len(ids), len(ids)))
+    C.data[:] = 1.0  # a repeated neighbour is one link
+    return tuple(ids), C
+
+
 def weights_from_gal(path, cities=None, *, island_policy: str = "refuse", transform: str = "R",
                      coordinates=None, k_islands: int = 1) -> SpatialWeights:
-    """Binary neighbour relation from a GAL file whose ids are city names.
+    """Binary neighbour relation from a GAL file whose ids are city names (:func:`read_gal`).
 
     ``coordinates`` (DataFrame city,x,y; mapping city → (x, y); or an (n, 2) array aligned with
-    ``cities``) is needed only for island_policy 'nearest'.
+    ``cities``) is needed only for island_policy 'nearest'. An asymmetric relation (A lists B
+    but B does not list A) is accepted as given and row-standardised, with a warning that
+    counts the links lacking a reverse: contiguity is symmetric, so it is often a typing error,
+    but k-nearest-neighbour relations are asymmetric by design.
     """
-    w, label = _read_neighbour_file(path, "GAL")
-    C, ids = _from_libpysal(w)
-    C.data[:] = 1.0
-    return _finalise(C, ids, cities, source=f"GAL {Path(label).name}",
+    ids, C = read_gal(path)
+    source = f"GAL {Path(str(path)).name}"
+    missing_reverse = int(((C != 0).astype(np.int8) - (C.T != 0).astype(np.int8) > 0).sum())
+    if missing_reverse:
+        warnings.warn(f"{source}: the neighbour relation is asymmetric: {missing_reverse} of "
+                      f"{C.nnz} links have no reverse link; used as given (each row "
+                      f"row-standardised), so W is not similar to a symmetric matrix",
+                      stacklevel=2)
+    return _finalise(C, ids, cities, source=source,
                      island_policy=island_policy, k_islands=k_islands, transform=transform,
                      coordinates=coordinates)
 

@@ -38,25 +38,108 @@ def weights_argument(args):
     return args.weights
 
 
-def run_reporting_errors(run, args) -> int:
-    """``run(args)``; bad input, numerical failure or file trouble → one ``error:`` line, status 2.
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's convention for a Ctrl-C
 
-    Nothing has been written when these are raised: the scripts compute everything first and
-    write atomically.
+
+class _PipeSafeStdout:
+    """sys.stdout that turns into /dev/null once its reader has gone (``script | head``).
+
+    Without it the first print after the reader closed the pipe raises BrokenPipeError, which
+    would abort a run before (or while) it writes its files, or print a traceback at exit.
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.reader_gone = False
+
+    def _drop(self) -> None:
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+        self.reader_gone = True
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._drop()
+            return len(text)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._drop()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def run_reporting_errors(run, args) -> int:
+    """``run(args)`` with the scripts' exit conventions.
+
+    Bad input, numerical failure or file trouble → one ``error:`` line, status 2; Ctrl-C (during
+    imports, compilation, sampling or writing) → one ``interrupted:`` line, status 130, no
+    traceback (SIGTERM is treated alike); a closed stdout pipe → the run goes on quietly (its files are still written).
+    Nothing has been written when an error or interrupt surfaces here: the scripts check their
+    output paths first, compute everything, then write all files together
+    (:func:`data_prep.files.write_together`).
     """
     import sys
 
-    import numpy as np
+    import signal
+    import threading
 
-    from data_prep.errors import InputError
+    stdout = sys.stdout
+    if stdout is not None and not isinstance(stdout, _PipeSafeStdout):
+        sys.stdout = _PipeSafeStdout(stdout)
+    # `kill` (SIGTERM) stops a run like Ctrl-C: temporaries removed, earlier outputs kept
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main else None
+    try:
+        return _run(run, args)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+        if isinstance(sys.stdout, _PipeSafeStdout) and sys.stdout is not stdout:
+            sys.stdout.flush()
+            sys.stdout = stdout
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt("terminated (SIGTERM); nothing written, earlier outputs left as "
+                            "they were")
+
+
+def _run(run, args) -> int:
+    import sys
 
     try:
-        return run(args)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-    except (np.linalg.LinAlgError, FloatingPointError, ZeroDivisionError) as err:
-        print(f"error: numerical failure while estimating ({err}); check for collinear "
-              f"variables or a weakly identified system", file=sys.stderr)
-    except OSError as err:
-        print(f"error: cannot read or write a file ({err})", file=sys.stderr)
-    return 2
+        from data_prep.errors import InputError
+
+        try:
+            return run(args)
+        except InputError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except (ArithmeticError, ValueError) as err:
+            import numpy as np
+
+            if not isinstance(err, (np.linalg.LinAlgError, FloatingPointError,
+                                    ZeroDivisionError)):
+                raise
+            print(f"error: numerical failure while estimating ({err}); check for collinear "
+                  f"variables or a weakly identified system", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except BrokenPipeError:
+            return 0
+        except OSError as err:
+            print(f"error: cannot read or write a file ({err})", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    except KeyboardInterrupt as err:
+        detail = str(err) or "nothing written; earlier outputs left as they were"
+        print(f"interrupted: {detail}", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -26,3 +26,33 @@ def compare_estimates(frequentist: pd.DataFrame, posterior: pd.DataFrame) -> pd.
     both["in"] = both.pop("_merge").map({"both": "both", "left_only": "frequentist only",
                                          "right_only": "posterior only"})
     return both.reset_index(drop=True)
+
+
+def match_report(frequentist: pd.DataFrame, posterior: pd.DataFrame, frequentist_name: str,
+                 posterior_name: str) -> str | None:
+    """Check that two tables describe the same system before they are compared.
+
+    Different sets of equations (dependent variables) mean different systems: InputError naming
+    both files. The same equations with terms found in one table only (a term added or dropped
+    between the fits) return a warning listing them; None when every term matches.
+    """
+    from data_prep.errors import InputError
+
+    f_eqs = list(dict.fromkeys(frequentist["equation"].astype(str)))
+    p_eqs = list(dict.fromkeys(posterior["equation"].astype(str)))
+    if set(f_eqs) != set(p_eqs):
+        raise InputError(f"{frequentist_name} has equations {', '.join(f_eqs)} but "
+                         f"{posterior_name} has {', '.join(p_eqs)}: they are fits of different "
+                         f"systems")
+    f_pairs = set(zip(frequentist["equation"].astype(str), frequentist["term"].astype(str)))
+    p_pairs = set(zip(posterior["equation"].astype(str), posterior["term"].astype(str)))
+    if not f_pairs & p_pairs:
+        raise InputError(f"{frequentist_name} and {posterior_name} share no (equation, term)")
+    parts = []
+    for pairs, name in ((f_pairs - p_pairs, frequentist_name), (p_pairs - f_pairs, posterior_name)):
+        if pairs:
+            parts.append(f"only in {name}: " + ", ".join(f"{e}:{t}" for e, t in sorted(pairs)))
+    if not parts:
+        return None
+    return (f"the terms only partly match ({len(f_pairs & p_pairs)} shared; "
+            + "; ".join(parts) + "); were both fitted with the same formulas?")

@@ -111,12 +111,23 @@ def classify_terms(dep: str, formula: str, pieces, dependents: set[str]) -> Pars
     return ParsedEquation(dep, formula, intercept, tuple(out))
 
 
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def plain_error_text(err: BaseException) -> str:
+    """First line of a library's error message without terminal colour codes (formulaic marks
+    the faulty operator in red and draws it on further lines)."""
+    text = ANSI_ESCAPE.sub("", str(err)).strip()
+    return text.splitlines()[0].strip() if text else type(err).__name__
+
+
 def reject_dependents(dep: str, term: str, expr: str, dependents: set[str]) -> None:
     """A transform or interaction of a dependent would be endogenous but is not modelled."""
     try:
         used = set(Formula(f"0 + {expr}").required_variables)
     except Exception as err:  # formulaic's parse errors are many classes
-        raise InputError(f"equation {dep}: cannot read term {term!r} ({err})") from None
+        raise InputError(f"equation {dep}: cannot read term {term!r} "
+                         f"({plain_error_text(err)})") from None
     bad = sorted(used & dependents)
     if bad:
         raise InputError(f"equation {dep}: term {term!r} transforms the system dependent "

@@ -11,7 +11,7 @@ import numpy as np
 
 from data_prep.errors import InputError
 from models.formula import unique
-from models.instruments import LAG_POWER
+from models.instruments import LAG_POWER, unit_columns
 
 
 def check_identification(system, spatial: bool = True) -> None:
@@ -19,14 +19,15 @@ def check_identification(system, spatial: bool = True) -> None:
 
     Order: the excluded instruments (columns of H beyond the equation's own exogenous columns)
     must be at least as many as its endogenous regressors, lags of dependents included.
-    Rank: the projection of Z_j on H must have full column rank (computed through the k × k
-    Cholesky factor of H'H, never the n × n projection matrix). Raises InputError naming the
-    equation.
+    Rank: the projection of Z_j on H must have full column rank, decided on unit-length
+    columns so that the units of a variable cannot change the answer. Raises InputError naming
+    the equation.
     """
     H, hnames = system.instruments(spatial)
-    # rank(P Z) = rank(L⁻¹ H'Z) with H'H = LL' (H has independent columns by construction):
-    # k × p work after two n-row products, cheaper than a thin QR of H.
-    L = np.linalg.cholesky(H.T @ H) if H.shape[1] else None
+    # rank(P Z) = rank(Q'Z) with H = QR (thin QR, n × k; never the n × n projection). Columns of
+    # H and Z are scaled to unit length first: rank is invariant to column scaling, but a
+    # tolerance is not, and a column in units of 10^12 would otherwise hide the others.
+    Q = np.linalg.qr(unit_columns(H), mode="reduced")[0] if H.shape[1] else None
     for j, eq in enumerate(system.spec.equations):
         endo = eq.endogenous + tuple(f"W({v})" for v in eq.spatial_lags)
         k_j = system.X[j].shape[1]
@@ -38,7 +39,7 @@ def check_identification(system, spatial: bool = True) -> None:
                 f"but only {max(excluded, 0)} excluded instruments; add exogenous variables "
                 f"excluded from this equation, their spatial lags, or --instruments")
         Z = system.Z(j)
-        rank = np.linalg.matrix_rank(np.linalg.solve(L, H.T @ Z)) if L is not None else 0
+        rank = np.linalg.matrix_rank(Q.T @ unit_columns(Z)) if Q is not None else 0
         if rank < Z.shape[1]:
             raise InputError(
                 f"equation {eq.dependent}: the instruments cannot tell its {Z.shape[1]} "

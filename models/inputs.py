@@ -18,10 +18,22 @@ def cities_text(cities, mask, limit: int = 5) -> str:
 
 
 def check_finite(values: np.ndarray, column: str, cities, where: str) -> None:
+    """Missing/non-finite values, then values so large that the estimators' squares and
+    cross-products would overflow (:func:`data_prep.readers.overflow_limit`), each refused with
+    a message naming the column and the cities."""
+    from data_prep.readers import overflow_limit
+
     bad = ~np.isfinite(values)
     if bad.any():
         raise InputError(f"{where}column {column} has missing or non-finite values for "
                          f"{bad.sum()} cities: {cities_text(cities, bad)}")
+    huge = np.abs(values) > overflow_limit(values.size)
+    if huge.any():
+        first = np.flatnonzero(huge)[0]
+        raise InputError(f"{where}column {column} has values too large for the estimators "
+                         f"({values[first]:.3g} for city {np.asarray(cities)[first]}; cities "
+                         f"{cities_text(cities, huge)}): their squares overflow; rescale the "
+                         f"column (other units, or its logarithm)")
 
 
 def read_data(data, id_column: str, table=None):
@@ -38,7 +50,8 @@ def read_data(data, id_column: str, table=None):
     suffix = path.suffix.lower()
     if suffix == ".csv":
         try:
-            return pd.read_csv(path), None
+            # ids stay text: "0000" must not become 0 (and then fail to match the weights)
+            return pd.read_csv(path, dtype={id_column: str}), None
         except Exception as err:
             raise InputError(f"{path}: cannot read as CSV ({err})") from None
     if suffix == ".nc":
@@ -88,8 +101,14 @@ def align_weights(weights, cities: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix(W)
 
 
-def numeric_check(frame: pd.DataFrame, column: str, where: str) -> None:
+def numeric_check(frame: pd.DataFrame, column: str, where: str, cities=None) -> None:
+    """A column that is not numeric is refused, showing one offending value and its city."""
     s = frame[column]
-    if not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
-        raise InputError(f"{where}column {column} is not numeric (e.g. {s.iloc[0]!r}); "
-                         f"write C({column}) to use it as a categorical variable")
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        return
+    bad = (pd.to_numeric(s, errors="coerce").isna() & s.notna()).to_numpy()
+    first = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+    city = f" for city {np.asarray(cities)[first]}" if cities is not None else ""
+    count = f", {int(bad.sum())} value(s) in all" if bad.sum() > 1 else ""
+    raise InputError(f"{where}column {column} is not numeric ({s.iloc[first]!r}{city}{count}); "
+                     f"write C({column}) to use it as a categorical variable")

@@ -28,11 +28,27 @@ def lag_name(name: str, power: int) -> str:
     return f"W({name})" if power == 1 else f"W{power}({name})"
 
 
+def unit_columns(M: np.ndarray) -> np.ndarray:
+    """``M`` with every nonzero column scaled to unit Euclidean length (zero columns stay zero).
+
+    The largest absolute entry is divided out before the norm is taken, so a column of huge
+    values (1e200) does not overflow its sum of squares. Rank and collinearity decisions are
+    made on these columns, so they do not depend on the units of a variable.
+    """
+    M = np.asarray(M, dtype=float)
+    peak = np.abs(M).max(axis=0) if M.size else np.zeros(M.shape[1])
+    safe = np.where(peak > 0, peak, 1.0)
+    scaled = M / safe
+    norms = np.linalg.norm(scaled, axis=0)
+    return scaled / np.where(norms > 0, norms, 1.0)
+
+
 def independent_columns(cols, user) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
     """Keep columns in order, dropping name duplicates and columns in the span of kept ones.
 
-    Greedy Gram–Schmidt with one re-orthogonalisation ("twice is enough"), O(n k²): the first of
-    a set of collinear columns is kept, which a pivoted QR would not guarantee.
+    Greedy Gram–Schmidt with one re-orthogonalisation ("twice is enough"), O(n k²), on columns
+    scaled to unit length (:func:`unit_columns`): the first of a set of collinear columns is
+    kept, which a pivoted QR would not guarantee, and the decision does not depend on units.
     """
     allcols = list(cols) + list(user)
     kept: list[tuple[str, np.ndarray]] = []
@@ -45,8 +61,8 @@ def independent_columns(cols, user) -> tuple[list[tuple[str, np.ndarray]], list[
         if name in names:
             continue
         col = np.asarray(col, dtype=float)
-        norm = np.linalg.norm(col)
-        r = col.copy()
+        r = unit_columns(col[:, None])[:, 0]  # decide on unit length: units do not matter
+        norm = np.linalg.norm(r)
         B = basis[:, :r_used]
         for _ in range(2):
             r -= B @ (B.T @ r)

@@ -34,8 +34,8 @@ import scipy.sparse as sp
 from formulaic import Formula, model_matrix
 
 from data_prep.errors import InputError
-from models.formula import (NAME, ParsedEquation, classify_terms, read_formula,
-                            spatial_error_set, unique)
+from models.formula import (NAME, ParsedEquation, classify_terms, plain_error_text,
+                            read_formula, spatial_error_set, unique)
 from models.identification import check_identification, identification_note
 from models.inputs import align_weights, check_finite, cities_text, numeric_check, read_data
 from models.instruments import independent_columns, lag_name
@@ -238,8 +238,8 @@ def _formula_frame(frame: pd.DataFrame, formula: str, dep: str) -> pd.DataFrame:
             warnings.simplefilter("ignore", RuntimeWarning)
             return model_matrix(Formula(formula, _ordering="none"), frame, na_action="ignore")
     except Exception as err:  # formulaic raises many error classes for bad terms
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise InputError(f"equation {dep}: cannot evaluate {formula!r} ({msg})") from None
+        raise InputError(f"equation {dep}: cannot evaluate {formula!r} "
+                         f"({plain_error_text(err)})") from None
 
 
 def _exogenous_design(p: ParsedEquation, frame: pd.DataFrame, W, cities):
@@ -256,7 +256,7 @@ def _exogenous_design(p: ParsedEquation, frame: pd.DataFrame, W, cities):
                          f"(not a column of the data)")
     for kind, _, text in p.pieces:
         if kind in ("exog", "durbin") and NAME.match(text):
-            numeric_check(frame, text, where)
+            numeric_check(frame, text, where, cities)
 
     body = [f"{'+' if s == '+' else '-'} {t}" for k, s, t in p.pieces if k == "exog"]
     text = ("1" if p.intercept else "0") + (" " + " ".join(body) if body else "")
@@ -348,7 +348,7 @@ def build_system(spec: SystemSpec | Sequence[str], data, weights=None,
     for dep in spec.dependents:
         if dep not in frame.columns:
             raise InputError(f"equation {dep}: unknown variable {dep} (not a column of the data)")
-        numeric_check(frame, dep, f"equation {dep}: ")
+        numeric_check(frame, dep, f"equation {dep}: ", cities)
         y = frame[dep].to_numpy(dtype=float)
         check_finite(y, dep, cities, f"equation {dep}: ")
         Ys.append(y)
@@ -366,7 +366,7 @@ def build_system(spec: SystemSpec | Sequence[str], data, weights=None,
         if NAME.match(q) and q not in frame.columns:
             raise InputError(f"instrument {q}: unknown variable (not a column of the data)")
         if NAME.match(q):
-            numeric_check(frame, q, "instrument ")
+            numeric_check(frame, q, "instrument ", cities)
         m = _formula_frame(frame, f"0 + {q}", q)
         if m.shape[1] != 1:
             raise InputError(f"instrument {q} gives {m.shape[1]} columns; give one column each")

@@ -11,12 +11,7 @@ manifest of what belongs to the run, so ``results/`` is never a mix of two runs.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -571,58 +566,29 @@ STAGES: list[tuple[str, Callable[[Study], None]]] = [
 
 
 def run_study(cfg: StudyConfig, out: Path, progress: bool = True) -> list[Path]:
-    """Run every stage into a staging folder, then swap it in for ``out``; returns the files."""
+    """Run every stage into a staging folder, then swap it in for ``out``; returns the files.
+
+    ``out`` is replaced only when the whole study succeeded (a ``README.md`` kept in it is
+    carried over); ``manifest.json`` lists the run's files with their hashes, the config and
+    data hashes, the seed and the package versions.
+    """
+    from data_prep.files import check_output_paths, file_sha256, staged_folder, write_manifest
     from models.results import write_text_atomic
 
     out = Path(out)
-    study = Study(cfg, Path(out), progress=progress)
-    with staged_folder(out) as staging:
+    check_output_paths(folders=[("--out", out)])
+    study = Study(cfg, out, progress=progress)
+    with staged_folder(out, keep=("README.md",)) as staging:
         study.folder = staging
         for label, stage in STAGES:
             with Stage(study, label):
                 stage(study)
-        data_hash = _file_hash(staging / "data.nc")
+        data_hash = file_sha256(staging / "data.nc")
         text = study.report.render({"sampler": cfg.seed},
                                    {"config": cfg.source, "config hash": cfg.digest()[:16],
                                     "data hash": data_hash[:16]})
         study.written.append(write_text_atomic(text, staging / "report.md"))
-        manifest = {"config": cfg.source, "config_hash": cfg.digest(), "data_hash": data_hash,
-                    "seed": cfg.seed, "quick": cfg.quick, "versions": versions(),
-                    "files": sorted(str(p.relative_to(staging)) for p in study.written)}
-        write_text_atomic(json.dumps(manifest, indent=2) + "\n", staging / "manifest.json")
-    return [out / p.relative_to(staging) for p in study.written] + [out / "manifest.json"]
-
-
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-@contextlib.contextmanager
-def staged_folder(out: Path):
-    """Write into a fresh folder beside ``out`` and swap it in only when everything succeeded.
-
-    On any failure (an interrupt included) the staging folder is removed and ``out`` is left
-    as it was; on success the old ``out`` is moved aside, the new one renamed in, the old removed.
-    """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    readme = out / "README.md"  # a note the user keeps in the folder is carried over
-    if readme.is_file() and not (staging / "README.md").exists():
-        shutil.copy2(readme, staging / "README.md")
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / out.name)
-    os.replace(staging, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        study.written.append(write_manifest(staging, config_hash=cfg.digest(),
+                                            data_hash=data_hash, seed=cfg.seed,
+                                            versions=versions(), files=study.written))
+    return [out / p.relative_to(staging) for p in study.written]

@@ -7,8 +7,10 @@ Example:
         --data cities.csv --weights cities.gal --method gs3sls --out coef.csv --table table3
 
 Writes the coefficient CSV (columns equation,term,estimate,std_error,statistic,p_value) and,
-with --table PREFIX, the paper-style table as PREFIX.csv, PREFIX.md and PREFIX.tex. Bad input:
-a one-line `error: ...` on stderr, exit status 2, nothing written. The modelling lives in
+with --table PREFIX, the paper-style table as PREFIX.csv, PREFIX.md and PREFIX.tex, all written
+together or not at all. Bad input (an output path that cannot be written included, checked before
+any work): a one-line `error: ...` on stderr, exit status 2, nothing written; Ctrl-C: one line
+`interrupted: ...`, exit status 130, nothing written. The modelling lives in
 models.spec and models.frequentist; this script only parses arguments and writes files.
 """
 
@@ -17,8 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-
-import numpy as np
+from pathlib import Path
 
 from data_prep.errors import InputError
 from models.cli import (FORMULA_HELP, add_system_arguments, run_reporting_errors,
@@ -44,10 +45,26 @@ def _table_path(prefix: str, suffix: str) -> str:
     return prefix[: -len(suffix)] + suffix if prefix.endswith(suffix) else prefix + suffix
 
 
+def output_paths(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(option, path) of every file this run writes: --out, then the three table files."""
+    paths = [("--out", args.out)]
+    if args.table:
+        paths += [("--table", _table_path(args.table, s)) for s in (".csv", ".md", ".tex")]
+    return paths
+
+
 def run(args: argparse.Namespace) -> int:
+    from data_prep.files import check_output_paths
+
+    paths = output_paths(args)
+    check_output_paths(files=paths)
+
+    import numpy as np
+
+    from data_prep.files import write_together
     from models.frequentist import estimate
     from models.results import (FREQUENTIST_NOTE, coefficient_frame, paper_table, to_latex,
-                                to_markdown, write_csv_atomic, write_text_atomic)
+                                to_markdown)
     from models.spec import build_system, parse_system
 
     with warnings.catch_warnings(record=True) as caught:
@@ -61,24 +78,24 @@ def run(args: argparse.Namespace) -> int:
         if not np.all(np.isfinite(frame[["estimate", "std_error"]].to_numpy())):
             raise InputError("the estimates or their standard errors are not finite; the system "
                              "is not identified by these data (see the first-stage diagnostics)")
-        outputs = [(args.out, lambda path: write_csv_atomic(frame, path))]
+        outputs = [lambda tmp: frame.to_csv(tmp, index=False)]
         if args.table:
             table = paper_table({eq: frame[frame["equation"] == eq]
                                  for eq in system.spec.dependents},
                                 nobs=results.nobs, rsquared=results.rsquared)
             md = to_markdown(table, note=FREQUENTIST_NOTE)
             tex = to_latex(table, note=FREQUENTIST_NOTE)
-            outputs += [(_table_path(args.table, ".csv"), lambda p: write_csv_atomic(table, p)),
-                        (_table_path(args.table, ".md"), lambda p: write_text_atomic(md, p)),
-                        (_table_path(args.table, ".tex"), lambda p: write_text_atomic(tex, p))]
+            outputs += [lambda tmp: table.to_csv(tmp, index=False),
+                        lambda tmp: Path(tmp).write_text(md, encoding="utf-8"),
+                        lambda tmp: Path(tmp).write_text(tex, encoding="utf-8")]
 
-    print(results.summary())
     known = set(results.warnings)
     for message in dict.fromkeys(str(w.message) for w in caught):
         if message not in known:
             print(f"warning: {message}", file=sys.stderr)
-    for path, write in outputs:
-        write(path)
+    write_together([(path, write) for (_, path), write in zip(paths, outputs)])
+    print(results.summary())  # printed after writing: a closed pipe (| head) loses no file
+    for _, path in paths:
         print(f"wrote {path}")
     return 0
 

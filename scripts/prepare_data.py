@@ -8,8 +8,9 @@ E.csv: city,year,industry,employment (CSV or Parquet); C.csv: city,year,<covaria
 K.csv: city,<attributes...>; O.csv: city,year,industry,output (industry output on the same
 cities, years and industries as E.csv). Weights: a GAL/GWT file whose ids are city names, or a
 polygon file (GeoJSON/Shapefile with a `city` column, queen contiguity). Robustness measures:
-PSD_gini always, ER_GDP when C.csv has a GDP column, PSS_output with --output. Bad input prints
-`error: ...` and exits with status 2, writing nothing.
+PSD_gini always, ER_GDP when C.csv has a GDP column, PSS_output with --output. Bad input (an
+--out that cannot be written included, checked before any work) prints `error: ...` and exits
+with status 2, writing nothing; Ctrl-C prints `interrupted: ...` and exits with status 130.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ if str(ROOT) not in sys.path:  # allow running from a checkout without installin
     sys.path.insert(0, str(ROOT))
 
 from data_prep.errors import InputError  # noqa: E402
-from data_prep.indices import ER_THRESHOLD  # noqa: E402
+from models.cli import run_reporting_errors  # noqa: E402
 
 ROBUSTNESS = ("ER_GDP", "PSS_output", "PSD_gini")
 
 
 def _parser() -> argparse.ArgumentParser:
+    from data_prep.indices import ER_THRESHOLD
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -97,27 +100,28 @@ def _summary(ds) -> str:
             f"Synthetic: {ds.attrs['synthetic']}.")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        if args.out.suffix.lower() != ".nc":
-            raise InputError(f"--out {args.out}: the output must be a .nc file")
-        if not args.out.resolve().parent.is_dir():
-            raise InputError(f"--out {args.out}: folder {args.out.parent} does not exist")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            ds = _build(args)
-        from data_prep.dataset import save_dataset
+def run(args: argparse.Namespace) -> int:
+    from data_prep.files import check_output_paths
 
-        save_dataset(ds, args.out)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.out.suffix.lower() != ".nc":
+        raise InputError(f"--out {args.out}: the output must be a .nc file")
+    check_output_paths(files=[("--out", args.out)], create_folders=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = _build(args)
+    from data_prep.dataset import save_dataset
+
+    save_dataset(ds, args.out)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print(f"wrote {args.out}")
     print(_summary(ds))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    # the parser is built inside the reporter: its defaults import numpy (Ctrl-C-safe)
+    return run_reporting_errors(lambda a: run(_parser().parse_args(a)), argv)
 
 
 if __name__ == "__main__":

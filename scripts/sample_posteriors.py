@@ -9,16 +9,20 @@ Example:
 
 Writes an ArviZ InferenceData NetCDF (posterior ``coef`` with dims chain, draw, equation, term;
 ``Sigma``; ``rho`` with spatial errors; the impacts ``impact``; a ``log_likelihood`` group of
-leave-one-city-out conditional densities for PSIS-LOO) and ``summary.csv`` beside it (columns
-equation,term,mean,sd,hdi_low,hdi_high,r_hat,ess_bulk; 94 % highest-density intervals).
+leave-one-city-out conditional densities for PSIS-LOO) and its summary beside it, named after it
+(``post.nc`` -> ``post_summary.csv``; columns equation,term,mean,sd,hdi_low,hdi_high,r_hat,
+ess_bulk; 94 % highest-density intervals).
 The spectrum of W comes from the prepared .nc when it is stored there, else it is computed.
 --panel: one row per (city, year); the Lee-Yu within transformation (models.bayes.panel_system)
 removes city effects (and year effects, as T-1 Helmert contrast dummies year_contrast[k]); the
 summary layout is unchanged, the impacts use the cross-section spectrum and LOO is skipped.
 --predictive: a posterior_predictive group (one variable per dependent, dims chain, draw, city),
 each chain thinned evenly to at most --predictive-draws draws (cross-section fits).
-Bad input: a one-line `error: ...` on stderr, exit status 2, nothing written. A fit that does not
-converge is still written, with its diagnostics printed and stored in the file's attributes.
+Bad input (including an output path that cannot be written, checked before any work): a
+one-line `error: ...` on stderr, exit status 2, nothing written. Ctrl-C: one line
+`interrupted: ...`, exit status 130, earlier outputs untouched; with --keep-partial the draws made
+so far are written, marked partial (attrs ``partial = "true"``, ``draws_per_chain``). A fit that
+does not converge is still written, with its diagnostics printed and stored in its attributes.
 The modelling lives in models.spec and models.bayes; this script parses arguments and writes files.
 """
 
@@ -30,17 +34,15 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from data_prep.errors import InputError
-from models.cli import (FORMULA_HELP, add_system_arguments, run_reporting_errors,
-                        weights_argument)
+from models.cli import (EXIT_INTERRUPTED, FORMULA_HELP, add_system_arguments,
+                        run_reporting_errors, weights_argument)
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Bayesian full-information fit of a spatial simultaneous equation system "
-                    "(PyMC model, nutpie NUTS sampler); writes InferenceData and summary.csv.",
+                    "(PyMC model, nutpie NUTS sampler); writes InferenceData and its summary "
+                    "<out stem>_summary.csv.",
         epilog=FORMULA_HELP)
     add_system_arguments(p, "extra excluded instruments (comma-separated column names); the "
                             "full-information likelihood does not need them, they are only checked")
@@ -69,7 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most posterior draws used for --predictive (default 500)")
     p.add_argument("--out", required=True, metavar="post.nc", help="InferenceData file to write")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--keep-partial", action="store_true",
+                   help="on Ctrl-C during sampling, write the draws made so far (every chain "
+                        "cut to the shortest), marked partial in the file's attributes")
     return p
+
+
+def summary_path(out) -> Path:
+    """The summary CSV beside the InferenceData file, named after it: post.nc → post_summary.csv."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}_summary.csv")
 
 
 def _spectrum(args, system) -> tuple[np.ndarray, np.ndarray | None]:
@@ -102,17 +113,24 @@ def _validate_counts(args) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.files import atomic_write
-    from models.bayes.postprocess import (add_effects_and_loo, add_posterior_predictive,
-                                          summary_frame)
-    from models.bayes.sampling import quiet_arviz, sample
-    from models.bayes.system import build_system_model
-    from models.results import posterior_frame, write_csv_atomic
-    from models.spec import build_system, parse_system
-
     _validate_counts(args)
     out = Path(args.out)
-    summary_path = out.parent / "summary.csv"
+    summary_file = summary_path(out)
+    from data_prep.files import check_output_paths
+
+    check_output_paths(files=[("--out", out), ("summary", summary_file)])
+
+    import numpy as np
+    import pandas as pd
+
+    from data_prep.files import write_together
+    from models.bayes.postprocess import (add_effects_and_loo, add_posterior_predictive,
+                                          summary_frame)
+    from models.bayes.sampling import SamplingInterrupted, quiet_arviz, sample
+    from models.bayes.system import build_system_model
+    from models.results import posterior_frame
+    from models.spec import build_system, parse_system
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         spec = parse_system(args.equation, instruments=args.instruments,
@@ -138,8 +156,18 @@ def run(args: argparse.Namespace) -> int:
                                  and "BLAS" not in str(w.message)):
         print(f"warning: {message}", file=sys.stderr)
 
-    idata = sample(model, draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
-                   sampler=args.sampler, progress=not args.quiet)
+    def started() -> None:
+        print(f"sampling: {args.chains} chains x {args.draws} draws after {args.tune} tuning "
+              f"steps ({args.sampler}); Ctrl-C stops", flush=True)
+
+    try:
+        idata = sample(model, draws=args.draws, tune=args.tune, chains=args.chains,
+                       seed=args.seed, sampler=args.sampler, progress=not args.quiet,
+                       started=started)
+    except SamplingInterrupted as stop:
+        if not args.keep_partial:
+            raise
+        return _write_partial(stop, args, out, summary_file)
     notes = []
     if not args.no_effects:
         contrasts = tuple(t for eq in system.spec.equations for t in eq.exogenous
@@ -168,16 +196,45 @@ def run(args: argparse.Namespace) -> int:
                        for y in panel.years], "cities": int(panel.n_cities),
              "year_effects": bool(panel.year_effects),
              "method": "Lee-Yu orthonormal within transformation (Helmert contrasts)"})
-    with warnings.catch_warnings(), quiet_arviz():
-        warnings.simplefilter("ignore")
+    with quiet_arviz():
         summary = posterior_frame(summary_frame(idata))
-    atomic_write(out, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf"), create_folder=True)
+    write_together([(out, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf")),
+                    (summary_file, lambda tmp: summary.to_csv(tmp, index=False))])
     print(f"wrote {out}")
-    write_csv_atomic(summary, summary_path)
-    print(f"wrote {summary_path}")
+    print(f"wrote {summary_file}")
     with pd.option_context("display.width", 120, "display.max_columns", 10):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
+
+
+def _write_partial(stop, args, out: Path, summary_file: Path) -> int:
+    """--keep-partial after Ctrl-C: the draws made so far, marked partial (no impacts, no LOO)."""
+    from data_prep.files import write_together
+    from models.bayes.postprocess import summary_frame
+    from models.bayes.sampling import quiet_arviz
+    from models.results import posterior_frame
+
+    done = ", ".join(str(d) for d in stop.draws_per_chain)
+    if stop.idata is None:
+        print(f"interrupted: no chain completed a draw after tuning (draws per chain: {done}); "
+              f"nothing written, earlier outputs left as they were", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    idata = stop.idata
+    kept = int(idata.posterior.sizes["draw"])
+    attrs = {"partial": "true", "draws_per_chain": json.dumps(stop.draws_per_chain),
+             "draws_requested": int(args.draws), "draws_kept_per_chain": kept,
+             "equations": json.dumps(list(args.equation)), "seed": int(args.seed),
+             "sampler": args.sampler}
+    idata.attrs.update(attrs)
+    idata.posterior.attrs.update(attrs)
+    with quiet_arviz():
+        summary = posterior_frame(summary_frame(idata))
+    write_together([(out, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf")),
+                    (summary_file, lambda tmp: summary.to_csv(tmp, index=False))])
+    print(f"interrupted: PARTIAL posterior written to {out} and {summary_file}: {kept} of "
+          f"{args.draws} draws per chain kept (completed per chain: {done}); marked "
+          f"partial=\"true\" in its attributes", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,7 +70,7 @@ def test_script_recovers_truth_and_writes_contract(simulated):
     assert "log_likelihood" in idata.groups() and "impact" in idata.posterior
     assert int(idata.sample_stats["diverging"].sum()) == 0
 
-    summary = pd.read_csv(out.parent / "summary.csv")
+    summary = pd.read_csv(out.parent / "post_summary.csv")
     assert list(summary.columns) == SUMMARY_COLUMNS
     truth = _truth_frame(sim.truth)
     assert sorted(zip(summary.equation, summary.term)) == sorted(truth.index)
@@ -101,7 +101,7 @@ def test_script_bad_input_writes_nothing(simulated):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "nonexistent" in proc.stderr
-    assert not out.exists() and not (out.parent / "summary.csv").exists()
+    assert not out.exists() and not (out.parent / "post_summary.csv").exists()
 
 
 def test_same_seed_same_draws():

@@ -37,3 +37,25 @@ def test_errors_become_one_line_and_status_2(capsys):
 
     assert run_reporting_errors(bad, None) == 2
     assert capsys.readouterr().err == "error: equation ER: unknown variable Foo\n"
+
+
+def test_interrupts_and_terminations_are_one_line_and_status_130(capsys):
+    import os
+    import signal
+
+    from models.cli import EXIT_INTERRUPTED
+
+    def interrupted(_):
+        raise KeyboardInterrupt
+
+    def killed(_):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM should have stopped the run")
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert run_reporting_errors(interrupted, None) == EXIT_INTERRUPTED == 130
+    assert capsys.readouterr().err == ("interrupted: nothing written; earlier outputs left as "
+                                       "they were\n")
+    assert run_reporting_errors(killed, None) == 130
+    assert capsys.readouterr().err.startswith("interrupted: terminated (SIGTERM)")
+    assert signal.getsignal(signal.SIGTERM) == before        # handler restored

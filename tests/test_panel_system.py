@@ -170,7 +170,7 @@ def test_script_panel_recovers_truth_with_city_and_year_effects(tmp_path):
     assert "impact" in idata.posterior
     impact_vars = [str(v) for v in idata.posterior["impact"]["variable"].values]
     assert "x1" in impact_vars and not any("year_contrast" in v for v in impact_vars)
-    summary = pd.read_csv(out.parent / "summary.csv")
+    summary = pd.read_csv(out.parent / "post_summary.csv")
     coef = idata.posterior["coef"]
     F = within_matrix(T)
     misses, checked = [], 0
@@ -214,7 +214,7 @@ def test_script_panel_bad_input_exits_2(tmp_path, capsys):
     assert script.main(argv) == 2
     err = capsys.readouterr().err
     assert "error: unbalanced panel: missing city-years c00002/2000" in err
-    assert not out.exists() and not (tmp_path / "summary.csv").exists()
+    assert not out.exists() and not (tmp_path / "post_summary.csv").exists()
 
 
 def test_panel_from_a_prepared_dataset_drops_the_undefined_last_year():

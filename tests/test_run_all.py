@@ -132,7 +132,7 @@ def test_rerun_with_another_config_keeps_only_the_new_files(tmp_path, monkeypatc
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert files == ["README.md", "data.nc", "manifest.json", "report.md", "tables/new.csv"]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["files"] == ["report.md", "tables/new.csv"]
+    assert [entry["path"] for entry in manifest["files"]] == ["report.md", "tables/new.csv"]
     assert manifest["config_hash"] == load_config(None).digest()
 
 

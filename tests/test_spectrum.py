@@ -102,3 +102,22 @@ def test_complex_spectrum_round_trip():
     np.testing.assert_allclose(spectrum_from_dataset(ds), eigs)
     with pytest.raises(InputError, match="19 eigenvalues for 20 cities"):
         spectrum_to_dataset(ds, eigs[:-1])
+
+
+def test_symmetriser_is_public_and_gives_the_row_sums():
+    """For W = C / C1 with a symmetric relation C, d ∝ C1 and D^½ W D^-½ is symmetric."""
+    import scipy.sparse as sp
+
+    from data_prep.simulate import lattice_weights
+    from data_prep.spectrum import symmetriser
+
+    w = lattice_weights(5, "queen")
+    W = sp.csr_matrix(w.matrix)
+    d = symmetriser(W)
+    counts = np.diff(W.indptr).astype(float)
+    np.testing.assert_allclose(d, counts / counts.max(), rtol=1e-12)
+    S = np.sqrt(d)[:, None] * W.toarray() / np.sqrt(d)[None, :]
+    np.testing.assert_allclose(S, S.T, atol=1e-12)
+    W[0, 1] = 0.0
+    W.eliminate_zeros()
+    assert symmetriser(W) is None          # a link without its reverse: no such d

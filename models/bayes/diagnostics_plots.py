@@ -6,6 +6,7 @@ The posterior ``coef`` has NaN where a term is absent from an equation; the plot
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -17,7 +18,7 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from data_prep.errors import InputError  # noqa: E402
-from data_prep.files import atomic_write  # noqa: E402
+from data_prep.files import write_together  # noqa: E402
 
 
 def present_coefficients(posterior: xr.Dataset) -> xr.DataArray:
@@ -34,7 +35,6 @@ def present_coefficients(posterior: xr.Dataset) -> xr.DataArray:
 def diagnostic_figures(idata: az.InferenceData, folder, prefix: str = "") -> list[Path]:
     """Write trace, rank, forest (94 % HDI) and — when sampler stats exist — energy plots."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     coef = present_coefficients(idata.posterior)
     data = az.convert_to_inference_data(xr.Dataset({"coef": coef}))
     plots = {"trace": lambda: az.plot_trace(data, compact=True),
@@ -42,15 +42,15 @@ def diagnostic_figures(idata: az.InferenceData, folder, prefix: str = "") -> lis
              "forest": lambda: az.plot_forest(data, combined=True, hdi_prob=0.94)}
     if "sample_stats" in idata.groups() and "energy" in idata.sample_stats:
         plots["energy"] = lambda: az.plot_energy(idata)
-    written = []
+    rendered: list[tuple[Path, bytes]] = []
     for name, draw in plots.items():
-        draw()
-        fig = plt.gcf()
-        path = folder / f"{prefix}{name}.png"
         try:
-            atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png",
-                                                       bbox_inches="tight"))
+            draw()
+            buffer = io.BytesIO()
+            plt.gcf().savefig(buffer, dpi=100, format="png", bbox_inches="tight")
         finally:
             plt.close("all")
-        written.append(path)
-    return written
+        rendered.append((folder / f"{prefix}{name}.png", buffer.getvalue()))
+    # all figures or none: each is rendered in memory first, then written together
+    return write_together([(path, lambda tmp, png=png: Path(tmp).write_bytes(png))
+                           for path, png in rendered])

@@ -195,11 +195,11 @@ def lanczos_quadrature(W, steps: int = 40, probes: int = 30, seed: int = 0
     """
     import scipy.sparse as sp
 
-    from data_prep.spectrum import _symmetriser
+    from data_prep.spectrum import symmetriser
 
     W = sp.csr_matrix(W, dtype=float)
     n = W.shape[0]
-    d = _symmetriser(W)
+    d = symmetriser(W)
     if d is None:
         raise InputError("Lanczos quadrature needs weights from a symmetric neighbour relation")
     root = np.sqrt(d)

@@ -13,35 +13,35 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 HDI_PROB = 0.94
 
 
 def summary_frame(idata, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
-    """Posterior summary of ``coef`` for the (equation, term) pairs present in the system."""
+    """Posterior summary of ``coef`` for the (equation, term) pairs present in the system.
+
+    The absent pairs (NaN in every draw by design) are dropped *before* ArviZ computes the
+    intervals and diagnostics, so it has no NaN to warn about."""
     import arviz as az
 
-    coef = idata.posterior["coef"]
-    post = idata.posterior[["coef"]]
+    from models.bayes.sampling import present_entries
+
+    flat = present_entries(idata.posterior["coef"])
+    post = xr.Dataset({"coef": flat})
     hdi = az.hdi(post, hdi_prob=hdi_prob)["coef"]
-    chains = coef.sizes["chain"]
-    rhat = az.rhat(post)["coef"] if chains > 1 else None
-    ess = az.ess(post, method="bulk")["coef"]
-    mean, sd = coef.mean(("chain", "draw")), coef.std(("chain", "draw"), ddof=1)
-    rows = []
-    for eq in coef["equation"].values:
-        for term in coef["term"].values:
-            if np.isnan(coef.sel(equation=eq, term=term).values).all():
-                continue
-            at = dict(equation=eq, term=term)
-            rows.append({"equation": str(eq), "term": str(term),
-                         "mean": float(mean.sel(at)), "sd": float(sd.sel(at)),
-                         "hdi_low": float(hdi.sel(at).sel(hdi="lower")),
-                         "hdi_high": float(hdi.sel(at).sel(hdi="higher")),
-                         "r_hat": float(rhat.sel(at)) if rhat is not None else np.nan,
-                         "ess_bulk": float(ess.sel(at))})
-    return pd.DataFrame(rows, columns=["equation", "term", "mean", "sd", "hdi_low", "hdi_high",
-                                       "r_hat", "ess_bulk"])
+    chains = flat.sizes["chain"]
+    rhat = az.rhat(post)["coef"].values if chains > 1 else np.full(flat.sizes["entry"], np.nan)
+    ess = az.ess(post, method="bulk")["coef"].values
+    mean, sd = flat.mean(("chain", "draw")).values, flat.std(("chain", "draw"), ddof=1).values
+    pairs = [label.split(", ", 1) for label in flat["entry"].values]
+    return pd.DataFrame({"equation": [e for e, _ in pairs], "term": [t for _, t in pairs],
+                         "mean": mean, "sd": sd,
+                         "hdi_low": hdi.sel(hdi="lower").values,
+                         "hdi_high": hdi.sel(hdi="higher").values,
+                         "r_hat": rhat, "ess_bulk": ess},
+                        columns=["equation", "term", "mean", "sd", "hdi_low", "hdi_high",
+                                 "r_hat", "ess_bulk"])
 
 
 def exogenous_part(system, coef: np.ndarray, terms: list[str]) -> np.ndarray:

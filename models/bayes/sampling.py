@@ -30,12 +30,57 @@ _COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _BY_STRUCTURE: dict = {}  # structure key → compiled model (see _compiled)
 
 
+class SamplingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during sampling. nutpie and PyMC both catch the KeyboardInterrupt themselves and
+    return the draws made so far (nutpie pads the shorter chains with NaN), so :func:`sample`
+    detects the short chains and raises this instead. ``idata`` holds what was drawn (every
+    chain cut to the shortest), ``draws_per_chain`` the completed draws of each chain."""
+
+    def __init__(self, idata, draws_per_chain: list[int], requested: int):
+        self.idata = idata
+        self.draws_per_chain = list(draws_per_chain)
+        self.requested = int(requested)
+        super().__init__(f"sampling stopped after {min(self.draws_per_chain, default=0)} of "
+                         f"{requested} draws per chain; nothing written, earlier outputs left "
+                         f"as they were")
+
+
+def completed_draws(idata: az.InferenceData) -> list[int]:
+    """Draws each chain completed: the finite entries of its log-density sample statistic
+    (``logp`` for nutpie, ``lp`` for PyMC); a chain cut short is padded with NaN or shorter."""
+    stats = idata.sample_stats if "sample_stats" in idata.groups() else None
+    if stats is not None:
+        for name in ("logp", "lp", "energy"):
+            if name in stats:
+                values = np.asarray(stats[name].values, dtype=float)
+                return np.isfinite(values.reshape(values.shape[0], -1)).sum(axis=1).tolist()
+    return [int(idata.posterior.sizes.get("draw", 0))] * int(idata.posterior.sizes.get("chain", 0))
+
+
+def _check_complete(idata: az.InferenceData, draws: int, chains: int) -> None:
+    done = completed_draws(idata)
+    if len(done) == chains and min(done, default=0) >= draws:
+        return
+    done = done + [0] * (chains - len(done))
+    keep = min(done)
+    partial = idata.isel(draw=slice(0, keep), groups=["posterior", "sample_stats"]) \
+        if keep else None
+    if partial is not None:
+        partial.attrs.update(partial="true", draws_per_chain=json.dumps(done),
+                             draws_requested=int(draws), draws_kept_per_chain=int(keep))
+    raise SamplingInterrupted(partial, done, draws)
+
+
 def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
            sampler: str = "nutpie", progress: bool = True,
-           no_jitter: Sequence[str] = NO_JITTER, low_rank: bool = True) -> az.InferenceData:
+           no_jitter: Sequence[str] = NO_JITTER, low_rank: bool = True,
+           started=None) -> az.InferenceData:
     """Draw from the posterior of ``model`` with NUTS; returns InferenceData with a report in attrs.
 
-    The convergence report (see :func:`convergence_report`) is printed and stored as
+    Ctrl-C while sampling raises :class:`SamplingInterrupted` carrying the draws made so far
+    (both samplers would otherwise return the short chains as if complete); ``started()``, when
+    given, is called once the model is compiled and the chains start. The convergence
+    report (see :func:`convergence_report`) is printed and stored as
     ``idata.attrs["convergence_report"]`` (a JSON list of sentences). A model that fails to converge
     still returns its draws. ``low_rank`` (nutpie only) adapts a diagonal-plus-low-rank mass
     matrix, which follows the strong posterior correlations between a system's structural
@@ -53,15 +98,23 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
     jitter = {rv for rv in model.free_RVs if rv.name not in set(no_jitter)}
     if sampler == "nutpie":
         compiled = _compiled(model, jitter, nutpie)
-        idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
-                              progress_bar=progress, save_warmup=False,
-                              low_rank_modified_mass_matrix=low_rank)
+        if started is not None:
+            started()
+        with warnings.catch_warnings():
+            # an interrupt during tuning returns zero draws; _check_complete reports it
+            warnings.filterwarnings("ignore", message="More chains .* than draws")
+            idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
+                                  progress_bar=progress, save_warmup=False,
+                                  low_rank_modified_mass_matrix=low_rank)
     else:
+        if started is not None:
+            started()
         with model:
             # PyMC re-draws the jitter when a start point is inadmissible, so keep its default
             idata = pm.sample(draws=draws, tune=tune, chains=chains, random_seed=seed,
                               cores=min(chains, os.cpu_count() or 1), progressbar=progress,
                               compute_convergence_checks=False)
+    _check_complete(idata, draws, chains)
     idata.attrs["sampler"] = sampler
     idata.attrs["seed"] = int(seed)
     report = convergence_report(idata, prior_sd=getattr(model, "prior_sd", None))
@@ -117,6 +170,33 @@ def quiet_arviz():
         logger.setLevel(level)
 
 
+def present_entries(da):
+    """``da`` with its non-sample dimensions flattened to one dimension ``entry`` labelled
+    ``"ER, W(ER)"``, keeping only entries with a finite value in some draw: ``coef`` is NaN by
+    design where a term is absent from an equation, and ArviZ would warn about those NaN."""
+    extra = [d for d in da.dims if d not in ("chain", "draw")]
+    if not extra:
+        return da
+    flat = da.stack(entry=extra)
+    keep = np.flatnonzero(~np.isnan(flat).all(("chain", "draw")).values)
+    labels = [", ".join(str(v) for v in (e if isinstance(e, tuple) else (e,)))
+              for e in flat["entry"].values[keep]]
+    flat = flat.isel(entry=keep)
+    return flat.drop_vars(["entry", *extra]).assign_coords(entry=labels)
+
+
+def _present(post):
+    """The posterior variables with their all-NaN entries removed (see present_entries)."""
+    import xarray as xr
+
+    # one entry dimension per variable: a shared one would be aligned (outer join) with NaN
+    out = {}
+    for name, da in post.data_vars.items():
+        flat = present_entries(da)
+        out[name] = flat.rename({"entry": f"{name}_entry"}) if "entry" in flat.dims else flat
+    return xr.Dataset(out)
+
+
 def _summary_vars(idata: az.InferenceData, var_names) -> list[str]:
     names = var_names or [v for v in SUMMARY_VARS if v in idata.posterior]
     return names or list(idata.posterior.data_vars)
@@ -145,7 +225,7 @@ def convergence_report(idata: az.InferenceData, var_names: Sequence[str] | None 
         lines.append(f"{n_div} of {total} transitions diverged: the sampler met regions it could "
                      "not explore (often the edge of the admissible region); treat the results "
                      "with care or raise the target acceptance.")
-    post = idata.posterior[names]
+    post = _present(idata.posterior[names])
     nchains = post.sizes.get("chain", 1)
     with quiet_arviz():
         ess = az.ess(post, method="bulk")
