@@ -30,7 +30,7 @@ def simulate_censored_panel(cities_per_group=(20, 20), n_years: int = 6,
     """Simulate a censored panel; group g's slopes are ``phi + group_shift[g]``.
 
     ``group_shift``: (G, K) deviations of the group slopes from ``phi`` (default zero, i.e. one
-    common slope). The defaults censor about 40 % of the cells at 0.
+    common slope). The defaults censor about half of the cells at 0.
     """
     rng = np.random.default_rng(seed)
     phi = np.asarray(phi, float)

@@ -85,7 +85,7 @@ def test_analytic_derivatives_match_finite_differences():
 
 
 def test_frame_layout_and_fixed_effect_warning():
-    sim = simulate_censored_panel((8, 8), n_years=5, seed=2)
+    sim = simulate_censored_panel((8, 8), n_years=5, alpha=0.5, seed=2)
     data = factor_data(sim.data, "y ~ x1 + x2", 0.0, effects="city,year")
     with pytest.warns(UserWarning, match="incidental-parameter"):
         fit = fit_tobit(data)
@@ -133,3 +133,11 @@ def test_upper_bound_not_reached_is_refused():
     sim = simulate_censored_panel((6, 6), n_years=4, seed=1)
     with pytest.raises(InputError, match="no observation reaches the upper bound"):
         factor_data(sim.data, "y ~ x1 + x2", 0.0, 100.0)
+
+
+def test_dummy_with_every_observation_censored_is_refused():
+    sim = simulate_censored_panel((6, 6), n_years=4, seed=1)
+    d = sim.data.copy()
+    d.loc[d["year"] == 2012, "y"] = 0.0
+    with pytest.raises(InputError, match="every observation of year\\[2012\\] is censored"):
+        fit_tobit(factor_data(d, "y ~ x1 + x2", 0.0, effects="year"))

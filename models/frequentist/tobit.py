@@ -216,6 +216,7 @@ def fit_tobit(data: FactorData, label: str = "") -> TobitFit:
     if X.shape[1] + 1 >= data.n:
         raise InputError(f"Tobit of {data.outcome}{f' ({label})' if label else ''}: "
                          f"{X.shape[1] + 1} parameters for {data.n} observations")
+    _check_separation(data, X, names, hidden, label)
     fit = tobit(data.y, X, data.lower, data.upper, names, data.outcome)
     fit.hidden, fit.label = hidden, label
     if "city" in data.effects:
@@ -224,6 +225,21 @@ def fit_tobit(data: FactorData, label: str = "") -> TobitFit:
     if fit.n_lower + fit.n_upper == 0:
         fit.notes.append("no observation of this sample is censored: the fit is OLS by ML")
     return fit
+
+
+def _check_separation(data: FactorData, X, names, hidden, label) -> None:
+    """A dummy whose every observation sits at one bound has its ML estimate at ±∞."""
+    for j, name in enumerate(names):
+        if name not in hidden:
+            continue
+        rows = X[:, j] > 0
+        for mask, word in ((data.at_lower, "lower"), (data.at_upper, "upper")):
+            if mask[rows].all():
+                raise InputError(f"Tobit of {data.outcome}{f' ({label})' if label else ''}: "
+                                 f"every observation of {name} is censored at the {word} "
+                                 "bound, so its effect is not identified (the ML estimate "
+                                 "runs off to infinity); drop that effect or use the "
+                                 "Bayesian model")
 
 
 def check_group_sizes(data: FactorData) -> None:
