@@ -38,12 +38,15 @@ def plot_censored_ppc(replicates: np.ndarray, data: FactorData, path=None, *,
     inside = ~(data.at_lower | data.at_upper)
     lo = data.y[inside].min() if inside.any() else np.min(replicates)
     hi = data.y[inside].max() if inside.any() else np.max(replicates)
-    bins = np.linspace(lo, hi, 30)
-    for s in range(min(40, replicates.shape[0])):
-        r = replicates[s]
-        r_in = r[(r > (data.lower if data.lower is not None else -np.inf))
-                 & (r < (data.upper if data.upper is not None else np.inf))]
-        ax.hist(r_in, bins=bins, density=True, histtype="step", color="C0", alpha=0.15)
+    bins = np.linspace(lo, hi, 25)
+    above = replicates > (data.lower if data.lower is not None else -np.inf)
+    below = replicates < (data.upper if data.upper is not None else np.inf)
+    pooled = replicates[above & below]
+    ax.hist(pooled, bins=bins, density=True, color="0.75", label="replicated (pooled)")
+    for s in range(min(10, replicates.shape[0])):
+        r = replicates[s][above[s] & below[s]]
+        ax.hist(r, bins=bins, density=True, histtype="step", color="C0", alpha=0.3,
+                label="replicates" if s == 0 else None)
     ax.hist(data.y[inside], bins=bins, density=True, histtype="step", color="C3", lw=2,
             label="observed")
     ax.set_xlabel(f"{data.outcome} strictly inside the bounds")
