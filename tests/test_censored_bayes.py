@@ -134,3 +134,25 @@ def test_small_group_shrinks_toward_overall_slope():
         own, overall = alone.loc[f, "estimate"], post.loc[f, "mean"]
         pooled = post.loc[f"{f}[g4]", "mean"]
         assert abs(pooled - overall) < abs(own - overall), f
+
+
+@pytest.mark.slow
+def test_group_slope_coverage_over_replications():
+    """90 % intervals of the group slopes over 12 simulated panels (3 groups x 12 cities x 6
+    years, about half censored, 2 factors → 72 intervals). Under exact calibration the number
+    covered is Binomial(72, 0.9) if the intervals were independent (they are not quite: the
+    slopes of one data set share sigma and the pooling scale); its 0.5 % and 99.5 % quantiles
+    bound the test."""
+    shift = [[0.3, 0.0], [0.0, 0.2], [-0.3, -0.2]]
+    covered = total = 0
+    for rep in range(12):
+        sim = simulate_censored_panel((12, 12, 12), n_years=6, group_shift=shift, seed=100 + rep)
+        data = factor_data(sim.data, "y ~ x1 + x2", 0.0, group="group", effects="city,year")
+        idata = fit_censored(data, draws=500, tune=500, chains=2, seed=rep)
+        draws = idata.posterior["phi_group"].stack(s=("chain", "draw")).values
+        lo, hi = np.quantile(draws, [0.05, 0.95], axis=-1)
+        truth = sim.truth["phi_group"]
+        covered += int(((truth >= lo) & (truth <= hi)).sum())
+        total += truth.size
+    low, high = stats.binom.ppf([0.005, 0.995], total, 0.9)
+    assert low <= covered <= high, (covered, total)
