@@ -120,12 +120,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     from data_prep.files import atomic_write
-    from models.bayes.censored import (censored_factor_model, fit_censored, group_contrasts,
+    from models.bayes.censored import (check_priors, fit_censored, group_contrasts,
                                        posterior_predictive, summary_frame)
     from models.bayes.censored_plots import plot_censored_ppc
     from models.bayes.sampling import quiet_arviz
 
-    censored_factor_model(data, priors)    # refuses bad priors before the long run
+    check_priors(priors)    # refuses bad priors before the long run
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         idata = fit_censored(data, priors, draws=args.draws, tune=args.tune,

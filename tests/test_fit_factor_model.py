@@ -93,3 +93,12 @@ def test_bad_input_one_line_and_no_file(tmp_path, change, args, message):
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and message in lines[0], res.stderr
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["d.csv"]
+
+
+def test_bayes_refuses_unknown_prior_before_sampling(panel_csv, tmp_path):
+    folder, _ = panel_csv
+    out = tmp_path / "post.nc"
+    res = _run("--data", folder / "d.csv", "--formula", "y ~ x1 + x2", "--lower", 0,
+               "--upper", 1, "--method", "bayes", "--prior", "slope_sd=2", "--out", out)
+    assert res.returncode == 2 and "unknown prior 'slope_sd'" in res.stderr
+    assert not out.exists()

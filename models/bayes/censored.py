@@ -45,7 +45,8 @@ OBSERVED = "outcome"
 HDI_PROB = 0.94
 
 
-def _priors(priors: dict | None) -> dict:
+def check_priors(priors: dict | None) -> dict:
+    """The default prior scales updated by ``priors``; unknown names and bad scales refused."""
     out = dict(DEFAULT_PRIORS)
     for key, value in (priors or {}).items():
         if key not in DEFAULT_PRIORS:
@@ -65,7 +66,7 @@ def scaling(data: FactorData) -> dict:
 
 def censored_factor_model(data: FactorData, priors: dict | None = None) -> pm.Model:
     """The PyMC model of ``data`` (its groups and effects decide the structure, see module doc)."""
-    pr = _priors(priors)
+    pr = check_priors(priors)
     sc = scaling(data)
     my, sy = sc["y_center"], sc["y_scale"]
     mz, sz = np.asarray(sc["z_center"]), np.asarray(sc["z_scale"])

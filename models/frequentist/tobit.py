@@ -17,9 +17,10 @@ inverse of the negative analytic Hessian; σ's standard error is the delta metho
 **Fixed effects and the incidental-parameter problem.** City (and year) effects enter as dummy
 variables (first level dropped, the intercept kept). With few years per city the ML estimates
 of a nonlinear model with one dummy per city are inconsistent as the number of cities grows
-(Neyman & Scott 1948): in the Tobit the slopes are only mildly biased but σ is biased downwards
-— by roughly the factor √((T − 1)/T) in Greene's (2004, Econometrics Journal 7, 98–119)
-simulations — so the reported σ and the standard errors are too small with short panels. The
+(Neyman & Scott 1948). Greene's (2004, Econometrics Journal 7, 98–119) simulations show that
+in the Tobit the slopes are only mildly biased but σ is biased downwards (as in the linear model,
+where the ML variance carries the factor (T − 1)/T), so the reported σ and the standard errors
+are too small with short panels. The
 warning :data:`INCIDENTAL_NOTE` is issued (and kept in ``notes``) whenever city dummies are used;
 the hierarchical Bayesian model (:mod:`models.bayes.censored`) treats city effects as random
 instead.
