@@ -25,12 +25,13 @@ def _direct_censored_loglik(y, mu, sigma, lower, upper):
             + stats.norm.logpdf(y[inside], mu[inside], sigma).sum())
 
 
-@pytest.mark.parametrize("upper,group,effects", [(None, None, ""),
-                                                 (0.9, "group", "city,year")])
-def test_loglik_equals_direct_computation(upper, group, effects):
+@pytest.mark.parametrize("upper,group,effects,city", [
+    (None, None, "", "auto"), (0.9, "group", "city,year", "non-centred"),
+    (0.9, "group", "city,year", "centred")])
+def test_loglik_equals_direct_computation(upper, group, effects, city):
     sim = simulate_censored_panel((5, 4), n_years=4, upper=upper, seed=8)
     data = factor_data(sim.data, "y ~ x1 + x2", 0.0, upper, group=group, effects=effects)
-    model = censored_factor_model(data)
+    model = censored_factor_model(data, city_parametrisation=city)
     logp = model.compile_logp(vars=[model[OBSERVED]], sum=True)
     rng = np.random.default_rng(0)
     sc = scaling(data)
@@ -39,6 +40,8 @@ def test_loglik_equals_direct_computation(upper, group, effects):
                  for k, v in model.initial_point().items()}
         values = {k.replace("_log__", ""): (np.exp(v) if k.endswith("_log__") else v)
                   for k, v in point.items()}
+        if "city_z" in values:      # non-centred: a = sd_city · z, written out here
+            values["a_city_std"] = values["city_sd_std"] * values["city_z"]
         mu = linear_predictor({k: np.asarray(v)[None] for k, v in values.items()}, data, sc)[0]
         ys = (data.y - sc["y_center"]) / sc["y_scale"]
         lo = (0.0 - sc["y_center"]) / sc["y_scale"]

@@ -16,8 +16,15 @@ Structure **(choices, documented defaults)**:
   φ_g = φ + s ⊙ z_g, z_g ~ Normal(0, 1), with one scale s_k ~ HalfNormal(``group_sd``) **per
   factor** (groups may differ in one factor and agree in another). φ is the location of the
   group slopes, not a sample-size-weighted average; a group with few cities is pulled toward it.
-* City effects hierarchical: a_r = sd_city · z_r, z_r ~ Normal(0, 1), sd_city ~
-  HalfNormal(``city_sd``) (random effects: no incidental-parameter problem, unlike Tobit dummies).
+* City effects hierarchical: a_r ~ Normal(0, sd_city), sd_city ~ HalfNormal(``city_sd``) (random
+  effects: no incidental-parameter problem, unlike Tobit dummies). Parametrisation
+  ``city_parametrisation``: "centred" (a_r sampled directly) suits panels whose cities differ much
+  more than the years of one city (each a_r is pinned by its own data; the non-centred form then
+  makes a funnel-like coupling of sd_city and z_r), "non-centred" (a_r = sd_city · z_r,
+  z_r ~ Normal(0, 1)) suits weakly informed city effects; "auto" (default) chooses centred when
+  the one-way ANOVA ratio of between-city to within-city mean squares of y exceeds 2. Measured on
+  the demo panel (Interact_PSS, ratio ≈ 30): the non-centred form gave bulk-ESS 35 and R-hat 1.07
+  at 2 × 300 draws.
 * Year effects fixed: τ_1 = 0 (the first year is the baseline, as the Tobit's dummies),
   τ_t ~ Normal(0, ``year_sd``) otherwise.
 * Priors on the standardised scale (:data:`DEFAULT_PRIORS`, overridable by a dict):
@@ -64,9 +71,25 @@ def scaling(data: FactorData) -> dict:
             "z_center": data.Z.mean(0).tolist(), "z_scale": data.Z.std(0).tolist()}
 
 
-def censored_factor_model(data: FactorData, priors: dict | None = None) -> pm.Model:
+def city_anova_ratio(data: FactorData) -> float:
+    """Between-city over within-city mean square of y (one-way ANOVA F ratio)."""
+    n_c = np.bincount(data.city)
+    means = np.bincount(data.city, data.y) / n_c
+    between = np.sum(n_c * (means - data.y.mean()) ** 2) / max(len(n_c) - 1, 1)
+    within = np.sum((data.y - means[data.city]) ** 2) / max(data.n - len(n_c), 1)
+    return float(between / within) if within > 0 else np.inf
+
+
+def censored_factor_model(data: FactorData, priors: dict | None = None, *,
+                          city_parametrisation: str = "auto") -> pm.Model:
     """The PyMC model of ``data`` (its groups and effects decide the structure, see module doc)."""
     pr = check_priors(priors)
+    if city_parametrisation not in ("auto", "centred", "non-centred"):
+        raise InputError(f"city_parametrisation must be auto, centred or non-centred, not "
+                         f"{city_parametrisation!r}")
+    centred = (city_parametrisation == "centred"
+               or (city_parametrisation == "auto" and "city" in data.effects
+                   and city_anova_ratio(data) > 2.0))
     sc = scaling(data)
     my, sy = sc["y_center"], sc["y_scale"]
     mz, sz = np.asarray(sc["z_center"]), np.asarray(sc["z_scale"])
@@ -98,8 +121,11 @@ def censored_factor_model(data: FactorData, priors: dict | None = None) -> pm.Mo
         if "city" in data.effects:
             cidx = pm.Data("city_idx", data.city, dims="obs")
             sd_city = pm.HalfNormal("city_sd_std", pr["city_sd"])
-            zc = pm.Normal("city_z", 0.0, 1.0, dims="city")
-            a_city = pm.Deterministic("a_city_std", sd_city * zc, dims="city")
+            if centred:
+                a_city = pm.Normal("a_city_std", 0.0, sd_city, dims="city")
+            else:
+                zc = pm.Normal("city_z", 0.0, 1.0, dims="city")
+                a_city = pm.Deterministic("a_city_std", sd_city * zc, dims="city")
             mu = mu + a_city[cidx]
         if "year" in data.effects:
             tidx = pm.Data("year_idx", data.year, dims="obs")
@@ -115,6 +141,7 @@ def censored_factor_model(data: FactorData, priors: dict | None = None) -> pm.Mo
         if not data.groups:
             pm.Deterministic("Intercept", my + sy * alpha - pt.sum(phi * sy / sz * mz))
     model.factor_scaling = sc
+    model.city_parametrisation = "centred" if centred else "non-centred"
     model.factor_priors = pr
     model.prior_sd = {"phi_std": pr["phi_sd"]}
     return model
@@ -133,7 +160,8 @@ def linear_predictor(draws: dict, data: FactorData, sc: dict) -> np.ndarray:
         mu = np.asarray(draws["phi_std"]) @ Zs.T
     mu = mu + alpha[:, None]
     if "city" in data.effects:
-        a = np.asarray(draws["city_sd_std"])[:, None] * np.asarray(draws["city_z"])
+        a = (np.asarray(draws["a_city_std"]) if "a_city_std" in draws else
+             np.asarray(draws["city_sd_std"])[:, None] * np.asarray(draws["city_z"]))
         mu = mu + a[:, data.city]
     if "year" in data.effects:
         tau = np.concatenate([np.zeros((S, 1)), np.asarray(draws["tau_free_std"])], axis=1)
@@ -143,11 +171,11 @@ def linear_predictor(draws: dict, data: FactorData, sc: dict) -> np.ndarray:
 
 def fit_censored(data: FactorData, priors: dict | None = None, *, draws: int = 1000,
                  tune: int = 1000, chains: int = 4, seed: int = 0, sampler: str = "nutpie",
-                 progress: bool = False) -> az.InferenceData:
+                 progress: bool = False, city_parametrisation: str = "auto") -> az.InferenceData:
     """Build and sample the model (models.bayes.sampling.sample: nutpie, convergence report)."""
     from models.bayes.sampling import sample
 
-    model = censored_factor_model(data, priors)
+    model = censored_factor_model(data, priors, city_parametrisation=city_parametrisation)
     idata = sample(model, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
                    progress=progress)
     idata.posterior.attrs.update({
@@ -157,7 +185,8 @@ def fit_censored(data: FactorData, priors: dict | None = None, *, draws: int = 1
         "upper": "" if data.upper is None else data.upper,
         "scaling": json.dumps(model.factor_scaling), "priors": json.dumps(model.factor_priors),
         "convergence_report": idata.attrs.get("convergence_report", "[]"),
-        "year_effects": "fixed (first year baseline)", "city_effects": "hierarchical",
+        "year_effects": "fixed (first year baseline)",
+        "city_effects": f"hierarchical ({model.city_parametrisation})",
         "group_slopes": "non-centred, one HalfNormal scale per factor"})
     return idata
 
@@ -232,8 +261,8 @@ def posterior_predictive(idata: az.InferenceData, data: FactorData, *, max_draws
     post = idata.posterior.stack(sample=("chain", "draw"))
     total = post.sizes["sample"]
     take = np.unique(np.linspace(0, total - 1, min(max_draws, total)).astype(int))
-    names = [v for v in ("alpha_std", "phi_std", "group_sd_std", "group_z", "city_sd_std",
-                         "city_z", "tau_free_std", "sigma_std") if v in post]
+    names = [v for v in ("alpha_std", "phi_std", "group_sd_std", "group_z", "a_city_std",
+                         "tau_free_std", "sigma_std") if v in post]
     draws = {v: post[v].isel(sample=take).transpose("sample", ...).values for v in names}
     sc = json.loads(post.attrs["scaling"]) if "scaling" in post.attrs else scaling(data)
     mu = linear_predictor(draws, data, sc)
