@@ -82,7 +82,7 @@ def parse_effects(effects) -> tuple[str, ...]:
     return tuple(e for e in EFFECTS if e in names)
 
 
-def _formula_terms(formula: str, columns) -> tuple[str, list[str]]:
+def _formula_terms(formula: str) -> tuple[str, list[str]]:
     outcome, pieces = read_formula(formula)
     factors = []
     for sign, text in pieces:
@@ -120,7 +120,7 @@ def factor_data(frame: pd.DataFrame, formula: str, lower: float | None,
     if lower is not None and upper is not None and not lower < upper:
         raise InputError(f"the lower bound {lower} is not below the upper bound {upper}")
     effects = parse_effects(effects)
-    outcome, factors = _formula_terms(formula, frame.columns)
+    outcome, factors = _formula_terms(formula)
     needed = [outcome, *factors, id_column]
     if "year" in effects or year_column in frame.columns:
         needed.append(year_column)
@@ -194,6 +194,9 @@ def _check_variation(Z, factors, city, year, effects, source) -> None:
 
 
 def _group_codes(values: pd.Series, city, cities, column, source):
+    if values.isna().any():
+        raise InputError(f"{source}: group column {column} is missing for cities "
+                         f"{cities_text(cities[np.unique(city[values.isna().to_numpy()])], slice(None))}")
     labels = values.astype(str).to_numpy()
     per_city = pd.Series(labels).groupby(city).nunique()
     varying = per_city.index[per_city.to_numpy() > 1]
