@@ -57,6 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prior", action="append", default=[], metavar="NAME=SD",
                    help="override a prior scale of the Bayesian model (standardised scale): "
                         "intercept_sd, phi_sd, group_sd, city_sd, year_sd, sigma_sd")
+    p.add_argument("--group-parametrisation", default="non-centred",
+                   choices=("non-centred", "centred"),
+                   help="bayes: group slopes phi + s*z_g (non-centred, default; small groups) or "
+                        "sampled directly (centred; every group with many cities)")
+    p.add_argument("--city-parametrisation", default="auto",
+                   choices=("auto", "centred", "non-centred"),
+                   help="bayes: city effects; auto (default) is centred when cities differ much "
+                        "more than years within a city")
+    p.add_argument("--target-accept", type=float, default=0.9,
+                   help="bayes: NUTS target acceptance (default 0.9)")
     p.add_argument("--plots", metavar="DIR",
                    help="bayes: write the posterior predictive check DIR/<stem>_ppc.png")
     p.add_argument("--out", required=True, metavar="FILE",
@@ -126,11 +136,16 @@ def run(args: argparse.Namespace) -> int:
     from models.bayes.sampling import quiet_arviz
 
     check_priors(priors)    # refuses bad priors before the long run
+    if not 0 < args.target_accept < 1:
+        raise InputError(f"--target-accept must lie in (0, 1), not {args.target_accept}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         idata = fit_censored(data, priors, draws=args.draws, tune=args.tune,
                              chains=args.chains, seed=args.seed, sampler=args.sampler,
-                             progress=not args.quiet)
+                             progress=not args.quiet,
+                             city_parametrisation=args.city_parametrisation,
+                             group_parametrisation=args.group_parametrisation,
+                             target_accept=args.target_accept)
         with quiet_arviz():
             summary = posterior_frame(summary_frame(idata))
             contrasts = group_contrasts(idata) if data.groups else None

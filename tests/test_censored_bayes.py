@@ -25,13 +25,14 @@ def _direct_censored_loglik(y, mu, sigma, lower, upper):
             + stats.norm.logpdf(y[inside], mu[inside], sigma).sum())
 
 
-@pytest.mark.parametrize("upper,group,effects,city", [
+@pytest.mark.parametrize("upper,group,effects,form", [
     (None, None, "", "auto"), (0.9, "group", "city,year", "non-centred"),
     (0.9, "group", "city,year", "centred")])
-def test_loglik_equals_direct_computation(upper, group, effects, city):
+def test_loglik_equals_direct_computation(upper, group, effects, form):
     sim = simulate_censored_panel((5, 4), n_years=4, upper=upper, seed=8)
     data = factor_data(sim.data, "y ~ x1 + x2", 0.0, upper, group=group, effects=effects)
-    model = censored_factor_model(data, city_parametrisation=city)
+    model = censored_factor_model(data, city_parametrisation=form,
+                                  group_parametrisation="non-centred" if form == "auto" else form)
     logp = model.compile_logp(vars=[model[OBSERVED]], sum=True)
     rng = np.random.default_rng(0)
     sc = scaling(data)
@@ -42,6 +43,8 @@ def test_loglik_equals_direct_computation(upper, group, effects, city):
                   for k, v in point.items()}
         if "city_z" in values:      # non-centred: a = sd_city · z, written out here
             values["a_city_std"] = values["city_sd_std"] * values["city_z"]
+        if "group_z" in values:     # non-centred: φ_g = φ + s ⊙ z_g
+            values["phi_group_std"] = values["phi_std"] + values["group_sd_std"] * values["group_z"]
         mu = linear_predictor({k: np.asarray(v)[None] for k, v in values.items()}, data, sc)[0]
         ys = (data.y - sc["y_center"]) / sc["y_scale"]
         lo = (0.0 - sc["y_center"]) / sc["y_scale"]

@@ -12,10 +12,13 @@ without groups, ``Intercept`` (the mean of μ at zero factors, the first year an
 
 Structure **(choices, documented defaults)**:
 
-* Group slopes, non-centred and partially pooled toward the overall φ:
-  φ_g = φ + s ⊙ z_g, z_g ~ Normal(0, 1), with one scale s_k ~ HalfNormal(``group_sd``) **per
-  factor** (groups may differ in one factor and agree in another). φ is the location of the
-  group slopes, not a sample-size-weighted average; a group with few cities is pulled toward it.
+* Group slopes, partially pooled toward the overall φ: φ_g ~ Normal(φ, s), one scale
+  s_k ~ HalfNormal(``group_sd``) **per factor** (groups may differ in one factor and agree in
+  another). φ is the location of the group slopes, not a sample-size-weighted average; a group
+  with few cities is pulled toward it. ``group_parametrisation``: "non-centred" (default,
+  φ_g = φ + s ⊙ z_g, z_g ~ Normal(0, 1); right when groups are small or s is near 0) or
+  "centred" (φ_g sampled directly; right when every group has many cities, which pins φ_g
+  and makes the non-centred z_g = (φ_g − φ)/s a funnel in s).
 * City effects hierarchical: a_r ~ Normal(0, sd_city), sd_city ~ HalfNormal(``city_sd``) (random
   effects: no incidental-parameter problem, unlike Tobit dummies). Parametrisation
   ``city_parametrisation``: "centred" (a_r sampled directly) suits panels whose cities differ much
@@ -81,12 +84,16 @@ def city_anova_ratio(data: FactorData) -> float:
 
 
 def censored_factor_model(data: FactorData, priors: dict | None = None, *,
-                          city_parametrisation: str = "auto") -> pm.Model:
+                          city_parametrisation: str = "auto",
+                          group_parametrisation: str = "non-centred") -> pm.Model:
     """The PyMC model of ``data`` (its groups and effects decide the structure, see module doc)."""
     pr = check_priors(priors)
     if city_parametrisation not in ("auto", "centred", "non-centred"):
         raise InputError(f"city_parametrisation must be auto, centred or non-centred, not "
                          f"{city_parametrisation!r}")
+    if group_parametrisation not in ("centred", "non-centred"):
+        raise InputError(f"group_parametrisation must be centred or non-centred, not "
+                         f"{group_parametrisation!r}")
     centred = (city_parametrisation == "centred"
                or (city_parametrisation == "auto" and "city" in data.effects
                    and city_anova_ratio(data) > 2.0))
@@ -112,8 +119,11 @@ def censored_factor_model(data: FactorData, priors: dict | None = None, *,
         if data.groups:
             gidx = pm.Data("group_idx", data.group, dims="obs")
             s = pm.HalfNormal("group_sd_std", pr["group_sd"], dims="factor")
-            z = pm.Normal("group_z", 0.0, 1.0, dims=("group", "factor"))
-            phi_g = pm.Deterministic("phi_group_std", phi + s * z, dims=("group", "factor"))
+            if group_parametrisation == "centred":
+                phi_g = pm.Normal("phi_group_std", phi, s, dims=("group", "factor"))
+            else:
+                z = pm.Normal("group_z", 0.0, 1.0, dims=("group", "factor"))
+                phi_g = pm.Deterministic("phi_group_std", phi + s * z, dims=("group", "factor"))
             mu = mu + (Zs * phi_g[gidx]).sum(axis=1)
             pm.Deterministic("phi_group", phi_g * sy / sz, dims=("group", "factor"))
         else:
@@ -153,8 +163,9 @@ def linear_predictor(draws: dict, data: FactorData, sc: dict) -> np.ndarray:
     alpha = np.asarray(draws["alpha_std"])
     S = alpha.shape[0]
     if data.groups:
-        phi_g = np.asarray(draws["phi_std"])[:, None, :] + (
-            np.asarray(draws["group_sd_std"])[:, None, :] * np.asarray(draws["group_z"]))
+        phi_g = (np.asarray(draws["phi_group_std"]) if "phi_group_std" in draws else
+                 np.asarray(draws["phi_std"])[:, None, :]
+                 + np.asarray(draws["group_sd_std"])[:, None, :] * np.asarray(draws["group_z"]))
         mu = np.einsum("nk,snk->sn", Zs, phi_g[:, data.group, :])
     else:
         mu = np.asarray(draws["phi_std"]) @ Zs.T
@@ -171,13 +182,19 @@ def linear_predictor(draws: dict, data: FactorData, sc: dict) -> np.ndarray:
 
 def fit_censored(data: FactorData, priors: dict | None = None, *, draws: int = 1000,
                  tune: int = 1000, chains: int = 4, seed: int = 0, sampler: str = "nutpie",
-                 progress: bool = False, city_parametrisation: str = "auto") -> az.InferenceData:
-    """Build and sample the model (models.bayes.sampling.sample: nutpie, convergence report)."""
+                 progress: bool = False, city_parametrisation: str = "auto",
+                 group_parametrisation: str = "non-centred",
+                 target_accept: float = 0.9) -> az.InferenceData:
+    """Build and sample the model (models.bayes.sampling.sample: nutpie, convergence report).
+
+    ``target_accept`` 0.9 (above NUTS' usual 0.8): hierarchical scales near zero make small steps
+    necessary."""
     from models.bayes.sampling import sample
 
-    model = censored_factor_model(data, priors, city_parametrisation=city_parametrisation)
+    model = censored_factor_model(data, priors, city_parametrisation=city_parametrisation,
+                                  group_parametrisation=group_parametrisation)
     idata = sample(model, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
-                   progress=progress)
+                   progress=progress, target_accept=target_accept)
     idata.posterior.attrs.update({
         "outcome": data.outcome, "factors": json.dumps(list(data.factors)),
         "group_column": data.group_column or "", "effects": ",".join(data.effects),
@@ -187,7 +204,7 @@ def fit_censored(data: FactorData, priors: dict | None = None, *, draws: int = 1
         "convergence_report": idata.attrs.get("convergence_report", "[]"),
         "year_effects": "fixed (first year baseline)",
         "city_effects": f"hierarchical ({model.city_parametrisation})",
-        "group_slopes": "non-centred, one HalfNormal scale per factor"})
+        "group_slopes": f"{group_parametrisation}, one HalfNormal scale per factor"})
     return idata
 
 
@@ -261,7 +278,7 @@ def posterior_predictive(idata: az.InferenceData, data: FactorData, *, max_draws
     post = idata.posterior.stack(sample=("chain", "draw"))
     total = post.sizes["sample"]
     take = np.unique(np.linspace(0, total - 1, min(max_draws, total)).astype(int))
-    names = [v for v in ("alpha_std", "phi_std", "group_sd_std", "group_z", "a_city_std",
+    names = [v for v in ("alpha_std", "phi_std", "phi_group_std", "a_city_std",
                          "tau_free_std", "sigma_std") if v in post]
     draws = {v: post[v].isel(sample=take).transpose("sample", ...).values for v in names}
     sc = json.loads(post.attrs["scaling"]) if "scaling" in post.attrs else scaling(data)

@@ -31,7 +31,8 @@ _COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
            sampler: str = "nutpie", progress: bool = True,
-           no_jitter: Sequence[str] = NO_JITTER, low_rank: bool = True) -> az.InferenceData:
+           no_jitter: Sequence[str] = NO_JITTER, low_rank: bool = True,
+           target_accept: float | None = None) -> az.InferenceData:
     """Draw from the posterior of ``model`` with NUTS; returns InferenceData with a report in attrs.
 
     The convergence report (see :func:`convergence_report`) is printed and stored as
@@ -39,8 +40,10 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
     still returns its draws. ``low_rank`` (nutpie only) adapts a diagonal-plus-low-rank mass
     matrix, which follows the strong posterior correlations between a system's structural
     coefficients (measured here: about 4 × the slowest-parameter ESS per second of the diagonal
-    mass matrix on a 256-city two-equation system).
+    mass matrix on a 256-city two-equation system). ``target_accept`` (default: the sampler's,
+    0.8) raised toward 1 gives smaller steps and fewer divergences in hierarchical models.
     """
+    extra = {} if target_accept is None else {"target_accept": float(target_accept)}
     if sampler not in ("nutpie", "pymc"):
         raise ValueError(f"sampler must be 'nutpie' or 'pymc', not {sampler!r}")
     if sampler == "nutpie":
@@ -60,13 +63,13 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
         compiled = cached[1]
         idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
                               progress_bar=progress, save_warmup=False,
-                              low_rank_modified_mass_matrix=low_rank)
+                              low_rank_modified_mass_matrix=low_rank, **extra)
     else:
         with model:
             # PyMC re-draws the jitter when a start point is inadmissible, so keep its default
             idata = pm.sample(draws=draws, tune=tune, chains=chains, random_seed=seed,
                               cores=min(chains, os.cpu_count() or 1), progressbar=progress,
-                              compute_convergence_checks=False)
+                              compute_convergence_checks=False, **extra)
     idata.attrs["sampler"] = sampler
     idata.attrs["seed"] = int(seed)
     report = convergence_report(idata, prior_sd=getattr(model, "prior_sd", None))

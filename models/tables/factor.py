@@ -82,13 +82,16 @@ def factor_tables(panel: pd.DataFrame, outcome: str, factors: list[str],
                   tune: int = 1000, chains: int = 4, seed: int = 0, sampler: str = "nutpie",
                   progress: bool = False, lower: float | None = 0.0, upper: float | None = 1.0,
                   effects: Sequence[str] = ("city", "year"), priors: dict | None = None,
-                  id_column: str = "city", year_column: str = "year") -> dict[str, pd.DataFrame]:
+                  id_column: str = "city", year_column: str = "year",
+                  **model_options) -> dict[str, pd.DataFrame]:
     """Table 10 from a (city, year) panel (``data_prep.dataset.panel_table``).
 
     Returns ``{"table10": seed layout (two rows per coefficient, columns "<label> Tobit" and
     "<label> Bayes"), "table10_contrasts": group contrasts (grouping, contrast, factor, mean, sd,
     hdi_low, hdi_high, prob_positive), "tobit": long contract-2 rows with a ``column`` label,
     "posterior": long posterior summaries with a ``column`` label, "notes": one note a row}``.
+    ``model_options`` go to :func:`models.bayes.censored.fit_censored` (city_parametrisation,
+    group_parametrisation, target_accept).
     """
     from models.bayes.censored import fit_censored, group_contrasts, summary_frame
     from models.factor_data import factor_data
@@ -105,7 +108,7 @@ def factor_tables(panel: pd.DataFrame, outcome: str, factors: list[str],
     if "city" in full.effects:
         notes.append(f"Tobit: {INCIDENTAL_NOTE}")
     sample = dict(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
-                  progress=progress)
+                  progress=progress, **model_options)
     tobit_frames: dict[str, pd.DataFrame] = {}
     bayes_frames: dict[str, pd.DataFrame] = {}
     nobs: dict[str, int] = {}
