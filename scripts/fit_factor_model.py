@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=("non-centred", "centred"),
                    help="bayes: group slopes phi + s*z_g (non-centred, default; small groups) or "
                         "sampled directly (centred; every group with many cities)")
+    p.add_argument("--group-scale", default="shared", choices=("shared", "per-factor"),
+                   help="bayes: one pooling scale for all factors (default; on the standardised "
+                        "scale, better identified with few groups) or one per factor")
     p.add_argument("--city-parametrisation", default="auto",
                    choices=("auto", "centred", "non-centred"),
                    help="bayes: city effects; auto (default) is centred when cities differ much "
@@ -145,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
                              progress=not args.quiet,
                              city_parametrisation=args.city_parametrisation,
                              group_parametrisation=args.group_parametrisation,
+                             group_scale=args.group_scale,
                              target_accept=args.target_accept)
         with quiet_arviz():
             summary = posterior_frame(summary_frame(idata))

@@ -12,10 +12,16 @@ without groups, ``Intercept`` (the mean of μ at zero factors, the first year an
 
 Structure **(choices, documented defaults)**:
 
-* Group slopes, partially pooled toward the overall φ: φ_g ~ Normal(φ, s), one scale
-  s_k ~ HalfNormal(``group_sd``) **per factor** (groups may differ in one factor and agree in
-  another). φ is the location of the group slopes, not a sample-size-weighted average; a group
-  with few cities is pulled toward it. ``group_parametrisation``: "non-centred" (default,
+* Group slopes, partially pooled toward the overall φ: φ_g ~ Normal(φ, s) with
+  s ~ HalfNormal(``group_sd``). ``group_scale``: "shared" (default; one s for all factors, on
+  the standardised scale where the factors are comparable) or "per-factor" (s_k per factor:
+  groups may differ in one factor and agree in another, but with a handful of groups each s_k
+  rests on a few deviations). Measured on the demo panel (Interact_PSS by tier, 241 cities,
+  city and year effects, 2 × 300 draws after 500 tuning steps): per-factor scales gave 9-38
+  divergences and R-hat up to 1.25 in either parametrisation; the shared scale none, with
+  R-hat ≤ 1.02 and bulk-ESS ≥ 170 for every reported slope (s itself mixes slowly: ESS 26,
+  its posterior is near 0 as the demo has no group differences). φ is the location of the
+  group slopes, not a sample-size-weighted average; a group with few cities is pulled toward it. ``group_parametrisation``: "non-centred" (default,
   φ_g = φ + s ⊙ z_g, z_g ~ Normal(0, 1); right when groups are small or s is near 0) or
   "centred" (φ_g sampled directly; right when every group has many cities, which pins φ_g
   and makes the non-centred z_g = (φ_g − φ)/s a funnel in s).
@@ -85,7 +91,8 @@ def city_anova_ratio(data: FactorData) -> float:
 
 def censored_factor_model(data: FactorData, priors: dict | None = None, *,
                           city_parametrisation: str = "auto",
-                          group_parametrisation: str = "non-centred") -> pm.Model:
+                          group_parametrisation: str = "non-centred",
+                          group_scale: str = "shared") -> pm.Model:
     """The PyMC model of ``data`` (its groups and effects decide the structure, see module doc)."""
     pr = check_priors(priors)
     if city_parametrisation not in ("auto", "centred", "non-centred"):
@@ -94,6 +101,8 @@ def censored_factor_model(data: FactorData, priors: dict | None = None, *,
     if group_parametrisation not in ("centred", "non-centred"):
         raise InputError(f"group_parametrisation must be centred or non-centred, not "
                          f"{group_parametrisation!r}")
+    if group_scale not in ("per-factor", "shared"):
+        raise InputError(f"group_scale must be per-factor or shared, not {group_scale!r}")
     centred = (city_parametrisation == "centred"
                or (city_parametrisation == "auto" and "city" in data.effects
                    and city_anova_ratio(data) > 2.0))
@@ -118,7 +127,10 @@ def censored_factor_model(data: FactorData, priors: dict | None = None, *,
         mu = alpha
         if data.groups:
             gidx = pm.Data("group_idx", data.group, dims="obs")
-            s = pm.HalfNormal("group_sd_std", pr["group_sd"], dims="factor")
+            if group_scale == "shared":
+                s = pm.HalfNormal("group_sd_std", pr["group_sd"])
+            else:
+                s = pm.HalfNormal("group_sd_std", pr["group_sd"], dims="factor")
             if group_parametrisation == "centred":
                 phi_g = pm.Normal("phi_group_std", phi, s, dims=("group", "factor"))
             else:
@@ -165,7 +177,8 @@ def linear_predictor(draws: dict, data: FactorData, sc: dict) -> np.ndarray:
     if data.groups:
         phi_g = (np.asarray(draws["phi_group_std"]) if "phi_group_std" in draws else
                  np.asarray(draws["phi_std"])[:, None, :]
-                 + np.asarray(draws["group_sd_std"])[:, None, :] * np.asarray(draws["group_z"]))
+                 + np.asarray(draws["group_sd_std"]).reshape(alpha.shape[0], 1, -1)
+                 * np.asarray(draws["group_z"]))
         mu = np.einsum("nk,snk->sn", Zs, phi_g[:, data.group, :])
     else:
         mu = np.asarray(draws["phi_std"]) @ Zs.T
@@ -183,7 +196,7 @@ def linear_predictor(draws: dict, data: FactorData, sc: dict) -> np.ndarray:
 def fit_censored(data: FactorData, priors: dict | None = None, *, draws: int = 1000,
                  tune: int = 1000, chains: int = 4, seed: int = 0, sampler: str = "nutpie",
                  progress: bool = False, city_parametrisation: str = "auto",
-                 group_parametrisation: str = "non-centred",
+                 group_parametrisation: str = "non-centred", group_scale: str = "shared",
                  target_accept: float = 0.9) -> az.InferenceData:
     """Build and sample the model (models.bayes.sampling.sample: nutpie, convergence report).
 
@@ -192,7 +205,8 @@ def fit_censored(data: FactorData, priors: dict | None = None, *, draws: int = 1
     from models.bayes.sampling import sample
 
     model = censored_factor_model(data, priors, city_parametrisation=city_parametrisation,
-                                  group_parametrisation=group_parametrisation)
+                                  group_parametrisation=group_parametrisation,
+                                  group_scale=group_scale)
     idata = sample(model, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
                    progress=progress, target_accept=target_accept)
     idata.posterior.attrs.update({
@@ -204,7 +218,7 @@ def fit_censored(data: FactorData, priors: dict | None = None, *, draws: int = 1
         "convergence_report": idata.attrs.get("convergence_report", "[]"),
         "year_effects": "fixed (first year baseline)",
         "city_effects": f"hierarchical ({model.city_parametrisation})",
-        "group_slopes": f"{group_parametrisation}, one HalfNormal scale per factor"})
+        "group_slopes": f"{group_parametrisation}, HalfNormal scale {group_scale}"})
     return idata
 
 
