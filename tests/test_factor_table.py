@@ -35,6 +35,7 @@ def test_layout(tables):
     assert (t["Tier 1 Tobit"] == "").all() and t["Tier 1 Bayes"].iloc[0] != ""
     assert any("Tier 1: 2 cities" in n for n in out["notes"]["note"])
     assert t["Full sample Tobit"].iloc[1].startswith("(")
+    assert "†" not in t["Full sample Bayes"].iloc[4]      # sigma: no "excludes 0" flag
 
 
 def test_cells_come_from_the_fits(tables):

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from data_prep.errors import InputError
-from models.results import paper_table, posterior_table
+from models.results import DAGGER, paper_table, posterior_table
 
 NOTE = ("Tobit: ML coefficient, z statistic in parentheses, *** p < 0.01, ** p < 0.05, "
         "* p < 0.10; Bayes: posterior mean, posterior sd in parentheses, † the 94 % HDI "
@@ -183,8 +183,11 @@ def _combine(tobit_frames, bayes_frames, nobs, factors) -> pd.DataFrame:
             cells = dict(zip(zip(table["term"].where(table["term"] != "", None).ffill(),
                                  table.groupby((table["term"] != "").cumsum()).cumcount()),
                              table[label]))
-            out[f"{label} {kind}"] = [
-                cells.get((_row_key(rows, i), _row_pos(rows, i)), "") for i in range(len(rows))]
+            column = [cells.get((_row_key(rows, i), _row_pos(rows, i)), "")
+                      for i in range(len(rows))]
+            # a scale's interval always excludes 0: no dagger for sigma
+            column[rows.index("sigma")] = column[rows.index("sigma")].replace(DAGGER, "")
+            out[f"{label} {kind}"] = column
     return out
 
 
