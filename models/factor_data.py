@@ -194,9 +194,11 @@ def _check_variation(Z, factors, city, year, effects, source) -> None:
 
 
 def _group_codes(values: pd.Series, city, cities, column, source):
-    if values.isna().any():
+    missing = values.isna().to_numpy()
+    if missing.any():
+        bad = cities[np.unique(city[missing])]
         raise InputError(f"{source}: group column {column} is missing for cities "
-                         f"{cities_text(cities[np.unique(city[values.isna().to_numpy()])], slice(None))}")
+                         f"{cities_text(bad, slice(None))}")
     labels = values.astype(str).to_numpy()
     per_city = pd.Series(labels).groupby(city).nunique()
     varying = per_city.index[per_city.to_numpy() > 1]

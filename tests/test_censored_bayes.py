@@ -127,8 +127,8 @@ def test_small_group_shrinks_toward_overall_slope():
     """Three groups of 12 cities share the slopes; a fourth of 2 cities deviates by 0.4 in x1.
     For both factors its posterior mean is closer to the overall slope than its own separate
     Tobit estimate is (the agreeing groups make the group scale s small, which pulls the small
-    group in). Measured (seed 5, shared scale): own / pooled / overall = 0.483 / 0.547 / 0.530 for x1
-    and -0.181 / -0.252 / -0.248 for x2. (The pooled value
+    group in). Measured (seed 5, shared scale): own / pooled / overall = 0.483 / 0.547 / 0.530
+    for x1 and -0.181 / -0.252 / -0.248 for x2. (The pooled value
     need not lie between the two: the slopes of x1 and x2 are estimated jointly.)"""
     shift = [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [0.4, 0.0]]
     sim = simulate_censored_panel((12, 12, 12, 2), n_years=6, group_shift=shift, sd_city=0.0,
