@@ -1,0 +1,201 @@
+"""Seed Table 10: the censored factor model, full sample and by city group, Tobit beside Bayes.
+
+Columns as in the seed: full sample, tier 1..4, coastal, inland. In each column the Tobit ML
+coefficient (stars, z statistic in parentheses; :func:`models.results.paper_table`) stands beside
+the posterior mean († when the 94 % HDI excludes 0, posterior sd in parentheses;
+:func:`models.results.posterior_table`). The Tobit columns of a group are separate regressions
+on that group's cities (the seed's design); the Bayesian group columns come from ONE
+hierarchical model per grouping whose group slopes are partially pooled toward the overall
+slopes (:mod:`models.bayes.censored`), so a group too small for its own Tobit still gets a
+(shrunken) estimate, and differences between groups come with posteriors: the contrasts table
+(tier 1 − tier 4 and every other tier − tier 4, coastal − inland). The σ of a Bayesian group
+column is the model's common σ. Intercepts and the city/year effects are estimated, not shown.
+Functions return data only; the caller writes the files.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from data_prep.errors import InputError
+from models.results import DAGGER, paper_table, posterior_table
+
+NOTE = ("Tobit: ML coefficient, z statistic in parentheses, *** p < 0.01, ** p < 0.05, "
+        "* p < 0.10; Bayes: posterior mean, posterior sd in parentheses, † the 94 % HDI "
+        "excludes 0. Tobit group columns are separate regressions; Bayesian group columns come "
+        "from one hierarchical model per grouping (slopes partially pooled, common sigma).")
+
+
+def _label(column: str, group: str) -> str:
+    if column == "tier":
+        return f"Tier {group}"
+    if column == "coastal" and group in ("0", "1"):
+        return "Coastal" if group == "1" else "Inland"
+    return f"{column} = {group}"
+
+
+def _group_order(column: str, groups: Sequence[str]) -> list[str]:
+    # coastal before inland, as in the seed; otherwise the sorted labels
+    return sorted(groups, reverse=(column == "coastal" and set(groups) == {"0", "1"}))
+
+
+def _usable_bounds(y: np.ndarray, lower, upper, notes: list[str]):
+    """Drop a bound that no observation reaches (the script refuses it; a table keeps going)."""
+    kept = []
+    for bound, hit, word in ((lower, lambda b: (y <= b).any(), "lower"),
+                             (upper, lambda b: (y >= b).any(), "upper")):
+        if bound is not None and not hit(bound):
+            notes.append(f"no observation reaches the {word} bound {bound}; it was dropped")
+            bound = None
+        kept.append(bound)
+    if kept == [None, None]:
+        raise InputError("no observation is censored at either bound; use OLS")
+    return kept
+
+
+def _tobit_column(data, label: str, notes: list[str]):
+    from models.frequentist.tobit import fit_tobit
+
+    k = len(data.factors) + 1
+    if len(data.cities) < k:
+        notes.append(f"{label}: {len(data.cities)} cities, fewer than the {k} parameters of a "
+                     "separate Tobit; no Tobit column (the Bayesian column pools it)")
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            fit = fit_tobit(data, label)
+    except InputError as err:
+        notes.append(f"{label}: no Tobit column ({err})")
+        return None
+    notes += [f"{label}: {n}" for n in fit.notes if "incidental" not in n]
+    return fit
+
+
+def factor_tables(panel: pd.DataFrame, outcome: str, factors: list[str],
+                  groups: Sequence[str] = ("tier", "coastal"), *, draws: int = 1000,
+                  tune: int = 1000, chains: int = 4, seed: int = 0, sampler: str = "nutpie",
+                  progress: bool = False, lower: float | None = 0.0, upper: float | None = 1.0,
+                  effects: Sequence[str] = ("city", "year"), priors: dict | None = None,
+                  id_column: str = "city", year_column: str = "year",
+                  **model_options) -> dict[str, pd.DataFrame]:
+    """Table 10 from a (city, year) panel (``data_prep.dataset.panel_table``).
+
+    Returns ``{"table10": seed layout (two rows per coefficient, columns "<label> Tobit" and
+    "<label> Bayes"), "table10_contrasts": group contrasts (grouping, contrast, factor, mean, sd,
+    hdi_low, hdi_high, prob_positive), "tobit": long contract-2 rows with a ``column`` label,
+    "posterior": long posterior summaries with a ``column`` label, "notes": one note a row}``.
+    ``model_options`` go to :func:`models.bayes.censored.fit_censored` (city_parametrisation,
+    group_parametrisation, target_accept).
+    """
+    from models.bayes.censored import fit_censored, group_contrasts, summary_frame
+    from models.factor_data import factor_data
+    from models.frequentist.tobit import INCIDENTAL_NOTE
+
+    notes: list[str] = []
+    if outcome not in panel.columns:
+        raise InputError(f"panel has no column {outcome}")
+    lower, upper = _usable_bounds(panel[outcome].to_numpy(float), lower, upper, notes)
+    formula = f"{outcome} ~ {' + '.join(factors)}"
+    common = dict(effects=effects, id_column=id_column, year_column=year_column,
+                  source="panel")
+    full = factor_data(panel, formula, lower, upper, **common)
+    if "city" in full.effects:
+        notes.append(f"Tobit: {INCIDENTAL_NOTE}")
+    sample = dict(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
+                  progress=progress, **model_options)
+    tobit_frames: dict[str, pd.DataFrame] = {}
+    bayes_frames: dict[str, pd.DataFrame] = {}
+    nobs: dict[str, int] = {}
+    contrasts = []
+
+    def bayes(data, label):
+        idata = fit_censored(data, priors, **sample)
+        report = json.loads(idata.posterior.attrs.get("convergence_report", "[]"))
+        if report:
+            notes.append(f"Bayes ({label}): {report[0]}")
+        return idata
+
+    fit = _tobit_column(full, "Full sample", notes)
+    if fit is not None:
+        tobit_frames["Full sample"] = fit.to_frame()
+    post = summary_frame(bayes(full, "full sample"))
+    bayes_frames["Full sample"] = post[post["term"] != "Intercept"]
+    nobs["Full sample"] = full.n
+    for column in groups:
+        data = factor_data(panel, formula, lower, upper, group=column, **common)
+        idata = bayes(data, f"by {column}")
+        post = summary_frame(idata)
+        sigma = post[post["term"] == "sigma"]
+        order = _group_order(column, data.groups)
+        for g in order:
+            label = _label(column, g)
+            code = data.groups.index(g)
+            sub = data.subset(data.group == code)
+            nobs[label] = sub.n
+            fit = _tobit_column(sub, label, notes)
+            if fit is not None:
+                tobit_frames[label] = fit.to_frame()
+            rows = post[post["term"].str.endswith(f"[{g}]")].copy()
+            rows["term"] = rows["term"].str[: -len(f"[{g}]")]
+            bayes_frames[label] = pd.concat([rows, sigma], ignore_index=True)
+        pairs = [(g, order[-1]) for g in order[:-1]]
+        c = group_contrasts(idata, pairs)
+        c["contrast"] = [" − ".join(_label(column, x) for x in pair.split(" - "))
+                         for pair in c["contrast"]]
+        c.insert(0, "grouping", column)
+        contrasts.append(c)
+    return {"table10": _combine(tobit_frames, bayes_frames, nobs, factors),
+            "table10_contrasts": pd.concat(contrasts, ignore_index=True) if contrasts
+            else pd.DataFrame(),
+            "tobit": _long(tobit_frames), "posterior": _long(bayes_frames),
+            "notes": pd.DataFrame({"note": list(dict.fromkeys(notes))})}
+
+
+def _long(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat([f.assign(column=label) for label, f in frames.items()], ignore_index=True)
+
+
+def _combine(tobit_frames, bayes_frames, nobs, factors) -> pd.DataFrame:
+    """Interleave "<label> Tobit" and "<label> Bayes" columns on the rows factors…, sigma."""
+    keep = [*factors, "sigma"]
+    labels = list(bayes_frames)
+    rows = [t for f in keep for t in (f, "")] + ["Observations"]
+    out = pd.DataFrame({"term": rows})
+    for label in labels:
+        for kind, frames, make in (("Tobit", tobit_frames, paper_table),
+                                   ("Bayes", bayes_frames, posterior_table)):
+            if label not in frames:
+                out[f"{label} {kind}"] = ""
+                continue
+            frame = frames[label]
+            frame = frame[frame["term"].isin(keep)]
+            # the first row fixes the row order; make it the factors' order
+            frame = frame.set_index("term").loc[[t for t in keep if t in set(frame["term"])]]
+            table = make({label: frame.reset_index()}, nobs={label: nobs[label]})
+            cells = dict(zip(zip(table["term"].where(table["term"] != "", None).ffill(),
+                                 table.groupby((table["term"] != "").cumsum()).cumcount()),
+                             table[label]))
+            column = [cells.get((_row_key(rows, i), _row_pos(rows, i)), "")
+                      for i in range(len(rows))]
+            # a scale's interval always excludes 0: no dagger for sigma
+            column[rows.index("sigma")] = column[rows.index("sigma")].replace(DAGGER, "")
+            out[f"{label} {kind}"] = column
+    return out
+
+
+def _row_key(rows: list[str], i: int) -> str:
+    while rows[i] == "":
+        i -= 1
+    return rows[i]
+
+
+def _row_pos(rows: list[str], i: int) -> int:
+    return 0 if rows[i] != "" else 1
