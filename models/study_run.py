@@ -121,9 +121,7 @@ def stage_data(study: Study) -> None:
     if "weights_row" not in ds and "link" not in ds.dims:
         raise InputError("the study data have no spatial weights")
     ds = _with_regimes(ds, cfg.agglomeration)
-    missing = [v for v in ["ER", *cfg.agglomeration, *cfg.controls] if v not in ds]
-    if missing:
-        raise InputError(f"controls or indices not found in the data: {', '.join(missing)}")
+    _check_variables(cfg, ds)
     study.ds, study.controls = ds, list(cfg.controls)
     study.frame = cross_section(ds)
     study.weights = weights_from_dataset(ds)
@@ -146,6 +144,26 @@ def stage_data(study: Study) -> None:
         "",
         f"Choices: `{ds.attrs.get('choices', '{}')}`",
     ]
+
+
+def _check_variables(cfg: StudyConfig, ds) -> None:
+    """Every variable the config names exists (and a Table 10 group varies), before any work."""
+    where = f"{cfg.source} [study]"
+    named = {"controls": ["ER", *cfg.agglomeration, *cfg.controls],
+             "instruments": cfg.instruments}
+    if 10 in cfg.tables:
+        named["factors"] = cfg.factors
+        named["groups"] = cfg.groups
+    for key, names in named.items():
+        missing = [v for v in names if v not in ds]
+        if missing:
+            raise InputError(f"{where}: {key} not found in the data: {', '.join(missing)}")
+    if 10 in cfg.tables:
+        for group in cfg.groups:
+            values = np.unique(np.asarray(ds[group].values).astype(str))
+            if values.size < 2:
+                raise InputError(f"{where}: group {group} has a single value ({values[0]}) in "
+                                 f"the data; drop it from groups or tables")
 
 
 def _with_regimes(ds, indices):
@@ -553,6 +571,51 @@ def stage_quadratic(study: Study) -> None:
     study.report.verdict("Table 9 (quadratic): " + "; ".join(verdicts) + ".")
 
 
+def stage_factor(study: Study) -> None:
+    """Table 10: the censored (Tobit) factor model of the coupling-coordination degree."""
+    if 10 not in study.cfg.tables:
+        return
+    from data_prep.dataset import panel_table
+    from models.results import write_csv_atomic
+    from models.tables.factor import NOTE, factor_tables
+
+    cfg = study.cfg
+    outcome = f"Interact_{cfg.agglomeration[0]}"
+    panel = panel_table(study.ds)
+    missing = [c for c in [outcome, *cfg.factors, *cfg.groups] if c not in panel.columns]
+    study.report.section("Table 10: what drives the agglomeration–resilience interaction",
+                         f"Outcome: {outcome}, the coupling-coordination degree of "
+                         f"{cfg.agglomeration[0]} and ER (in [0, 1], hence censored), on the "
+                         f"factors with city and year effects; groups: "
+                         f"{', '.join(cfg.groups) or 'none'}.")
+    if missing:
+        study.report.lines([f"Table 10 not run: the data have no column {', '.join(missing)}."])
+        study.report.verdict(f"Table 10: not run (missing {', '.join(missing)}).")
+        return
+    options = {k: v for k, v in study.bayes_settings().items()}
+    result = factor_tables(panel, outcome, cfg.factors, cfg.groups, bayes=not cfg.quick,
+                           **options)
+    study.table(result["table10"], "table10_factor_model",
+                f"Table 10. Drivers of {outcome}: Tobit beside the hierarchical posterior",
+                "Full sample and each group: the Tobit (separate regressions per group) beside "
+                "one hierarchical censored model per grouping whose group slopes are partially "
+                "pooled toward the overall slopes.", NOTE)
+    if len(result["table10_contrasts"]):
+        study.table(result["table10_contrasts"].round(4), "table10_contrasts",
+                    "Table 10 (contrasts). Differences between groups",
+                    "Posterior of each group's slope minus the reference group's, with its 94 % "
+                    "HDI and the probability that it is positive.")
+    study.written.append(write_csv_atomic(result["notes"],
+                                          study.path("tables", "table10_notes.csv")))
+    study.report.lines([f"* {n}" for n in result["notes"]["note"]])
+    failed = [n for n in result["notes"]["note"] if "FAILED" in n]
+    study.report.verdict("Table 10 (censored factor model): "
+                         + ("Tobit only (quick mode)" if cfg.quick else
+                            "every posterior converged" if not failed else
+                            f"{len(failed)} posterior(s) did NOT converge: " + "; ".join(failed))
+                         + ".")
+
+
 # ----------------------------------------------------------------------------- the whole run
 
 STAGES: list[tuple[str, Callable[[Study], None]]] = [
@@ -562,6 +625,7 @@ STAGES: list[tuple[str, Callable[[Study], None]]] = [
     ("Tables 4-6: robustness", stage_robustness),
     ("Tables 7-8: regimes", stage_regimes),
     ("Table 9: quadratic model", stage_quadratic),
+    ("Table 10: censored factor model", stage_factor),
 ]
 
 

@@ -82,7 +82,7 @@ def factor_tables(panel: pd.DataFrame, outcome: str, factors: list[str],
                   tune: int = 1000, chains: int = 4, seed: int = 0, sampler: str = "nutpie",
                   progress: bool = False, lower: float | None = 0.0, upper: float | None = 1.0,
                   effects: Sequence[str] = ("city", "year"), priors: dict | None = None,
-                  id_column: str = "city", year_column: str = "year",
+                  id_column: str = "city", year_column: str = "year", bayes: bool = True,
                   **model_options) -> dict[str, pd.DataFrame]:
     """Table 10 from a (city, year) panel (``data_prep.dataset.panel_table``).
 
@@ -91,7 +91,8 @@ def factor_tables(panel: pd.DataFrame, outcome: str, factors: list[str],
     hdi_low, hdi_high, prob_positive), "tobit": long contract-2 rows with a ``column`` label,
     "posterior": long posterior summaries with a ``column`` label, "notes": one note a row}``.
     ``model_options`` go to :func:`models.bayes.censored.fit_censored` (city_parametrisation,
-    group_parametrisation, target_accept).
+    group_parametrisation, target_accept). ``bayes=False`` gives the Tobit columns only (a fast
+    look: no posterior, no contrasts).
     """
     from models.bayes.censored import fit_censored, group_contrasts, summary_frame
     from models.factor_data import factor_data
@@ -114,7 +115,7 @@ def factor_tables(panel: pd.DataFrame, outcome: str, factors: list[str],
     nobs: dict[str, int] = {}
     contrasts = []
 
-    def bayes(data, label):
+    def posterior(data, label):
         idata = fit_censored(data, priors, **sample)
         report = json.loads(idata.posterior.attrs.get("convergence_report", "[]"))
         if report:
@@ -124,15 +125,25 @@ def factor_tables(panel: pd.DataFrame, outcome: str, factors: list[str],
     fit = _tobit_column(full, "Full sample", notes)
     if fit is not None:
         tobit_frames["Full sample"] = fit.to_frame()
-    post = summary_frame(bayes(full, "full sample"))
-    bayes_frames["Full sample"] = post[post["term"] != "Intercept"]
+    if bayes:
+        post = summary_frame(posterior(full, "full sample"))
+        bayes_frames["Full sample"] = post[post["term"] != "Intercept"]
     nobs["Full sample"] = full.n
     for column in groups:
         data = factor_data(panel, formula, lower, upper, group=column, **common)
-        idata = bayes(data, f"by {column}")
+        order = _group_order(column, data.groups)
+        if not bayes:
+            for g in order:
+                label = _label(column, g)
+                sub = data.subset(data.group == data.groups.index(g))
+                nobs[label] = sub.n
+                fit = _tobit_column(sub, label, notes)
+                if fit is not None:
+                    tobit_frames[label] = fit.to_frame()
+            continue
+        idata = posterior(data, f"by {column}")
         post = summary_frame(idata)
         sigma = post[post["term"] == "sigma"]
-        order = _group_order(column, data.groups)
         for g in order:
             label = _label(column, g)
             code = data.groups.index(g)
@@ -166,12 +177,14 @@ def _long(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def _combine(tobit_frames, bayes_frames, nobs, factors) -> pd.DataFrame:
     """Interleave "<label> Tobit" and "<label> Bayes" columns on the rows factors…, sigma."""
     keep = [*factors, "sigma"]
-    labels = list(bayes_frames)
+    labels = list(nobs)
+    kinds = [("Tobit", tobit_frames, paper_table)]
+    if bayes_frames:
+        kinds.append(("Bayes", bayes_frames, posterior_table))
     rows = [t for f in keep for t in (f, "")] + ["Observations"]
     out = pd.DataFrame({"term": rows})
     for label in labels:
-        for kind, frames, make in (("Tobit", tobit_frames, paper_table),
-                                   ("Bayes", bayes_frames, posterior_table)):
+        for kind, frames, make in kinds:
             if label not in frames:
                 out[f"{label} {kind}"] = ""
                 continue
