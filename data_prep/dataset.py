@@ -131,7 +131,7 @@ def _robustness_measures(E: xr.DataArray, output, covs, gdp_benchmark: str,
         pss_output.attrs["choice"] = "PSS by the largest output location quotient"
         measures["PSS_output"] = pss_output
     if winsorize is not None:
-        lower, upper = indices._winsor_levels(winsorize)
+        lower, upper = indices.winsor_levels(winsorize)
         measures = {k: indices.winsorize(v, lower, upper) for k, v in measures.items()}
     return xr.Dataset({k: v.rename(k) for k, v in measures.items()})
 
@@ -182,7 +182,7 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
                                    keep_flagged=keep_flagged)
     pss, psd = _pss(E, pss_method), _psd(E, psd_method)
     if winsorize is not None:
-        lower, upper = indices._winsor_levels(winsorize)
+        lower, upper = indices.winsor_levels(winsorize)
         pss = indices.winsorize(pss, lower, upper)
         psd = indices.winsorize(psd, lower, upper)
     ds = xr.Dataset({"employment": E, "ER": er["ER"], "ER_flag": er["ER_flag"],
@@ -224,7 +224,7 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
         "er_threshold_rule": "flag |counterfactual change| <= threshold x city employment",
         "er_flagged_cells": int(er["ER_flag"].sum()),
         "er_keep_flagged": keep_flagged,
-        "winsorize": None if winsorize is None else list(indices._winsor_levels(winsorize)),
+        "winsorize": None if winsorize is None else list(indices.winsor_levels(winsorize)),
         "winsorized_variables": [] if winsorize is None else
         ["ER", "PSS", "PSD", *robustness.data_vars],
         "pss_method": pss_method, "psd_method": psd_method, "fill_policy": fill_policy,

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from data_prep.errors import InputError
-from data_prep.simulate import SystemTruth, _structure
+from data_prep.simulate import SystemTruth, structural_parts
 
 DEPENDENTS: tuple[str, ...] = ("ER", "PSS", "PSD")
 CONTROLS: tuple[str, ...] = ("Gov", "PGDP", "Fdi", "Fix_cap", "RnD", "HumCap", "Rd", "Popden",
@@ -87,7 +87,7 @@ def structural_matrices(coefficients: Mapping[str, Mapping[str, float]],
     """B0 (contemporaneous) and B1 (spatial lags) of 𝒜 = I − (B0 ⊗ I + B1 ⊗ W), rows and columns
     in the order of ``dependents`` (the simulator's own split of the terms)."""
     ordered = {d: dict(coefficients[d]) for d in dependents}
-    B0, B1, _ = _structure(SystemTruth(ordered, np.eye(len(dependents))))
+    B0, B1, _ = structural_parts(SystemTruth(ordered, np.eye(len(dependents))))
     return B0, B1
 
 

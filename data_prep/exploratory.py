@@ -23,7 +23,7 @@ from data_prep.files import atomic_write
 from data_prep.weights import SpatialWeights, row_standardise, weights_from_dataset
 
 
-def _values(ds: xr.Dataset, variable: str, year) -> np.ndarray:
+def city_values(ds: xr.Dataset, variable: str, year) -> np.ndarray:
     """Per-city values: one year, or the period mean over the defined years (year=None/'mean')."""
     if variable not in ds.variables:
         raise InputError(f"the dataset has no variable {variable!r}")
@@ -42,7 +42,7 @@ def _values(ds: xr.Dataset, variable: str, year) -> np.ndarray:
     return np.asarray(da.transpose("city").values, dtype=float)
 
 
-def _subset(weights: SpatialWeights, keep: np.ndarray) -> sp.csr_matrix:
+def subset_matrix(weights: SpatialWeights, keep: np.ndarray) -> sp.csr_matrix:
     """W restricted to the kept cities, re-row-standardised when W is row-standardised."""
     M = weights.matrix[keep][:, keep]
     return row_standardise(M) if weights.transform == "R" else sp.csr_matrix(M)
@@ -84,7 +84,7 @@ def morans_i(ds: xr.Dataset, variables=("ER", "PSS", "PSD"), permutations: int =
             raise InputError(f"the dataset has no variable {variable!r}")
         years = [int(y) for y in ds["year"].values] if "year" in ds[variable].dims else []
         for year in years + ["mean"]:
-            y = _values(ds, variable, year)
+            y = city_values(ds, variable, year)
             ok = np.isfinite(y)
             if not ok.any():
                 continue
@@ -95,7 +95,7 @@ def morans_i(ds: xr.Dataset, variables=("ER", "PSS", "PSD"), permutations: int =
                 missing = [weights.cities[i] for i in np.flatnonzero(~ok)]
                 warnings.warn(f"Moran's I of {variable} ({year}) leaves out {len(missing)} "
                               f"cities without a value: {', '.join(missing[:5])}", stacklevel=2)
-                M = _subset(weights, np.flatnonzero(ok))
+                M = subset_matrix(weights, np.flatnonzero(ok))
             if np.std(y[ok]) == 0:
                 raise InputError(f"{variable} ({year}) is constant over the cities; "
                                  f"Moran's I is undefined")
@@ -120,7 +120,7 @@ def moran_scatter(ds: xr.Dataset, variable: str, path, year=None) -> float:
     import matplotlib.pyplot as plt
 
     weights = weights_from_dataset(ds)
-    y = _values(ds, variable, year)
+    y = city_values(ds, variable, year)
     ok = np.isfinite(y)
     if ok.sum() < 3:
         raise InputError(f"{variable}: fewer than 3 cities with values")

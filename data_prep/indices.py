@@ -149,7 +149,7 @@ def sensitivity_index(employment: xr.DataArray, threshold: float = ER_THRESHOLD,
             er[flag] = np.nan
     out = _city_year(er, da, "ER")
     if winsorize is not None:
-        lower, upper = _winsor_levels(winsorize)
+        lower, upper = winsor_levels(winsorize)
         out = _winsorize(out, lower, upper)
     out.attrs.update(long_name="Martin sensitivity index of employment",
                      threshold=threshold, keep_flagged=str(keep_flagged).lower())
@@ -225,7 +225,8 @@ def gdp_growth_change(gdp: xr.DataArray, benchmark: str = "national") -> xr.Data
     return result
 
 
-def _winsor_levels(spec) -> tuple[float, float]:
+def winsor_levels(spec) -> tuple[float, float]:
+    """(lower, upper) shares of a winsorising choice: p → (p, 1 − p), or a (lower, upper) pair."""
     if np.isscalar(spec):
         p = float(spec)
         return p, 1.0 - p

@@ -107,9 +107,9 @@ def choropleth_figure(ds: xr.Dataset, panels: Mapping[str, np.ndarray], *,
 
 def index_maps(ds: xr.Dataset, path, variables: Sequence[str] = ("ER", "PSS", "PSD")) -> Path:
     """Choropleths of the period means (over the defined years) of ``variables``."""
-    from data_prep.exploratory import _values
+    from data_prep.exploratory import city_values
 
-    panels = {f"{v} (period mean)": _values(ds, v, None) for v in variables}
+    panels = {f"{v} (period mean)": city_values(ds, v, None) for v in variables}
     return choropleths(ds, panels, path, diverging=["ER (period mean)"])
 
 
@@ -152,13 +152,13 @@ def lisa(ds: xr.Dataset, variable: str = "ER", *, year=None, permutations: int =
     """
     import esda
 
-    from data_prep.exploratory import _subset, _values
+    from data_prep.exploratory import subset_matrix, city_values
     from data_prep.weights import to_libpysal
 
     if permutations < 1:
         raise InputError(f"permutations must be at least 1, not {permutations}")
     weights = weights_from_dataset(ds)
-    y = _values(ds, variable, year)
+    y = city_values(ds, variable, year)
     ok = np.isfinite(y)
     if ok.sum() < 3:
         raise InputError(f"{variable}: fewer than 3 cities with values")
@@ -168,7 +168,7 @@ def lisa(ds: xr.Dataset, variable: str = "ER", *, year=None, permutations: int =
         from dataclasses import replace
 
         keep = np.flatnonzero(ok)
-        weights = replace(weights, matrix=_subset(weights, keep),
+        weights = replace(weights, matrix=subset_matrix(weights, keep),
                           cities=tuple(weights.cities[i] for i in keep))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # libpysal's island notes; islands are reported upstream

@@ -71,7 +71,7 @@ def _lag_target(term: str) -> str | None:
     return term[2:-1] if term.startswith("W(") and term.endswith(")") else None
 
 
-def _structure(truth: SystemTruth):
+def structural_parts(truth: SystemTruth):
     """Split the coefficient dicts into B0, B1 and the exogenous terms of each equation."""
     deps = truth.dependents
     index = {d: g for g, d in enumerate(deps)}
@@ -119,7 +119,7 @@ def simulate_system(weights, truth: SystemTruth | None = None, seed: int = 0,
     Sigma = np.asarray(truth.Sigma, dtype=float)
     if Sigma.shape != (G, G):
         raise InputError(f"Sigma has shape {Sigma.shape}, expected ({G}, {G}) for equations {deps}")
-    B0, B1, exog = _structure(truth)
+    B0, B1, exog = structural_parts(truth)
     rng = np.random.default_rng(seed)
 
     bases = sorted({_lag_target(t) or t for terms in exog for t in terms} - {"Intercept"})

@@ -34,12 +34,12 @@ def curve_design(data: QuadraticData, grid: np.ndarray) -> np.ndarray:
 
 def curve_band_frequentist(data: QuadraticData, fit, grid: np.ndarray):
     """(fit, low, high) of the 95 % pointwise confidence band of an OLS / spatial 2SLS fit."""
-    from models.frequentist.quadratic import _quantile
+    from models.frequentist.quadratic import critical_value
 
     Z = curve_design(data, grid)
     b = fit.coefficients["estimate"].to_numpy(dtype=float)
     mid = Z @ b
-    half = _quantile(fit.df) * np.sqrt(np.einsum("ij,jk,ik->i", Z, fit.cov, Z))
+    half = critical_value(fit.df) * np.sqrt(np.einsum("ij,jk,ik->i", Z, fit.cov, Z))
     return mid, mid - half, mid + half
 
 

@@ -76,7 +76,7 @@ class PanelSystem:
     W: sp.csr_matrix | None      # the n × n cross-section weights
 
 
-def _balanced(frame: pd.DataFrame, id_column: str, year_column: str):
+def balanced_panel(frame: pd.DataFrame, id_column: str, year_column: str):
     """City order (first appearance), sorted years; InputError naming missing city-years."""
     for col in (id_column, year_column):
         if col not in frame.columns:
@@ -142,7 +142,7 @@ def panel_system(spec, data, weights=None, *, id_column: str = "city",
     frame, stored = read_data(data, id_column, table=panel_table)
     if not isinstance(data, pd.DataFrame):
         frame = frame.rename(columns={"city": id_column, "year": year_column})
-    cities, years = _balanced(frame, id_column, year_column)
+    cities, years = balanced_panel(frame, id_column, year_column)
     T, n = len(years), cities.size
     spec0 = _intercept_free(spec)
     frame = frame.assign(**{id_column: frame[id_column].astype(str)})

@@ -63,7 +63,8 @@ def ols(y: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return b, cov, resid
 
 
-def _quantile(df: float | None, level: float = LEVEL) -> float:
+def critical_value(df: float | None, level: float = LEVEL) -> float:
+    """Two-sided critical value at ``level``: t(df), or the standard normal when df is None."""
     p = 0.5 + level / 2
     return float(stats.norm.ppf(p) if df is None else stats.t.ppf(p, df))
 
@@ -247,7 +248,7 @@ def _coefficient_rows(outcome, terms, b, cov, df) -> pd.DataFrame:
     se = np.sqrt(np.diag(cov))
     stat = b / se
     p = 2 * (stats.norm.sf(np.abs(stat)) if df is None else stats.t.sf(np.abs(stat), df))
-    q = _quantile(df)
+    q = critical_value(df)
     return pd.DataFrame({"equation": outcome, "term": list(terms), "estimate": b,
                          "std_error": se, "statistic": stat, "p_value": p,
                          "ci_low": b - q * se, "ci_high": b + q * se}, columns=list(COLUMNS))
@@ -292,7 +293,7 @@ def fit_quadratic_frequentist(data: QuadraticData) -> QuadraticFit:
         raise InputError(f"the estimated curvature {data.square} is exactly zero; the turning "
                          "point is undefined")
     theta = float(turning_point(c1, c2))
-    q = _quantile(df)
+    q = critical_value(df)
     x_low, x_high = data.range
     lm = lind_mehlum(c1, c2, V, x_low, x_high, df)
     fs = fieller_set(c1, c2, V, q, data.square)

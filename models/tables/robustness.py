@@ -156,9 +156,9 @@ def stacked_panel(panel: pd.DataFrame, weights, *, year_column: str = "year"):
     Rows are ordered by year, then by the cities of ``weights``; the id column ``city`` becomes
     "city|year" so that every row is one observation of the stacked system.
     """
-    from models.bayes.panel_system import _balanced
+    from models.bayes.panel_system import balanced_panel
 
-    cities, years = _balanced(panel, "city", year_column)
+    cities, years = balanced_panel(panel, "city", year_column)
     order = [str(c) for c in weights.cities]
     if set(order) != set(cities):
         raise InputError("fixed-effects table: the panel's cities differ from the weights' "
