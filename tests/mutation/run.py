@@ -1,0 +1,151 @@
+"""Mutation testing of the reporting layer with cosmic-ray (``make mutation``; not part of CI).
+
+Each target module is mutated in a scratch copy of the tracked files (the working tree is never
+touched), one cosmic-ray session per module, and each mutant runs only the fast test files that
+cover that module (``pytest -x``: the first failure kills the mutant). Operators that only
+produce crashes or unreadable noise are filtered (bitwise/shift/floor-division/modulo
+replacements, variable inserter/replacer, decorator removal), and the Bayesian system model is
+mutated only in its prior block (a line filter).
+
+Usage: ``python tests/mutation/run.py [name ...]`` — names from ``TARGETS`` (default: all).
+Writes ``tests/mutation/reports/<name>.txt`` (cosmic-ray's report with every surviving mutant's
+diff) and prints a one-line count per module: generated, killed (of which by timeout),
+survived, incompetent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+REPORTS = Path(__file__).resolve().parent / "reports"
+BIN = Path(sys.executable).parent
+
+EXCLUDE_OPERATORS = [
+    r"core/ReplaceBinaryOperator_.*_(RShift|LShift|BitOr|BitAnd|BitXor|FloorDiv|Mod)$",
+    r"core/ReplaceBinaryOperator_(RShift|LShift|BitOr|BitAnd|BitXor|FloorDiv|Mod)_.*",
+    r"core/VariableInserter", r"core/VariableReplacer", r"core/RemoveDecorator",
+]
+
+FREQ_TESTS = ["tests/test_strength_frequentist.py", "tests/test_frequentist.py"]
+BAYES_POST = ["tests/test_strength_bayes.py", "-k",
+              "summary or dagger or add_effects or quadrature"]
+TARGETS: dict[str, dict] = {
+    "frequentist_results": {"module": "models/frequentist/results.py",
+                            "tests": FREQ_TESTS + ["tests/test_results.py"], "timeout": 120},
+    "frequentist_diagnostics": {"module": "models/frequentist/diagnostics.py",
+                                "tests": FREQ_TESTS, "timeout": 120},
+    "simulate": {"module": "data_prep/simulate.py",
+                 "tests": ["tests/test_strength_simulate.py", "tests/test_simulate.py"],
+                 "timeout": 120},
+    "results": {"module": "models/results.py",
+                "tests": ["tests/test_results.py", "tests/test_strength_frequentist.py"],
+                "timeout": 120},
+    "bayes_postprocess": {"module": "models/bayes/postprocess.py",
+                          "tests": BAYES_POST[:1] + ["tests/test_predictive_group.py"]
+                          + BAYES_POST[1:], "timeout": 300},
+    # the prior block: DEFAULT_PRIORS and build_system_model up to the rho prior
+    "bayes_priors": {"module": "models/bayes/system.py", "lines": ["50-56", "273-323", "342-343"],
+                     "tests": ["tests/test_strength_bayes.py", "-k",
+                               "prior or lkj or contraction"], "timeout": 600},
+}
+
+
+def _config(target: dict) -> str:
+    cmd = [str(BIN / "python"), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+           *target["tests"]]
+    test_command = " ".join(f"'{c}'" if " " in c else c for c in cmd)
+    lines = [
+        "[cosmic-ray]",
+        f'module-path = "{target["module"]}"',
+        f"timeout = {float(target['timeout'])}",
+        "excluded-modules = []",
+        f"test-command = {json.dumps(test_command)}",
+        "",
+        "[cosmic-ray.distributor]",
+        'name = "local"',
+        "",
+        "[cosmic-ray.filters.operators-filter]",
+        f"exclude-operators = {json.dumps(EXCLUDE_OPERATORS)}",
+    ]
+    if target.get("lines"):
+        lines += ["", "[cosmic-ray.filters.line-filter.lines]",
+                  f'"{target["module"]}" = {json.dumps(target["lines"])}']
+    return "\n".join(lines) + "\n"
+
+
+def _copy_tree(dest: Path) -> None:
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()
+    for rel in files:
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+
+
+def run(name: str) -> dict:
+    target = TARGETS[name]
+    with tempfile.TemporaryDirectory(prefix=f"mut-{name}-") as tmp:
+        work = Path(tmp)
+        _copy_tree(work)
+        (work / "cr.toml").write_text(_config(target))
+        env = {**os.environ, "PYTHONPATH": str(work)}
+
+        def call(*args):
+            return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=work, env=env,
+                                  capture_output=True, text=True)
+
+        call("cosmic-ray", "init", "cr.toml", "s.sqlite")
+        call("cr-filter-operators", "s.sqlite", "cr.toml")
+        if target.get("lines"):
+            call("cr-filter-lines", "--config", "cr.toml", "s.sqlite")
+        call("cosmic-ray", "exec", "cr.toml", "s.sqlite")
+        report = call("cr-report", "--show-diff", "--surviving-only", "s.sqlite").stdout
+        dump = call("cosmic-ray", "dump", "s.sqlite").stdout
+    counts = {"generated": 0, "skipped": 0, "killed": 0, "survived": 0, "incompetent": 0,
+              "timeout": 0}
+    for line in dump.splitlines():
+        item, result = json.loads(line)
+        counts["generated"] += 1
+        if result is None:
+            continue
+        if result["worker_outcome"] == "skipped":
+            counts["skipped"] += 1
+        elif result["test_outcome"] == "killed":
+            counts["killed"] += 1
+            counts["timeout"] += result.get("output") == "timeout"
+        elif result["test_outcome"] == "survived":
+            counts["survived"] += 1
+        else:
+            counts["incompetent"] += 1
+    REPORTS.mkdir(exist_ok=True)
+    (REPORTS / f"{name}.txt").write_text(report)
+    (REPORTS / f"{name}.jsonl").write_text(dump)
+    tested = counts["generated"] - counts["skipped"]
+    print(f"{name}: {tested} mutants tested (of {counts['generated']} generated), "
+          f"{counts['killed']} killed ({counts['timeout']} by timeout), "
+          f"{counts['survived']} survived, {counts['incompetent']} incompetent", flush=True)
+    return counts
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(TARGETS)
+    unknown = [n for n in names if n not in TARGETS]
+    if unknown:
+        print(f"error: unknown target(s) {', '.join(unknown)}; known: {', '.join(TARGETS)}",
+              file=sys.stderr)
+        return 2
+    for name in names:
+        run(name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
