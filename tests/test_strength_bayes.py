@@ -387,3 +387,16 @@ def test_pymc_fallback_when_nutpie_is_missing(monkeypatch):
     assert any("R-hat cannot be computed" in line for line in report)
     with pytest.raises(ValueError, match="sampler must be"):
         sample(model, sampler="stan")
+
+
+def test_excluded_variables_have_no_impact_and_thinning_keeps_all_when_small():
+    from models.bayes.postprocess import thinned_draws
+
+    sim, system, idata = _system_and_posterior("none", S_chain=1, S_draw=2, seed=6)
+    lam = np.linalg.eigvals(sim.W.toarray()).real
+    add_effects_and_loo(idata, system, lam, loo=False, exclude_variables=("x2",))
+    variables = list(idata.posterior["impact"]["variable"].values)
+    assert "x2" not in variables and {"x1", "z1", "z2", "ER", "PSS"} <= set(variables)
+    np.testing.assert_array_equal(thinned_draws(100, 2, 500), np.arange(100))
+    np.testing.assert_array_equal(thinned_draws(100, 4, 100), np.arange(0, 100, 4))
+    np.testing.assert_array_equal(thinned_draws(10, 3, 10), np.arange(0, 10, 3))
