@@ -7,7 +7,11 @@ produce crashes or unreadable noise are filtered (bitwise/shift/floor-division/m
 replacements, variable inserter/replacer, decorator removal), and the Bayesian system model is
 mutated only in its prior block (a line filter).
 
-Usage: ``python tests/mutation/run.py [name ...]`` — names from ``TARGETS`` (default: all).
+Usage: ``python tests/mutation/run.py [--sample N] [name ...]`` — names from ``TARGETS``
+(default: all). ``--sample N`` tests a seeded random sample of N mutants per module (the rest
+are marked skipped), for a run that must fit in a time budget; the default tests every mutant.
+``python tests/mutation/run.py --summarise NAME SESSION`` writes the report of a finished
+session file.
 Writes ``tests/mutation/reports/<name>.txt`` (cosmic-ray's report with every surviving mutant's
 diff) and prints a one-line count per module: generated, killed (of which by timeout),
 survived, incompetent.
@@ -23,6 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[2]
 REPORTS = Path(__file__).resolve().parent / "reports"
 BIN = Path(sys.executable).parent
@@ -35,10 +41,11 @@ EXCLUDE_OPERATORS = [
 
 FREQ_TESTS = ["tests/test_strength_frequentist.py", "tests/test_frequentist.py"]
 BAYES_POST = ["tests/test_strength_bayes.py", "-k",
-              "summary or dagger or add_effects or quadrature"]
+              "summary or dagger or add_effects or quadrature or excluded"]
 TARGETS: dict[str, dict] = {
     "frequentist_results": {"module": "models/frequentist/results.py",
-                            "tests": FREQ_TESTS + ["tests/test_results.py"], "timeout": 120},
+                            "tests": FREQ_TESTS + ["tests/test_strength_summary.py",
+                                                   "tests/test_results.py"], "timeout": 120},
     "frequentist_diagnostics": {"module": "models/frequentist/diagnostics.py",
                                 "tests": FREQ_TESTS, "timeout": 120},
     "simulate": {"module": "data_prep/simulate.py",
@@ -90,7 +97,22 @@ def _copy_tree(dest: Path) -> None:
             shutil.copy2(src, dest / rel)
 
 
-def run(name: str) -> dict:
+def _sample(session: Path, size: int, seed: int = 0) -> None:
+    """Mark all but a seeded random sample of ``size`` pending mutants as skipped."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        pending = sorted(item.job_id for item in db.pending_work_items)
+        if len(pending) <= size:
+            return
+        keep = set(np.random.default_rng(seed).choice(pending, size, replace=False))
+        db.set_multiple_results([j for j in pending if j not in keep],
+                                WorkResult(output="Filtered sample",
+                                           worker_outcome=WorkerOutcome.SKIPPED))
+
+
+def run(name: str, sample: int | None = None) -> dict:
     target = TARGETS[name]
     with tempfile.TemporaryDirectory(prefix=f"mut-{name}-") as tmp:
         work = Path(tmp)
@@ -106,18 +128,35 @@ def run(name: str) -> dict:
         call("cr-filter-operators", "s.sqlite", "cr.toml")
         if target.get("lines"):
             call("cr-filter-lines", "--config", "cr.toml", "s.sqlite")
+        if sample:
+            _sample(work / "s.sqlite", sample)
         call("cosmic-ray", "exec", "cr.toml", "s.sqlite")
-        report = call("cr-report", "--show-diff", "--surviving-only", "s.sqlite").stdout
-        dump = call("cosmic-ray", "dump", "s.sqlite").stdout
-    counts = {"generated": 0, "skipped": 0, "killed": 0, "survived": 0, "incompetent": 0,
-              "timeout": 0}
+        return summarise(name, work / "s.sqlite", sampled=sample)
+
+
+def summarise(name: str, session: Path, sampled: int | None = None) -> dict:
+    """Count the outcomes of a session and write its reports."""
+    def call(*args):
+        return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True,
+                              text=True).stdout
+
+    report = call("cr-report", "--show-diff", "--surviving-only", str(session))
+    dump = call("cosmic-ray", "dump", str(session))
+    slim = []
+    counts = {"generated": 0, "skipped": 0, "sampled_out": 0, "killed": 0, "survived": 0,
+              "incompetent": 0, "timeout": 0, "pending": 0}
     for line in dump.splitlines():
         item, result = json.loads(line)
+        if result is not None and result.get("output"):
+            result["output"] = result["output"][-300:]      # the test log's tail only
+        slim.append(json.dumps([item, result]))
         counts["generated"] += 1
         if result is None:
+            counts["pending"] += 1
             continue
         if result["worker_outcome"] == "skipped":
             counts["skipped"] += 1
+            counts["sampled_out"] += result.get("output") == "Filtered sample"
         elif result["test_outcome"] == "killed":
             counts["killed"] += 1
             counts["timeout"] += result.get("output") == "timeout"
@@ -127,15 +166,23 @@ def run(name: str) -> dict:
             counts["incompetent"] += 1
     REPORTS.mkdir(exist_ok=True)
     (REPORTS / f"{name}.txt").write_text(report)
-    (REPORTS / f"{name}.jsonl").write_text(dump)
-    tested = counts["generated"] - counts["skipped"]
-    print(f"{name}: {tested} mutants tested (of {counts['generated']} generated), "
+    (REPORTS / f"{name}.jsonl").write_text("\n".join(slim) + "\n")
+    tested = counts["generated"] - counts["skipped"] - counts["pending"]
+    eligible = counts["generated"] - counts["skipped"] + counts["sampled_out"]
+    print(f"{name}: {tested} mutants tested (of {eligible} after the operator/line filters; "
+          f"{counts['generated']} generated; {counts['pending']} not run), "
           f"{counts['killed']} killed ({counts['timeout']} by timeout), "
           f"{counts['survived']} survived, {counts['incompetent']} incompetent", flush=True)
     return counts
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--summarise"]:
+        summarise(argv[1], Path(argv[2]))
+        return 0
+    sample = None
+    if argv[:1] == ["--sample"]:
+        sample, argv = int(argv[1]), argv[2:]
     names = argv or list(TARGETS)
     unknown = [n for n in names if n not in TARGETS]
     if unknown:
@@ -143,7 +190,7 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     for name in names:
-        run(name)
+        run(name, sample)
     return 0
 
 
