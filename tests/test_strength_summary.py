@@ -50,14 +50,18 @@ def test_summary_lists_every_coefficient_with_its_stars_and_the_warnings():
     for w in res.warnings:
         assert f"  - {w}" in lines
     assert text.index("First-stage diagnostics:") < text.index("Warnings:")
+    table = res.first_stage.to_string(index=False, float_format=lambda v: f"{v:.3f}")
+    assert table in text
 
 
 def test_summary_without_warnings_or_first_stage():
     sim = simulate_system(lattice_weights(6), seed=2)
     data = sim.data
-    system = build_system(parse_system(["ER ~ x1 + x2 + z1", "PSS ~ x1 + x2 + z2"]), data)
+    # equations listed in the system's order, not alphabetically
+    system = build_system(parse_system(["PSS ~ x1 + x2 + z2", "ER ~ x1 + x2 + z1"]), data)
     res = estimate(system, "3sls")
     text = res.summary()
+    assert text.index("Equation PSS") < text.index("Equation ER")
     assert res.first_stage.empty and res.warnings == []
     assert "First-stage diagnostics:" not in text and "Warnings:" not in text
     assert text.splitlines()[0].startswith("3SLS estimates")
