@@ -237,3 +237,57 @@ def test_weak_identification_warnings_thresholds():
     single = table.iloc[[2]].assign(partial_F=9.0, sw_F=9.0, cragg_donald=9.0)
     out = weak_identification_warnings(single)
     assert len(out) == 1 and "instruments are weak for w" in out[0]
+
+
+# ----------------------------------------------------------------- edge cases of the diagnostics
+
+def _ols_ssr(y, X):
+    if X.shape[1] == 0:
+        return float(y @ y)
+    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
+    r = y - X @ beta
+    return float(r @ r)
+
+
+@pytest.mark.parametrize("n_exog", [0, 1])
+def test_partial_f_with_no_or_one_included_exogenous(n_exog):
+    """X_j empty (no intercept) or the intercept alone: F against direct OLS regressions."""
+    rng = np.random.default_rng(8)
+    n = 60
+    X = np.ones((n, n_exog))
+    Zx = rng.standard_normal((n, 3))
+    H = np.column_stack([X, Zx])
+    e = Zx @ [0.5, 0.2, 0.0] + rng.standard_normal(n) + 0.7
+    table = first_stage("y", ["e"] + ["Intercept"] * n_exog, np.column_stack([e, X]), 1,
+                        Projector.from_instruments(H, [f"h{i}" for i in range(H.shape[1])]))
+    q, dfd = 3, n - H.shape[1]
+    ssr_u, ssr_r = _ols_ssr(e, H), _ols_ssr(e, X)
+    F = ((ssr_r - ssr_u) / q) / (ssr_u / dfd)
+    assert table["partial_F"].iloc[0] == pytest.approx(F, rel=1e-10)
+    assert table["sw_F"].iloc[0] == pytest.approx(F, rel=1e-10)
+
+
+def test_stability_warning_edges():
+    from models.frequentist.diagnostics import stability_warning
+
+    W = lattice_weights(5).matrix
+    zero = np.zeros((2, 2))
+    # admissible on [-1, 1] although det < 0 beyond λ = 1: no warning (only [-1, 1] matters)
+    assert stability_warning(zero, np.diag([0.6, 0.0]), W) is None
+    # an own lag of exactly 1 (a unit root at λ = 1) is outside the region: warned
+    msg = stability_warning(zero, np.diag([1.0, 0.0]), W)
+    assert msg is not None and "lambda in [1.00, 1.00]" in msg
+    # no weights or a W that is not row-standardised: the check does not apply
+    assert stability_warning(zero, np.diag([1.5, 0.0]), None) is None
+    binary = (W > 0).astype(float)
+    assert stability_warning(zero, np.diag([1.5, 0.0]), binary) is None
+
+
+def test_lag_only_identification_note():
+    from models.frequentist.diagnostics import lag_only_identification
+
+    msg = lag_only_identification("ER", ["W(x1)", "W2(x1)"], 1)
+    assert msg is not None and msg.startswith("equation ER: identification comes only")
+    assert lag_only_identification("ER", ["W(x1)", "W2(x1)"], 0) is None      # no endogenous
+    assert lag_only_identification("ER", ["z1", "W(x1)"], 2) is None          # a real instrument
+    assert lag_only_identification("ER", [], 1) is None
