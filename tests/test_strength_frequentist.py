@@ -233,6 +233,10 @@ def test_weak_identification_warnings_thresholds():
     strong = table.assign(partial_F=[11.0, 30.0, 25.0], sw_F=[10.5, 12.0, 40.0],
                           cragg_donald=[10.1, 10.1, 25.0])
     assert weak_identification_warnings(strong) == []
+    # "below the threshold" is strict: statistics exactly at 10 are not flagged
+    edge = table.assign(partial_F=[10.0, 30.0, 25.0], sw_F=[10.0, 12.0, 40.0],
+                        cragg_donald=[10.0, 10.0, 25.0])
+    assert weak_identification_warnings(edge) == []
     # a single endogenous regressor: the CD of that equation is its F, no joint warning
     single = table.iloc[[2]].assign(partial_F=9.0, sw_F=9.0, cragg_donald=9.0)
     out = weak_identification_warnings(single)
@@ -277,6 +281,9 @@ def test_stability_warning_edges():
     # an own lag of exactly 1 (a unit root at λ = 1) is outside the region: warned
     msg = stability_warning(zero, np.diag([1.0, 0.0]), W)
     assert msg is not None and "lambda in [1.00, 1.00]" in msg
+    # a negative own lag of -1 fails at the other end of the interval, λ = -1
+    msg = stability_warning(zero, np.diag([-1.0, 0.0]), W)
+    assert msg is not None and "lambda in [-1.00, -1.00]" in msg
     # no weights or a W that is not row-standardised: the check does not apply
     assert stability_warning(zero, np.diag([1.5, 0.0]), None) is None
     binary = (W > 0).astype(float)
