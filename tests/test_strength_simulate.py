@@ -72,7 +72,9 @@ def _three_equation_truth() -> SystemTruth:
     coefficients = {
         "y1": {"W(y1)": 0.2, "y2": 0.3, "W(y3)": 0.1, "Intercept": 1.0, "x1": 1.0, "z1": 0.7},
         "y2": {"W(y2)": 0.3, "y3": -0.2, "Intercept": -0.5, "x1": 0.5, "W(x1)": 0.4, "z2": 1.0},
-        "y3": {"W(y3)": -0.2, "W(y1)": 0.2, "y1": 0.25, "Intercept": 0.2, "x2": -0.7, "z3": 0.9},
+        # names sorting before "Intercept" and ending in ")" are plain exogenous variables
+        "y3": {"W(y3)": -0.2, "W(y1)": 0.2, "y1": 0.25, "Intercept": 0.2, "x2": -0.7, "z3": 0.9,
+               "Gov": 0.3, "log(x3)": -0.4},
     }
     Sigma = np.array([[1.0, 0.3, 0.1], [0.3, 0.8, -0.2], [0.1, -0.2, 0.6]])
     return SystemTruth(coefficients, Sigma, rho={"y2": -0.4})
@@ -143,3 +145,34 @@ def test_reduced_form_mean_and_covariance_monte_carlo():
     se = np.sqrt(1.0 / z.size)
     assert abs(z.mean()) < 4 * se
     assert abs((z ** 2).mean() - 1.0) < 4 * np.sqrt(2.0) * se
+
+
+def test_default_truth_is_the_documented_system():
+    """The recovery tests and the demo rely on these values (data_prep.simulate.default_truth)."""
+    truth = default_truth()
+    assert truth.coefficients == {
+        "ER": {"W(ER)": 0.30, "W(PSS)": 0.20, "PSS": 0.40, "Intercept": 1.0, "x1": 1.0,
+               "x2": -0.5, "z1": 0.8},
+        "PSS": {"W(PSS)": 0.25, "W(ER)": -0.15, "ER": -0.30, "Intercept": 0.5, "x1": 0.5,
+                "x2": 0.7, "z2": 1.0}}
+    np.testing.assert_array_equal(truth.Sigma, [[1.0, 0.3], [0.3, 0.8]])
+    assert truth.rho == {}
+
+
+def test_formulas_default_seed_and_singular_system():
+    from data_prep.errors import InputError
+    from models.spec import parse_system
+
+    w = lattice_weights(4)
+    truth = SystemTruth({"a": {"b": 0.5, "Intercept": 1.0, "x": 1.0},
+                         "b": {"x": 0.5, "q": 1.0}}, np.eye(2))
+    sim = simulate_system(w, truth, seed=0)
+    assert sim.formulas == ["a ~ b + x", "b ~ x + q - 1"]
+    spec = parse_system(sim.formulas)
+    assert "Intercept" in spec.equations[0].exogenous
+    assert "Intercept" not in spec.equations[1].exogenous
+    assert simulate_system(w, truth).data.equals(sim.data)          # default seed is 0
+    assert list(sim.cities) == list(w.cities) and len(sim.data) == 16
+    singular = SystemTruth({"a": {"b": 1.0, "x": 1.0}, "b": {"a": 1.0, "x": 0.5}}, np.eye(2))
+    with pytest.raises(InputError, match="singular"):
+        simulate_system(w, singular, seed=0)

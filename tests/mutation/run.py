@@ -53,7 +53,8 @@ TARGETS: dict[str, dict] = {
                  "tests": ["tests/test_strength_simulate.py", "tests/test_simulate.py"],
                  "timeout": 120},
     "results": {"module": "models/results.py",
-                "tests": ["tests/test_results.py", "tests/test_strength_frequentist.py"],
+                "tests": ["tests/test_results.py", "tests/test_strength_tables.py",
+                          "tests/test_strength_frequentist.py"],
                 "timeout": 120},
     "bayes_postprocess": {"module": "models/bayes/postprocess.py",
                           "tests": BAYES_POST[:1] + ["tests/test_predictive_group.py"]
