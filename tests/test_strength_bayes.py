@@ -418,3 +418,17 @@ def test_add_effects_with_binary_weights_uses_the_exact_total():
     for name, values in ref.items():
         got = _flat(idata.posterior["impact"].sel(variable=name))
         np.testing.assert_allclose(got, values, rtol=1e-8, atol=1e-10)
+
+
+def test_prior_sigma_mapping_g2():
+    """G = 2: Σ̃ = diag(sd) R diag(sd) with R the correlation r = 2u − 1 (the LKJ prior is on r),
+    reported on the data scale as Σ = Σ̃ ∘ s s'."""
+    model = _model(2, priors=PRIORS)
+    fn = model.compile_fn(model.replace_rvs_by_values([model["Sigma"]])[0],
+                          inputs=model.value_vars, point_fn=True, on_unused_input="ignore")
+    s = model.layout.y_scale
+    for point in _random_points(model, 3, seed=9):
+        sd = np.exp(point["sd_std_log__"])
+        r = 2 * special.expit(point["corr_u_logodds__"]) - 1
+        R = np.array([[1.0, r], [r, 1.0]])
+        np.testing.assert_allclose(fn(point), np.outer(sd * s, sd * s) * R, rtol=1e-12)
