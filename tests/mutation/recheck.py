@@ -20,7 +20,7 @@ from run import BIN, REPORTS, TARGETS, _copy_tree  # noqa: E402
 
 
 def main(name: str) -> int:
-    target = TARGETS[name]
+    target = TARGETS[name.split("-seed")[0]]
     survivors = []
     for line in (REPORTS / f"{name}.jsonl").read_text().splitlines():
         item, result = json.loads(line)

@@ -7,9 +7,10 @@ produce crashes or unreadable noise are filtered (bitwise/shift/floor-division/m
 replacements, variable inserter/replacer, decorator removal), and the Bayesian system model is
 mutated only in its prior block (a line filter).
 
-Usage: ``python tests/mutation/run.py [--sample N] [name ...]`` — names from ``TARGETS``
+Usage: ``python tests/mutation/run.py [--sample N [--seed S]] [name ...]`` — names from ``TARGETS``
 (default: all). ``--sample N`` tests a seeded random sample of N mutants per module (the rest
-are marked skipped), for a run that must fit in a time budget; the default tests every mutant.
+are marked skipped; seed S, reports suffixed "-seedS" when S ≠ 0), for a run that must fit in a
+time budget; the default tests every mutant.
 ``python tests/mutation/run.py --summarise NAME SESSION`` writes the report of a finished
 session file.
 Writes ``tests/mutation/reports/<name>.txt`` (cosmic-ray's report with every surviving mutant's
@@ -114,7 +115,7 @@ def _sample(session: Path, size: int, seed: int = 0) -> None:
                                            worker_outcome=WorkerOutcome.SKIPPED))
 
 
-def run(name: str, sample: int | None = None) -> dict:
+def run(name: str, sample: int | None = None, seed: int = 0) -> dict:
     target = TARGETS[name]
     with tempfile.TemporaryDirectory(prefix=f"mut-{name}-") as tmp:
         work = Path(tmp)
@@ -131,12 +132,13 @@ def run(name: str, sample: int | None = None) -> dict:
         if target.get("lines"):
             call("cr-filter-lines", "--config", "cr.toml", "s.sqlite")
         if sample:
-            _sample(work / "s.sqlite", sample)
+            _sample(work / "s.sqlite", sample, seed)
         call("cosmic-ray", "exec", "cr.toml", "s.sqlite")
-        return summarise(name, work / "s.sqlite", sampled=sample)
+        return summarise(name, work / "s.sqlite", report_name=f"{name}-seed{seed}" if seed
+                         else name)
 
 
-def summarise(name: str, session: Path, sampled: int | None = None) -> dict:
+def summarise(name: str, session: Path, report_name: str | None = None) -> dict:
     """Count the outcomes of a session and write its reports."""
     def call(*args):
         return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True,
@@ -167,11 +169,12 @@ def summarise(name: str, session: Path, sampled: int | None = None) -> dict:
         else:
             counts["incompetent"] += 1
     REPORTS.mkdir(exist_ok=True)
-    (REPORTS / f"{name}.txt").write_text(report)
-    (REPORTS / f"{name}.jsonl").write_text("\n".join(slim) + "\n")
+    report_name = report_name or name
+    (REPORTS / f"{report_name}.txt").write_text(report)
+    (REPORTS / f"{report_name}.jsonl").write_text("\n".join(slim) + "\n")
     tested = counts["generated"] - counts["skipped"] - counts["pending"]
     eligible = counts["generated"] - counts["skipped"] + counts["sampled_out"]
-    print(f"{name}: {tested} mutants tested (of {eligible} after the operator/line filters; "
+    print(f"{report_name}: {tested} mutants tested (of {eligible} after the operator/line filters; "
           f"{counts['generated']} generated; {counts['pending']} not run), "
           f"{counts['killed']} killed ({counts['timeout']} by timeout), "
           f"{counts['survived']} survived, {counts['incompetent']} incompetent", flush=True)
@@ -182,9 +185,11 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--summarise"]:
         summarise(argv[1], Path(argv[2]))
         return 0
-    sample = None
+    sample, seed = None, 0
     if argv[:1] == ["--sample"]:
         sample, argv = int(argv[1]), argv[2:]
+    if argv[:1] == ["--seed"]:
+        seed, argv = int(argv[1]), argv[2:]
     names = argv or list(TARGETS)
     unknown = [n for n in names if n not in TARGETS]
     if unknown:
@@ -192,7 +197,7 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     for name in names:
-        run(name, sample)
+        run(name, sample, seed)
     return 0
 
 
