@@ -432,3 +432,18 @@ def test_prior_sigma_mapping_g2():
         r = 2 * special.expit(point["corr_u_logodds__"]) - 1
         R = np.array([[1.0, r], [r, 1.0]])
         np.testing.assert_allclose(fn(point), np.outer(sd * s, sd * s) * R, rtol=1e-12)
+
+
+def test_thinning_cap_edges_and_predictive_default():
+    """thinned_draws keeps every step-th draw, step = ⌈chains·draws / max(max_draws, 1)⌉; the
+    posterior predictive thins only above the documented default cap of 500 draws."""
+    from models.bayes.postprocess import add_posterior_predictive, thinned_draws
+
+    np.testing.assert_array_equal(thinned_draws(10, 1, 1), [0])
+    np.testing.assert_array_equal(thinned_draws(10, 1, 0), [0])       # a cap below 1 means 1
+    np.testing.assert_array_equal(thinned_draws(10, 1, 2), [0, 5])
+    for draws, kept in ((500, 500), (501, 251)):
+        _, system, idata = _system_and_posterior("none", S_chain=1, S_draw=draws, seed=2)
+        add_posterior_predictive(idata, system, seed=1)
+        pp = idata.posterior_predictive
+        assert pp.sizes["draw"] == kept and pp.attrs["thinned_from_draws"] == draws

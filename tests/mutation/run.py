@@ -43,7 +43,7 @@ EXCLUDE_OPERATORS = [
 FREQ_TESTS = ["tests/test_strength_frequentist.py", "tests/test_frequentist.py"]
 BAYES_POST = ["tests/test_strength_bayes.py", "-k",
               "summary or dagger or add_effects or quadrature or excluded or binary "
-              "or predictive_mean or seeded_and_thinning"]
+              "or predictive_mean or seeded_and_thinning or thinning_cap"]
 TARGETS: dict[str, dict] = {
     "frequentist_results": {"module": "models/frequentist/results.py",
                             "tests": FREQ_TESTS + ["tests/test_strength_summary.py",
