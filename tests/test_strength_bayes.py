@@ -447,3 +447,31 @@ def test_thinning_cap_edges_and_predictive_default():
         add_posterior_predictive(idata, system, seed=1)
         pp = idata.posterior_predictive
         assert pp.sizes["draw"] == kept and pp.attrs["thinned_from_draws"] == draws
+
+
+def test_prior_g1_and_rho_interval_with_binary_weights():
+    """G = 1: HalfNormal error sd, Σ = sd² s²; a binary W (λ_max ≈ 3.5, not 1): the spatial-error
+    prior is Uniform(1/λ_min, 1/λ_max)."""
+    import scipy.sparse as sp
+
+    w = lattice_weights(5)
+    Wb = sp.csr_matrix((w.matrix > 0).astype(float))
+    truth = SystemTruth({"y": {"W(y)": 0.1, "Intercept": 1.0, "x1": 1.0}}, np.array([[1.0]]))
+    sim = simulate_system(Wb, truth, seed=1)
+    system = build_system(parse_system(sim.formulas, spatial_errors="all"), sim.data,
+                          weights=Wb, check=False)
+    lam = np.linalg.eigvalsh(Wb.toarray())
+    model = build_system_model(system, lam, {"sd_sigma": 0.7})
+    lo, hi = 1 / lam.min(), 1 / lam.max()
+    assert hi < 0.5
+    fn = model.compile_fn(model.replace_rvs_by_values([model["Sigma"]])[0],
+                          inputs=model.value_vars, point_fn=True, on_unused_input="ignore")
+    s = model.layout.y_scale[0]
+    for point in _random_points(model, 3, seed=4):
+        sd = np.exp(point["sd_std_log__"])
+        rho = lo + (hi - lo) * special.expit(point["rho_error_interval__"])
+        assert _logp(model, "sd_std", point) == pytest.approx(
+            float(stats.halfnorm(scale=0.7).logpdf(sd)), rel=1e-9)
+        assert _logp(model, "rho_error", point) == pytest.approx(
+            float(stats.uniform(lo, hi - lo).logpdf(rho).sum()), rel=1e-9)
+        np.testing.assert_allclose(fn(point), [[(sd * s) ** 2]], rtol=1e-12)
