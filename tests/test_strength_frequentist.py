@@ -165,7 +165,7 @@ def _sw_dense(Ye: np.ndarray, X: np.ndarray, H: np.ndarray, k: int) -> float:
     return float(num / den)
 
 
-def _design(n: int, seed: int, weak_joint: bool):
+def _design(n: int, seed: int, weak_joint: bool, extra: int = 0):
     """Two endogenous regressors, four excluded instruments. ``weak_joint``: both regressors load
     on (nearly) the same instrument combination, so each partial F is large while each
     conditional F (SW) is small."""
@@ -180,14 +180,15 @@ def _design(n: int, seed: int, weak_joint: bool):
     else:
         e1 = Z @ np.array([1.0, 0.0, 0.6, 0.0]) + v[:, 0]
         e2 = Z @ np.array([0.0, 1.0, 0.0, 0.7]) + v[:, 1]
-    H = np.column_stack([X, Z])
+    H = np.column_stack([X, Z, rng.standard_normal((n, extra))])
     return np.column_stack([e1, e2]), X, H
 
 
-@pytest.mark.parametrize("weak_joint", [False, True])
-def test_sanderson_windmeijer_f_matches_dense_textbook(weak_joint):
-    Ye, X, H = _design(150, seed=4, weak_joint=weak_joint)
-    names = ["Intercept", "x", "a", "b", "c", "d"]
+@pytest.mark.parametrize("weak_joint,extra", [(False, 0), (True, 0), (False, 1)])
+def test_sanderson_windmeijer_f_matches_dense_textbook(weak_joint, extra):
+    """k_e = 2 with 4 and 5 excluded instruments (numerator df q − k_e + 1 = 3 and 4)."""
+    Ye, X, H = _design(150, seed=4, weak_joint=weak_joint, extra=extra)
+    names = ["Intercept", "x", "a", "b", "c", "d", "e"][:H.shape[1]]
     table = first_stage("y", ["e1", "e2", "Intercept", "x"], np.column_stack([Ye, X]), 2,
                         Projector.from_instruments(H, names))
     for k in range(2):
@@ -284,6 +285,11 @@ def test_stability_warning_edges():
     # a negative own lag of -1 fails at the other end of the interval, λ = -1
     msg = stability_warning(zero, np.diag([-1.0, 0.0]), W)
     assert msg is not None and "lambda in [-1.00, -1.00]" in msg
+    # an island (empty row) does not make a row-standardised W "not row-standardised"
+    Wi = W.tolil()
+    Wi[0, :] = 0.0
+    msg = stability_warning(zero, np.diag([1.0, 0.0]), Wi.tocsr())
+    assert msg is not None and "lambda in [1.00, 1.00]" in msg
     # no weights or a W that is not row-standardised: the check does not apply
     assert stability_warning(zero, np.diag([1.5, 0.0]), None) is None
     binary = (W > 0).astype(float)

@@ -62,8 +62,8 @@ TARGETS: dict[str, dict] = {
                           + BAYES_POST[1:], "timeout": 300},
     # the prior block: DEFAULT_PRIORS and build_system_model up to the rho prior
     "bayes_priors": {"module": "models/bayes/system.py", "lines": ["50-56", "273-323", "342-343"],
-                     "tests": ["tests/test_strength_bayes.py", "-k",
-                               "prior or lkj or contraction"], "timeout": 600},
+                     "tests": ["tests/test_strength_bayes.py", "tests/test_bayes_logp.py", "-k",
+                               "prior or lkj or contraction or another_map"], "timeout": 600},
 }
 
 
