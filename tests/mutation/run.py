@@ -60,7 +60,8 @@ TARGETS: dict[str, dict] = {
     "bayes_postprocess": {"module": "models/bayes/postprocess.py",
                           "tests": BAYES_POST[:1] + ["tests/test_predictive_group.py"]
                           + BAYES_POST[1:], "timeout": 300},
-    # the prior block: DEFAULT_PRIORS and build_system_model up to the rho prior
+    # the prior block: DEFAULT_PRIORS, build_system_model from the settings to the rho prior, and
+    # the reported prior sds (line numbers of the current file: update them when it changes)
     "bayes_priors": {"module": "models/bayes/system.py", "lines": ["50-56", "273-323", "342-343"],
                      "tests": ["tests/test_strength_bayes.py", "tests/test_bayes_logp.py", "-k",
                                "prior or lkj or contraction or another_map"], "timeout": 600},
