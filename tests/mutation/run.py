@@ -154,7 +154,8 @@ def summarise(name: str, session: Path, report_name: str | None = None) -> dict:
         item, result = json.loads(line)
         if result is not None and result.get("output"):
             result["output"] = result["output"][-300:]      # the test log's tail only
-        slim.append(json.dumps([item, result]))
+        if result is None or result["worker_outcome"] != "skipped":
+            slim.append(json.dumps([item, result]))      # filtered mutants: counted only
         counts["generated"] += 1
         if result is None:
             counts["pending"] += 1
