@@ -1,0 +1,59 @@
+"""Re-run the surviving mutants of a finished session against the current tests.
+
+Usage: ``python tests/mutation/recheck.py NAME`` — reads ``tests/mutation/reports/NAME.jsonl``
+(written by run.py), applies each survivor in a scratch copy of the tracked files with
+``cosmic-ray apply``, runs the module's test command, and prints which survivors the current tests
+now kill; writes ``tests/mutation/reports/NAME.recheck.txt``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import BIN, REPORTS, TARGETS, _copy_tree  # noqa: E402
+
+
+def main(name: str) -> int:
+    target = TARGETS[name.split("-seed")[0]]
+    survivors = []
+    for line in (REPORTS / f"{name}.jsonl").read_text().splitlines():
+        item, result = json.loads(line)
+        if result and result["worker_outcome"] != "skipped" and \
+                result["test_outcome"] == "survived":
+            survivors.append(item["mutations"][0])
+    lines = []
+    with tempfile.TemporaryDirectory(prefix=f"recheck-{name}-") as tmp:
+        work = Path(tmp)
+        _copy_tree(work)
+        env = {**os.environ, "PYTHONPATH": str(work)}
+        module = work / target["module"]
+        original = module.read_text()
+        for m in survivors:
+            subprocess.run([str(BIN / "cosmic-ray"), "apply", target["module"],
+                            m["operator_name"], str(m["occurrence"])], cwd=work, env=env,
+                           capture_output=True, text=True, check=True)
+            try:
+                proc = subprocess.run([str(BIN / "python"), "-m", "pytest", "-x", "-q", "-p",
+                                       "no:cacheprovider", *target["tests"]], cwd=work, env=env,
+                                      capture_output=True, text=True,
+                                      timeout=target["timeout"])
+                killed = proc.returncode != 0
+            except subprocess.TimeoutExpired:
+                killed = True
+            finally:
+                module.write_text(original)
+            where = f"{target['module']}:{m['start_pos'][0]} {m['operator_name']} #{m['occurrence']}"
+            lines.append(f"{'KILLED  ' if killed else 'SURVIVED'} {where}")
+            print(lines[-1], flush=True)
+    (REPORTS / f"{name}.recheck.txt").write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
