@@ -18,15 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-STAR_LEVELS = ((0.01, "***"), (0.05, "**"), (0.10, "*"))
-
-
-def stars(p: float) -> str:
-    """Significance stars: *** 1 %, ** 5 %, * 10 % (METHOD.md §2a)."""
-    for level, mark in STAR_LEVELS:
-        if p < level:
-            return mark
-    return ""
+from models.results import stars  # one definition of the significance marks
 
 
 @dataclass
