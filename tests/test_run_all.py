@@ -167,8 +167,11 @@ def test_quick_tiny_study_writes_every_file_and_reproduces(tmp_path):
         assert result.returncode == 0, result.stderr[-3000:]
         assert f"to {out}" in result.stdout
     tables = sorted(p.relative_to(first) for p in (first / "tables").glob("*.csv"))
-    for name in ["table1_descriptive", "moran_i", "table2_pss_system",
-                 "table2_pss_system_posterior", "table2_pss_compare", "table3_psd_system"]:
+    for name in ["table1_descriptive", "moran_i", "table2_pss_system", "table2_pss_compare",
+                 "table3_psd_system", "table3_psd_compare", "loo_headline",
+                 "table4_alternative_measures", "table5_subsample_fixed_effects",
+                 "table6_instruments", "table7_pss_regimes", "table8_psd_regimes",
+                 "table9_quadratic", "table10_factor_model"]:
         assert Path("tables") / f"{name}.csv" in tables, name
         assert (first / "tables" / f"{name}.md").is_file(), name
     for rel in tables:
@@ -176,8 +179,10 @@ def test_quick_tiny_study_writes_every_file_and_reproduces(tmp_path):
         assert len(frame) > 0, rel
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
     for rel in ["report.md", "manifest.json", "data.nc", "posteriors/system_headline.nc",
-                "figures/figure1_moran_ER.png"]:
+                "figures/figure1_moran_ER.png", "figures/loo_headline.png",
+                "figures/headline_coefficients_forest.png"]:
         assert (first / rel).is_file(), rel
+    assert len(list((first / "figures").glob("*.png"))) >= 12
     report = (first / "report.md").read_text()
     assert "## Verdicts" in report and "Table 2" in report and "| total |" in report
     assert not list(tmp_path.rglob(".*staging*")) and not list(first.rglob(".*.tmp"))
