@@ -94,7 +94,9 @@ def test_demo_dataset_has_the_robustness_measures(ds, demo, extra):
     last = ds.year.values.max()
     assert ds.ER_GDP.sel(year=last).isnull().all()
     defined = ds.ER_GDP.sel(year=ds.year.values[:-1])
-    assert defined.notnull().all() and float(abs(defined).max()) < 0.6
+    # excess growth is bounded: the demo's largest yearly ER (about ±12) moves a city's
+    # employment, hence its GDP, by at most some tens of per cent against the nation
+    assert defined.notnull().all() and float(abs(defined).max()) < 1.0
     assert float(ds.PSS_output.min()) >= 1.0 - 1e-12  # the largest LQ is at least 1
     assert float(ds.PSS_output.max()) < 50
     assert float(ds.PSD_gini.min()) > 0 and float(ds.PSD_gini.max()) <= 1.0
