@@ -333,3 +333,15 @@ def write_manifest(folder, *, config_hash: str, data_hash: str, seed: int,
     text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
     return atomic_write(folder / "manifest.json",
                         lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def save_figure(fig, path, *, dpi: int = 110, create_folder: bool = True) -> Path:
+    """Write a matplotlib figure as PNG through :func:`atomic_write`, then close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png",
+                                                          bbox_inches="tight"),
+                            create_folder=create_folder)
+    finally:
+        plt.close(fig)

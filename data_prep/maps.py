@@ -28,7 +28,7 @@ import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from data_prep.errors import InputError  # noqa: E402
-from data_prep.files import atomic_write  # noqa: E402
+from data_prep.files import save_figure  # noqa: E402
 from data_prep.weights import GEOMETRY_VAR, weights_from_dataset  # noqa: E402
 
 QUADRANTS = {1: "HH", 2: "LH", 3: "LL", 4: "HL"}  # esda's Moran_Local.q codes
@@ -51,15 +51,6 @@ def geometry_frame(ds: xr.Dataset):
                             crs=crs)
 
 
-def _save(fig, path) -> Path:
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png",
-                                                   bbox_inches="tight"))
-    finally:
-        plt.close(fig)
-    return Path(path)
-
-
 def _choropleth(ax, gdf, values: np.ndarray, title: str, diverging: bool) -> None:
     from matplotlib.colors import TwoSlopeNorm
 
@@ -79,7 +70,7 @@ def _choropleth(ax, gdf, values: np.ndarray, title: str, diverging: bool) -> Non
 
 def choropleths(ds: xr.Dataset, panels: Mapping[str, np.ndarray], path, **options) -> Path:
     """Write :func:`choropleth_figure` (same options) as PNG; returns the path."""
-    return _save(choropleth_figure(ds, panels, **options), path)
+    return save_figure(choropleth_figure(ds, panels, **options), path)
 
 
 def choropleth_figure(ds: xr.Dataset, panels: Mapping[str, np.ndarray], *,
@@ -115,7 +106,7 @@ def index_maps(ds: xr.Dataset, path, variables: Sequence[str] = ("ER", "PSS", "P
 
 def effect_maps(ds: xr.Dataset, effects: xr.Dataset, response: str, variable: str, path) -> Path:
     """Write :func:`effect_map_figure` as PNG; returns the path."""
-    return _save(effect_map_figure(ds, effects, response, variable), path)
+    return save_figure(effect_map_figure(ds, effects, response, variable), path)
 
 
 def effect_map_figure(ds: xr.Dataset, effects: xr.Dataset, response: str, variable: str):
@@ -203,7 +194,7 @@ def lisa_map(ds: xr.Dataset, path, variable: str = "ER", **options) -> tuple[Pat
                  f"{options.get('permutations', 999)} permutations", fontsize=10)
     ax.set_axis_off()
     fig.tight_layout()
-    return _save(fig, path), table
+    return save_figure(fig, path), table
 
 
 def study_maps(ds: xr.Dataset, folder, *, idata=None, pairs=None, prefix: str = "",

@@ -39,7 +39,7 @@ import xarray as xr  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from data_prep.errors import InputError  # noqa: E402
-from data_prep.files import atomic_write  # noqa: E402
+from data_prep.files import save_figure  # noqa: E402
 
 INTERCEPT = "Intercept"
 SOURCES = ("posterior", "GS3SLS", "truth")
@@ -289,15 +289,6 @@ def _panel(ax, frame: pd.DataFrame, label_col: str, title: str, xlabel: str) -> 
     ax.grid(axis="x", alpha=0.3)
 
 
-def _save(fig, path) -> Path:
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png",
-                                                   bbox_inches="tight"))
-    finally:
-        plt.close(fig)
-    return Path(path)
-
-
 def _legend(fig, axes, caption: str) -> None:
     handles, labels = {}, []
     for ax in axes:
@@ -310,7 +301,7 @@ def _legend(fig, axes, caption: str) -> None:
 
 def coefficient_forest(idata, data: pd.DataFrame, path, **options) -> Path:
     """Write :func:`coefficient_forest_figure` (same options) as PNG; returns the path."""
-    return _save(coefficient_forest_figure(idata, data, **options), path)
+    return save_figure(coefficient_forest_figure(idata, data, **options), path)
 
 
 def coefficient_forest_figure(idata, data: pd.DataFrame, *, frequentist=None, truth=None,
@@ -350,7 +341,7 @@ def coefficient_forest_figure(idata, data: pd.DataFrame, *, frequentist=None, tr
 
 def effect_forest(idata, data: pd.DataFrame, path, **options) -> Path:
     """Write :func:`effect_forest_figure` (same options) as PNG; returns the path."""
-    return _save(effect_forest_figure(idata, data, **options), path)
+    return save_figure(effect_forest_figure(idata, data, **options), path)
 
 
 def effect_forest_figure(idata, data: pd.DataFrame, *, frequentist=None, truth=None,

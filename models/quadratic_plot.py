@@ -17,7 +17,6 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from data_prep.files import atomic_write  # noqa: E402
 from models.quadratic import QuadraticData  # noqa: E402
 
 GRID = 200
@@ -86,11 +85,9 @@ def quadratic_figure(data: QuadraticData, *, fit=None, idata=None,
 
 def save_figure(fig, path) -> Path:
     """Write ``fig`` as PNG through a temporary file, then close it."""
-    try:
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"),
-                            create_folder=True)
-    finally:
-        plt.close(fig)
+    from data_prep.files import save_figure as save
+
+    return save(fig, path, dpi=120)
 
 
 def plot_quadratic(data: QuadraticData, path, *, fit=None, idata=None,

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from data_prep.errors import InputError
-from data_prep.files import atomic_write
+from data_prep.files import save_figure
 
 COLUMNS = ["model", "elpd_loo", "se", "p_loo", "elpd_diff", "dse", "weight", "warning"]
 
@@ -143,17 +143,10 @@ def comparison_plot(result: ModelComparison, path) -> Path:
 
     matplotlib.use("Agg")
     import arviz as az
-    import matplotlib.pyplot as plt
 
     ax = az.plot_compare(result.arviz_table, insample_dev=False, plot_ic_diff=True,
                          figsize=(7, 1.2 + 0.6 * len(result.table)))
     ax = np.atleast_1d(ax)[0]
     ax.set_title("Leave-one-city-out elpd, higher is better (open: elpd ± se; "
                  "triangle: difference to the best ± dse)", fontsize=9)
-    fig = ax.figure
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png",
-                                                   bbox_inches="tight"))
-    finally:
-        plt.close(fig)
-    return Path(path)
+    return save_figure(ax.figure, path, create_folder=False)
