@@ -271,8 +271,8 @@ def stage_systems(study: Study) -> None:
           "pair, identified only through spatial lags of the controls.")
     if study.truth is not None:
         for name in headline_specs(study):
-            fit = study.fits[name]
-            rec = _recovery_rates(fit, study.truth, fit.dependents)
+            head = study.fits[name]
+            rec = _recovery_rates(head, study.truth, head.dependents)
             study.report.verdict(
                 f"Recovery ({name} system, every equation): the truth lies inside the 94 % HDI "
                 f"for {rec['hdi']} and inside the GS3SLS 95 % interval for {rec['ci']} of the "
