@@ -29,6 +29,16 @@ def add_system_arguments(p: argparse.ArgumentParser,
     p.add_argument("--id-column", default="city", help="id column of the data (default city)")
 
 
+def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
+    """--draws, --tune, --chains, --seed, --sampler: the NUTS settings every Bayesian script takes."""
+    p.add_argument("--draws", type=int, default=1000, help="draws per chain (default 1000)")
+    p.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
+    p.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--sampler", default="nutpie", choices=("nutpie", "pymc"),
+                   help="NUTS implementation (default nutpie; pymc is the fallback)")
+
+
 def weights_argument(args):
     """The --weights path, read with the --island-policy when that is not the default."""
     if args.weights and args.island_policy != "refuse":

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from data_prep.errors import InputError
-from models.cli import run_reporting_errors
+from models.cli import add_sampler_arguments, run_reporting_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,12 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "caveat for cities; bayes: hierarchical city, fixed year effects)")
     p.add_argument("--id-column", default="city", help="city id column (default city)")
     p.add_argument("--year-column", default="year", help="year column (default year)")
-    p.add_argument("--draws", type=int, default=1000, help="draws per chain (default 1000)")
-    p.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
-    p.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--sampler", default="nutpie", choices=("nutpie", "pymc"),
-                   help="NUTS implementation (default nutpie)")
+    add_sampler_arguments(p)
     p.add_argument("--prior", action="append", default=[], metavar="NAME=SD",
                    help="override a prior scale of the Bayesian model (standardised scale): "
                         "intercept_sd, phi_sd, group_sd, city_sd, year_sd, sigma_sd")

@@ -27,7 +27,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from models.cli import run_reporting_errors, weights_argument
+from models.cli import add_sampler_arguments, run_reporting_errors, weights_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,12 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--island-policy", default="refuse", choices=("refuse", "nearest", "keep"),
                    help="cities without neighbours in a --weights file (default refuse)")
     p.add_argument("--id-column", default="city", help="id column of the data (default city)")
-    p.add_argument("--draws", type=int, default=1000, help="draws per chain (default 1000)")
-    p.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
-    p.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--sampler", default="nutpie", choices=("nutpie", "pymc"),
-                   help="NUTS implementation (default nutpie)")
+    add_sampler_arguments(p)
     p.add_argument("--plots", metavar="DIR",
                    help="also write the fitted curve figure quadratic_<y>_<A>.png into DIR")
     p.add_argument("--out", required=True, metavar="FILE",

@@ -35,8 +35,8 @@ import warnings
 from pathlib import Path
 
 from data_prep.errors import InputError
-from models.cli import (EXIT_INTERRUPTED, FORMULA_HELP, add_system_arguments,
-                        run_reporting_errors, weights_argument)
+from models.cli import (EXIT_INTERRUPTED, FORMULA_HELP, add_sampler_arguments,
+                        add_system_arguments, run_reporting_errors, weights_argument)
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -46,12 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=FORMULA_HELP)
     add_system_arguments(p, "extra excluded instruments (comma-separated column names); the "
                             "full-information likelihood does not need them, they are only checked")
-    p.add_argument("--draws", type=int, default=1000, help="draws per chain (default 1000)")
-    p.add_argument("--tune", type=int, default=1000, help="tuning steps per chain (default 1000)")
-    p.add_argument("--chains", type=int, default=4, help="number of chains (default 4)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--sampler", default="nutpie", choices=("nutpie", "pymc"),
-                   help="NUTS implementation (default nutpie; pymc is the fallback)")
+    add_sampler_arguments(p)
     p.add_argument("--no-effects", action="store_true",
                    help="skip the direct/indirect/total impacts and the LOO densities")
     p.add_argument("--panel", action="store_true",
