@@ -169,6 +169,9 @@ def censored_factor_model(data: FactorData, priors: dict | None = None, *,
     model.city_parametrisation = "centred" if centred else "non-centred"
     model.factor_priors = pr
     model.prior_sd = {"phi_std": pr["phi_sd"]}
+    model.rhat_advice = ("Draw more samples or raise target_accept; a pooling scale near zero "
+                         "(groups that do not differ) mixes slowly, so try the other "
+                         "group parametrisation or fewer groups.")
     return model
 
 

@@ -127,6 +127,8 @@ def build_quadratic_model(data: QuadraticData, eigenvalues=None,
         pm.Deterministic("lind_mehlum_u", pt.cast((ends[0] < 0) & (ends[1] > 0), "float64"))
     model.quadratic = data  # type: ignore[attr-defined]
     model.prior_probabilities = prior_probabilities(model, data)  # type: ignore[attr-defined]
+    model.rhat_advice = ("Draw more samples: A and A² are strongly correlated, which slows "
+                         "the sampler.")  # type: ignore[attr-defined]
     return model
 
 

@@ -119,7 +119,8 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
     _check_complete(idata, draws, chains)
     idata.attrs["sampler"] = sampler
     idata.attrs["seed"] = int(seed)
-    report = convergence_report(idata, prior_sd=getattr(model, "prior_sd", None))
+    report = convergence_report(idata, prior_sd=getattr(model, "prior_sd", None),
+                                advice=getattr(model, "rhat_advice", None))
     idata.attrs["convergence_report"] = json.dumps(report)
     for line in report:
         print(line)
@@ -204,9 +205,14 @@ def _summary_vars(idata: az.InferenceData, var_names) -> list[str]:
     return names or list(idata.posterior.data_vars)
 
 
+SYSTEM_ADVICE = ("The system may be weakly identified; add excluded exogenous variables (a "
+                 "variable in one equation but not the other) or instruments.")
+
+
 def convergence_report(idata: az.InferenceData, var_names: Sequence[str] | None = None,
                        rhat_max: float = 1.01, ess_min: float = 400.0,
-                       prior_sd: dict | None = None, contraction_min: float = 0.5) -> list[str]:
+                       prior_sd: dict | None = None, contraction_min: float = 0.5,
+                       advice: str | None = None) -> list[str]:
     """Plain-language diagnostics: divergences, smallest bulk-ESS and largest R-hat.
 
     Entries that are NaN in every draw (terms absent from an equation) are ignored. The first
@@ -214,6 +220,8 @@ def convergence_report(idata: az.InferenceData, var_names: Sequence[str] | None 
     or per entry}) the prior-to-posterior contraction 1 − var_post / var_prior is reported for
     coefficients the data barely inform (contraction below ``contraction_min``), an
     identification warning of METHOD.md §2 (it does not fail the convergence checks).
+    ``advice`` follows a failed R-hat check (default :data:`SYSTEM_ADVICE`, for the spatial
+    system; a model sets its own through a ``rhat_advice`` attribute read by :func:`sample`).
     """
     names = _summary_vars(idata, var_names)
     lines: list[str] = []
@@ -243,9 +251,7 @@ def convergence_report(idata: az.InferenceData, var_names: Sequence[str] | None 
         if worst_rhat is not None and worst_rhat > rhat_max:
             ok = False
             lines.append(f"The largest R-hat is {worst_rhat:.3f} (for {worst_rhat_name}), above "
-                         f"{rhat_max}: the chains disagree. The system may be weakly identified; "
-                         "add excluded exogenous variables (a variable in one equation but not "
-                         "the other) or instruments.")
+                         f"{rhat_max}: the chains disagree. " + (advice or SYSTEM_ADVICE))
     else:
         lines.append("Only one chain was run, so R-hat cannot be computed.")
     lines += _contraction_lines(idata, prior_sd or {}, contraction_min)
