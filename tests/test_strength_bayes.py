@@ -363,6 +363,10 @@ def test_convergence_report_flags_disagreeing_chains_and_low_ess():
     rhat = float(az.rhat(idata.posterior)["coef"].max())
     assert f"largest R-hat {rhat:.3f}" in lines[0]
     assert any("chains disagree" in line for line in lines)
+    assert any("add excluded exogenous variables" in line for line in lines)   # system advice
+    own = convergence_report(idata, advice="Draw more samples.")
+    assert any(line.endswith("the chains disagree. Draw more samples.") for line in own)
+    assert not any("excluded exogenous" in line for line in own)
     short = _report_idata(np.zeros((2, 50), dtype=bool), chains=2, draws=50)
     lines = convergence_report(short)
     assert any("smallest bulk effective sample size" in line for line in lines)
