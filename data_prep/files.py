@@ -335,13 +335,16 @@ def write_manifest(folder, *, config_hash: str, data_hash: str, seed: int,
                         lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
+def figure_writer(fig, *, dpi: int = 110) -> Writer:
+    """A writer for :func:`atomic_write` / :func:`write_together`: the figure as PNG."""
+    return lambda tmp: fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
+
+
 def save_figure(fig, path, *, dpi: int = 110, create_folder: bool = True) -> Path:
     """Write a matplotlib figure as PNG through :func:`atomic_write`, then close it."""
     import matplotlib.pyplot as plt
 
     try:
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png",
-                                                          bbox_inches="tight"),
-                            create_folder=create_folder)
+        return atomic_write(path, figure_writer(fig, dpi=dpi), create_folder=create_folder)
     finally:
         plt.close(fig)

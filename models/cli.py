@@ -39,6 +39,26 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
                    help="NUTS implementation (default nutpie; pymc is the fallback)")
 
 
+def write_outputs(outputs, figures=()) -> None:
+    """Write a command's files together (all or none), figures included, then say where.
+
+    ``outputs``: (path, write(tmp)) pairs; ``figures``: (path, matplotlib figure, dpi) triples,
+    closed afterwards. Printing follows the writing, so a closed stdout loses no file.
+    """
+    import matplotlib.pyplot as plt
+
+    from data_prep.files import figure_writer, write_together
+
+    try:
+        written = write_together([*outputs, *((path, figure_writer(fig, dpi=dpi))
+                                              for path, fig, dpi in figures)])
+    finally:
+        for _, fig, _ in figures:
+            plt.close(fig)
+    for path in written:
+        print(f"wrote {path}")
+
+
 def weights_argument(args):
     """The --weights path, read with the --island-policy when that is not the default."""
     if args.weights and args.island_policy != "refuse":

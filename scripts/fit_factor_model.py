@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from data_prep.errors import InputError
-from models.cli import add_sampler_arguments, run_reporting_errors
+from models.cli import add_sampler_arguments, run_reporting_errors, write_outputs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,15 +102,20 @@ def run(args: argparse.Namespace) -> int:
     from data_prep.dataset import panel_table
     from models.factor_data import factor_data
     from models.inputs import read_data
-    from models.results import coefficient_frame, posterior_frame, write_csv_atomic
+    from data_prep.files import check_output_paths
+    from models.results import coefficient_frame, posterior_frame
 
+    out = Path(args.out)
+    bayes_files = [("summary", out.parent / f"{out.stem}_summary.csv")] + (
+        [("contrasts", out.parent / f"{out.stem}_contrasts.csv")] if args.group else [])
+    check_output_paths(files=[("--out", out)] + (bayes_files if args.method == "bayes" else []),
+                       folders=[("--plots", Path(args.plots))] if args.plots else [])
     _validate_counts(args)
     priors = _priors(args.prior)
     frame, _ = read_data(args.data, args.id_column, table=panel_table)
     data = factor_data(frame, args.formula, args.lower, args.upper, group=args.group,
                        effects=args.effects, id_column=args.id_column,
                        year_column=args.year_column, source=str(args.data))
-    out = Path(args.out)
     if args.method == "tobit":
         from models.frequentist.tobit import fit_tobit, fit_tobit_groups
 
@@ -122,12 +127,10 @@ def run(args: argparse.Namespace) -> int:
         if args.plots:
             print("note: --plots draws the posterior predictive check of --method bayes only")
         print(fit.summary())
-        write_csv_atomic(table, out)
-        print(f"wrote {out}")
+        write_outputs([(out, lambda tmp: table.to_csv(tmp, index=False))])
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         return 0
 
-    from data_prep.files import atomic_write
     from models.bayes.censored import (check_priors, fit_censored, group_contrasts,
                                        posterior_predictive, summary_frame)
     from models.bayes.censored_plots import plot_censored_ppc
@@ -153,18 +156,13 @@ def run(args: argparse.Namespace) -> int:
     if args.plots:
         replicates = posterior_predictive(idata, data, seed=args.seed)
         figure = (Path(args.plots) / f"{out.stem}_ppc.png", plot_censored_ppc(replicates, data))
-    summary_path = out.parent / f"{out.stem}_summary.csv"
-    atomic_write(out, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf"), create_folder=True)
-    print(f"wrote {out}")
-    write_csv_atomic(summary, summary_path)
-    print(f"wrote {summary_path}")
+    outputs = [(out, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf")),
+               (out.parent / f"{out.stem}_summary.csv",
+                lambda tmp: summary.to_csv(tmp, index=False))]
     if contrasts is not None:
-        contrasts_path = out.parent / f"{out.stem}_contrasts.csv"
-        write_csv_atomic(contrasts, contrasts_path)
-        print(f"wrote {contrasts_path}")
-    if figure is not None:
-        atomic_write(figure[0], lambda tmp: figure[1].savefig(tmp, dpi=120), create_folder=True)
-        print(f"wrote {figure[0]}")
+        outputs.append((out.parent / f"{out.stem}_contrasts.csv",
+                        lambda tmp: contrasts.to_csv(tmp, index=False)))
+    write_outputs(outputs, [(figure[0], figure[1], 120)] if figure is not None else [])
     with pd.option_context("display.width", 120, "display.max_columns", 10):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0

@@ -27,7 +27,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from models.cli import add_sampler_arguments, run_reporting_errors, weights_argument
+from models.cli import (add_sampler_arguments, run_reporting_errors, weights_argument,
+                        write_outputs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,11 +77,14 @@ def _stored_spectrum(args, data):
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.files import atomic_write
+    from data_prep.files import check_output_paths
     from models.quadratic import build_quadratic
-    from models.results import write_csv_atomic
 
     out = Path(args.out)
+    summary_path = out.parent / f"{out.stem}_summary.csv"
+    check_output_paths(files=[("--out", out)] + ([("summary", summary_path)]
+                                                 if args.method == "bayes" else []),
+                       folders=[("--plots", Path(args.plots))] if args.plots else [])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         data = build_quadratic(args.data, args.formula, args.quadratic,
@@ -105,13 +109,8 @@ def run(args: argparse.Namespace) -> int:
 
             fig = quadratic_figure(data, fit=fit, turning_point=fit.turning_point)
         print(fit.summary())
-        write_csv_atomic(frame, out)
-        print(f"wrote {out}")
-        if fig is not None:
-            from models.quadratic_plot import save_figure
-
-            save_figure(fig, figure)
-            print(f"wrote {figure}")
+        write_outputs([(out, lambda tmp: frame.to_csv(tmp, index=False))],
+                      [(figure, fig, 120)] if fig is not None else [])
         return 0
 
     from models.bayes.quadratic import sample_quadratic
@@ -123,24 +122,18 @@ def run(args: argparse.Namespace) -> int:
                                    eigenvalues=_stored_spectrum(args, data))
     summary = posterior_frame(post.summary)
     idata.posterior.attrs["formula"] = args.formula
-    summary_path = out.parent / f"{out.stem}_summary.csv"
     fig = None
     if figure is not None:
         from models.quadratic_plot import quadratic_figure
 
         fig = quadratic_figure(data, idata=idata, turning_point=post.turning_point_median)
     print(post.describe())
-    atomic_write(out, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf"), create_folder=True)
-    print(f"wrote {out}")
-    write_csv_atomic(summary, summary_path)
-    print(f"wrote {summary_path}")
-    if fig is not None:
-        from models.quadratic_plot import save_figure
-
-        save_figure(fig, figure)
-        print(f"wrote {figure}")
+    write_outputs([(out, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf")),
+                   (summary_path, lambda tmp: summary.to_csv(tmp, index=False))],
+                  [(figure, fig, 120)] if fig is not None else [])
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
+
 
 
 def main(argv: list[str] | None = None) -> int:
