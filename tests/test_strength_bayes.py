@@ -479,3 +479,66 @@ def test_prior_g1_and_rho_interval_with_binary_weights():
         assert _logp(model, "rho_error", point) == pytest.approx(
             float(stats.uniform(lo, hi - lo).logpdf(rho).sum()), rel=1e-9)
         np.testing.assert_allclose(fn(point), [[(sd * s) ** 2]], rtol=1e-12)
+
+
+def test_rho_prior_interval_when_the_spectrum_has_no_sign():
+    """A W whose eigenvalues are all 0 (a directed chain: nilpotent) gives no finite 1/λ bound:
+    the spatial-error prior falls back to Uniform(−1, 1) on both ends."""
+    import scipy.sparse as sp
+
+    n = 12
+    chain = sp.csr_matrix((np.ones(n - 1), (np.arange(n - 1), np.arange(1, n))), shape=(n, n))
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame({"city": [f"c{i}" for i in range(n)], "x1": rng.normal(size=n),
+                       "y": rng.normal(size=n)})
+    system = build_system(parse_system(["y ~ x1"], spatial_errors="all"), df, weights=chain,
+                          check=False)
+    model = build_system_model(system, np.zeros(n))
+    for point in _random_points(model, 3, seed=6):
+        rho = -1.0 + 2.0 * special.expit(point["rho_error_interval__"])
+        assert _logp(model, "rho_error", point) == pytest.approx(
+            float(stats.uniform(-1.0, 2.0).logpdf(rho).sum()), rel=1e-8)
+
+
+def test_system_without_structural_terms_is_a_normal_linear_regression():
+    """No spatial or endogenous term (θ_s empty): the likelihood is Σ_r log N(y_r | x_r'b, σ²)."""
+    rng = np.random.default_rng(3)
+    n = 40
+    df = pd.DataFrame({"city": [f"c{i}" for i in range(n)], "x1": rng.normal(size=n)})
+    df["y"] = 1.0 + 0.5 * df["x1"] + rng.normal(size=n)
+    system = build_system(parse_system(["y ~ x1"]), df, check=False)
+    model = build_system_model(system, None)
+    outputs = model.replace_rvs_by_values([model.potentials[0], model["coef"], model["Sigma"]])
+    fn = model.compile_fn(outputs, inputs=model.value_vars, point_fn=True,
+                          on_unused_input="ignore")
+    X = np.column_stack([np.ones(n), df["x1"]])
+    for point in _random_points(model, 3, seed=7):
+        loglik, coef, Sigma = fn(point)
+        resid = df["y"].to_numpy() - X @ np.asarray(coef)[0]
+        expected = stats.norm(0.0, np.sqrt(Sigma[0, 0])).logpdf(resid).sum()
+        assert float(loglik) == pytest.approx(float(expected), rel=1e-10)
+
+
+def test_complex_spectrum_reaches_the_model_as_data():
+    """A non-symmetric W (3 nearest neighbours) has complex eigenvalues; their imaginary powers
+    are a pm.Data input (so a reused compiled model sees a new map's spectrum), not a constant."""
+    from data_prep.weights import weights_from_coordinates
+
+    rng = np.random.default_rng(8)
+    cities = [f"c{i}" for i in range(30)]
+    w = weights_from_coordinates(rng.random((30, 2)), cities, k=3)
+    sim = simulate_system(w, SystemTruth({"y": {"W(y)": 0.3, "Intercept": 1.0, "x1": 1.0}},
+                                         np.array([[1.0]])), seed=1)
+    system = build_system(parse_system(sim.formulas), sim.data, weights=sim.W, check=False)
+    lam = np.linalg.eigvals(w.matrix.toarray())
+    assert np.abs(lam.imag).max() > 1e-3
+    model = build_system_model(system, lam)
+    logp = model.compile_logp()
+    point = model.initial_point()
+    point["structural_std"] = point["structural_std"] + 0.4
+    before = logp(point)
+    imag = model["eigen_powers_imag"]
+    np.testing.assert_allclose(imag.get_value(), np.vander(lam / np.abs(lam).max(), 2,
+                                                           increasing=True).imag, atol=1e-12)
+    imag.set_value(np.zeros_like(imag.get_value()))
+    assert abs(logp(point) - before) > 1e-6

@@ -62,9 +62,19 @@ TARGETS: dict[str, dict] = {
                           + BAYES_POST[1:], "timeout": 300},
     # the prior block: DEFAULT_PRIORS, build_system_model from the settings to the rho prior, and
     # the reported prior sds (line numbers of the current file: update them when it changes)
-    "bayes_priors": {"module": "models/bayes/system.py", "lines": ["50-56", "273-323", "342-343"],
+    "bayes_priors": {"module": "models/bayes/system.py",
+                     "lines": ["50-56", "313-319", "333-367", "384-385"],
                      "tests": ["tests/test_strength_bayes.py", "tests/test_bayes_logp.py", "-k",
                                "prior or lkj or contraction or another_map"], "timeout": 600},
+    # the model families added with Tables 9 and 10
+    "frequentist_quadratic": {"module": "models/frequentist/quadratic.py",
+                              "tests": ["tests/test_quadratic_frequentist.py"], "timeout": 120},
+    "tobit": {"module": "models/frequentist/tobit.py", "tests": ["tests/test_tobit.py"],
+              "timeout": 120},
+    "bayes_quadratic": {"module": "models/bayes/quadratic.py",
+                        "tests": ["tests/test_quadratic_bayes.py"], "timeout": 400},
+    "bayes_censored": {"module": "models/bayes/censored.py",
+                       "tests": ["tests/test_censored_bayes.py"], "timeout": 400},
 }
 
 
