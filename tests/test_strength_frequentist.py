@@ -294,6 +294,17 @@ def test_stability_warning_edges():
     assert stability_warning(zero, np.diag([1.5, 0.0]), None) is None
     binary = (W > 0).astype(float)
     assert stability_warning(zero, np.diag([1.5, 0.0]), binary) is None
+    # cross-endogenous and cross-lag coefficients together: det(I − B0 − B1 λ) =
+    # 1 − (0.7 + 0.5 λ)², which is ≤ 0 exactly for λ ≥ 0.6 on [−1, 1] (a sign error in B0 would
+    # move the interval to λ ≤ −0.6)
+    B0 = np.array([[0.0, 0.7], [0.7, 0.0]])
+    B1 = np.array([[0.0, 0.5], [0.5, 0.0]])
+    msg = stability_warning(B0, B1, W)
+    lam = np.linspace(-1.0, 1.0, 401)
+    dense = np.array([np.linalg.det(np.eye(2) - B0 - B1 * x) for x in lam])
+    bad = lam[dense <= 0]
+    assert msg is not None and f"lambda in [{bad.min():.2f}, {bad.max():.2f}]" in msg
+    assert "lambda in [0.60, 1.00]" in msg
 
 
 def test_lag_only_identification_note():
