@@ -542,3 +542,21 @@ def test_complex_spectrum_reaches_the_model_as_data():
                                                            increasing=True).imag, atol=1e-12)
     imag.set_value(np.zeros_like(imag.get_value()))
     assert abs(logp(point) - before) > 1e-6
+
+
+def test_rho_prior_interval_for_a_spectrum_inside_minus_one_one():
+    """A row-standardised queen lattice is not bipartite: −1 < λ_min < 0, so the lower end of
+    the spatial-error prior is 1/λ_min < −1, not −1."""
+    w = lattice_weights(5, "queen")
+    lam = np.linalg.eigvals(w.matrix.toarray()).real
+    assert -1.0 < lam.min() < -0.1
+    truth = SystemTruth({"y": {"Intercept": 1.0, "x1": 1.0}}, np.array([[1.0]]))
+    sim = simulate_system(w, truth, seed=2)
+    system = build_system(parse_system(sim.formulas, spatial_errors="all"), sim.data,
+                          weights=sim.W, check=False)
+    model = build_system_model(system, lam)
+    lo, hi = 1.0 / lam.min(), 1.0 / lam.max()
+    for point in _random_points(model, 3, seed=9):
+        rho = lo + (hi - lo) * special.expit(point["rho_error_interval__"])
+        assert _logp(model, "rho_error", point) == pytest.approx(
+            float(stats.uniform(lo, hi - lo).logpdf(rho).sum()), rel=1e-8)

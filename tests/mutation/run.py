@@ -65,7 +65,8 @@ TARGETS: dict[str, dict] = {
     "bayes_priors": {"module": "models/bayes/system.py",
                      "lines": ["50-56", "313-319", "333-367", "384-385"],
                      "tests": ["tests/test_strength_bayes.py", "tests/test_bayes_logp.py", "-k",
-                               "prior or lkj or contraction or another_map"], "timeout": 600},
+                               "prior or lkj or contraction or another_map or structural_terms "
+                               "or complex_spectrum"], "timeout": 600},
     # the model families added with Tables 9 and 10
     "frequentist_quadratic": {"module": "models/frequentist/quadratic.py",
                               "tests": ["tests/test_quadratic_frequentist.py"], "timeout": 120},
