@@ -72,8 +72,12 @@ TARGETS: dict[str, dict] = {
                               "tests": ["tests/test_quadratic_frequentist.py"], "timeout": 120},
     "tobit": {"module": "models/frequentist/tobit.py", "tests": ["tests/test_tobit.py"],
               "timeout": 120},
+    # the shape quantities users read: the prior values, the deterministics of the model and
+    # the posterior summaries (line numbers of the current file: update them when it changes)
     "bayes_quadratic": {"module": "models/bayes/quadratic.py",
-                        "tests": ["tests/test_quadratic_bayes.py"], "timeout": 400},
+                        "lines": ["75-83", "103-123", "171-226"],
+                        "tests": ["tests/test_strength_quadratic.py",
+                                  "tests/test_quadratic_bayes.py"], "timeout": 400},
     "bayes_censored": {"module": "models/bayes/censored.py",
                        "tests": ["tests/test_censored_bayes.py"], "timeout": 400},
 }
