@@ -544,16 +544,19 @@ def test_complex_spectrum_reaches_the_model_as_data():
     assert abs(logp(point) - before) > 1e-6
 
 
-def test_rho_prior_interval_for_a_spectrum_inside_minus_one_one():
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_rho_prior_interval_for_a_spectrum_inside_minus_one_one(scale):
     """A row-standardised queen lattice is not bipartite: −1 < λ_min < 0, so the lower end of
-    the spatial-error prior is 1/λ_min < −1, not −1."""
+    the spatial-error prior is 1/λ_min < −1, not −1; scaled by 1/2 (λ_max = 1/2) the upper end
+    is 2."""
     w = lattice_weights(5, "queen")
-    lam = np.linalg.eigvals(w.matrix.toarray()).real
-    assert -1.0 < lam.min() < -0.1
+    W = w.matrix * scale
+    lam = np.linalg.eigvals(W.toarray()).real
+    assert -1.0 < lam.min() < -0.1 and lam.max() == pytest.approx(scale)
     truth = SystemTruth({"y": {"Intercept": 1.0, "x1": 1.0}}, np.array([[1.0]]))
     sim = simulate_system(w, truth, seed=2)
     system = build_system(parse_system(sim.formulas, spatial_errors="all"), sim.data,
-                          weights=sim.W, check=False)
+                          weights=W, check=False)
     model = build_system_model(system, lam)
     lo, hi = 1.0 / lam.min(), 1.0 / lam.max()
     for point in _random_points(model, 3, seed=9):
