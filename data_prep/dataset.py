@@ -149,11 +149,17 @@ def _with_spectrum(ds: xr.Dataset, W, threshold: int | None, method: str) -> xr.
     """The spectrum of W by the one chooser, stored with its choice (method, threshold, effort,
     seed) in ``attrs['spectrum_details']``; ``attrs['spectrum_method']`` is "symmetric" or
     "general" for exact eigenvalues and the quadrature's name otherwise."""
-    from data_prep.quadrature import DEFAULT_THRESHOLD, spectrum
+    from data_prep.quadrature import DEFAULT_THRESHOLD, NoQuadrature, spectrum
     from data_prep.spectrum import spectrum_to_dataset
 
-    result = spectrum(W.matrix, threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
-                      method=method)
+    try:
+        result = spectrum(W.matrix,
+                          threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+                          method=method)
+    except NoQuadrature as err:
+        # the frequentist estimators need no spectrum: store none, and say why
+        warnings.warn(f"the spectrum of W is not stored: {err}", stacklevel=3)
+        return ds
     if result.weights is None:
         stored = "general" if np.iscomplexobj(result.nodes) else "symmetric"
         return spectrum_to_dataset(ds, result.nodes, stored, details=result.details)
@@ -240,7 +246,7 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
         ds = weights_to_dataset(ds, W)
         if spectrum:
             ds = _with_spectrum(ds, W, spectrum_threshold, spectrum_method)
-            stored_method = ds.attrs["spectrum_method"]
+            stored_method = ds.attrs.get("spectrum_method")
 
     choices = {
         "er_index": "Martin et al. 2016 sensitivity index",

@@ -58,6 +58,10 @@ LANCZOS_STEPS = 40
 LANCZOS_PROBES = 100
 
 
+class NoQuadrature(InputError):
+    """W is not similar to a symmetric matrix, so no quadrature of its spectrum applies."""
+
+
 def chebyshev_probes(n: int) -> int:
     """Default probe count: the probe error of μ_j/n falls like 1/√(probes · n), so large n
     needs fewer probes for the same relative accuracy (50 up to 10,000 cities, 10 from 50,000)."""
@@ -80,7 +84,7 @@ def symmetric_form(W) -> tuple[sp.csr_matrix, np.ndarray]:
     W = _csr(W)
     d = symmetriser(W)
     if d is None:
-        raise InputError(
+        raise NoQuadrature(
             "W is not similar to a symmetric matrix (an asymmetric neighbour relation such as "
             "k-nearest neighbours), so its spectrum is complex and no quadrature applies: build "
             "a symmetric relation (symmetrise='union' in weights_from_coordinates, --symmetrise "
