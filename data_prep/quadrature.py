@@ -53,7 +53,8 @@ METHODS = ("auto", "exact", "chebyshev", "lanczos")
 CHEBYSHEV_DEGREE = 200
 CHEBYSHEV_PROBES = 50       # at most; fewer for large n (see chebyshev_probes)
 EXACT_ORDER = 40            # exact Chebyshev moments up to this order ...
-EXACT_BUDGET = 6_000_000    # ... while the sparse T_k(S̃) hold at most this many entries
+EXACT_BUDGET = 5_000_000    # ... while the sparse T_k(S̃) hold at most this many entries
+                            # (or 50 per city, whichever is larger)
 LANCZOS_STEPS = 40
 LANCZOS_PROBES = 100
 
@@ -209,22 +210,30 @@ def extreme_eigenvalues(W, *, tol: float = 1e-8) -> tuple[float, float]:
 
 # ------------------------------------------------------------------ Chebyshev moments
 
+def _budget(budget: int | None, n: int) -> int:
+    """Entries allowed in one sparse T_k(S̃): ``budget``, by default max(EXACT_BUDGET, 50 n)."""
+    return max(EXACT_BUDGET, 50 * n) if budget is None else int(budget)
+
+
 def _exact_moments(St: sp.csr_matrix, order: int, budget: int) -> np.ndarray:
     """tr T_j(S̃) for j = 0..2K exactly (2K ≤ order), from sparse T_0..T_K(S̃) within ``budget``.
 
-    tr T_{2k} = 2 Σ T_k∘T_k − n and tr T_{2k+1} = 2 Σ T_{k+1}∘T_k − tr T_1 (T_k symmetric, and
+    tr T_{2k} = 2‖T_k‖_F² − n and tr T_{2k+1} = 2 Σ T_{k+1}∘T_k − tr T_1 (T_k symmetric, and
     T_aT_b = ½(T_{a+b} + T_{|a−b|})); K grows while T_K has at most ``budget`` entries.
     """
     n = St.shape[0]
     tr1 = float(St.diagonal().sum())
-    out = [float(n), tr1, 2.0 * float(St.multiply(St).sum()) - n]
+    St = sp.csr_matrix(St)
+    St.sum_duplicates()  # canonical (sorted, no duplicates): element-wise products need it
+    out = [float(n), tr1, 2.0 * float(np.sum(St.data ** 2)) - n]
     prev, cur = sp.identity(n, format="csr"), St
     while len(out) + 1 <= order:
         nxt = sp.csr_matrix(2.0 * (St @ cur) - prev)
         if nxt.nnz > budget:
             break
+        nxt.sum_duplicates()
         out += [2.0 * float(nxt.multiply(cur).sum()) - tr1,
-                2.0 * float(nxt.multiply(nxt).sum()) - n]
+                2.0 * float(np.sum(nxt.data ** 2)) - n]
         prev, cur = cur, nxt
     return np.asarray(out[: order + 1])
 
@@ -312,14 +321,15 @@ def _deflated(W, S, r, deflate: int, tol: float) -> _Deflated:
 
 def chebyshev_quadrature(W, degree: int = CHEBYSHEV_DEGREE, probes: int | None = None,
                          seed: int = 0, *, deflate: int = 1, exact_order: int = EXACT_ORDER,
-                         exact_budget: int = EXACT_BUDGET, tol: float = 1e-8,
+                         exact_budget: int | None = None, tol: float = 1e-8,
                          details: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights (Σ = n) of the spectrum of W from Chebyshev moments (module docstring).
 
     μ_j = tr T_j(S̃) of the deflated spectrum, S̃ = (S − c)/h mapping [λ_min, λ_max] onto
     [−1, 1]; exact for j ≤ 2K, probed for 2K < j ≤ ``degree``; then a Gauss rule with about
     degree/2 nodes, plus the deflated extreme eigenvalues with weight 1. Cost: O(probes · degree ·
-    nnz) plus the sparse powers (bounded by ``exact_budget`` entries). ``details`` (a dict) is
+    nnz) plus the sparse powers (at most ``exact_budget`` entries each, default
+    max(5e6, 50 n)). ``details`` (a dict) is
     filled with what was done (exact order reached, nodes, extremes).
     """
     W = _csr(W)
@@ -336,7 +346,7 @@ def chebyshev_quadrature(W, degree: int = CHEBYSHEV_DEGREE, probes: int | None =
     k = np.arange(degree + 1)
     removed = np.cos(k[:, None] * np.arccos(np.clip(shift, -1, 1))[None, :]).sum(axis=1)
     mu = _probe_moments(St, defl.vectors, degree, probes, seed)
-    exact = _exact_moments(St, min(exact_order, degree), exact_budget)
+    exact = _exact_moments(St, min(exact_order, degree), _budget(exact_budget, n))
     J = exact.size - 1
     mu[: J + 1] = exact - removed[: J + 1]
     mu[0] = n - defl.values.size  # the deflated mass is exact too
@@ -379,7 +389,7 @@ def _match_moments(x: np.ndarray, weights: np.ndarray, targets: np.ndarray
 
 def lanczos_quadrature(W, steps: int = LANCZOS_STEPS, probes: int = LANCZOS_PROBES,
                        seed: int = 0, *, deflate: int = 1, exact_order: int = EXACT_ORDER,
-                       exact_budget: int = EXACT_BUDGET, tol: float = 1e-8,
+                       exact_budget: int | None = None, tol: float = 1e-8,
                        details: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Stochastic Lanczos quadrature of the spectrum of W: nodes θ_q and weights τ_q (Σ = n).
 
@@ -434,7 +444,7 @@ def lanczos_quadrature(W, steps: int = LANCZOS_STEPS, probes: int = LANCZOS_PROB
     if nodes_r.size:
         c, h = 0.5 * (defl.hi + defl.lo), 0.5 * (defl.hi - defl.lo) * (1 + 1e-9) or 1.0
         St = sp.csr_matrix((S - c * sp.identity(n, format="csr")) / h)
-        exact = _exact_moments(St, exact_order, exact_budget)
+        exact = _exact_moments(St, exact_order, _budget(exact_budget, n))
         exact -= _chebyshev_matrix((defl.values - c) / h, exact.size - 1).sum(axis=0)
         weights_r, matched = _match_moments((nodes_r - c) / h, weights_r, exact)
     if details is not None:

@@ -197,6 +197,7 @@ def spectrum_from_dataset(ds: xr.Dataset, *, check: bool = True) -> np.ndarray:
     result = stored_spectrum(ds, check=check)
     if result.weights is not None:
         raise InputError(f"the dataset stores a {result.method} quadrature of the spectrum of W "
-                         f"(nodes with weights), not its eigenvalues; read it with "
-                         f"stored_spectrum")
+                         f"(nodes with weights), not its eigenvalues, which this step needs: "
+                         f"prepare the data with --spectrum-method exact or a larger "
+                         f"--spectrum-threshold")
     return result.nodes
