@@ -162,8 +162,10 @@ def _eigsh_end(S: sp.csr_matrix, k: int, which: str, tol: float):
         idx = np.arange(k) if which == "SA" else np.arange(n - k, n)
         return lam[idx], vec[:, idx]
     try:
-        return eigsh(S, k=k, which=which, tol=tol, ncv=max(2 * k + 1, 30),
-                     v0=np.ones(n) / np.sqrt(n))
+        # a random (fixed-seed) start: a constant one can be orthogonal to an extreme
+        # eigenvector (e.g. the bottom one of a bipartite lattice with an even side)
+        v0 = np.random.default_rng(20240601).standard_normal(n)
+        return eigsh(S, k=k, which=which, tol=tol, ncv=max(2 * k + 1, 30), v0=v0)
     except ArpackNoConvergence as err:
         raise InputError(f"the sparse eigensolver did not find the {'smallest' if which == 'SA' else 'largest'} "
                          f"eigenvalue of W ({err}); use the exact spectrum or fewer deflated "

@@ -49,14 +49,21 @@ def _dense_sym_eigs(W) -> np.ndarray:
 
 # ----------------------------------------------------------------- building blocks
 
-@pytest.mark.parametrize("case", ["rook", "queen", "knn_union", "binary"])
+@pytest.mark.parametrize("case", ["rook", "queen", "knn_union", "binary", "binary_even"])
 def test_extreme_eigenvalues_match_dense(case):
     if case in ("rook", "queen"):
         W = lattice_weights(15, case).matrix           # rook: bipartite, closed form both ends
     elif case == "knn_union":
         W = _knn(300, symmetrise="union").matrix        # lower end from eigsh
-    else:
+    elif case == "binary":
         W = sp.csr_matrix((lattice_weights(15, "queen").matrix != 0).astype(float))  # eigsh both
+    else:
+        # binary rook lattice of even side: its bottom eigenvector is orthogonal to the constant
+        # vector, a start that would miss it; closed form 2cos(πa/17) + 2cos(πb/17)
+        W = sp.csr_matrix((lattice_weights(16, "rook").matrix != 0).astype(float))
+        c = 2 * np.cos(np.pi * np.arange(1, 17) / 17)
+        closed = np.sort((c[:, None] + c[None, :]).ravel())
+        np.testing.assert_allclose(_dense_sym_eigs(W), closed, atol=1e-10)
     lam = _dense_sym_eigs(W)
     lo, hi = extreme_eigenvalues(W)
     assert lo == pytest.approx(lam[0], abs=1e-7)
