@@ -261,3 +261,50 @@ def test_prepared_dataset_stores_the_quadrature(tmp_path, capsys):
         stored_spectrum(tampered)
     with pytest.raises(InputError, match="weights"):
         spectrum_to_dataset(ds, got.nodes, "symmetric", weights=got.weights)
+
+
+def test_dataset_without_quadrature_for_huge_nonsymmetric_w(monkeypatch):
+    """Above the dense limit a non-symmetric W gets no spectrum in the dataset, with a warning
+    that says why (the frequentist estimators do not need one)."""
+    import xarray as xr
+
+    import data_prep.spectrum as dense
+    from data_prep.dataset import _with_spectrum
+
+    w = _knn(120, k=4)
+    monkeypatch.setattr(dense, "MAX_DENSE_N", 100)
+    with pytest.warns(UserWarning, match="not stored: W is not similar to a symmetric"):
+        ds = _with_spectrum(xr.Dataset(), w, 50, "auto")
+    assert "W_eigenvalues" not in ds
+    with pytest.raises(InputError, match="threshold must be"):
+        _with_spectrum(xr.Dataset(), w, -1, "auto")
+
+
+def test_prepare_data_refuses_symmetrise_with_demo(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "prepare_data.py"
+    module_spec = importlib.util.spec_from_file_location("prepare_data_script", script)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    out = tmp_path / "x.nc"
+    assert module.main(["--demo", "--out", str(out), "--symmetrise", "union"]) == 2
+    assert "error: --symmetrise applies to a --weights file" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_gal_file_symmetrised_like_coordinates(tmp_path):
+    """A k-NN relation written to GAL and read back with symmetrise='union' equals the union
+    built from the coordinates; read as given it warns and stays asymmetric."""
+    from data_prep.weights import weights_from_gal, write_gal
+
+    plain = _knn(80, k=3, seed=1)
+    path = tmp_path / "knn.gal"
+    write_gal(plain, path)
+    union = weights_from_gal(path, symmetrise="union")
+    ref = _knn(80, k=3, seed=1, symmetrise="union")
+    order = [union.cities.index(c) for c in ref.cities]
+    assert abs(union.matrix[order][:, order] - ref.matrix).max() < 1e-15
+    with pytest.warns(UserWarning, match="symmetrise 'union'"):
+        assert not weights_from_gal(path).symmetric_relation
