@@ -1,15 +1,16 @@
 """Benchmark: quadrature log-determinant against the exact spectrum (and its cost at large n).
 
 For a side × side rook lattice or a 6-nearest-neighbour relation made symmetric by union (random
-points in the unit square, fixed seed), both row-standardised, it times the exact dense
-spectrum (for the binary rook lattice, ``rook_binary``, the closed form 2cos(πa/(N+1)) +
-2cos(πb/(N+1)) is the exact reference at any n, e.g. n = 100,000) and the Chebyshev / Lanczos quadratures of ``data_prep.quadrature``, and reports the
-largest relative error of log|I − ρW| = Σ log(1 − ρλ) over a ρ grid on the admissible region:
-``grid`` equally spaced points between 0.99/λ_min and 0.99/λ_max (the exact extremes), leaving
-out |ρ| < 0.05 where log|I − ρW| ≈ −ρ² tr(W²)/2 is nearly 0 and a relative error means little.
+points in the unit square, fixed seed), both row-standardised, it times the exact dense spectrum
+and the Chebyshev / Lanczos quadratures of ``data_prep.quadrature``, and reports the largest
+relative error of log|I − ρW| = Σ log(1 − ρλ) over a ρ grid on the admissible region: ``points``
+equally spaced values between 0.99/λ_min and 0.99/λ_max (the exact extremes), leaving out
+|ρ| < 0.05 where log|I − ρW| ≈ −ρ² tr(W²)/2 is nearly 0 and a relative error means little.
+For the binary rook lattice (``rook_binary``) the closed form 2cos(πa/(N+1)) + 2cos(πb/(N+1))
+is the exact reference at any n (e.g. n = 100,000, beyond the dense limit).
 
-    python benchmarks/bench_quadrature.py [--sides 70] [--relations rook knn6]
-        [--methods chebyshev lanczos] [--no-exact]   # --no-exact: timing only (huge n)
+    python benchmarks/bench_quadrature.py [--sides 70] [--relations rook knn6 rook_binary]
+        [--methods chebyshev lanczos] [--no-exact]   # --no-exact: timing only
 
 ``logdet_accuracy(side, method, ...)`` returns one row as a dict for other benchmark drivers.
 """

@@ -167,9 +167,9 @@ def _eigsh_end(S: sp.csr_matrix, k: int, which: str, tol: float):
         v0 = np.random.default_rng(20240601).standard_normal(n)
         return eigsh(S, k=k, which=which, tol=tol, ncv=max(2 * k + 1, 30), v0=v0)
     except ArpackNoConvergence as err:
-        raise InputError(f"the sparse eigensolver did not find the {'smallest' if which == 'SA' else 'largest'} "
-                         f"eigenvalue of W ({err}); use the exact spectrum or fewer deflated "
-                         f"pairs") from None
+        end = "smallest" if which == "SA" else "largest"
+        raise InputError(f"the sparse eigensolver did not find the {end} eigenvalue of W "
+                         f"({err}); use the exact spectrum or fewer deflated pairs") from None
 
 
 def extreme_eigenpairs(W, deflate: int = 1, *, tol: float = 1e-8,

@@ -1,4 +1,4 @@
-"""Spectrum without a dense eigendecomposition (data_prep.quadrature), checked against dense algebra.
+"""Spectrum without a dense eigendecomposition (data_prep.quadrature) against dense algebra.
 
 References: numpy/scipy dense eigenvalues and slogdet; Gauss rules known in closed form. The
 relative log-det bounds below are measured figures with slack (stated at each test).
