@@ -308,3 +308,23 @@ def test_gal_file_symmetrised_like_coordinates(tmp_path):
     assert abs(union.matrix[order][:, order] - ref.matrix).max() < 1e-15
     with pytest.warns(UserWarning, match="symmetrise 'union'"):
         assert not weights_from_gal(path).symmetric_relation
+
+
+def test_clustered_end_falls_back_to_plain_lanczos(monkeypatch):
+    """When ARPACK stalls, the extreme pair comes from plain Lanczos steps (with a warning):
+    checked against the closed-form end of a binary rook lattice (side 20, n = 400)."""
+    import scipy.sparse.linalg as sla
+
+    from data_prep.quadrature import _eigsh_end
+
+    def stalled(*args, **kwargs):
+        raise sla.ArpackNoConvergence("no convergence", np.zeros(0), np.zeros((0, 0)))
+
+    monkeypatch.setattr(sla, "eigsh", stalled)
+    S = sp.csr_matrix((lattice_weights(20, "rook").matrix != 0).astype(float))
+    end = 4 * np.cos(np.pi / 21)
+    for which, sign in (("LA", 1.0), ("SA", -1.0)):
+        with pytest.warns(UserWarning, match="plain Lanczos"):
+            value, vector = _eigsh_end(S, 1, which, 1e-8)
+        assert value[0] == pytest.approx(sign * end, abs=1e-9)
+        assert np.linalg.norm(S @ vector[:, 0] - value[0] * vector[:, 0]) < 1e-4
