@@ -254,30 +254,54 @@ def extreme_eigenvalues(W, *, tol: float = 1e-8) -> tuple[float, float]:
 # ------------------------------------------------------------------ Chebyshev moments
 
 def _budget(budget: int | None, n: int) -> int:
-    """Entries allowed in one sparse T_k(S̃): ``budget``, by default max(EXACT_BUDGET, 50 n)."""
-    return max(EXACT_BUDGET, 50 * n) if budget is None else int(budget)
+    """Entries allowed in T_K(S̃) (all columns): ``budget``, by default max(5e6, 250 n)."""
+    return max(EXACT_BUDGET, 250 * n) if budget is None else int(budget)
 
 
-def _exact_moments(St: sp.csr_matrix, order: int, budget: int) -> np.ndarray:
-    """tr T_j(S̃) for j = 0..2K exactly (2K ≤ order), from sparse T_0..T_K(S̃) within ``budget``.
+def _exact_moments(St: sp.csr_matrix, order: int, budget: int,
+                   chunk_entries: int = 2_000_000) -> np.ndarray:
+    """tr T_j(S̃) for j = 0..2K exactly (2K ≤ order), K limited by ``budget`` entries in T_K.
 
     tr T_{2k} = 2‖T_k‖_F² − n and tr T_{2k+1} = 2 Σ T_{k+1}∘T_k − tr T_1 (T_k symmetric, and
-    T_aT_b = ½(T_{a+b} + T_{|a−b|})); K grows while T_K has at most ``budget`` entries.
+    T_aT_b = ½(T_{a+b} + T_{|a−b|})). The sparse columns X_k = T_k(S̃) E_B of a block B of unit
+    vectors follow the recurrence X_{k+1} = 2 S̃ X_k − X_{k−1}; blocks of columns keep the memory
+    near ``chunk_entries`` whatever n, and the first block fixes K (its fill-in, scaled to n).
     """
     n = St.shape[0]
-    tr1 = float(St.diagonal().sum())
     St = sp.csr_matrix(St)
     St.sum_duplicates()  # canonical (sorted, no duplicates): element-wise products need it
-    out = [float(n), tr1, 2.0 * float(np.sum(St.data ** 2)) - n]
-    prev, cur = sp.identity(n, format="csr"), St
-    while len(out) + 1 <= order:
-        nxt = sp.csr_matrix(2.0 * (St @ cur) - prev)
-        if nxt.nnz > budget:
-            break
-        nxt.sum_duplicates()
-        out += [2.0 * float(nxt.multiply(cur).sum()) - tr1,
-                2.0 * float(np.sum(nxt.data ** 2)) - n]
-        prev, cur = cur, nxt
+    tr1 = float(St.diagonal().sum())
+    K = max(order // 2, 1)
+    frob = np.zeros(K + 1)   # Σ_B ‖X_k‖_F², k = 0..K
+    cross = np.zeros(K + 1)  # Σ_B Σ X_k∘X_{k-1}, k = 1..K
+    start, width = 0, min(n, max(16, chunk_entries // 2000))
+    while start < n:
+        stop = min(n, start + width)
+        cols = np.arange(start, stop)
+        prev = sp.csr_matrix((np.ones(cols.size), (cols, np.arange(cols.size))),
+                             shape=(n, cols.size))
+        cur = sp.csr_matrix(St[cols].T)  # = S̃[:, B], S̃ symmetric
+        frob[0] += cols.size
+        frob[1] += float(np.sum(cur.data ** 2))
+        cross[1] += float(cur.multiply(prev).sum())
+        for k in range(2, K + 1):
+            nxt = sp.csr_matrix(2.0 * (St @ cur) - prev)
+            if start == 0 and nxt.nnz * (n / cols.size) > budget:
+                K = k - 1  # the first block decides how far the exact orders go
+                break
+            nxt.sum_duplicates()
+            frob[k] += float(np.sum(nxt.data ** 2))
+            cross[k] += float(nxt.multiply(cur).sum())
+            prev, cur = cur, nxt
+        if start == 0:  # later blocks sized from the first block's fill-in
+            per_col = max(cur.nnz / cols.size, 1.0)
+            width = max(1, int(chunk_entries // per_col))
+        start = stop
+    out = [float(n), tr1]
+    for k in range(1, K + 1):
+        out.append(2.0 * frob[k] - n)                    # tr T_{2k}
+        if k < K:
+            out.append(2.0 * cross[k + 1] - tr1)         # tr T_{2k+1}
     return np.asarray(out[: order + 1])
 
 

@@ -83,6 +83,9 @@ def test_exact_chebyshev_moments_match_dense():
     assert mu.size == 25
     np.testing.assert_allclose(mu, ref, atol=1e-9 * 200)
     assert _exact_moments(St, 24, 1).size == 3  # the fill-in budget stops at order 2
+    # in blocks of columns (20 first, then about 40,000 / fill-in): the same sums
+    np.testing.assert_allclose(_exact_moments(St, 24, 10**9, chunk_entries=40_000), mu,
+                               rtol=1e-12, atol=1e-9)
 
 
 def test_gauss_rule_from_moments_recovers_known_rules():
