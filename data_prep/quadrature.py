@@ -10,8 +10,8 @@ Both routes work on the symmetric similar form S = D^{1/2} W D^{-1/2} (``spectru
 
 * **Chebyshev moments** (:func:`chebyshev_quadrature`, the default). The spectrum is mapped to
   [−1, 1] with the extreme eigenvalues, and its Chebyshev moments μ_j = tr T_j(S̃) are computed
-  *exactly* up to order 2K from the sparse matrices T_0..T_K(S̃) (tr T_{a+b} = 2 Σ T_a∘T_b −
-  tr T_{|a−b|}; K limited by a fill-in budget), and beyond that by Hutchinson's estimator with
+  *exactly* up to order 2K from the sparse matrices T_0..T_K(S̃), built a block of columns at a
+  time (tr T_{a+b} = 2 Σ T_a∘T_b − tr T_{|a−b|}; K ≤ 20, limited by a fill-in budget), and beyond that by Hutchinson's estimator with
   Rademacher probes and the three-term recurrence (the kernel polynomial method, Weiße, Wellein,
   Alvermann & Fehske 2006, Rev. Mod. Phys. 78; Han, Malioutov & Shin 2015, ICML). The exact low
   orders remove the probe noise where the smooth log terms put almost all their weight; the probe
@@ -35,6 +35,13 @@ A W that is not similar to a symmetric matrix (e.g. a k-nearest-neighbour relati
 complex spectrum; none of these routes applies, and :func:`symmetric_form` refuses it with a
 one-line reason (the exact dense route of ``spectrum.eigenvalues`` handles it below the dense
 limit). :func:`spectrum` is the one chooser: exact up to ``threshold`` cities, quadrature above.
+
+Measured (benchmarks/bench_quadrature.py; 41-point ρ grid from 0.99/λ_min to 0.99/λ_max without
+|ρ| < 0.05; 2 shared cores): n = 4,900 rook lattice, Chebyshev 1.1e-6 max relative log-det error
+in 1.2 s, Lanczos 7e-7 in 6.5 s (dense: 73 s); 6-NN union relation, Chebyshev 1.9e-5 in 14 s,
+Lanczos 9e-7 in 20 s (dense: 117 s). n = 99,856: Chebyshev 20 s (rook), 29 s (6-NN union); on
+the binary rook lattice, against its closed-form spectrum, 4.3e-6 (94 s, most of it finding
+the tightly clustered extreme eigenvalues).
 """
 
 from __future__ import annotations
@@ -54,7 +61,7 @@ CHEBYSHEV_DEGREE = 200
 CHEBYSHEV_PROBES = 50       # at most; fewer for large n (see chebyshev_probes)
 EXACT_ORDER = 40            # exact Chebyshev moments up to this order ...
 EXACT_BUDGET = 5_000_000    # ... while the sparse T_k(S̃) hold at most this many entries
-                            # (or 50 per city, whichever is larger)
+                            # (or 250 per city, whichever is larger)
 LANCZOS_STEPS = 40
 LANCZOS_PROBES = 100
 
