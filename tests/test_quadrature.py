@@ -214,6 +214,7 @@ def test_nonsymmetric_quadrature_refused_in_one_line(monkeypatch):
         spectrum(W, threshold=50)
 
 
+@pytest.mark.filterwarnings("ignore:.*disconnected components")  # this point set: 2 groups
 def test_union_symmetrises_knn_and_keeps_its_links():
     plain, union = _knn(150, k=4), _knn(150, k=4, symmetrise="union")
     C, U = plain.matrix != 0, union.matrix != 0
