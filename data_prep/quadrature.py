@@ -11,8 +11,8 @@ Both routes work on the symmetric similar form S = D^{1/2} W D^{-1/2} (``spectru
 * **Chebyshev moments** (:func:`chebyshev_quadrature`, the default). The spectrum is mapped to
   [−1, 1] with the extreme eigenvalues, and its Chebyshev moments μ_j = tr T_j(S̃) are computed
   *exactly* up to order 2K from the sparse matrices T_0..T_K(S̃), built a block of columns at a
-  time (tr T_{a+b} = 2 Σ T_a∘T_b − tr T_{|a−b|}; K ≤ 20, limited by a fill-in budget), and beyond that by Hutchinson's estimator with
-  Rademacher probes and the three-term recurrence (the kernel polynomial method, Weiße, Wellein,
+  time (tr T_{a+b} = 2 Σ T_a∘T_b − tr T_{|a−b|}; K ≤ 20, limited by a fill-in budget), and
+  beyond that by Hutchinson's estimator with Rademacher probes and the three-term recurrence (the kernel polynomial method, Weiße, Wellein,
   Alvermann & Fehske 2006, Rev. Mod. Phys. 78; Han, Malioutov & Shin 2015, ICML). The exact low
   orders remove the probe noise where the smooth log terms put almost all their weight; the probe
   noise left sits in orders whose Chebyshev coefficients are small. The moments are turned into a
@@ -27,9 +27,8 @@ Both routes work on the symmetric similar form S = D^{1/2} W D^{-1/2} (``spectru
 In both, the extreme eigenpairs are *deflated*: their eigenvalues are nodes of weight 1 and the
 probes are projected off their eigenvectors, so the admissible region (every factor > 0 at every
 node) ends exactly where the true one does and the near-singular log terms at the region's ends
-are exact. They come from :func:`extreme_eigenpairs` — closed form for a row-standardised W (λ = 1
-on each component; λ = −1 on each bipartite one; vectors D^{1/2}1 and its ±-colouring, checked by
-their residual), else ``scipy.sparse.linalg.eigsh``, O(nnz) per iteration.
+are exact. They come from ``data_prep.extremes`` (closed form for a row-standardised W where
+possible, else ``scipy.sparse.linalg.eigsh``, O(nnz) per iteration).
 
 A W that is not similar to a symmetric matrix (e.g. a k-nearest-neighbour relation) has a
 complex spectrum; none of these routes applies, and :func:`symmetric_form` refuses it with a
@@ -50,9 +49,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
 from data_prep.errors import InputError
+from data_prep.extremes import (NoQuadrature, as_csr, extreme_eigenpairs,  # noqa: F401
+                                extreme_eigenvalues, symmetric_form)
 
 DEFAULT_THRESHOLD = 3000
 METHODS = ("auto", "exact", "chebyshev", "lanczos")
@@ -66,196 +66,10 @@ LANCZOS_STEPS = 40
 LANCZOS_PROBES = 100
 
 
-class NoQuadrature(InputError):
-    """W is not similar to a symmetric matrix, so no quadrature of its spectrum applies."""
-
-
 def chebyshev_probes(n: int) -> int:
     """Default probe count: the probe error of μ_j/n falls like 1/√(probes · n), so large n
     needs fewer probes for the same relative accuracy (50 up to 10,000 cities, 10 from 50,000)."""
     return int(min(CHEBYSHEV_PROBES, max(10, -(-500_000 // max(n, 1)))))
-
-
-def _csr(W) -> sp.csr_matrix:
-    M = W if sp.issparse(W) else getattr(W, "matrix", W)
-    return sp.csr_matrix(M, dtype=float)
-
-
-def symmetric_form(W) -> tuple[sp.csr_matrix, np.ndarray]:
-    """(S, r): S = diag(r) W diag(1/r) symmetric (r = √d of ``spectrum.symmetriser``).
-
-    InputError when W is not diagonally similar to a symmetric matrix: its spectrum is then
-    complex and a symmetrised stand-in would be a silently wrong answer.
-    """
-    from data_prep.spectrum import symmetriser
-
-    W = _csr(W)
-    d = symmetriser(W)
-    if d is None:
-        raise NoQuadrature(
-            "W is not similar to a symmetric matrix (an asymmetric neighbour relation such as "
-            "k-nearest neighbours), so its spectrum is complex and no quadrature applies: build "
-            "a symmetric relation (symmetrise='union' in weights_from_coordinates, --symmetrise "
-            "union in prepare_data) or raise the threshold to use the exact dense spectrum")
-    r = np.sqrt(d)
-    S = sp.csr_matrix(sp.diags(r) @ W @ sp.diags(1.0 / r))
-    S = sp.csr_matrix((S + S.T) * 0.5)  # remove rounding asymmetry
-    S.sort_indices()
-    return S, r
-
-
-# ------------------------------------------------------------------ extreme eigenpairs
-
-def _known_pairs(W: sp.csr_matrix, S: sp.csr_matrix, r: np.ndarray, tol: float = 1e-10):
-    """Closed-form extreme pairs of a row-standardised W: (values, vectors) or None.
-
-    Each component with non-empty rows has λ = 1 with S-eigenvector r (restricted to it), and
-    λ = −1 with r times its 2-colouring when it is bipartite. Checked by the residual.
-    """
-    rows = np.asarray(W.sum(axis=1)).ravel()
-    live = rows != 0
-    if not live.any() or not np.allclose(rows[live], 1.0, atol=1e-12, rtol=0):
-        return None
-    count, labels = connected_components(W, directed=False)
-    sign = _two_colouring(S, labels, count)
-    top, bottom = [], []
-    for c in range(count):
-        member = labels == c
-        if not live[member].all():
-            continue  # an island (zero row): eigenvalue 0, left to the quadrature
-        v = np.where(member, r, 0.0)
-        top.append(v / np.linalg.norm(v))
-        if sign[c] is not None:
-            u = np.where(member, r * sign[c], 0.0)
-            bottom.append(u / np.linalg.norm(u))
-    if not top:
-        return None
-    values = np.r_[-np.ones(len(bottom)), np.ones(len(top))]
-    vectors = np.column_stack(bottom + top)
-    if np.max(np.abs(S @ vectors - vectors * values)) > tol:
-        return None
-    return values, vectors, len(bottom), len(top)
-
-
-def _two_colouring(S: sp.csr_matrix, labels: np.ndarray, count: int) -> list:
-    """Per component: a ±1 vector (over all cities) making it bipartite, or None."""
-    from scipy.sparse.csgraph import breadth_first_order
-
-    colour = np.zeros(S.shape[0])
-    out: list = []
-    coo = S.tocoo()
-    for c, root in enumerate(np.unique(labels, return_index=True)[1]):
-        order, pred = breadth_first_order(S, root, directed=False, return_predecessors=True)
-        colour[root] = 1.0
-        for node in order[1:]:
-            colour[node] = -colour[pred[node]]
-        out.append(None)
-    clash = (colour[coo.row] == colour[coo.col]) & (coo.row != coo.col)
-    bad = set(labels[coo.row[clash]].tolist())
-    # a self-loop (non-zero diagonal) also breaks bipartiteness
-    bad |= set(labels[coo.row[(coo.row == coo.col) & (coo.data != 0)]].tolist())
-    for c in range(count):
-        if c not in bad and (labels == c).sum() > 1:
-            out[c] = colour
-    return out
-
-
-def _lanczos_end(S: sp.csr_matrix, which: str, steps: int, v0: np.ndarray):
-    """Extreme Ritz pair of ``steps`` plain Lanczos steps (no re-orthogonalisation: lost
-    orthogonality only duplicates converged Ritz values, it does not move the extreme one;
-    Paige 1976). The vector comes from a second pass of the same recurrence. Used when ARPACK
-    stalls on a tightly clustered end of the spectrum (e.g. a large binary lattice)."""
-    from scipy.linalg import eigh_tridiagonal
-
-    def run(coef=None):
-        v_prev, v = np.zeros_like(v0), v0 / np.linalg.norm(v0)
-        alpha, beta, y = [], [], np.zeros_like(v0)
-        b = 0.0
-        for j in range(steps):
-            if coef is not None:
-                y += coef[j] * v
-            u = S @ v - b * v_prev
-            a = float(v @ u)
-            u -= a * v
-            b = float(np.linalg.norm(u))
-            alpha.append(a)
-            beta.append(b)
-            if b < 1e-14 or (coef is not None and j + 1 == coef.size):
-                break
-            v_prev, v = v, u / b
-        return np.array(alpha), np.array(beta[:-1]), y
-
-    alpha, beta, _ = run()
-    m = alpha.size
-    idx = 0 if which == "SA" else m - 1
-    theta, vec = eigh_tridiagonal(alpha, beta, select="i", select_range=(idx, idx))
-    _, _, y = run(vec[:, 0])
-    return theta, (y / np.linalg.norm(y))[:, None]
-
-
-def _eigsh_end(S: sp.csr_matrix, k: int, which: str, tol: float):
-    import warnings
-
-    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
-
-    n = S.shape[0]
-    if n <= max(50, 3 * k):
-        lam, vec = np.linalg.eigh(S.toarray())
-        idx = np.arange(k) if which == "SA" else np.arange(n - k, n)
-        return lam[idx], vec[:, idx]
-    # a random (fixed-seed) start: a constant one can be orthogonal to an extreme eigenvector
-    # (e.g. the bottom one of a bipartite lattice with an even side)
-    v0 = np.random.default_rng(20240601).standard_normal(n)
-    try:
-        return eigsh(S, k=k, which=which, tol=tol, ncv=max(2 * k + 1, 40), v0=v0, maxiter=30)
-    except ArpackNoConvergence:
-        end = "smallest" if which == "SA" else "largest"
-        if k > 1:
-            raise InputError(f"the sparse eigensolver did not converge on the {k} {end} "
-                             f"eigenvalues of W; deflate fewer pairs") from None
-        steps = 600
-        warnings.warn(f"the sparse eigensolver did not converge on the {end} eigenvalue of W "
-                      f"(a tightly clustered end of the spectrum); it is taken from {steps} "
-                      f"plain Lanczos steps instead", stacklevel=4)
-        return _lanczos_end(S, which, steps, v0)
-
-
-def extreme_eigenpairs(W, deflate: int = 1, *, tol: float = 1e-8,
-                       form: tuple[sp.csr_matrix, np.ndarray] | None = None
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``deflate`` smallest and largest eigenvalues of W and orthonormal eigenvectors of S.
-
-    Returns (values ascending, vectors n × m). A row-standardised W with ``deflate == 1`` uses
-    the closed form (one pair per component and end, see the module docstring); otherwise
-    ``eigsh`` (which='SA' and 'LA', Lanczos with implicit restarts, O(nnz) per iteration).
-    """
-    if deflate < 1:
-        raise InputError(f"deflate must be at least 1 (the extreme eigenvalues), not {deflate}")
-    W = _csr(W)
-    S, r = symmetric_form(W) if form is None else form
-    n = S.shape[0]
-    known = _known_pairs(W, S, r) if deflate == 1 else None
-    if known is not None:
-        values, vectors, n_bottom, _ = known
-        if n_bottom == 0:  # not bipartite: the lower end from the eigensolver
-            lo, vlo = _eigsh_end(S, 1, "SA", tol)
-            values, vectors = np.r_[lo, values], np.column_stack([vlo, vectors])
-    else:
-        k = min(deflate, max(1, (n - 1) // 2))
-        lo, vlo = _eigsh_end(S, k, "SA", tol)
-        hi, vhi = _eigsh_end(S, k, "LA", tol)
-        values, vectors = np.r_[lo, hi], np.column_stack([vlo, vhi])
-    order = np.argsort(values, kind="stable")
-    return values[order], vectors[:, order]
-
-
-def extreme_eigenvalues(W, *, tol: float = 1e-8) -> tuple[float, float]:
-    """λ_min and λ_max of W (real: W must be similar to a symmetric matrix), without dense algebra.
-
-    These bound the admissible region of a spatial lag, 1/λ_min < ρ < 1/λ_max.
-    """
-    values, _ = extreme_eigenpairs(W, 1, tol=tol)
-    return float(values[0]), float(values[-1])
 
 
 # ------------------------------------------------------------------ Chebyshev moments
@@ -406,7 +220,7 @@ def chebyshev_quadrature(W, degree: int = CHEBYSHEV_DEGREE, probes: int | None =
     max(5e6, 50 n)). ``details`` (a dict) is
     filled with what was done (exact order reached, nodes, extremes).
     """
-    W = _csr(W)
+    W = as_csr(W)
     probes = chebyshev_probes(W.shape[0]) if probes is None else probes
     if degree < 2 or probes < 1:
         raise InputError(f"chebyshev_quadrature needs degree >= 2 and probes >= 1, not "
@@ -478,7 +292,7 @@ def lanczos_quadrature(W, steps: int = LANCZOS_STEPS, probes: int = LANCZOS_PROB
     if steps < 1 or probes < 1:
         raise InputError(f"lanczos_quadrature needs steps >= 1 and probes >= 1, not {steps} "
                          f"and {probes}")
-    W = _csr(W)
+    W = as_csr(W)
     S, r = symmetric_form(W)
     n = S.shape[0]
     defl = _deflated(W, S, r, deflate, tol)
@@ -573,7 +387,7 @@ def spectrum(W, *, threshold: int = DEFAULT_THRESHOLD, method: str = "auto", see
     if threshold < 0:
         raise InputError(f"the spectrum threshold must be a non-negative number of cities, "
                          f"not {threshold}")
-    Wc = _csr(W)
+    Wc = as_csr(W)
     n = Wc.shape[0]
     symmetric = symmetriser(Wc) is not None
     details = {"n": int(n), "threshold": int(threshold), "requested": method,

@@ -319,7 +319,7 @@ def test_clustered_end_falls_back_to_plain_lanczos(monkeypatch):
     checked against the closed-form end of a binary rook lattice (side 20, n = 400)."""
     import scipy.sparse.linalg as sla
 
-    from data_prep.quadrature import _eigsh_end
+    from data_prep.extremes import _eigsh_end
 
     def stalled(*args, **kwargs):
         raise sla.ArpackNoConvergence("no convergence", np.zeros(0), np.zeros((0, 0)))
