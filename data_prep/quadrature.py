@@ -13,9 +13,10 @@ Both routes work on the symmetric similar form S = D^{1/2} W D^{-1/2} (``spectru
   *exactly* up to order 2K from the sparse matrices T_0..T_K(S̃), built a block of columns at a
   time (tr T_{a+b} = 2 Σ T_a∘T_b − tr T_{|a−b|}; K ≤ 20, limited by a fill-in budget), and
   beyond that by Hutchinson's estimator with Rademacher probes and the three-term recurrence
-  (the kernel polynomial method, Weiße, Wellein, Alvermann & Fehske 2006, Rev. Mod. Phys. 78; Han, Malioutov & Shin 2015, ICML). The exact low
-  orders remove the probe noise where the smooth log terms put almost all their weight; the probe
-  noise left sits in orders whose Chebyshev coefficients are small. The moments are turned into a
+  (the kernel polynomial method, Weiße, Wellein, Alvermann & Fehske 2006, Rev. Mod. Phys. 78;
+  Han, Malioutov & Shin 2015, ICML). The exact low orders remove the probe noise where the
+  smooth log terms put almost all their weight; the probe noise left sits in orders whose
+  Chebyshev coefficients are small. The moments are turned into a
   Gauss rule (positive weights, exact for polynomials up to the moments' degree) by Gautschi's
   modified Chebyshev algorithm (Gautschi 2004, *Orthogonal Polynomials*, §2.1.7) and the
   Golub–Welsch eigenproblem. No Jackson damping: it keeps a plotted density non-negative but
