@@ -77,13 +77,22 @@ def _without_dropped(weights, dropped: Sequence[str]):
                                source=f"{weights.source} without {len(drop)} dropped cities")
 
 
-def _load_weights(weights, cities: Sequence[str], island_policy: str, attributes):
+def _load_weights(weights, cities: Sequence[str], island_policy: str, attributes,
+                  symmetrise: str | None = None):
     """A SpatialWeights from a SpatialWeights or a weights file path (not yet aligned)."""
+    if symmetrise is not None and hasattr(weights, "matrix"):
+        raise InputError("symmetrise applies to a weights file; build SpatialWeights with "
+                         "symmetrise='union' instead")
     if weights is None or hasattr(weights, "matrix"):
         return weights
     from data_prep.weights import POLYGON_SUFFIXES, weights_from_file
 
     kwargs = {"island_policy": island_policy}
+    if symmetrise is not None:
+        if Path(str(weights)).suffix.lower() in POLYGON_SUFFIXES:
+            raise InputError(f"{Path(str(weights)).name}: contiguity is already symmetric; "
+                             f"symmetrise applies to GAL/GWT files")
+        kwargs["symmetrise"] = symmetrise
     suffix = Path(str(weights)).suffix.lower()
     if suffix not in POLYGON_SUFFIXES and attributes is not None and \
             {"x", "y"} <= set(attributes.data_vars):
@@ -136,6 +145,28 @@ def _robustness_measures(E: xr.DataArray, output, covs, gdp_benchmark: str,
     return xr.Dataset({k: v.rename(k) for k, v in measures.items()})
 
 
+def _with_spectrum(ds: xr.Dataset, W, threshold: int | None, method: str) -> xr.Dataset:
+    """The spectrum of W by the one chooser, stored with its choice (method, threshold, effort,
+    seed) in ``attrs['spectrum_details']``; ``attrs['spectrum_method']`` is "symmetric" or
+    "general" for exact eigenvalues and the quadrature's name otherwise."""
+    from data_prep.quadrature import DEFAULT_THRESHOLD, NoQuadrature, spectrum
+    from data_prep.spectrum import spectrum_to_dataset
+
+    try:
+        result = spectrum(W.matrix,
+                          threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+                          method=method)
+    except NoQuadrature as err:
+        # the frequentist estimators need no spectrum: store none, and say why
+        warnings.warn(f"the spectrum of W is not stored: {err}", stacklevel=3)
+        return ds
+    if result.weights is None:
+        stored = "general" if np.iscomplexobj(result.nodes) else "symmetric"
+        return spectrum_to_dataset(ds, result.nodes, stored, details=result.details)
+    return spectrum_to_dataset(ds, result.nodes, result.method, weights=result.weights,
+                               details=result.details)
+
+
 def build_dataset(employment, *, weights=None, covariates=None, cities=None,
                   synthetic: bool = False, source_files: Sequence[str] = (),
                   er_threshold: float = indices.ER_THRESHOLD,
@@ -144,7 +175,8 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
                   fill_policy: str = "refuse", keep_flagged: bool = False,
                   coupling: bool = True, spectrum: bool = True,
                   island_policy: str = "refuse", output=None,
-                  gdp_benchmark: str = "national") -> xr.Dataset:
+                  gdp_benchmark: str = "national", spectrum_threshold: int | None = None,
+                  spectrum_method: str = "auto", symmetrise: str | None = None) -> xr.Dataset:
     """The study Dataset from an employment table and optional weights, covariates, attributes.
 
     ``employment``: long table (path or DataFrame: city, year, industry, employment) or an
@@ -158,8 +190,11 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
     "krugman", or "lq:<industry>"); PSD by ``psd_method`` ("shannon", "gini",
     "relative_diversity"); ``winsorize`` (p or (lower, upper)) also clips PSS and PSD. With
     ``coupling``, ``Interact_PSS`` and ``Interact_PSD`` (coupling-coordination degree with ER).
-    With weights and ``spectrum``, the eigenvalues of W (skipped with a warning above the dense
-    limit).
+    With weights and ``spectrum``, the spectrum of W by :func:`data_prep.quadrature.spectrum`
+    (``spectrum_method``; "auto": exact eigenvalues up to ``spectrum_threshold`` cities, default
+    ``quadrature.DEFAULT_THRESHOLD``, Chebyshev quadrature nodes and weights above), the choice
+    recorded in attrs. ``symmetrise="union"`` makes a weights file's neighbour relation
+    symmetric (``weights.symmetrised``).
 
     Robustness measures (METHOD.md §6, seed Table 4), each with attrs naming the choice:
     ``PSD_gini`` (1 − Gini of the shares) always; ``ER_GDP`` (:func:`indices.gdp_growth_change`
@@ -172,7 +207,7 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
     attributes = None if cities is None else read_city_attributes(cities, city_names)
     covs = None if covariates is None else read_covariates(covariates, city_names,
                                                           E.year.values)
-    W = _load_weights(weights, city_names, island_policy, attributes)
+    W = _load_weights(weights, city_names, island_policy, attributes, symmetrise)
     if W is not None:
         dropped = [c for c in E.attrs.get("dropped_cities", "").split(",") if c]
         W = _without_dropped(W, dropped)
@@ -204,19 +239,14 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
                              f"variables")
         ds = ds.merge(attributes)
 
-    spectrum_method = None
+    stored_method = None
     if W is not None:
-        from data_prep.spectrum import MAX_DENSE_N, eigenvalues, spectrum_to_dataset
         from data_prep.weights import weights_to_dataset
 
         ds = weights_to_dataset(ds, W)
-        if spectrum and W.n <= MAX_DENSE_N:
-            eigs = eigenvalues(W)
-            spectrum_method = "general" if np.iscomplexobj(eigs) else "symmetric"
-            ds = spectrum_to_dataset(ds, eigs, spectrum_method)
-        elif spectrum:
-            warnings.warn(f"{W.n} cities: the full spectrum of W is not stored (above "
-                          f"{MAX_DENSE_N}); use a log-determinant approximation", stacklevel=2)
+        if spectrum:
+            ds = _with_spectrum(ds, W, spectrum_threshold, spectrum_method)
+            stored_method = ds.attrs.get("spectrum_method")
 
     choices = {
         "er_index": "Martin et al. 2016 sensitivity index",
@@ -233,7 +263,7 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
         "coupling": "min-max over all city-years; D = sqrt(C T)" if coupling else None,
         "island_policy": None if W is None else W.island_policy,
         "weights_transform": None if W is None else W.transform,
-        "spectrum_method": spectrum_method,
+        "spectrum_method": stored_method,
         "cross_section": "period mean over defined years",
     }
     ds.attrs.update(synthetic="true" if synthetic else "false",

@@ -13,10 +13,13 @@ General route: ``scipy.linalg.eigvals(W)`` (complex in general).
 A full spectrum needs the dense matrix: O(n²) memory and O(n³) time, which is why
 :func:`eigenvalues` refuses n above ``max_n`` (default 20,000) and points to a quadrature or
 Chebyshev approximation of the log-determinant instead. Islands kept with a zero row contribute
-the eigenvalue 0.
+the eigenvalue 0. Above a few thousand cities ``data_prep.quadrature.spectrum`` (the one chooser)
+replaces the eigenvalues by quadrature nodes and weights; both are stored here on dim ``eigen``.
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import scipy.linalg as la
@@ -95,32 +98,69 @@ def eigenvalues(weights, *, max_n: int = MAX_DENSE_N) -> np.ndarray:
     return la.eigvals(W.toarray())
 
 
-def spectrum_to_dataset(ds: xr.Dataset, eigs: np.ndarray, method: str | None = None) -> xr.Dataset:
-    """Store eigenvalues on dim ``eigen``: real parts, imaginary parts only if any are non-zero."""
+QUADRATURES = ("chebyshev", "lanczos")
+_SPECTRUM_VARS = ("W_eigenvalues", "W_eigenvalues_imag", "W_spectrum_weights")
+
+
+def spectrum_to_dataset(ds: xr.Dataset, eigs: np.ndarray, method: str | None = None, *,
+                        weights: np.ndarray | None = None,
+                        details: dict | None = None) -> xr.Dataset:
+    """Store eigenvalues on dim ``eigen``: real parts, imaginary parts only if any are non-zero.
+
+    ``method``: "symmetric"/"general" for exact eigenvalues, or "chebyshev"/"lanczos" for
+    quadrature nodes, whose ``weights`` (Σ = n) go to ``W_spectrum_weights`` on the same dim.
+    ``details`` (e.g. ``quadrature.Spectrum.details``: threshold, degree, probes, seed) are kept
+    as JSON in ``attrs['spectrum_details']``.
+    """
     eigs = np.asarray(eigs)
     if method is None:
         method = "general" if np.iscomplexobj(eigs) else "symmetric"
-    if method not in ("symmetric", "general"):
-        raise InputError(f"spectrum method must be 'symmetric' or 'general', not {method!r}")
-    if "city" in ds.coords and eigs.size != ds.sizes["city"]:
+    if method not in ("symmetric", "general") + QUADRATURES:
+        raise InputError(f"spectrum method must be 'symmetric', 'general', 'chebyshev' or "
+                         f"'lanczos', not {method!r}")
+    if (weights is None) != (method not in QUADRATURES):
+        raise InputError(f"spectrum method {method!r}: quadrature weights go with 'chebyshev' "
+                         f"or 'lanczos' and only with them")
+    if weights is None and "city" in ds.coords and eigs.size != ds.sizes["city"]:
         raise InputError(f"{eigs.size} eigenvalues for {ds.sizes['city']} cities")
-    out = ds.drop_vars([v for v in ("W_eigenvalues", "W_eigenvalues_imag") if v in ds.variables])
+    if weights is not None:
+        weights = np.asarray(weights, dtype=float)
+        if weights.shape != eigs.shape:
+            raise InputError(f"{weights.size} quadrature weights for {eigs.size} nodes")
+        if "city" in ds.coords and not np.isclose(weights.sum(), ds.sizes["city"], rtol=1e-8):
+            raise InputError(f"quadrature weights sum to {weights.sum():.6g}, not the "
+                             f"{ds.sizes['city']} cities")
+    out = ds.drop_vars([v for v in _SPECTRUM_VARS if v in ds.variables])
     out = out.assign(W_eigenvalues=("eigen", np.real(eigs).astype(float)))
     if np.iscomplexobj(eigs) and np.any(np.imag(eigs) != 0):
         out = out.assign(W_eigenvalues_imag=("eigen", np.imag(eigs).astype(float)))
+    if weights is not None:
+        out = out.assign(W_spectrum_weights=("eigen", weights))
     out.attrs["spectrum_method"] = method
+    out.attrs.pop("spectrum_details", None)
+    if details is not None:
+        out.attrs["spectrum_details"] = json.dumps(details, default=float)
     return out
 
 
-def check_spectrum(eigs: np.ndarray, W: sp.spmatrix, *, tol: float = 1e-6) -> None:
-    """InputError unless Σλ = trace(W) and Σλ² = trace(W²) = Σ_rs W_rs W_sr (sparse)."""
+def check_spectrum(eigs: np.ndarray, W: sp.spmatrix, *, tol: float = 1e-6,
+                   weights: np.ndarray | None = None) -> None:
+    """InputError unless Σλ = trace(W) and Σλ² = trace(W²) = Σ_rs W_rs W_sr (sparse).
+
+    With quadrature ``weights``: Στ = n, Στθ = trace(W), Στθ² = trace(W²) (both quadratures
+    reproduce these exactly, up to rounding).
+    """
     W = sp.csr_matrix(W, dtype=float)
     n = W.shape[0]
-    if eigs.size != n:
+    if weights is None and eigs.size != n:
         raise InputError(f"the stored spectrum has {eigs.size} eigenvalues but W is {n} x {n}")
+    w = np.ones(eigs.shape) if weights is None else np.asarray(weights, dtype=float)
+    if weights is not None and not np.isclose(w.sum(), n, rtol=tol):
+        raise InputError(f"the stored quadrature weights sum to {w.sum():.6g} but W is "
+                         f"{n} x {n}")
     trace1 = float(W.diagonal().sum())
     trace2 = float(W.multiply(W.T).sum())
-    s1, s2 = np.sum(eigs), np.sum(eigs ** 2)
+    s1, s2 = np.sum(w * eigs), np.sum(w * eigs ** 2)
     scale = max(1.0, abs(trace2))
     if abs(s1 - trace1) > tol * scale or abs(s2 - trace2) > tol * scale:
         raise InputError(f"the stored spectrum does not match W: sum of eigenvalues "
@@ -128,16 +168,36 @@ def check_spectrum(eigs: np.ndarray, W: sp.spmatrix, *, tol: float = 1e-6) -> No
                          f"{np.real(s2):.6g} vs trace(W^2) {trace2:.6g}")
 
 
-def spectrum_from_dataset(ds: xr.Dataset, *, check: bool = True) -> np.ndarray:
-    """Eigenvalues stored by :func:`spectrum_to_dataset` (complex if an imaginary part is stored),
-    checked against the dataset's weights when ``check`` and weights are present."""
+def stored_spectrum(ds: xr.Dataset, *, check: bool = True):
+    """The stored spectrum as ``data_prep.quadrature.Spectrum`` (nodes, weights or None,
+    method, details), checked against the dataset's weights when ``check`` and weights are
+    present."""
+    from data_prep.quadrature import Spectrum
+
     if "W_eigenvalues" not in ds.variables:
         raise InputError("the dataset holds no spectrum of W (variable W_eigenvalues)")
     eigs = np.asarray(ds["W_eigenvalues"].values, dtype=float)
     if "W_eigenvalues_imag" in ds.variables:
         eigs = eigs + 1j * np.asarray(ds["W_eigenvalues_imag"].values, dtype=float)
+    weights = (np.asarray(ds["W_spectrum_weights"].values, dtype=float)
+               if "W_spectrum_weights" in ds.variables else None)
     if check and "weight_origin" in ds.variables:
         from data_prep.weights import weights_from_dataset
 
-        check_spectrum(eigs, weights_from_dataset(ds).matrix)
-    return eigs
+        check_spectrum(eigs, weights_from_dataset(ds).matrix, weights=weights)
+    details = json.loads(ds.attrs.get("spectrum_details", "{}"))
+    method = ds.attrs.get("spectrum_method", "symmetric")
+    return Spectrum(eigs, weights, method if weights is not None else "exact", details)
+
+
+def spectrum_from_dataset(ds: xr.Dataset, *, check: bool = True) -> np.ndarray:
+    """Eigenvalues stored by :func:`spectrum_to_dataset` (complex if an imaginary part is stored),
+    checked against the dataset's weights when ``check`` and weights are present. A stored
+    quadrature is refused (its nodes are not eigenvalues): use :func:`stored_spectrum`."""
+    result = stored_spectrum(ds, check=check)
+    if result.weights is not None:
+        raise InputError(f"the dataset stores a {result.method} quadrature of the spectrum of W "
+                         f"(nodes with weights), not its eigenvalues, which this step needs: "
+                         f"prepare the data with --spectrum-method exact or a larger "
+                         f"--spectrum-threshold")
+    return result.nodes

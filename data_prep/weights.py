@@ -34,6 +34,7 @@ from data_prep.errors import InputError
 from data_prep.files import atomic_write
 
 ISLAND_POLICIES = ("refuse", "nearest", "keep")
+SYMMETRISE = (None, "union")
 TRANSFORMS = ("R", "B")
 POLYGON_SUFFIXES = (".geojson", ".json", ".shp", ".gpkg")
 _WEIGHT_VARS = ("weight_origin", "weight_neighbor", "weight_value")
@@ -163,9 +164,27 @@ def _coordinates_for(coordinates, cities: tuple[str, ...], source: str) -> np.nd
     return xy
 
 
+def symmetrised(C: sp.spmatrix, how: str | None) -> sp.csr_matrix:
+    """The relation C itself (``how`` None) or its union C ∨ Cᵀ (``"union"``: r and s are
+    neighbours when either lists the other, with the larger of the two weights).
+
+    The union turns a k-nearest-neighbour relation into a symmetric one, so a row-standardised
+    W is similar to a symmetric matrix (real spectrum, quadrature log-determinant available).
+    """
+    if how not in SYMMETRISE:
+        raise InputError(f"symmetrise must be None or 'union', not {how!r}")
+    C = sp.csr_matrix(C, dtype=float)
+    return C if how is None else sp.csr_matrix(C.maximum(C.T))
+
+
 def _finalise(C: sp.spmatrix, ids: Sequence[str], cities, *, source: str, island_policy: str,
-              k_islands: int, transform: str, coordinates=None) -> SpatialWeights:
-    """Align C (rows/cols in ``ids`` order) to ``cities``, apply the island policy, transform."""
+              k_islands: int, transform: str, coordinates=None,
+              symmetrise: str | None = None) -> SpatialWeights:
+    """Align C (rows/cols in ``ids`` order) to ``cities``, symmetrise it if asked, apply the
+    island policy, transform."""
+    C = symmetrised(C, symmetrise)
+    if symmetrise is not None:
+        source = f"{source}, {symmetrise} with its reverse"
     if island_policy not in ISLAND_POLICIES:
         raise InputError(f"island_policy must be one of {ISLAND_POLICIES}, not {island_policy!r}")
     if transform not in TRANSFORMS:
@@ -385,30 +404,34 @@ def read_gal(path) -> tuple[tuple[str, ...], sp.csr_matrix]:
 
 
 def weights_from_gal(path, cities=None, *, island_policy: str = "refuse", transform: str = "R",
-                     coordinates=None, k_islands: int = 1) -> SpatialWeights:
+                     coordinates=None, k_islands: int = 1,
+                     symmetrise: str | None = None) -> SpatialWeights:
     """Binary neighbour relation from a GAL file whose ids are city names (:func:`read_gal`).
 
     ``coordinates`` (DataFrame city,x,y; mapping city → (x, y); or an (n, 2) array aligned with
     ``cities``) is needed only for island_policy 'nearest'. An asymmetric relation (A lists B
     but B does not list A) is accepted as given and row-standardised, with a warning that
     counts the links lacking a reverse: contiguity is symmetric, so it is often a typing error,
-    but k-nearest-neighbour relations are asymmetric by design.
+    but k-nearest-neighbour relations are asymmetric by design. ``symmetrise="union"`` makes
+    it symmetric (:func:`symmetrised`) instead.
     """
     ids, C = read_gal(path)
     source = f"GAL {Path(str(path)).name}"
     missing_reverse = int(((C != 0).astype(np.int8) - (C.T != 0).astype(np.int8) > 0).sum())
-    if missing_reverse:
+    if missing_reverse and symmetrise is None:
         warnings.warn(f"{source}: the neighbour relation is asymmetric: {missing_reverse} of "
                       f"{C.nnz} links have no reverse link; used as given (each row "
-                      f"row-standardised), so W is not similar to a symmetric matrix",
+                      f"row-standardised), so W is not similar to a symmetric matrix (symmetrise "
+                      f"'union' makes it symmetric)",
                       stacklevel=2)
     return _finalise(C, ids, cities, source=source,
                      island_policy=island_policy, k_islands=k_islands, transform=transform,
-                     coordinates=coordinates)
+                     coordinates=coordinates, symmetrise=symmetrise)
 
 
 def weights_from_gwt(path, cities=None, *, island_policy: str = "refuse", transform: str = "R",
-                     coordinates=None, k_islands: int = 1) -> SpatialWeights:
+                     coordinates=None, k_islands: int = 1,
+                     symmetrise: str | None = None) -> SpatialWeights:
     """Weighted neighbour relation from a GWT file (lines ``origin neighbour weight``).
 
     A GWT file lists links only, so a city without links is absent from it: pass ``cities``
@@ -419,7 +442,7 @@ def weights_from_gwt(path, cities=None, *, island_policy: str = "refuse", transf
     C, ids = _from_libpysal(w)
     return _finalise(C, ids, cities, source=f"GWT {Path(label).name}",
                      island_policy=island_policy, k_islands=k_islands, transform=transform,
-                     coordinates=coordinates)
+                     coordinates=coordinates, symmetrise=symmetrise)
 
 
 def weights_from_file(path, cities=None, **kwargs) -> SpatialWeights:
@@ -437,10 +460,14 @@ def weights_from_file(path, cities=None, **kwargs) -> SpatialWeights:
 
 def weights_from_coordinates(coords, cities, *, k: int | None = None,
                              threshold: float | None = None, island_policy: str = "refuse",
-                             transform: str = "R", k_islands: int = 1) -> SpatialWeights:
+                             transform: str = "R", k_islands: int = 1,
+                             symmetrise: str | None = None) -> SpatialWeights:
     """k-nearest-neighbour (asymmetric relation) or distance-band (symmetric) weights via libpysal.
 
     Exactly one of ``k`` and ``threshold`` (Euclidean distance, same units as ``coords``).
+    ``symmetrise="union"`` links r and s when either is among the other's k nearest: a
+    symmetric relation (real spectrum; needed for the quadrature log-determinant above the
+    dense-spectrum threshold, see ``data_prep.quadrature``).
     """
     from libpysal.weights import KNN, DistanceBand
 
@@ -463,7 +490,8 @@ def weights_from_coordinates(coords, cities, *, k: int | None = None,
             source = f"distance band {threshold:g}"
     C, ids = _from_libpysal(w)
     return _finalise(C, ids, cities, source=source, island_policy=island_policy,
-                     k_islands=k_islands, transform=transform, coordinates=xy)
+                     k_islands=k_islands, transform=transform, coordinates=xy,
+                     symmetrise=symmetrise)
 
 
 # ----------------------------------------------------------------------------- writers

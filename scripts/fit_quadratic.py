@@ -63,16 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _stored_spectrum(args, data):
-    """Eigenvalues stored in a prepared .nc (used when its own weights are), else None."""
+    """The spectrum stored in a prepared .nc (eigenvalues, or quadrature nodes and weights, as
+    ``data_prep.quadrature.Spectrum``; used when its own weights are), else None."""
     if not (data.system.W is not None and str(args.data).endswith(".nc")
             and args.weights is None):
         return None
     from data_prep.dataset import load_dataset
-    from data_prep.spectrum import spectrum_from_dataset
+    from data_prep.spectrum import stored_spectrum
 
     ds = load_dataset(args.data)
     if "W_eigenvalues" in ds and ds.sizes.get("city") == data.y.size:
-        return spectrum_from_dataset(ds)
+        return stored_spectrum(ds)
     return None
 
 

@@ -8,7 +8,11 @@ E.csv: city,year,industry,employment (CSV or Parquet); C.csv: city,year,<covaria
 K.csv: city,<attributes...>; O.csv: city,year,industry,output (industry output on the same
 cities, years and industries as E.csv). Weights: a GAL/GWT file whose ids are city names, or a
 polygon file (GeoJSON/Shapefile with a `city` column, queen contiguity). Robustness measures:
-PSD_gini always, ER_GDP when C.csv has a GDP column, PSS_output with --output. Bad input (an
+PSD_gini always, ER_GDP when C.csv has a GDP column, PSS_output with --output. Spectrum of W:
+exact eigenvalues up to --spectrum-threshold cities (default 3000), Chebyshev quadrature nodes and
+weights above (--spectrum-method to force one). A non-symmetric relation (e.g. a k-nearest-
+neighbour GAL file) has no quadrature: its exact complex spectrum is stored up to 20,000 cities
+and none above (with a warning); --symmetrise union makes the relation symmetric. Bad input (an
 --out that cannot be written included, checked before any work) prints `error: ...` and exits
 with status 2, writing nothing; Ctrl-C prints `interrupted: ...` and exits with status 130.
 """
@@ -32,6 +36,7 @@ ROBUSTNESS = ("ER_GDP", "PSS_output", "PSD_gini")
 
 def _parser() -> argparse.ArgumentParser:
     from data_prep.indices import ER_THRESHOLD
+    from data_prep.quadrature import DEFAULT_THRESHOLD, METHODS
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 1)[1],
@@ -57,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--winsorize", type=float, default=None, metavar="P",
                    help="winsorise ER, PSS and PSD at the P and 1-P quantiles (e.g. 0.01)")
     p.add_argument("--seed", type=int, default=20240601, help="seed of the demo data")
+    p.add_argument("--spectrum-threshold", type=int, default=DEFAULT_THRESHOLD, metavar="N",
+                   help="exact eigenvalues of W up to N cities, a quadrature above "
+                        f"(default {DEFAULT_THRESHOLD})")
+    p.add_argument("--spectrum-method", choices=METHODS, default="auto",
+                   help="auto (default: by --spectrum-threshold), exact, chebyshev or lanczos")
+    p.add_argument("--symmetrise", choices=("union",), default=None,
+                   help="make the --weights file's neighbour relation symmetric: r and s are "
+                        "neighbours when either lists the other (for k-nearest neighbours)")
     return p
 
 
@@ -64,8 +77,11 @@ def _build(args):
     from data_prep.dataset import build_dataset, demo_dataset
 
     common = dict(er_threshold=args.er_threshold, winsorize=args.winsorize,
-                  fill_policy=args.fill_policy)
+                  fill_policy=args.fill_policy, spectrum_threshold=args.spectrum_threshold,
+                  spectrum_method=args.spectrum_method)
     if args.demo:
+        if args.symmetrise:
+            raise InputError("--symmetrise applies to a --weights file, not to --demo")
         if args.employment or args.weights or args.covariates or args.cities or args.output:
             raise InputError("--demo uses the embedded data; do not combine it with "
                              "--employment, --weights, --covariates, --cities or --output")
@@ -75,6 +91,7 @@ def _build(args):
     sources = [args.employment, args.weights, args.covariates, args.cities, args.output]
     return build_dataset(args.employment, weights=args.weights, covariates=args.covariates,
                          cities=args.cities, output=args.output, synthetic=False,
+                         symmetrise=args.symmetrise,
                          source_files=tuple(Path(s).name for s in sources if s is not None),
                          island_policy=args.island_policy or "refuse", **common)
 
@@ -91,6 +108,10 @@ def _summary(ds) -> str:
     robust = [v for v in ROBUSTNESS if v in ds]
     weights = (f" Weights: {ds.attrs['weights_source']} ({ds.sizes['link']} links, island "
                f"policy {ds.attrs['island_policy']})." if "link" in ds.sizes else "")
+    if "W_eigenvalues" in ds:
+        kind = ("exact eigenvalues" if "W_spectrum_weights" not in ds else
+                f"{ds.attrs['spectrum_method']} quadrature, {ds.sizes['eigen']} nodes")
+        weights += f" Spectrum of W: {kind}."
     return (f"{n} cities, {T} years ({years.min()}-{years.max()}), {K} industries. "
             f"ER defined for {defined} city-years, {flagged} flagged for a near-zero "
             f"counterfactual change; mean ER {float(ds['ER'].mean()):.3f}, "

@@ -79,24 +79,27 @@ def summary_path(out) -> Path:
 
 
 def _spectrum(args, system) -> tuple[np.ndarray, np.ndarray | None]:
-    """Eigenvalues of W (stored in a prepared .nc for the same cities, else computed), and None;
-    above the dense-spectrum limit, stochastic Lanczos quadrature nodes and their weights."""
-    from data_prep.spectrum import MAX_DENSE_N, eigenvalues
-    from models.bayes.jacobian import lanczos_quadrature
+    """The spectrum of W stored in a prepared .nc for the same cities, else from the one chooser
+    (``data_prep.quadrature.spectrum``): eigenvalues and None, or quadrature nodes and weights
+    (above its threshold of cities), with a warning saying which quadrature."""
+    from data_prep.quadrature import spectrum
 
+    result = None
     if str(args.data).endswith(".nc") and args.weights is None:
         from data_prep.dataset import load_dataset
-        from data_prep.spectrum import spectrum_from_dataset
+        from data_prep.spectrum import stored_spectrum
 
         ds = load_dataset(args.data)
         if "W_eigenvalues" in ds and ds.sizes.get("city") == system.n:
-            return spectrum_from_dataset(ds), None
-    if system.n > MAX_DENSE_N:
-        warnings.warn(f"{system.n} cities exceed the exact-spectrum limit ({MAX_DENSE_N}); the "
-                      "log-Jacobian uses stochastic Lanczos quadrature (about 1 % error in "
-                      "log|det|, measured on lattices)")
-        return lanczos_quadrature(system.W, steps=40, probes=100, seed=args.seed)
-    return eigenvalues(system.W), None
+            result = stored_spectrum(ds)
+    if result is None:
+        result = spectrum(system.W, seed=args.seed)
+    if result.weights is not None:
+        d = result.details
+        warnings.warn(f"{system.n} cities: the log-Jacobian uses a {result.method} quadrature "
+                      f"of the spectrum of W ({result.nodes.size} nodes, seed "
+                      f"{d.get('seed', '?')}), not its exact eigenvalues")
+    return result.nodes, result.weights
 
 
 def _validate_counts(args) -> None:

@@ -181,52 +181,5 @@ def log_jacobian(B0, B1, basis: SpectralBasis, G: int, rho=None, powers=None, po
 
 
 # ---------------------------------------------------------------- quadrature for huge n
-
-def lanczos_quadrature(W, steps: int = 40, probes: int = 30, seed: int = 0
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Stochastic Lanczos quadrature of the spectral measure of W: nodes θ_q and weights τ_q.
-
-    For W diagonally similar to a symmetric S = D^{1/2} W D^{-1/2} (a symmetric neighbour
-    relation), Σ_k h(λ_k) = tr h(S) ≈ (n/m) Σ_probes Σ_j (e_1'Q_j)² h(θ_j), where θ_j, Q_j are
-    the Ritz values and vectors of ``steps`` Lanczos steps from a Rademacher probe (Ubaru, Chen &
-    Saad 2017, SIAM J. Matrix Anal. Appl. 38). The weights sum to n, so the pair drops into
-    :func:`spectral_basis` / ``build_system_model(..., eigen_weights=τ)``; cost O(m k nnz(W)).
-    The error of the log-Jacobian shrinks like 1/√m (probes) once k resolves log f.
-    """
-    import scipy.sparse as sp
-
-    from data_prep.spectrum import symmetriser
-
-    W = sp.csr_matrix(W, dtype=float)
-    n = W.shape[0]
-    d = symmetriser(W)
-    if d is None:
-        raise InputError("Lanczos quadrature needs weights from a symmetric neighbour relation")
-    root = np.sqrt(d)
-    S = sp.csr_matrix(sp.diags(root) @ W @ sp.diags(1.0 / root))
-    S = (S + S.T) * 0.5
-    rng = np.random.default_rng(seed)
-    k = min(steps, n)
-    nodes, weights = [], []
-    for _ in range(probes):
-        v = rng.choice([-1.0, 1.0], size=n) / np.sqrt(n)
-        V = np.zeros((k, n))
-        alpha, beta = np.zeros(k), np.zeros(k)
-        V[0] = v
-        m = k
-        for j in range(k):
-            u = S @ V[j]
-            alpha[j] = V[j] @ u
-            u -= V[: j + 1].T @ (V[: j + 1] @ u)   # full re-orthogonalisation (k is small)
-            u -= V[: j + 1].T @ (V[: j + 1] @ u)
-            if j + 1 < k:
-                beta[j] = np.linalg.norm(u)
-                if beta[j] < 1e-12:
-                    m = j + 1
-                    break
-                V[j + 1] = u / beta[j]
-        T = np.diag(alpha[:m]) + np.diag(beta[: m - 1], 1) + np.diag(beta[: m - 1], -1)
-        theta, Q = np.linalg.eigh(T)
-        nodes.append(theta)
-        weights.append(Q[0] ** 2 * n / probes)
-    return np.concatenate(nodes), np.concatenate(weights)
+# One implementation, in data_prep.quadrature (re-exported here for existing callers).
+from data_prep.quadrature import lanczos_quadrature  # noqa: E402,F401

@@ -114,15 +114,13 @@ def _intercept_free(spec) -> SystemSpec:
 
 
 def _spectrum(W: sp.csr_matrix, multiplicity: float):
-    from data_prep.spectrum import MAX_DENSE_N, eigenvalues
+    """Spectrum of W by the one chooser (exact up to its threshold, quadrature above), each
+    node's weight times the panel multiplicity T − 1."""
+    from data_prep.quadrature import spectrum
 
-    if W.shape[0] <= MAX_DENSE_N:
-        eigs = eigenvalues(W)
-        return eigs, np.full(eigs.shape, multiplicity)
-    from models.bayes.jacobian import lanczos_quadrature
-
-    nodes, weights = lanczos_quadrature(W, steps=40, probes=100, seed=0)
-    return nodes, weights * multiplicity
+    result = spectrum(W, seed=0)
+    weights = np.ones(result.nodes.shape) if result.weights is None else result.weights
+    return result.nodes, weights * multiplicity
 
 
 def panel_system(spec, data, weights=None, *, id_column: str = "city",

@@ -54,16 +54,21 @@ PRIOR_INVERTED_U = 0.25
 HDI_PROB = 0.94
 
 
-def spectrum_for(data: QuadraticData, eigenvalues=None) -> np.ndarray:
-    """The eigenvalues of W for the Jacobian (given, or computed); zeros without weights (a
-    Durbin term W(x) alone also brings W, whose spectrum the system model checks)."""
+def spectrum_for(data: QuadraticData, eigenvalues=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(nodes, weights) of the spectrum of W for the Jacobian: ``eigenvalues`` as given (an
+    array, weights None, or a ``data_prep.quadrature.Spectrum``), else from the one chooser
+    ``data_prep.quadrature.spectrum`` (exact up to its threshold, quadrature above); zeros
+    without weights (a Durbin term W(x) alone also brings W, whose spectrum the system model
+    checks)."""
     if data.system.W is None:
-        return np.zeros(data.y.size)
-    if eigenvalues is not None:
-        return np.asarray(eigenvalues)
-    from data_prep.spectrum import eigenvalues as spectrum
+        return np.zeros(data.y.size), None
+    if eigenvalues is None:
+        from data_prep.quadrature import spectrum
 
-    return spectrum(data.system.W)
+        eigenvalues = spectrum(data.system.W)
+    if hasattr(eigenvalues, "nodes"):
+        return eigenvalues.nodes, eigenvalues.weights
+    return np.asarray(eigenvalues), None
 
 
 def _term_scale(layout, term: str) -> float:
@@ -109,7 +114,8 @@ def build_quadratic_model(data: QuadraticData, eigenvalues=None,
 
     settings = {"beta_sigma": slope_prior_sd(data)}
     settings.update(priors or {})
-    model = build_system_model(data.system, spectrum_for(data, eigenvalues), settings)
+    nodes, weights = spectrum_for(data, eigenvalues)
+    model = build_system_model(data.system, nodes, settings, eigen_weights=weights)
     terms = list(model.layout.terms)  # type: ignore[attr-defined]
     lo, hi = data.range
     with model:
