@@ -1,9 +1,11 @@
 """Re-run the surviving mutants of a finished session against the current tests.
 
-Usage: ``python tests/mutation/recheck.py NAME`` — reads ``tests/mutation/reports/NAME.jsonl``
+Usage: ``python tests/mutation/recheck.py NAME [COMMIT]`` — reads ``tests/mutation/reports/NAME.jsonl``
 (written by run.py), applies each survivor in a scratch copy of the tracked files with
 ``cosmic-ray apply``, runs the module's test command, and prints which survivors the current tests
-now kill; writes ``tests/mutation/reports/NAME.recheck.txt``.
+now kill; writes ``tests/mutation/reports/NAME.recheck.txt``. With COMMIT, the mutated module is
+taken from that commit (the one the session ran on, when the module has changed since: cosmic-ray
+locates a mutant by its operator's occurrence in the file), the tests from the working tree.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import BIN, REPORTS, TARGETS, _copy_tree  # noqa: E402
 
 
-def main(name: str) -> int:
+def main(name: str, commit: str | None = None) -> int:
     target = TARGETS[name.split("-seed")[0]]
     survivors = []
     for line in (REPORTS / f"{name}.jsonl").read_text().splitlines():
@@ -33,6 +35,10 @@ def main(name: str) -> int:
         _copy_tree(work)
         env = {**os.environ, "PYTHONPATH": str(work)}
         module = work / target["module"]
+        if commit:
+            module.write_text(subprocess.run(["git", "show", f"{commit}:{target['module']}"],
+                                             cwd=Path(__file__).resolve().parents[2], check=True,
+                                             capture_output=True, text=True).stdout)
         original = module.read_text()
         for m in survivors:
             subprocess.run([str(BIN / "cosmic-ray"), "apply", target["module"],
@@ -56,4 +62,4 @@ def main(name: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(*sys.argv[1:3]))

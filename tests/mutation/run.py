@@ -75,7 +75,7 @@ TARGETS: dict[str, dict] = {
     # the shape quantities users read: the prior values, the deterministics of the model and
     # the posterior summaries (line numbers of the current file: update them when it changes)
     "bayes_quadratic": {"module": "models/bayes/quadratic.py",
-                        "lines": ["75-83", "103-123", "171-226"],
+                        "lines": ["80-88", "108-129", "177-232"],
                         "tests": ["tests/test_strength_quadratic.py",
                                   "tests/test_quadratic_bayes.py"], "timeout": 400},
     "bayes_censored": {"module": "models/bayes/censored.py",
