@@ -44,3 +44,50 @@ def test_posterior_frame_checks_every_numeric_column():
     frame.loc[0, "mean"] = "abc"
     with pytest.raises(InputError, match="column mean is not numeric"):
         posterior_frame(frame)
+
+
+def test_combined_table_puts_both_sides_in_one_row_order():
+    from models.results import combined_table
+
+    freq = _frame("y", [("Intercept", 1.23456, 0.001), ("x", 0.5, 0.2)])
+    post = _post([("Intercept", 1.2, 1.0, 1.4), ("x", 0.4, -0.1, 0.9)])
+    table = combined_table({"GS3SLS": freq}, {"Bayes": post})
+    assert list(table.columns) == ["term", "GS3SLS", "Bayes"]
+    cells = {t: (f, b) for t, f, b in zip(table["term"], table["GS3SLS"], table["Bayes"])}
+    assert cells["Constant"] == ("1.235***", "1.200†")      # three decimals by default
+    assert cells["x"] == ("0.500", "0.400")
+    only_freq = combined_table({"GS3SLS": freq})
+    assert list(only_freq.columns) == ["term", "GS3SLS"]
+    with pytest.raises(InputError, match="label GS3SLS is used twice"):
+        combined_table({"GS3SLS": freq}, {"GS3SLS": post})
+
+
+def test_each_equation_column_holds_only_its_own_terms():
+    both = pd.concat([_frame("ER", [("Intercept", 1.0, 0.5), ("x1", 0.3, 0.5)]),
+                      _frame("PSS", [("Intercept", 2.0, 0.5), ("z2", 0.7, 0.5)])])
+    table = paper_table({"M": both})
+    cells = {t: (a, b) for t, a, b in zip(table["term"], table["M: ER"], table["M: PSS"])}
+    assert cells["x1"] == ("0.300", "") and cells["z2"] == ("", "0.700")
+    assert cells["Constant"] == ("1.000", "2.000")
+
+
+def test_latex_note_missing_figures_and_stars_of_none(tmp_path):
+    from models.results import stars, write_csv_atomic
+
+    table = paper_table({"M": _frame("y", [("x", 0.3, 0.001)])}, rsquared={"other": 0.5})
+    assert table.iloc[-1].tolist() == ["R²", ""]              # no R² for this column
+    tex = to_latex(table, note="SE in parentheses & p < 0.1")
+    assert tex.endswith("\\par\\footnotesize SE in parentheses \\& p $<$ 0.1\n")
+    assert "\\par" not in to_latex(table)
+    assert stars(None) == ""
+    path = write_csv_atomic(table, tmp_path / "new" / "deeper" / "t.csv")
+    assert pd.read_csv(path, keep_default_na=False).iloc[0, 0] == "x"
+
+
+def test_repeated_pairs_are_named_five_at_most():
+    from models.results import coefficient_frame
+
+    frame = pd.concat([_frame("y", [(f"x{k}", 0.1, 0.5) for k in range(7)])] * 2)
+    with pytest.raises(InputError) as err:
+        coefficient_frame(frame)
+    assert str(err.value).endswith("repeats equation/term y/x0, y/x1, y/x2, y/x3, y/x4")
