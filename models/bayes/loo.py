@@ -203,3 +203,75 @@ def log_likelihood_dataset(values: np.ndarray, cities: Sequence[str], chains: in
         {var_name: (("chain", "draw", "city"), values.reshape(chains, S // chains, n))},
         coords={"chain": np.arange(chains), "draw": np.arange(S // chains), "city": np.asarray(cities)},
     )
+
+
+# ----------------------------------------------------------------- the stored PSIS-LOO result
+
+LOO_GROUP = "loo"
+
+
+def relative_efficiency(posterior, var_names: Sequence[str] = ("coef", "Sigma", "rho")) -> float:
+    """r_eff = average ESS (ArviZ method "mean") of the model's parameters / number of draws.
+
+    The ESS of ``var_names`` present in the posterior, finite entries only (choice: ArviZ's own
+    default averages every posterior variable including the coefficients absent from an
+    equation, which are NaN by design, so its r_eff becomes NaN and silently falls back to a
+    20 % tail). One chain: 1, as in ArviZ."""
+    import arviz as az
+
+    from models.bayes.sampling import quiet_arviz
+
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    if chains == 1:
+        return 1.0
+    names = [v for v in var_names if v in posterior] or list(posterior.data_vars)
+    with quiet_arviz():
+        ess = az.ess(posterior[names], method="mean")
+    values = np.hstack([ess[v].values.ravel() for v in ess.data_vars])
+    values = values[np.isfinite(values)]
+    return float(values.mean() / (chains * draws)) if values.size else 1.0
+
+
+def loo_dataset(result: dict, cities: Sequence[str], **attrs) -> xr.Dataset:
+    """The per-city PSIS-LOO result (from :class:`models.bayes.psis_stream.StreamedLoo`) as the
+    small ``loo`` group: ``elpd_i``, ``p_loo_i``, ``pareto_k`` over ``city``; totals in attrs."""
+    head = {k: result[k] for k in ("elpd_loo", "se", "p_loo", "reff", "good_k")}
+    return xr.Dataset(
+        {k: ("city", np.asarray(result[k], dtype=float)) for k in ("elpd_i", "p_loo_i", "pareto_k")},
+        coords={"city": np.asarray(cities, dtype=str)},
+        attrs={**{k: float(v) for k, v in head.items()}, "n_samples": int(result["n_samples"]),
+               "n_data_points": len(cities), "warning": str(bool(result["warning"])).lower(),
+               "scale": "log", "method": "PSIS-LOO (Vehtari et al. 2024), leave-one-city-out "
+                                         "conditional densities, streamed over draws", **attrs})
+
+
+def loo_result(idata, var_name: str | None = None):
+    """PSIS-LOO of a fit as ArviZ ``ELPDData`` (pointwise), from either file layout.
+
+    A lean file stores the result itself (group ``loo``); a file with the pointwise
+    ``log_likelihood`` group gets ``arviz.loo`` with the same r_eff (:func:`relative_efficiency`),
+    so both layouts give the same numbers. Returns None when the fit has neither."""
+    import warnings
+
+    import arviz as az
+    from arviz.stats.stats_utils import ELPDData
+
+    groups = idata.groups()
+    if LOO_GROUP in groups:
+        ds = idata[LOO_GROUP]
+        a = ds.attrs
+        loo_i = ds["elpd_i"].rename("loo_i")
+        return ELPDData(
+            data=[float(a["elpd_loo"]), float(a["se"]), float(a["p_loo"]), int(a["n_samples"]),
+                  int(a["n_data_points"]), str(a["warning"]) == "true", loo_i,
+                  ds["pareto_k"].rename("pareto_shape"), str(a.get("scale", "log")),
+                  float(a["good_k"])],
+            index=["elpd_loo", "se", "p_loo", "n_samples", "n_data_points", "warning",
+                   "loo_i", "pareto_k", "scale", "good_k"])
+    if "log_likelihood" not in groups:
+        return None
+    reff = relative_efficiency(idata.posterior) if "posterior" in groups else 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the Pareto-k flag is in ``warning``
+        out = az.loo(idata, pointwise=True, var_name=var_name, reff=reff, scale="log")
+    return out
