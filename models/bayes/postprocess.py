@@ -59,7 +59,8 @@ def exogenous_part(system, coef: np.ndarray, terms: list[str]) -> np.ndarray:
 # most this many values (32 MB of float64: the seed's 241 cities at 4 × 1,000 draws need 1e6);
 # larger fits store only the per-city PSIS-LOO result (group ``loo``), unless asked.
 POINTWISE_LIMIT = 4_000_000
-# Draws × cities of log densities buffered before they are merged into the streamed PSIS state.
+# Draws × cities of log densities buffered (at most 4 tails' worth) before they are merged into
+# the streamed PSIS state.
 _LOO_BUFFER_ENTRIES = 20_000_000
 
 
@@ -73,6 +74,22 @@ def add_effects_and_loo(idata, system, eigs: np.ndarray,
                         eig_weights: np.ndarray | None = None, *, loo: bool = True,
                         exclude_variables: tuple[str, ...] = (),
                         keep_pointwise: bool | None = None) -> list[str]:
+    """Attach the impacts and the PSIS-LOO result (see :func:`_add_effects_and_loo`).
+
+    Runs with single-threaded BLAS: its products here are many small ones, and multi-threaded
+    OpenBLAS made them up to 25 times slower on a busy two-core machine (measured)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _add_effects_and_loo(idata, system, eigs, eig_weights, loo=loo,
+                                    exclude_variables=exclude_variables,
+                                    keep_pointwise=keep_pointwise)
+
+
+def _add_effects_and_loo(idata, system, eigs: np.ndarray,
+                         eig_weights: np.ndarray | None = None, *, loo: bool = True,
+                         exclude_variables: tuple[str, ...] = (),
+                         keep_pointwise: bool | None = None) -> list[str]:
     """Attach the impacts (posterior ``impact``) and the PSIS-LOO result; return notes.
 
     The leave-one-city-out conditional densities (:mod:`models.bayes.loo`) are computed over
@@ -91,7 +108,7 @@ def add_effects_and_loo(idata, system, eigs: np.ndarray,
     from models.bayes.effects import coefficient_matrices, impacts
     from models.bayes.loo import (LOO_GROUP, iter_loglik, log_likelihood_dataset, loo_dataset,
                                   relative_efficiency)
-    from models.bayes.psis_stream import StreamedLoo
+    from models.bayes.psis_stream import StreamedLoo, tail_length
 
     notes = []
     post = idata.posterior
@@ -123,21 +140,16 @@ def add_effects_and_loo(idata, system, eigs: np.ndarray,
     cities = [str(c) for c in system.cities]
     keep = keeps_pointwise(S, n, keep_pointwise)
     full = np.empty((S, n)) if keep else None
-    acc = StreamedLoo(n, S, relative_efficiency(post))
-    buffered, pending = 0, []
+    reff = relative_efficiency(post)
+    keep_values = tail_length(S, reff) + 1
+    acc = StreamedLoo(n, S, reff, buffer=min(4 * keep_values, _LOO_BUFFER_ENTRIES // n))
     finite = True
     for idx, block in iter_loglik(system.Y, W, B0, B1, Sigma, rho,
                                   lambda idx: exogenous_part(system, coef[idx], terms)):
         finite = finite and bool(np.all(np.isfinite(block)))
         if full is not None:
             full[idx] = block
-        pending.append(block)
-        buffered += block.size
-        if buffered >= max(_LOO_BUFFER_ENTRIES, acc.keep * n):
-            acc.add(np.concatenate(pending))
-            buffered, pending = 0, []
-    if pending:
-        acc.add(np.concatenate(pending))
+        acc.add(block)
     # what was scored, so model comparisons can refuse different data (model_comparison.py)
     scored = {"outcomes": ",".join(system.spec.dependents),
               "outcome_sha256": outcome_fingerprint(system.Y)}
