@@ -3,6 +3,7 @@ per-city ``loo`` group with and without the pointwise ``log_likelihood`` group, 
 comparison from lean and full files."""
 
 import contextlib
+import json
 import warnings
 
 import arviz as az
@@ -219,3 +220,71 @@ def test_lean_files_of_different_data_are_refused(spatial_error_case):
     c = _posterior(truth, truth.rho, seed=1)
     with pytest.raises(InputError, match="model c: no log_likelihood group and no stored LOO"):
         compare_models({"a": a, "c": c})
+
+
+def _script():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("sample_posteriors_lean",
+                                                  root / "scripts" / "sample_posteriors.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def _script_case(tmp_path, side: int = 5):
+    from data_prep.weights import write_gal
+
+    weights = lattice_weights(side)
+    sim = simulate_system(weights, seed=3)
+    sim.data.to_csv(tmp_path / "d.csv", index=False)
+    write_gal(weights, tmp_path / "w.gal")
+    return sim, [a for f in sim.formulas for a in ("--equation", f)] + [
+        "--data", str(tmp_path / "d.csv"), "--weights", str(tmp_path / "w.gal"),
+        "--draws", "60", "--tune", "60", "--chains", "2", "--seed", "4", "--quiet"]
+
+
+def _check_lean_and_full(tmp_path, n: int):
+    lean, full = (az.from_netcdf(tmp_path / f"{k}.nc") for k in ("lean", "full"))
+    assert LOO_GROUP in lean.groups() and "log_likelihood" not in lean.groups()
+    assert {LOO_GROUP, "log_likelihood"} <= set(full.groups())
+    assert lean[LOO_GROUP].sizes["city"] == n and "impact" in lean.posterior
+    a, b = loo_result(lean), loo_result(full)
+    np.testing.assert_allclose(a.loo_i.values, b.loo_i.values, atol=1e-8)
+    assert a.elpd_loo == pytest.approx(b.elpd_loo, abs=1e-8)
+    json.loads(lean.posterior.attrs["convergence_report"])  # the rest of the file is unchanged
+
+
+def test_script_lean_by_rule_and_keep_pointwise_flag(tmp_path, monkeypatch, capsys):
+    """scripts/sample_posteriors.py wiring (the sampler replaced by fixed draws around the
+    truth, so no compilation): above the size rule (lowered here to 0 values) the file has the
+    per-city ``loo`` group and no ``log_likelihood``; --keep-pointwise adds it back."""
+    import models.bayes.postprocess as postprocess
+    import models.bayes.sampling as sampling
+
+    sim, base = _script_case(tmp_path)
+    monkeypatch.setattr(sampling, "sample", lambda model, **kw: _posterior(sim.truth, {}, seed=9))
+    monkeypatch.setattr(postprocess, "POINTWISE_LIMIT", 0)
+    script = _script()
+    assert script.main(base + ["--out", str(tmp_path / "lean.nc")]) == 0
+    assert script.main(base + ["--out", str(tmp_path / "full.nc"), "--keep-pointwise"]) == 0
+    assert f"wrote {tmp_path / 'lean.nc'}" in capsys.readouterr().out
+    _check_lean_and_full(tmp_path, 25)
+    monkeypatch.setattr(postprocess, "POINTWISE_LIMIT", 4_000_000)
+    assert script.main(base + ["--out", str(tmp_path / "small.nc")]) == 0
+    assert "log_likelihood" in az.from_netcdf(tmp_path / "small.nc").groups()  # under the rule
+
+
+@pytest.mark.slow
+def test_script_lean_and_keep_pointwise_with_real_sampling(tmp_path, monkeypatch):
+    """The same through nutpie (two short fits; same seed, so the same draws in both files)."""
+    import models.bayes.postprocess as postprocess
+
+    sim, base = _script_case(tmp_path)
+    monkeypatch.setattr(postprocess, "POINTWISE_LIMIT", 0)
+    script = _script()
+    assert script.main(base + ["--out", str(tmp_path / "lean.nc")]) == 0
+    assert script.main(base + ["--out", str(tmp_path / "full.nc"), "--keep-pointwise"]) == 0
+    _check_lean_and_full(tmp_path, 25)
