@@ -9,7 +9,7 @@ in their 94 % highest-density intervals.
 
 Functions for a harness: ``make_case(n, seed) -> paths`` and ``run_case(paths, ...) -> dict``.
 Usage: python benchmarks/bench_scale.py --n 10000 [--draws 1000 --tune 1000 --chains 4]
-       [--keep-pointwise] [--folder DIR]
+       [--keep-pointwise] [--quadrature] [--blas-threads 1] [--folder DIR]
 The machine may be shared: run large n rarely; timings are indicative.
 """
 
@@ -124,11 +124,12 @@ def _truth_in_hdi(summary_csv: Path, truth: dict) -> tuple[int, int]:
 
 def run_case(paths: dict, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 1,
              extra_args: tuple[str, ...] = (), timeout: float = 3600,
-             quadrature: bool = False) -> dict:
+             quadrature: bool = False, blas_threads: int | None = None) -> dict:
     """Fit the case through scripts/sample_posteriors.py; return stage seconds and figures.
 
     ``quadrature``: use the Lanczos quadrature spectrum even below the dense limit (to time the
-    rest without the dense eigendecomposition).
+    rest without the dense eigendecomposition). ``blas_threads``: OPENBLAS/OMP/MKL thread count
+    of the child (None: inherited); 1 avoids oversubscription when the 2 cores are busy.
     Keys: the stage names of ``STAGES`` and ``total`` (seconds inside the script), ``wall``
     (seconds of the child process, interpreter start included), ``peak_mb`` (maximum resident
     set), ``file_mb`` (posterior NetCDF), ``max_rhat`` (coef), ``truth_in_hdi`` and
@@ -145,6 +146,9 @@ def run_case(paths: dict, draws: int = 1000, tune: int = 1000, chains: int = 4, 
     cmd = ["/usr/bin/time", "-v", sys.executable, str(Path(__file__).resolve()), "--child",
            str(timing), "--", *argv]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_QUADRATURE": "1" if quadrature else "0"}
+    if blas_threads is not None:
+        env.update({k: str(blas_threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                                   "MKL_NUM_THREADS")})
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout,
                           cwd=ROOT)
@@ -180,12 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-pointwise", action="store_true")
     p.add_argument("--quadrature", action="store_true",
                    help="Lanczos quadrature spectrum at any n (skip the dense eigendecomposition)")
+    p.add_argument("--blas-threads", type=int, default=None,
+                   help="BLAS threads of the fit (default: inherited from the environment)")
     p.add_argument("--folder", default=None, help="where the case is written (default: temp)")
     args = p.parse_args(argv)
     paths = make_case(args.n, seed=args.seed, folder=args.folder)
     res = run_case(paths, args.draws, args.tune, args.chains, args.seed,
                    ("--keep-pointwise",) if args.keep_pointwise else (),
-                   quadrature=args.quadrature)
+                   quadrature=args.quadrature, blas_threads=args.blas_threads)
     for key in (*STAGES, "total", "wall"):
         print(f"{key:>10}: {res.get(key, float('nan')):8.1f} s")
     print(f"   peak_mb: {res['peak_mb']:8.0f}\n   file_mb: {res['file_mb']:8.1f}\n"
