@@ -221,15 +221,18 @@ def relative_efficiency(posterior, var_names: Sequence[str] = ("coef", "Sigma", 
     20 % tail). One chain: 1, as in ArviZ."""
     import arviz as az
 
-    from models.bayes.sampling import quiet_arviz
+    from models.bayes.sampling import present_entries, quiet_arviz
 
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
     if chains == 1:
         return 1.0
     names = [v for v in var_names if v in posterior] or list(posterior.data_vars)
+    values = []
     with quiet_arviz():
-        ess = az.ess(posterior[names], method="mean")
-    values = np.hstack([ess[v].values.ravel() for v in ess.data_vars])
+        for name in names:
+            flat = present_entries(posterior[name])
+            values.append(az.ess(xr.Dataset({name: flat}), method="mean")[name].values.ravel())
+    values = np.hstack(values)
     values = values[np.isfinite(values)]
     return float(values.mean() / (chains * draws)) if values.size else 1.0
 
