@@ -183,6 +183,10 @@ def run(args: argparse.Namespace) -> int:
         if panel is not None:
             print("note: LOO skipped in panel mode (the within-transformed rows are arbitrary "
                   "year contrasts, not cities, so leave-one-out over them has no meaning)")
+    if "loo" in idata.groups() and "log_likelihood" not in idata.groups():
+        print(f"note: {idata.posterior.sizes['chain'] * idata.posterior.sizes['draw']} draws x "
+              f"{system.n} cities: the file keeps the per-city PSIS-LOO result (group loo), not "
+              f"the pointwise densities; --keep-pointwise stores them too")
     if args.predictive and panel is not None:
         print("note: --predictive is for cross-section fits; skipped in panel mode")
     elif args.predictive:

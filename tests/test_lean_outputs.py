@@ -270,7 +270,9 @@ def test_script_lean_by_rule_and_keep_pointwise_flag(tmp_path, monkeypatch, caps
     script = _script()
     assert script.main(base + ["--out", str(tmp_path / "lean.nc")]) == 0
     assert script.main(base + ["--out", str(tmp_path / "full.nc"), "--keep-pointwise"]) == 0
-    assert f"wrote {tmp_path / 'lean.nc'}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'lean.nc'}" in out
+    assert out.count("keeps the per-city PSIS-LOO result (group loo)") == 1  # lean run only
     _check_lean_and_full(tmp_path, 25)
     monkeypatch.setattr(postprocess, "POINTWISE_LIMIT", 4_000_000)
     assert script.main(base + ["--out", str(tmp_path / "small.nc")]) == 0

@@ -24,7 +24,10 @@ where Q_rr is the G × G block of Q at city r. Nothing of size (Gn)² is formed:
   Γ_r[p,q] = (W^p e_r)'(W^q e_r) (column inner products of I, W, W²), precomputed once in
   O(nnz(W²)). Per draw the blocks then cost O(n G²), vectorised over draws.
 
-Pass the result to ArviZ through :func:`log_likelihood_dataset` and ``az.loo`` applies PSIS to it.
+Pass the result to ArviZ through :func:`log_likelihood_dataset` and ``az.loo`` applies PSIS to it;
+at large n, :func:`iter_loglik` yields it over chunks of draws into the exact streamed PSIS of
+:mod:`models.bayes.psis_stream`, stored per city as the group ``loo`` (:func:`loo_dataset`);
+:func:`loo_result` reads either layout.
 Hand-written because neither ArviZ nor PyMC computes non-factorised conditional densities.
 """
 
