@@ -8,8 +8,11 @@ Example:
         --out post.nc
 
 Writes an ArviZ InferenceData NetCDF (posterior ``coef`` with dims chain, draw, equation, term;
-``Sigma``; ``rho`` with spatial errors; the impacts ``impact``; a ``log_likelihood`` group of
-leave-one-city-out conditional densities for PSIS-LOO) and its summary beside it, named after it
+``Sigma``; ``rho`` with spatial errors; the impacts ``impact``; the PSIS-LOO result of the
+leave-one-city-out conditional densities as a group ``loo`` (elpd_i, p_loo_i, pareto_k per city;
+elpd_loo, se, p_loo in its attrs); the pointwise (chain, draw, city) ``log_likelihood`` group
+only when chains x draws x cities <= 4e6 or with --keep-pointwise, so files stay small at large
+n) and its summary beside it, named after it
 (``post.nc`` -> ``post_summary.csv``; columns equation,term,mean,sd,hdi_low,hdi_high,r_hat,
 ess_bulk; 94 % highest-density intervals).
 The spectrum of W comes from the prepared .nc when it is stored there, else it is computed.
@@ -49,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_sampler_arguments(p)
     p.add_argument("--no-effects", action="store_true",
                    help="skip the direct/indirect/total impacts and the LOO densities")
+    p.add_argument("--keep-pointwise", action="store_true",
+                   help="also store the pointwise leave-one-city-out densities (group "
+                        "log_likelihood, chains x draws x cities values); by default only "
+                        "fits with at most 4e6 such values keep them, larger ones store the "
+                        "per-city LOO result alone")
     p.add_argument("--panel", action="store_true",
                    help="panel mode: the data have one row per (city, year); city fixed effects "
                         "(and year effects) are removed by the Lee-Yu orthonormal within "
@@ -173,10 +181,15 @@ def run(args: argparse.Namespace) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             notes = add_effects_and_loo(idata, system, eigs, eig_weights, loo=panel is None,
-                                        exclude_variables=contrasts)
+                                        exclude_variables=contrasts,
+                                        keep_pointwise=True if args.keep_pointwise else None)
         if panel is not None:
             print("note: LOO skipped in panel mode (the within-transformed rows are arbitrary "
                   "year contrasts, not cities, so leave-one-out over them has no meaning)")
+    if "loo" in idata.groups() and "log_likelihood" not in idata.groups():
+        print(f"note: {idata.posterior.sizes['chain'] * idata.posterior.sizes['draw']} draws x "
+              f"{system.n} cities: the file keeps the per-city PSIS-LOO result (group loo), not "
+              f"the pointwise densities; --keep-pointwise stores them too")
     if args.predictive and panel is not None:
         print("note: --predictive is for cross-section fits; skipped in panel mode")
     elif args.predictive:

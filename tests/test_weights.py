@@ -210,3 +210,12 @@ def test_polygon_files_are_read_by_path(tmp_path, suffix):
     broken.write_text("not a map")
     with pytest.raises(InputError, match=f"broken{suffix}"):
         weights_from_file(broken)
+
+
+def test_gal_with_a_repeated_city_is_refused_with_its_line(tmp_path):
+    from data_prep.weights import read_gal
+
+    path = tmp_path / "dup.gal"
+    path.write_text("3\na 1\nb\nb 1\na\na 1\nb\n")
+    with pytest.raises(InputError, match=r"dup.gal line 6: city a has a second entry"):
+        read_gal(path)

@@ -101,16 +101,27 @@ def spectral_moments(B0: np.ndarray, B1: np.ndarray, eigenvalues: np.ndarray,
     real_lam = np.abs(np.imag(lam)) <= 1e-10 * max(1.0, float(np.abs(lam).max(initial=0.0)))
     for start in range(0, S, step):
         sl = slice(start, start + step)
-        K = eye - B0[sl, None] - B1[sl, None] * lam[None, :, None, None]
+        if G == 2:
+            # closed-form 2 × 2 inverse, entries laid out (s, g, h, k): elementwise and BLAS
+            # products instead of millions of tiny LAPACK calls
+            K = eye[None, :, :, None] - B0[sl, :, :, None] - B1[sl, :, :, None] * lam
+            det = K[:, 0, 0] * K[:, 1, 1] - K[:, 0, 1] * K[:, 1, 0]
+            M = np.stack([np.stack([K[:, 1, 1], -K[:, 0, 1]], 1),
+                          np.stack([-K[:, 1, 0], K[:, 0, 0]], 1)], 1) / det[:, None, None]
+        else:
+            K = eye - B0[sl, None] - B1[sl, None] * lam[None, :, None, None]
+            det = np.linalg.det(K)
+            M = None
         # METHOD.md §2b: admissible draws keep every factor det(I − B0 − B1 λ_k) positive (the
         # factors of a complex-conjugate pair multiply to |det|² > 0, so only real λ are checked).
-        bad = np.any((np.linalg.det(K).real <= 0) & real_lam, axis=1)
+        bad = np.any((det.real <= 0) & real_lam, axis=1)
         if bad.any():
             raise ValueError(f"draw(s) {list(np.flatnonzero(bad)[:5] + start)} make some "
                              "det(I - B0 - B1*lambda) <= 0: outside the admissible region")
-        M = np.linalg.inv(K)
-        T0[sl] = np.einsum("k,skgh->sgh", tau, M)
-        T1[sl] = np.einsum("k,skgh->sgh", tau * lam, M)
+        if M is None:
+            M = np.moveaxis(np.linalg.inv(K), 1, -1)  # (s, g, h, k)
+        T0[sl] = M @ tau
+        T1[sl] = M @ (tau * lam)
     # Complex eigenvalues come in conjugate pairs, so the sums are real up to rounding.
     return T0.real.copy(), T1.real.copy()
 

@@ -1,9 +1,10 @@
 """Compare fitted systems by their expected log predictive density (PSIS-LOO, ``arviz.compare``).
 
-Each model's ``log_likelihood`` group holds the exact leave-one-city-out conditional densities
-log p(y_r | y_−r, θ) of its system (:mod:`models.bayes.loo`; city r's G values left out jointly),
-so elpd_loo = Σ_r log p(y_r | y_−r) estimated by Pareto-smoothed importance sampling (Vehtari,
-Gelman & Gabry 2017, "Practical Bayesian model evaluation using leave-one-out cross-validation
+Each model's LOO result comes from the exact leave-one-city-out conditional densities
+log p(y_r | y_−r, θ) of its system (:mod:`models.bayes.loo`; city r's G values left out jointly):
+stored per city in a lean file (group ``loo``) or computed from its pointwise ``log_likelihood``
+group (:func:`models.bayes.loo.loo_result`), so elpd_loo = Σ_r log p(y_r | y_−r) estimated by
+Pareto-smoothed importance sampling (Vehtari, Gelman & Gabry 2017, "Practical Bayesian model evaluation using leave-one-out cross-validation
 and WAIC", Statistics and Computing 27). ``arviz.compare`` ranks the models, gives each elpd
 difference to the best model with its standard error dse (from the paired pointwise
 differences), and stacking weights (Yao et al. 2018).
@@ -16,7 +17,7 @@ unreliable, so its elpd is too).
 elpd values are only comparable for the same observations of the same outcomes: models are
 refused unless they share the log-likelihood variable, the cities (same names, same order, so
 the same n), the dependents (the posterior ``coef`` equation names) and — when both record it —
-the same observed values (``outcome_sha256`` in the log_likelihood attrs, written by
+the same observed values (``outcome_sha256`` in the loo / log_likelihood attrs, written by
 :func:`models.bayes.postprocess.add_effects_and_loo`, or an ``observed_data`` group).
 """
 
@@ -45,24 +46,35 @@ class ModelComparison:
 
 
 def _outcome(name: str, idata) -> tuple:
-    """(log-likelihood variable, cities, dependents) of one model, checked for a LOO group."""
-    if "log_likelihood" not in idata.groups():
-        raise InputError(f"model {name}: no log_likelihood group (attach it with "
-                         "models.bayes.postprocess.add_effects_and_loo)")
-    ll = idata.log_likelihood
-    if len(ll.data_vars) != 1:
-        raise InputError(f"model {name}: the log_likelihood group must hold one variable, has "
-                         f"{', '.join(map(str, ll.data_vars)) or 'none'}")
-    var = str(next(iter(ll.data_vars)))
-    obs_dims = [d for d in ll[var].dims if d not in ("chain", "draw")]
-    if len(obs_dims) != 1:
-        raise InputError(f"model {name}: log_likelihood {var} must have one observation "
-                         f"dimension, has {obs_dims}")
-    dim = obs_dims[0]
-    cities = tuple(map(str, ll[dim].values)) if dim in ll.coords else (ll.sizes[dim],)
+    """(log-likelihood variable, cities, dependents, outcome fingerprint) of one model, checked
+    for a LOO result: the stored per-city ``loo`` group or the pointwise ``log_likelihood``."""
+    from models.bayes.loo import LOO_GROUP
+
+    groups = idata.groups()
+    if LOO_GROUP in groups:
+        ds = idata[LOO_GROUP]
+        var = str(ds.attrs.get("var_name", "y"))
+        cities = tuple(map(str, ds["city"].values))
+        fingerprint = ds.attrs.get("outcome_sha256")
+    elif "log_likelihood" in groups:
+        ll = idata.log_likelihood
+        if len(ll.data_vars) != 1:
+            raise InputError(f"model {name}: the log_likelihood group must hold one variable, "
+                             f"has {', '.join(map(str, ll.data_vars)) or 'none'}")
+        var = str(next(iter(ll.data_vars)))
+        obs_dims = [d for d in ll[var].dims if d not in ("chain", "draw")]
+        if len(obs_dims) != 1:
+            raise InputError(f"model {name}: log_likelihood {var} must have one observation "
+                             f"dimension, has {obs_dims}")
+        dim = obs_dims[0]
+        cities = tuple(map(str, ll[dim].values)) if dim in ll.coords else (ll.sizes[dim],)
+        fingerprint = ll.attrs.get("outcome_sha256")
+    else:
+        raise InputError(f"model {name}: no log_likelihood group and no stored LOO result "
+                         "(attach them with models.bayes.postprocess.add_effects_and_loo)")
     deps = tuple(map(str, idata.posterior["equation"].values)) \
-        if "posterior" in idata.groups() and "equation" in idata.posterior.coords else ()
-    return var, cities, deps
+        if "posterior" in groups and "equation" in idata.posterior.coords else ()
+    return var, cities, deps, fingerprint
 
 
 def _check_same_data(models: Mapping[str, object]) -> None:
@@ -70,7 +82,7 @@ def _check_same_data(models: Mapping[str, object]) -> None:
     ref_name = names[0]
     ref = _outcome(ref_name, models[ref_name])
     for name in names[1:]:
-        var, cities, deps = _outcome(name, models[name])
+        var, cities, deps, fingerprint = _outcome(name, models[name])
         if var != ref[0]:
             raise InputError(f"models {ref_name} and {name} score different outcomes "
                              f"(log-likelihood variables {ref[0]!r} and {var!r})")
@@ -85,11 +97,10 @@ def _check_same_data(models: Mapping[str, object]) -> None:
         if deps and ref[2] and deps != ref[2]:
             raise InputError(f"models {ref_name} and {name} explain different outcomes "
                              f"({', '.join(ref[2])} vs {', '.join(deps)})")
-        a, b = models[ref_name], models[name]
-        fa, fb = (m.log_likelihood.attrs.get("outcome_sha256") for m in (a, b))
-        if fa and fb and fa != fb:
+        if fingerprint and ref[3] and fingerprint != ref[3]:
             raise InputError(f"models {ref_name} and {name} were fitted on different values of "
                              f"the outcomes (same cities and names, different data)")
+        a, b = models[ref_name], models[name]
         if "observed_data" in a.groups() and "observed_data" in b.groups():
             if not a.observed_data.equals(b.observed_data):
                 raise InputError(f"models {ref_name} and {name} have different observed data")
@@ -117,8 +128,10 @@ def compare_models(models: Mapping[str, object], *, method: str = "stacking") ->
 
     Returns the tidy table with columns ``COLUMNS`` (best model first; elpd_diff and dse are
     relative to the best), the verdict sentence and arviz's frame. Raises InputError for fewer
-    than two models, a model without a ``log_likelihood`` group, or models fitted on different
-    cities or outcomes.
+    than two models, a model without a LOO result (neither the pointwise ``log_likelihood``
+    group nor the stored ``loo`` group), or models fitted on different cities or outcomes.
+    Lean and full files of one fit give the same numbers (:func:`models.bayes.loo.loo_result`;
+    the difference's dse = √(n · var_i(elpd_i^A − elpd_i^B)) needs only the per-city elpd_i).
     """
     import warnings
 
@@ -127,10 +140,13 @@ def compare_models(models: Mapping[str, object], *, method: str = "stacking") ->
     if len(models) < 2:
         raise InputError(f"model comparison needs at least two models, got {len(models)}")
     _check_same_data(models)
+    from models.bayes.loo import loo_result
+
+    loos = {name: loo_result(idata) for name, idata in models.items()}
     with warnings.catch_warnings():
         # the Pareto-k warning is carried by the table's ``warning`` column and the verdict
         warnings.simplefilter("ignore", UserWarning)
-        raw = az.compare(dict(models), ic="loo", method=method, scale="log")
+        raw = az.compare(loos, ic="loo", method=method, scale="log")
     table = raw.rename_axis("model").reset_index()
     table["warning"] = table["warning"].astype(bool)
     table = table[COLUMNS]

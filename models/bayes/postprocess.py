@@ -4,9 +4,10 @@
 system (columns of DESIGN.md contract 2, 94 % highest-density intervals by default);
 :func:`add_effects_and_loo` attaches the direct / indirect / total impacts
 (:mod:`models.bayes.effects`) to the posterior and the leave-one-city-out conditional densities
-(:mod:`models.bayes.loo`) as the ``log_likelihood`` group, so ``arviz.loo`` and
-``arviz.compare`` work; :func:`add_posterior_predictive` attaches replicate data sets drawn from
-the reduced form (:mod:`models.bayes.predictive`).
+(:mod:`models.bayes.loo`) streamed into their PSIS-LOO result (group ``loo``; the pointwise
+``log_likelihood`` group too for small fits or when asked), read back by
+:func:`models.bayes.loo.loo_result` in either layout; :func:`add_posterior_predictive` attaches
+replicate data sets drawn from the reduced form (:mod:`models.bayes.predictive`).
 """
 
 from __future__ import annotations
@@ -54,19 +55,60 @@ def exogenous_part(system, coef: np.ndarray, terms: list[str]) -> np.ndarray:
     return out
 
 
+# Default rule for the pointwise ``log_likelihood`` group: kept when chains × draws × cities is at
+# most this many values (32 MB of float64: the seed's 241 cities at 4 × 1,000 draws need 1e6);
+# larger fits store only the per-city PSIS-LOO result (group ``loo``), unless asked.
+POINTWISE_LIMIT = 4_000_000
+# Draws × cities of log densities buffered (at most 4 tails' worth) before they are merged into
+# the streamed PSIS state.
+_LOO_BUFFER_ENTRIES = 20_000_000
+
+
+def keeps_pointwise(samples: int, n: int, keep_pointwise: bool | None = None) -> bool:
+    """Whether the pointwise group is written: ``keep_pointwise`` when given, else the size rule
+    samples × n ≤ :data:`POINTWISE_LIMIT`."""
+    return samples * n <= POINTWISE_LIMIT if keep_pointwise is None else bool(keep_pointwise)
+
+
 def add_effects_and_loo(idata, system, eigs: np.ndarray,
                         eig_weights: np.ndarray | None = None, *, loo: bool = True,
-                        exclude_variables: tuple[str, ...] = ()) -> list[str]:
-    """Attach the impacts (posterior ``impact``) and the ``log_likelihood`` group; return notes.
+                        exclude_variables: tuple[str, ...] = (),
+                        keep_pointwise: bool | None = None) -> list[str]:
+    """Attach the impacts and the PSIS-LOO result (see :func:`_add_effects_and_loo`).
 
-    ``loo=False`` skips the leave-one-city-out densities (panel mode: the rows of the
-    within-transformed panel are arbitrary contrasts, not cities). ``exclude_variables`` are
-    exogenous terms without an impact (the year-effect contrast dummies of panel mode).
+    Runs with single-threaded BLAS: its products here are many small ones, and multi-threaded
+    OpenBLAS made them up to 25 times slower on a busy two-core machine (measured)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _add_effects_and_loo(idata, system, eigs, eig_weights, loo=loo,
+                                    exclude_variables=exclude_variables,
+                                    keep_pointwise=keep_pointwise)
+
+
+def _add_effects_and_loo(idata, system, eigs: np.ndarray,
+                         eig_weights: np.ndarray | None = None, *, loo: bool = True,
+                         exclude_variables: tuple[str, ...] = (),
+                         keep_pointwise: bool | None = None) -> list[str]:
+    """Attach the impacts (posterior ``impact``) and the PSIS-LOO result; return notes.
+
+    The leave-one-city-out conditional densities (:mod:`models.bayes.loo`) are computed over
+    chunks of draws — the exogenous part X̃b of each chunk from its coefficients, never an
+    (S, n, G) array — and streamed into the exact PSIS-LOO of :mod:`models.bayes.psis_stream`,
+    stored as the small group ``loo`` (``elpd_i``, ``p_loo_i``, ``pareto_k`` per city; totals
+    in its attrs). The (chain, draw, city) ``log_likelihood`` group for ``arviz.loo`` is added
+    too when ``keep_pointwise`` is True, or, when it is None, for fits of at most
+    :data:`POINTWISE_LIMIT` values (:func:`keeps_pointwise`). Memory is linear in n.
+    ``loo=False`` skips LOO (panel mode: the rows of the within-transformed panel are
+    arbitrary contrasts, not cities). ``exclude_variables`` are exogenous terms without an
+    impact (the year-effect contrast dummies of panel mode).
     """
     import xarray as xr
 
     from models.bayes.effects import coefficient_matrices, impacts
-    from models.bayes.loo import log_likelihood_dataset, pointwise_loglik
+    from models.bayes.loo import (LOO_GROUP, iter_loglik, log_likelihood_dataset, loo_dataset,
+                                  relative_efficiency)
+    from models.bayes.psis_stream import StreamedLoo, tail_length
 
     notes = []
     post = idata.posterior
@@ -93,15 +135,31 @@ def add_effects_and_loo(idata, system, eigs: np.ndarray,
     if not loo:
         return notes
     coef = post["coef"].stack(sample=("chain", "draw")).transpose("sample", ...).values
-    xb = exogenous_part(system, coef, [str(t) for t in post["term"].values])
-    ll = pointwise_loglik(system.Y, xb, W, B0, B1, Sigma, rho)
-    ds = log_likelihood_dataset(ll, [str(c) for c in system.cities], chains, var_name="y")
+    terms = [str(t) for t in post["term"].values]
+    S, n = chains * draws, system.n
+    cities = [str(c) for c in system.cities]
+    keep = keeps_pointwise(S, n, keep_pointwise)
+    full = np.empty((S, n)) if keep else None
+    reff = relative_efficiency(post)
+    keep_values = tail_length(S, reff) + 1
+    acc = StreamedLoo(n, S, reff, buffer=min(4 * keep_values, _LOO_BUFFER_ENTRIES // n))
+    finite = True
+    for idx, block in iter_loglik(system.Y, W, B0, B1, Sigma, rho,
+                                  lambda idx: exogenous_part(system, coef[idx], terms)):
+        finite = finite and bool(np.all(np.isfinite(block)))
+        if full is not None:
+            full[idx] = block
+        acc.add(block)
     # what was scored, so model comparisons can refuse different data (model_comparison.py)
-    ds.attrs.update(outcomes=",".join(system.spec.dependents),
-                    outcome_sha256=outcome_fingerprint(system.Y))
-    idata.add_groups(log_likelihood=ds.assign_coords(chain=post["chain"].values,
-                                                     draw=post["draw"].values))
-    if not np.all(np.isfinite(ll)):
+    scored = {"outcomes": ",".join(system.spec.dependents),
+              "outcome_sha256": outcome_fingerprint(system.Y)}
+    idata.add_groups({LOO_GROUP: loo_dataset(acc.result(), cities, var_name="y", **scored)})
+    if full is not None:
+        ds = log_likelihood_dataset(full, cities, chains, var_name="y")
+        ds.attrs.update(scored)
+        idata.add_groups(log_likelihood=ds.assign_coords(chain=post["chain"].values,
+                                                         draw=post["draw"].values))
+    if not finite:
         notes.append("some leave-one-city-out densities are not finite; LOO is unreliable")
     return notes
 
