@@ -31,18 +31,29 @@ STAGES = ("build", "spectrum", "model", "compile", "sampling", "impacts", "loo",
           "write")
 
 
-def make_case(n: int, seed: int = 0, folder: str | Path | None = None) -> dict:
-    """Simulate the default two-equation system on a ⌊√n⌋² rook lattice; write data, map, truth.
+def make_case(n: int, seed: int = 0, folder: str | Path | None = None,
+              relation: str = "rook") -> dict:
+    """Simulate the default two-equation system and write data, map and truth.
 
+    ``relation``: "rook" — a ⌊√n⌋² rook lattice (n rounded to a square number); "knn6" — the
+    6-nearest-neighbour relation of n uniform random points, made symmetric by union (what
+    ``prepare_data.py --symmetrise union`` builds), row-standardised.
     Returns paths ``data`` (CSV), ``weights`` (GAL), ``truth`` (JSON: formulas and the true
-    coefficients) and ``folder``; n is rounded to a square number."""
+    coefficients) and ``folder``."""
+    import numpy as np
+
     from data_prep.simulate import lattice_weights, simulate_system
-    from data_prep.weights import write_gal
+    from data_prep.weights import weights_from_coordinates, write_gal
 
     folder = Path(folder or tempfile.mkdtemp(prefix=f"scale{n}_"))
     folder.mkdir(parents=True, exist_ok=True)
-    side = int(round(n ** 0.5))
-    weights = lattice_weights(side)
+    if relation == "knn6":
+        cities = [f"c{i:06d}" for i in range(n)]
+        points = np.random.default_rng(seed).random((n, 2))
+        weights = weights_from_coordinates(points, cities, k=6, symmetrise="union")
+    else:
+        side = int(round(n ** 0.5))
+        weights = lattice_weights(side)
     sim = simulate_system(weights, seed=seed)
     paths = {"folder": folder, "data": folder / "data.csv", "weights": folder / "map.gal",
              "truth": folder / "truth.json"}
@@ -50,7 +61,7 @@ def make_case(n: int, seed: int = 0, folder: str | Path | None = None) -> dict:
     write_gal(weights, paths["weights"])
     paths["truth"].write_text(json.dumps({"formulas": sim.formulas,
                                           "coefficients": sim.truth.coefficients,
-                                          "n": side * side}))
+                                          "n": weights.n}))
     return paths
 
 
