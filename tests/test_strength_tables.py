@@ -91,3 +91,11 @@ def test_repeated_pairs_are_named_five_at_most():
     with pytest.raises(InputError) as err:
         coefficient_frame(frame)
     assert str(err.value).endswith("repeats equation/term y/x0, y/x1, y/x2, y/x3, y/x4")
+
+
+def test_write_text_atomic_creates_the_folder(tmp_path):
+    from models.results import write_text_atomic
+
+    path = write_text_atomic("| a |\n", tmp_path / "tables" / "t1.md")
+    assert path.read_text(encoding="utf-8") == "| a |\n"
+    assert [p.name for p in path.parent.iterdir()] == ["t1.md"]      # no temporary left
