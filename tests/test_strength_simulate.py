@@ -176,3 +176,49 @@ def test_formulas_default_seed_and_singular_system():
     singular = SystemTruth({"a": {"b": 1.0, "x": 1.0}, "b": {"a": 1.0, "x": 0.5}}, np.eye(2))
     with pytest.raises(InputError, match="singular"):
         simulate_system(w, singular, seed=0)
+
+
+def test_formulas_name_every_true_term():
+    """Each formula's right-hand side is exactly the truth's terms (the dependents' names sort
+    either side of "Intercept": ER < Intercept < PSS)."""
+    from data_prep.simulate import default_truth, lattice_weights, simulate_system
+
+    truth = default_truth()
+    sim = simulate_system(lattice_weights(4), truth, seed=0)
+    for formula, (dep, terms) in zip(sim.formulas, truth.coefficients.items()):
+        left, right = formula.split(" ~ ")
+        assert left == dep
+        assert set(right.split(" + ")) == set(terms) - {"Intercept"}
+
+
+def test_exogenous_and_sigma_shapes_are_checked():
+    import numpy as np
+    import pandas as pd
+    import pytest
+
+    from data_prep.errors import InputError
+    from data_prep.simulate import default_truth, lattice_weights, simulate_system
+
+    w = lattice_weights(17)                       # 289 cities: more than Python's cached ints
+    truth = default_truth()
+    rng = np.random.default_rng(0)
+    bases = ["x1", "x2", "z1", "z2"]
+    exog = pd.DataFrame(rng.normal(size=(w.n, 4)), columns=bases)
+    sim = simulate_system(w, truth, seed=0, exogenous=exog)
+    np.testing.assert_array_equal(sim.data["x1"].to_numpy(), exog["x1"].to_numpy())
+    longer = pd.DataFrame(rng.normal(size=(w.n + 1, 4)), columns=bases)
+    with pytest.raises(InputError, match="290 rows, the weights 289 cities"):
+        simulate_system(w, truth, seed=0, exogenous=longer)
+    small = default_truth()
+    small.Sigma = np.eye(1)
+    with pytest.raises(InputError, match=r"Sigma has shape \(1, 1\), expected \(2, 2\)"):
+        simulate_system(w, small, seed=0)
+
+
+def test_lattice_is_a_symmetric_relation():
+    from data_prep.simulate import lattice_weights
+
+    for contiguity in ("rook", "queen"):
+        w = lattice_weights(4, contiguity)
+        pattern = (w.matrix != 0).astype(int)
+        assert w.symmetric_relation and (pattern != pattern.T).nnz == 0
