@@ -65,12 +65,7 @@ class StudyDesign:
     priors: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
-        unknown = [m for m in self.methods if m not in METHODS]
-        if unknown or not self.methods:
-            raise InputError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; "
-                             f"choose from {', '.join(METHODS)}")
-        if self.sbc and "bayes" not in self.methods:
-            raise InputError("simulation-based calibration (--sbc) needs the method bayes")
+        check_methods(self.methods, self.sbc)
         for name in ("draws", "tune", "chains", "sbc_draws"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be a positive integer, not {getattr(self, name)}")
@@ -78,6 +73,16 @@ class StudyDesign:
             raise InputError(f"SBC ranks against {self.sbc_draws} thinned draws need at least "
                              f"that many posterior draws (chains x draws = "
                              f"{self.draws * self.chains})")
+
+
+def check_methods(methods: Sequence[str], sbc: bool = False) -> None:
+    """InputError unless ``methods`` is a non-empty subset of :data:`METHODS` (with bayes for SBC)."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise InputError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; "
+                         f"choose from {', '.join(METHODS)}")
+    if sbc and "bayes" not in methods:
+        raise InputError("simulation-based calibration (--sbc) needs the method bayes")
 
 
 def lattice_map(n: int, contiguity: str = "queen"):

@@ -68,9 +68,10 @@ def _design(args):
 
     from data_prep.simulate import default_truth
     from data_prep.spectrum import eigenvalues
-    from models.recovery import StudyDesign, lattice_map
+    from models.recovery import StudyDesign, check_methods, lattice_map
 
     methods = tuple(m.strip().lower() for m in args.methods.split(",") if m.strip())
+    check_methods(methods, args.sbc)
     if args.replications < 2:
         raise InputError(f"--replications must be at least 2, not {args.replications}")
     if args.workers < 0:
