@@ -87,6 +87,6 @@ def coverage_figure(estimates: pd.DataFrame, table: pd.DataFrame, methods: Seque
     ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=8)
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("coverage of 90 % interval")
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False)
     fig.tight_layout()
     return fig

@@ -149,3 +149,22 @@ def test_replication_is_a_function_of_seed_and_index():
         StudyDesign(w, eigenvalues(w), default_truth(), methods=("gs3sls",), sbc=True)
     with pytest.raises(InputError, match="unknown method"):
         StudyDesign(w, eigenvalues(w), default_truth(), methods=("ols",))
+
+
+def test_sbc_verdict_and_figure_name_the_miscalibrated_term():
+    import matplotlib.pyplot as plt
+
+    from models.sbc import rank_histogram_figure, uniformity_verdict
+
+    rng = np.random.default_rng(3)
+    good = pd.DataFrame({"equation": "y", "term": "a", "truth": 0.0, "draws": 99,
+                         "replication": range(200), "rank": rng.integers(0, 100, 200)})
+    bad = good.assign(term="b", rank=np.clip(rng.normal(50, 8, 200), 0, 99).astype(int))
+    table = rank_uniformity(pd.concat([good, bad], ignore_index=True))
+    text = uniformity_verdict(table)
+    assert text.startswith("SBC ranks are NOT uniform for y: b ")
+    assert "y: a" not in text.split("(")[0]
+    assert uniformity_verdict(rank_uniformity(good)).startswith("SBC ranks are consistent")
+    fig = rank_histogram_figure(pd.concat([good, bad], ignore_index=True))
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 2
+    plt.close(fig)
