@@ -232,6 +232,18 @@ def combine(results: Sequence[ReplicationResult]) -> tuple[pd.DataFrame, pd.Data
             [res.notes for res in ordered])
 
 
+def diagnostics_frame(notes: Sequence[dict]) -> pd.DataFrame:
+    """One row per replication: the Bayesian fit's convergence (passed, first report sentence,
+    divergences, smallest bulk ESS of a coefficient) and any failed fit's message. Where and
+    whether it compiled are left out: they depend on the scheduling, the rest does not."""
+    rows = [{"replication": n["replication"], "converged": n.get("converged"),
+             "divergences": n.get("divergences"), "min_ess": n.get("min_ess"),
+             "convergence": n.get("convergence", ""), "failures": "; ".join(n["failures"])}
+            for n in notes]
+    return pd.DataFrame(rows, columns=["replication", "converged", "divergences", "min_ess",
+                                       "convergence", "failures"])
+
+
 def recovery_table(estimates: pd.DataFrame, methods: Sequence[str] = METHODS) -> pd.DataFrame:
     """Per method and coefficient: truth (mean), mean estimate, bias, RMSE, coverage of the 90 %
     intervals and the number of replications with an estimate (contract 7 columns)."""

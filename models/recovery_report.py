@@ -13,7 +13,8 @@ LABELS = {"bayes": "Bayes", "gs3sls": "GS3SLS"}
 
 
 def study_verdict(estimates: pd.DataFrame, table: pd.DataFrame, notes: Sequence[dict],
-                  methods: Sequence[str], sbc_sentence: str | None = None) -> list[str]:
+                  methods: Sequence[str], sbc_sentence: str | None = None,
+                  sbc_draws: int | None = None) -> list[str]:
     """Sentences: per method the pooled 90 % coverage against its band (see
     :func:`models.recovery.coverage_check`) and the largest bias in RMSE units; failed fits;
     the Bayesian convergence and compilation counts; the SBC verdict when given."""
@@ -52,8 +53,12 @@ def study_verdict(estimates: pd.DataFrame, table: pd.DataFrame, notes: Sequence[
                      f"was compiled {compiles} time(s) in {processes} process(es).")
         if fitted and "min_ess" in fitted[0]:
             low = min(n["min_ess"] for n in fitted)
-            lines.append(f"Smallest bulk ESS of a coefficient over the {len(fitted)} fits: "
-                         f"{low:.0f}.")
+            line = f"Smallest bulk ESS of a coefficient over the {len(fitted)} fits: {low:.0f}."
+            if sbc_draws:
+                short = sum(n["min_ess"] < sbc_draws for n in fitted)
+                line += (f" {short} fit(s) have a bulk ESS below the {sbc_draws} thinned draws, "
+                         f"so their thinned draws are autocorrelated (see diagnostics.csv).")
+            lines.append(line)
     if sbc_sentence:
         lines.append(sbc_sentence)
     lines.insert(0, f"Study of {R} simulated replications.")

@@ -13,7 +13,7 @@ SeedSequence(seed).spawn(R)[r], so a seed gives the same tables wherever the tas
 
 Writes into DIR, all together or nothing: recovery.csv (method, equation, term, truth,
 mean_estimate, bias, rmse, coverage90, replications), replications.csv (every replication's
-estimate and 90 % interval), verdict.txt (plain words), recovery_coverage.png, and with --sbc
+estimate and 90 % interval), diagnostics.csv (each Bayesian fit's convergence), verdict.txt (plain words), recovery_coverage.png, and with --sbc
 sbc_ranks.csv, sbc_uniformity.csv (chi-square test per coefficient) and sbc_ranks.png. Bad input:
 one line `error: ...`, exit status 2; Ctrl-C: `interrupted: ...`, exit status 130; nothing written.
 """
@@ -31,8 +31,6 @@ if str(ROOT) not in sys.path:  # allow running from a checkout without installin
 from data_prep.errors import InputError  # noqa: E402
 from models.cli import run_reporting_errors  # noqa: E402
 
-FILES = ("recovery.csv", "replications.csv", "verdict.txt", "recovery_coverage.png")
-SBC_FILES = ("sbc_ranks.csv", "sbc_uniformity.csv", "sbc_ranks.png")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_paths(folders=[("--out", out)])
     design = _design(args)
 
-    from models.recovery import ESTIMATE_COLUMNS, combine, recovery_table
+    from models.recovery import ESTIMATE_COLUMNS, combine, diagnostics_frame, recovery_table
     from models.recovery_report import coverage_figure, study_verdict
     from models.recovery_run import dask_client, run_study
 
@@ -116,11 +114,13 @@ def run(args: argparse.Namespace) -> int:
     estimates, ranks, notes = combine(results)
     estimates = estimates[list(ESTIMATE_COLUMNS)]
     table = recovery_table(estimates, design.methods)
+    diagnostics = diagnostics_frame(notes)
     sbc_sentence = None
     figures = [(out / "recovery_coverage.png", coverage_figure(estimates, table, design.methods),
                 110)]
     outputs = [(out / "recovery.csv", lambda tmp: table.to_csv(tmp, index=False)),
-               (out / "replications.csv", lambda tmp: estimates.to_csv(tmp, index=False))]
+               (out / "replications.csv", lambda tmp: estimates.to_csv(tmp, index=False)),
+               (out / "diagnostics.csv", lambda tmp: diagnostics.to_csv(tmp, index=False))]
     if args.sbc:
         from models.sbc import rank_histogram_figure, rank_uniformity, uniformity_verdict
 
@@ -129,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
         outputs += [(out / "sbc_ranks.csv", lambda tmp: ranks.to_csv(tmp, index=False)),
                     (out / "sbc_uniformity.csv", lambda tmp: uniform.to_csv(tmp, index=False))]
         figures.append((out / "sbc_ranks.png", rank_histogram_figure(ranks), 110))
-    verdict = study_verdict(estimates, table, notes, design.methods, sbc_sentence)
+    verdict = study_verdict(estimates, table, notes, design.methods, sbc_sentence,
+                            design.sbc_draws if args.sbc else None)
     text = "\n".join(verdict) + "\n"
     outputs.append((out / "verdict.txt", lambda tmp: Path(tmp).write_text(text, "utf-8")))
 

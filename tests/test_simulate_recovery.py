@@ -55,14 +55,15 @@ def runs(tmp_path_factory):
 def test_cluster_and_in_process_give_the_same_tables(runs):
     (cluster, log), (local, local_log) = runs["cluster"], runs["local"]
     for folder in (cluster, local):
-        for name in ("recovery.csv", "replications.csv", "verdict.txt", "recovery_coverage.png"):
+        for name in ("recovery.csv", "replications.csv", "diagnostics.csv", "verdict.txt",
+                     "recovery_coverage.png"):
             assert (folder / name).stat().st_size > 0, name
         assert not (folder / "sbc_ranks.csv").exists()
     table = pd.read_csv(cluster / "recovery.csv")
     assert tuple(table.columns) == RECOVERY_COLUMNS
     assert set(table["method"]) == {"bayes", "gs3sls"} and len(table) == 28
     assert (table["replications"] == 20).all()
-    for name in ("recovery.csv", "replications.csv"):
+    for name in ("recovery.csv", "replications.csv", "diagnostics.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(cluster / name), pd.read_csv(local / name),
                                       check_exact=True)
     assert "local cluster of 2 workers" in log
