@@ -63,12 +63,16 @@ class StudyDesign:
     chains: int = 2
     sbc_draws: int = 99
     priors: Mapping[str, float] = field(default_factory=dict)
+    target_accept: float | None = None
 
     def __post_init__(self):
         check_methods(self.methods, self.sbc)
         for name in ("draws", "tune", "chains", "sbc_draws"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be a positive integer, not {getattr(self, name)}")
+        if self.target_accept is not None and not 0.0 < self.target_accept < 1.0:
+            raise InputError(f"the target acceptance must lie between 0 and 1, not "
+                             f"{self.target_accept}")
         if self.sbc and self.draws * self.chains < self.sbc_draws:
             raise InputError(f"SBC ranks against {self.sbc_draws} thinned draws need at least "
                              f"that many posterior draws (chains x draws = "
@@ -149,7 +153,8 @@ def _fit_bayes(system, design: StudyDesign, seed: int, level: float):
     before = len(sampling._BY_STRUCTURE)
     with contextlib.redirect_stdout(io.StringIO()):   # the report is kept in the notes instead
         idata = sampling.sample(model, draws=design.draws, tune=design.tune,
-                                chains=design.chains, seed=seed, progress=False)
+                                chains=design.chains, seed=seed, progress=False,
+                                target_accept=design.target_accept)
     coef = idata.posterior["coef"]
     flat = coef.stack(sample=("chain", "draw")).transpose("equation", "term", "sample")
     report = json.loads(idata.attrs["convergence_report"])

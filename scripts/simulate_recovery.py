@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draws", type=int, default=500, help="posterior draws per chain (500)")
     p.add_argument("--tune", type=int, default=500, help="tuning steps per chain (500)")
     p.add_argument("--chains", type=int, default=2, help="chains per fit (2)")
+    p.add_argument("--target-accept", type=float, metavar="A",
+                   help="NUTS target acceptance (default the sampler's, 0.8); raise it toward 1 "
+                        "when fits report divergences")
     p.add_argument("--sbc-draws", type=int, default=99, metavar="L",
                    help="thinned posterior draws the truth is ranked among (default 99)")
     return p
@@ -83,7 +86,7 @@ def _design(args):
     lam = np.asarray(eigenvalues(weights))
     return StudyDesign(weights, lam, default_truth(), methods=methods, sbc=args.sbc,
                        draws=args.draws, tune=args.tune, chains=args.chains,
-                       sbc_draws=args.sbc_draws)
+                       sbc_draws=args.sbc_draws, target_accept=args.target_accept)
 
 
 def _progress(done: int, total: int, res) -> None:

@@ -116,6 +116,7 @@ BAD = {
     "missing weights": ([*R5, "--weights", "nowhere.gal"], "nowhere.gal"),
     "negative workers": ([*R5, "--workers", "-1"], "--workers"),
     "too few draws": ([*R5, "--sbc", "--draws", "10", "--chains", "2"], "at least that many"),
+    "target acceptance": ([*R5, "--target-accept", "1.5"], "between 0 and 1"),
 }
 
 
@@ -171,10 +172,12 @@ def test_help_and_interrupt(tmp_path):
 
 @pytest.mark.slow
 def test_sbc_ranks_are_uniform_at_241_cities(tmp_path):
-    """Measured once (seed 2026, 2 workers): see the README paragraph for the p-values."""
+    """Measured once (seed 2026, 2 workers, tuning 1000, target acceptance 0.9): see the README
+    paragraph for the p-values."""
     out = tmp_path / "sbc"
     proc = subprocess.run([sys.executable, str(SCRIPT), "--replications", "200", "--n", "241",
-                           "--sbc", "--workers", "2", "--seed", "2026", "--out", str(out)],
+                           "--sbc", "--tune", "1000", "--target-accept", "0.9", "--workers", "2",
+                           "--seed", "2026", "--out", str(out)],
                           capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=7200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = pd.read_csv(out / "sbc_ranks.csv")
