@@ -38,12 +38,17 @@ def dask_client(scheduler: str | None = None, workers: int = 2) -> Iterator:
         if workers < 1:
             raise InputError(f"a local cluster needs at least one worker, not {workers}")
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=None, worker_dashboard_address=None,
+                               silence_logs=logging.CRITICAL)
         client = Client(cluster)
     try:
         yield client
     finally:
-        client.close()
+        # after Ctrl-C the scheduler logs every message it can no longer send to the departed
+        # client; that shutdown chatter is no news to the user
+        for name in [n for n in logging.root.manager.loggerDict if n.startswith("distributed")]:
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+        client.close()   # the scheduler forgets the client's unfinished tasks
         if cluster is not None:
             cluster.close()
 
@@ -69,9 +74,6 @@ def run_study(design: StudyDesign, seed: int, replications: int, client=None,
     shared = client.scatter(design, broadcast=True)
     futures = [client.submit(run_replication, shared, r, s, pure=False)
                for r, s in enumerate(seeds)]
-    try:
-        for future in as_completed(futures):
-            finished(future.result())
-    finally:
-        client.cancel(futures)
+    for future in as_completed(futures):
+        finished(future.result())
     return results
