@@ -46,11 +46,18 @@ def dask_client(scheduler: str | None = None, workers: int = 2) -> Iterator:
     finally:
         # after Ctrl-C the scheduler logs every message it can no longer send to the departed
         # client; that shutdown chatter is no news to the user
-        for name in [n for n in logging.root.manager.loggerDict if n.startswith("distributed")]:
-            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
-        client.close()   # the scheduler forgets the client's unfinished tasks
-        if cluster is not None:
-            cluster.close()
+        loggers = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict)
+                   if n.startswith("distributed")]
+        levels = [lg.level for lg in loggers]
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL + 1)
+        try:
+            client.close()   # the scheduler forgets the client's unfinished tasks
+            if cluster is not None:
+                cluster.close()
+        finally:
+            for lg, level in zip(loggers, levels):
+                lg.setLevel(level)
 
 
 def run_study(design: StudyDesign, seed: int, replications: int, client=None,
