@@ -33,7 +33,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from data_prep.errors import InputError
-from data_prep.simulate import SystemTruth, default_truth, lattice_weights, simulate_system
+from data_prep.simulate import SystemTruth, lattice_weights, simulate_system
 
 METHODS: tuple[str, ...] = ("bayes", "gs3sls")
 LEVEL = 0.90
@@ -80,7 +80,7 @@ class StudyDesign:
 
 
 def check_methods(methods: Sequence[str], sbc: bool = False) -> None:
-    """InputError unless ``methods`` is a non-empty subset of :data:`METHODS` (with bayes for SBC)."""
+    """InputError unless ``methods`` is a non-empty subset of :data:`METHODS` (bayes for SBC)."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise InputError(f"unknown method(s) {', '.join(unknown) or '(none given)'}; "

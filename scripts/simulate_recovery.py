@@ -13,8 +13,9 @@ SeedSequence(seed).spawn(R)[r], so a seed gives the same tables wherever the tas
 
 Writes into DIR, all together or nothing: recovery.csv (method, equation, term, truth,
 mean_estimate, bias, rmse, coverage90, replications), replications.csv (every replication's
-estimate and 90 % interval), diagnostics.csv (each Bayesian fit's convergence), verdict.txt (plain words), recovery_coverage.png, and with --sbc
-sbc_ranks.csv, sbc_uniformity.csv (chi-square test per coefficient) and sbc_ranks.png. Bad input:
+estimate and 90 % interval), diagnostics.csv (each Bayesian fit's convergence), verdict.txt
+(plain words), recovery_coverage.png, and with --sbc sbc_ranks.csv, sbc_uniformity.csv
+(chi-square test per coefficient) and sbc_ranks.png. Bad input:
 one line `error: ...`, exit status 2; Ctrl-C: `interrupted: ...`, exit status 130; nothing written.
 """
 
