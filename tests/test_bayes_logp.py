@@ -272,3 +272,46 @@ def test_spectrum_of_another_map_is_refused():
     build_system_model(system, eigenvalues(rook))  # its own spectrum is accepted
     with pytest.raises(InputError, match="does not match W"):
         build_system_model(system, eigenvalues(queen))
+
+
+def test_fixed_scale_prior_is_on_the_original_scale():
+    """standardise=False: coef is the free coefficients themselves, the log-density is still the
+    dense one, and the prior does not depend on the data (the premise of SBC)."""
+    system = _system(2, "none")
+    lam = np.linalg.eigvals(system.W.toarray()).real
+    scaled = build_system(parse_system([eq.formula for eq in system.spec.equations]),
+                          _scaled_frame(system, 10.0), weights=system.W, check=False)
+    models = [build_system_model(s, lam, standardise=False) for s in (system, scaled)]
+    assert not models[0].layout.centred
+    point = {k: v + 0.1 for k, v in models[0].initial_point().items()}
+    f, names = _evaluator(models[0])
+    out = dict(zip(names, f(point)))
+    labels = models[0].coords["structural"] + models[0].coords["exogenous"]
+    theta = np.concatenate([point["structural_std"], point["beta_std"]])
+    terms = list(models[0].coords["term"])
+    deps = list(models[0].coords["equation"])
+    for label, value in zip(labels, theta):
+        eq, term = label.split(": ", 1)
+        assert out["coef"][deps.index(eq), terms.index(term)] == pytest.approx(value, abs=1e-12)
+    ref = _dense_logp(system, out["coef"], out["Sigma"], None, terms)
+    assert out["loglik"] == pytest.approx(ref, abs=1e-8, rel=1e-11)
+    # the same free values mean the same coefficients whatever the data's scale, so the prior of
+    # the coefficients is fixed; the default (standardised) prior moves with the data's scale
+    g, g_names = _evaluator(models[1])
+    assert np.array_equal(dict(zip(g_names, g(point)))["coef"], out["coef"], equal_nan=True)
+    default = [build_system_model(s, lam) for s in (system, scaled)]
+    first = dict(zip(_evaluator(default[0])[1], _evaluator(default[0])[0](point)))["coef"]
+    second = dict(zip(_evaluator(default[1])[1], _evaluator(default[1])[0](point)))["coef"]
+    assert not np.allclose(first, second, equal_nan=True)
+
+
+def _scaled_frame(system, factor: float):
+    import pandas as pd
+
+    frame = pd.DataFrame(system.Y * factor, columns=list(system.spec.dependents))
+    frame.insert(0, "city", system.cities)
+    Xu, names = system.exogenous_union()
+    for k, name in enumerate(names):
+        if name != "Intercept" and not name.startswith("W("):
+            frame[name] = np.asarray(Xu)[:, k]
+    return frame

@@ -22,7 +22,8 @@ non-constant terms); then only scaled by their root mean square. The log-density
 original y (the −n Σ log s_g change-of-variable term is included), and ``coef``, ``Sigma`` and
 ``rho`` are reported on the original scale.
 
-Priors (choice, overridable through ``priors``; all on the standardised scale):
+Priors (choice, overridable through ``priors``; all on the standardised scale, or on the
+original scale with ``standardise=False``):
   ``structural_sigma`` 0.5  Normal(0, ·) for spatial-lag and cross-endogenous coefficients,
                             restricted to the admissible region by the Jacobian's −∞;
   ``beta_sigma``       1.0  Normal(0, ·) for exogenous slopes;
@@ -104,8 +105,13 @@ class SystemLayout:
         return np.array([t == "Intercept" for _, t in self.exogenous], dtype=bool)
 
 
-def system_layout(system) -> SystemLayout:
-    """Precompute everything that does not depend on the parameters (one pass over the data)."""
+def system_layout(system, standardise: bool = True) -> SystemLayout:
+    """Precompute everything that does not depend on the parameters (one pass over the data).
+
+    With ``standardise`` False no column is centred or scaled (m = 0, s = 1): the parameters
+    and hence the priors are then on the original scale, fixed whatever the data (the prior of
+    simulation-based calibration must not depend on the simulated data).
+    """
     spec = system.spec
     deps = tuple(spec.dependents)
     G, n = len(deps), int(system.Y.shape[0])
@@ -122,9 +128,11 @@ def system_layout(system) -> SystemLayout:
     # standardisation -------------------------------------------------------------
     all_intercept = all("Intercept" in eq.exogenous for eq in spec.equations)
     rows_one = W is None or np.allclose(np.asarray(W.sum(axis=1)).ravel(), 1.0)
-    centred = all_intercept and rows_one
+    centred = all_intercept and rows_one and standardise
     Y = np.asarray(system.Y, dtype=float)
-    if centred:
+    if not standardise:
+        y_centre, y_scale = np.zeros(G), np.ones(G)
+    elif centred:
         y_centre = Y.mean(axis=0)
         y_scale = Y.std(axis=0)
     else:
@@ -136,7 +144,7 @@ def system_layout(system) -> SystemLayout:
     is_const = np.array([nm == "Intercept" for nm in xnames])
     x_centre = np.where(is_const | (not centred), 0.0, Xu.mean(axis=0) if k else 0.0)
     x_spread = Xu.std(axis=0) if centred else np.sqrt((Xu ** 2).mean(axis=0))
-    x_scale = np.where(is_const | (x_spread <= 0), 1.0, x_spread)
+    x_scale = np.where(is_const | (x_spread <= 0) | (not standardise), 1.0, x_spread)
     Yt = (Y - y_centre) / y_scale
     Xt = (Xu - x_centre) / x_scale
     WYt = np.asarray(W @ Yt) if W is not None else np.zeros((n, G))
@@ -297,7 +305,7 @@ def structure_key(layout: SystemLayout, basis: SpectralBasis, hp: Mapping[str, A
 
 
 def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = None, *,
-                       eigen_weights=None) -> pm.Model:
+                       eigen_weights=None, standardise: bool = True) -> pm.Model:
     """PyMC model of the spatial simultaneous system (module docstring gives model and priors).
 
     ``system``: a ``models.spec.SystemData``; ``eigenvalues``: the spectrum of ``system.W`` (real,
@@ -309,6 +317,8 @@ def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = N
     equation2) and ``rho`` (equation; NaN without a spatial error). The likelihood is the
     potential ``loglik`` (the exact log-density of the original y, normalising constant
     included), so ``model.compile_logp()`` is the exact log posterior density.
+    ``standardise=False`` puts the parameters, and so the priors, on the original scale of the
+    data instead of the standardised one (fixed priors, for simulation-based calibration).
     """
     hp = dict(DEFAULT_PRIORS)
     if priors:
@@ -317,7 +327,7 @@ def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = N
             raise InputError(f"unknown prior setting(s): {', '.join(sorted(unknown))}; "
                              f"known: {', '.join(DEFAULT_PRIORS)}")
         hp.update(priors)
-    layout = system_layout(system)
+    layout = system_layout(system, standardise=standardise)
     G = layout.G
     basis = spectral_basis(eigenvalues if eigenvalues is not None else np.zeros(layout.n), G,
                            weights=eigen_weights)
