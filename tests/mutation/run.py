@@ -63,7 +63,7 @@ TARGETS: dict[str, dict] = {
     # the prior block: DEFAULT_PRIORS, build_system_model from the settings to the rho prior, and
     # the reported prior sds (line numbers of the current file: update them when it changes)
     "bayes_priors": {"module": "models/bayes/system.py",
-                     "lines": ["50-56", "313-319", "333-367", "384-385"],
+                     "lines": ["51-57", "323-329", "345-375", "394-395"],
                      "tests": ["tests/test_strength_bayes.py", "tests/test_bayes_logp.py", "-k",
                                "prior or lkj or contraction or another_map or structural_terms "
                                "or complex_spectrum"], "timeout": 600},
