@@ -218,7 +218,15 @@ def test_exogenous_and_sigma_shapes_are_checked():
 def test_lattice_is_a_symmetric_relation():
     from data_prep.simulate import lattice_weights
 
-    for contiguity in ("rook", "queen"):
-        w = lattice_weights(4, contiguity)
+    side = 4
+    for contiguity, degrees in (("rook", (2, 3, 4)), ("queen", (3, 5, 8))):
+        w = lattice_weights(side, contiguity)
         pattern = (w.matrix != 0).astype(int)
         assert w.symmetric_relation and (pattern != pattern.T).nnz == 0
+        assert w.n_components == 1 and len(w.islands) == 0
+        # neighbours of a corner, an edge and an interior cell, and no link across a border
+        degree = np.asarray(pattern.sum(axis=1)).ravel().reshape(side, side)
+        assert (degree[0, 0], degree[0, 1], degree[1, 1]) == degrees
+        rows, cols = pattern.nonzero()
+        assert np.all(np.abs(rows // side - cols // side) <= 1)
+        assert np.all(np.abs(rows % side - cols % side) <= 1)
