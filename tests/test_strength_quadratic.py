@@ -161,10 +161,41 @@ def test_uncertain_curvature_sign_is_reported(built):
     rng = np.random.default_rng(5)
     c1 = rng.normal(0.5, 0.5, (2, 300))
     c2 = rng.normal(-0.02, 0.05, (2, 300))          # about a third of the draws are positive
-    result = quadratic_posterior(_posterior(model, data, c1, c2), model)
+    idata = _posterior(model, data, c1, c2)
+    result = quadratic_posterior(idata, model)
     assert result.shape == "inverted U"
     assert len(result.notes) == 1 and "sign of the curvature" in result.notes[0]
+    # two chains, and a probability whose draws are 0 or 1: R-hat and ESS are still reported
+    rows = result.summary.set_index("term")
+    post = idata.posterior
+    for term, name in (("turning_point", "turning_point"), ("p_inverted_u", "inverted_u")):
+        assert rows.loc[term, "r_hat"] == pytest.approx(float(az.rhat(post[[name]])[name]),
+                                                        rel=1e-12)
+        assert rows.loc[term, "ess_bulk"] == pytest.approx(
+            float(az.ess(post[[name]], method="bulk")[name]), rel=1e-12)
     # a single chain: no R-hat (arviz needs two), the other columns still filled
     one = _posterior(model, data, c1[:1], c2[:1])
     row = quadratic_posterior(one, model).summary.set_index("term").loc["turning_point"]
     assert np.isnan(row["r_hat"]) and row["ess_bulk"] > 0
+
+
+def test_prior_probability_of_an_inside_turning_point():
+    """P(x_l ≤ θ ≤ x_h) = [atan(x_h/γ) − atan(x_l/γ)]/π with γ = scale(c1)/(2 scale(c2)), checked
+    by prior draws of the model's own coefficients on a range away from 0 (A in [1, 5])."""
+    import pymc as pm
+
+    frame = _frame()
+    frame["A"] = frame["A"] + 1.0
+    data = build_quadratic(frame, "y ~ A + x1", "A")
+    model = build_quadratic_model(data)
+    terms = list(model.layout.terms)
+    coef = pm.draw(model["coef"], draws=20000, random_seed=11)
+    c1, c2 = coef[:, 0, terms.index("A")], coef[:, 0, terms.index("A^2")]
+    theta = -c1 / (2 * c2)
+    lo, hi = data.range
+    share = float(np.mean((theta >= lo) & (theta <= hi)))
+    expected = model.prior_probabilities["inside_range"]
+    assert expected == pytest.approx(share, abs=4 * np.sqrt(share * (1 - share) / 20000))
+    gamma = np.std(c1) / (2 * np.std(c2))
+    assert expected == pytest.approx((np.arctan(hi / gamma) - np.arctan(lo / gamma)) / np.pi,
+                                     abs=0.01)

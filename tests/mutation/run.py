@@ -70,8 +70,8 @@ TARGETS: dict[str, dict] = {
     # the model families added with Tables 9 and 10
     "frequentist_quadratic": {"module": "models/frequentist/quadratic.py",
                               "tests": ["tests/test_quadratic_frequentist.py"], "timeout": 120},
-    "tobit": {"module": "models/frequentist/tobit.py", "tests": ["tests/test_tobit.py"],
-              "timeout": 120},
+    "tobit": {"module": "models/frequentist/tobit.py",
+              "tests": ["tests/test_tobit.py", "tests/test_strength_tobit.py"], "timeout": 120},
     # the shape quantities users read: the prior values, the deterministics of the model and
     # the posterior summaries (line numbers of the current file: update them when it changes)
     "bayes_quadratic": {"module": "models/bayes/quadratic.py",

@@ -1,0 +1,77 @@
+"""The Tobit's reported figures and guards: p-values against scipy's normal survival function,
+each group's separate fit, the parameter-count and Hessian guards, the hidden-effects line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from data_prep.errors import InputError
+from data_prep.simulate_censored import simulate_censored_panel
+from models.factor_data import factor_data
+from models.frequentist.tobit import fit_tobit, fit_tobit_groups, tobit
+
+
+def _censored(n=300, seed=3):
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([np.ones(n), rng.normal(size=n), rng.normal(size=n)])
+    y = np.maximum(X @ np.array([0.2, 0.8, -0.5]) + rng.normal(size=n), 0.0)
+    return y, X
+
+
+def test_pvalues_are_two_sided_normal_and_sigma_has_none():
+    y, X = _censored()
+    fit = tobit(y, X, lower=0.0, upper=None, names=["Intercept", "x1", "x2"], outcome="y")
+    frame = fit.to_frame()
+    assert list(frame["term"]) == ["Intercept", "x1", "x2", "sigma"]
+    z = frame["estimate"] / frame["std_error"]
+    np.testing.assert_allclose(frame["statistic"], z, rtol=1e-12)
+    coef = frame.iloc[:3]
+    np.testing.assert_allclose(coef["p_value"], 2 * stats.norm.sf(np.abs(z[:3])), rtol=1e-12)
+    assert np.isnan(frame["p_value"].iloc[3]) and np.all(np.isfinite(coef["p_value"]))
+
+
+def test_every_group_gets_its_own_fit():
+    sim = simulate_censored_panel((10, 12), n_years=5, group_shift=[[0.3, 0], [-0.3, 0]],
+                                  seed=4)
+    data = factor_data(sim.data, "y ~ x1 + x2", 0.0, group="group", effects="year")
+    frame = fit_tobit_groups(data).to_frame().set_index("term")
+    for g in ("g1", "g2"):
+        alone = fit_tobit(factor_data(sim.data[sim.data["group"] == g], "y ~ x1 + x2", 0.0,
+                                      effects="year")).to_frame().set_index("term")
+        assert frame.loc[f"x1[{g}]", "estimate"] == pytest.approx(alone.loc["x1", "estimate"],
+                                                                  rel=1e-8)
+
+
+def test_hidden_effects_are_announced_only_when_present():
+    sim = simulate_censored_panel((10, 12), n_years=5, seed=4)
+    with_effects = fit_tobit(factor_data(sim.data, "y ~ x1 + x2", 0.0, effects="year"))
+    assert "fixed-effect dummies estimated, not shown" in with_effects.summary()
+    plain = fit_tobit(factor_data(sim.data, "y ~ x1 + x2", 0.0))
+    assert "fixed-effect dummies" not in plain.summary()
+
+
+def test_too_few_observations_refused():
+    for rows in (4, 3):            # k + 1 = 4 parameters: as many as, or more than, the rows
+        frame = pd.DataFrame({"city": list("abcd")[:rows], "year": 2000,
+                              "y": [0.0, 0.5, 1.0, 0.0][:rows], "x1": [0.1, 0.4, 0.9, -0.3][:rows],
+                              "x2": [1.0, -1.0, 0.5, 0.2][:rows]})
+        with pytest.raises(InputError, match=f"4 parameters for {rows} observations"):
+            fit_tobit(factor_data(frame, "y ~ x1 + x2", 0.0))
+
+
+def test_non_negative_definite_hessian_refused(monkeypatch):
+    """A covariance with a slightly negative variance (e.g. a flat likelihood) is refused."""
+    y, X = _censored()
+    real_inv = np.linalg.inv
+
+    def bad_inv(a):
+        out = real_inv(a)
+        out[1, 1] = -0.5
+        return out
+
+    monkeypatch.setattr(np.linalg, "inv", bad_inv)
+    with pytest.raises(InputError, match="not negative definite"):
+        tobit(y, X, 0.0, None, ["Intercept", "x1", "x2"], "y")
