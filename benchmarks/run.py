@@ -109,7 +109,7 @@ def check_gs3sls() -> list[dict]:
     """GS3SLS at n = 241 (< 0.1 s) and n = 10⁵ (< 10 s), and spatial 2SLS against spreg."""
     from bench_gs3sls import against_spreg, system_case, timed
     from models.frequentist import estimate
-    from models.spec import build_system, parse_system
+    from models.spec import build_system
 
     rows = []
     sim, spec, W = system_case(241, 5)
