@@ -224,6 +224,7 @@ def test_lattice_is_a_symmetric_relation():
         pattern = (w.matrix != 0).astype(int)
         assert w.symmetric_relation and (pattern != pattern.T).nnz == 0
         assert w.n_components == 1 and len(w.islands) == 0
+        assert len(set(w.cities)) == side * side == w.matrix.shape[0]
         # neighbours of a corner, an edge and an interior cell, and no link across a border
         degree = np.asarray(pattern.sum(axis=1)).ravel().reshape(side, side)
         assert (degree[0, 0], degree[0, 1], degree[1, 1]) == degrees
