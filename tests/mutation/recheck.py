@@ -1,11 +1,14 @@
 """Re-run the surviving mutants of a finished session against the current tests.
 
-Usage: ``python tests/mutation/recheck.py NAME [COMMIT]`` — reads ``tests/mutation/reports/NAME.jsonl``
+Usage: ``python tests/mutation/recheck.py NAME [COMMIT] [-- PYTEST ARGS]`` — reads ``tests/mutation/reports/NAME.jsonl``
 (written by run.py), applies each survivor in a scratch copy of the tracked files with
 ``cosmic-ray apply``, runs the module's test command, and prints which survivors the current tests
 now kill; writes ``tests/mutation/reports/NAME.recheck.txt``. With COMMIT, the mutated module is
 taken from that commit (the one the session ran on, when the module has changed since: cosmic-ray
-locates a mutant by its operator's occurrence in the file), the tests from the working tree.
+locates a mutant by its operator's occurrence in the file), the tests from the working tree;
+arguments after ``--`` are added to the test command (e.g. ``--deselect`` a test written for a
+later version of the module). The unmutated copy must pass the tests first, or nothing is
+rechecked.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import BIN, REPORTS, TARGETS, _copy_tree  # noqa: E402
 
 
-def main(name: str, commit: str | None = None) -> int:
+def main(name: str, commit: str | None = None, extra: list[str] | None = None) -> int:
     target = TARGETS[name.split("-seed")[0]]
     survivors = []
     for line in (REPORTS / f"{name}.jsonl").read_text().splitlines():
@@ -40,14 +43,19 @@ def main(name: str, commit: str | None = None) -> int:
                                              cwd=Path(__file__).resolve().parents[2], check=True,
                                              capture_output=True, text=True).stdout)
         original = module.read_text()
+        command = [str(BIN / "python"), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                   *target["tests"], *(extra or [])]
+        baseline = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
+        if baseline.returncode != 0:
+            print("the unmutated module fails the tests; nothing rechecked:\n"
+                  + baseline.stdout[-1500:], file=sys.stderr)
+            return 1
         for m in survivors:
             subprocess.run([str(BIN / "cosmic-ray"), "apply", target["module"],
                             m["operator_name"], str(m["occurrence"])], cwd=work, env=env,
                            capture_output=True, text=True, check=True)
             try:
-                proc = subprocess.run([str(BIN / "python"), "-m", "pytest", "-x", "-q", "-p",
-                                       "no:cacheprovider", *target["tests"]], cwd=work, env=env,
-                                      capture_output=True, text=True,
+                proc = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True,
                                       timeout=target["timeout"])
                 killed = proc.returncode != 0
             except subprocess.TimeoutExpired:
@@ -62,4 +70,7 @@ def main(name: str, commit: str | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+    args = sys.argv[1:]
+    extra = args[args.index("--") + 1:] if "--" in args else []
+    args = args[: args.index("--")] if "--" in args else args
+    sys.exit(main(*args[:2], extra=extra))
