@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import data_prep.simulate as simulate_module
+from data_prep.errors import InputError
 from data_prep.simulate import SystemTruth, default_truth, lattice_weights, simulate_system
 
 _DEFAULT_RNG = np.random.default_rng
@@ -231,3 +232,25 @@ def test_lattice_is_a_symmetric_relation():
         rows, cols = pattern.nonzero()
         assert np.all(np.abs(rows // side - cols // side) <= 1)
         assert np.all(np.abs(rows % side - cols % side) <= 1)
+
+
+def test_names_built_at_run_time_work_like_literals():
+    """Names read from a file are new string objects, not the interned literals of the source:
+    a truth and a contiguity that come through JSON give the same data and map."""
+    import json
+
+    truth = default_truth()
+    loaded = json.loads(json.dumps({"coefficients": truth.coefficients, "queen": "queen"}))
+    # json shares one object per repeated key; rebuild each name so no two are the same object
+    fresh = lambda name: "".join(list(name))  # noqa: E731
+    again = SystemTruth({fresh(dep): {fresh(t): v for t, v in terms.items()}
+                         for dep, terms in loaded["coefficients"].items()}, truth.Sigma)
+    w = lattice_weights(4, loaded["queen"])
+    assert (w.matrix != lattice_weights(4, "queen").matrix).nnz == 0
+    a = simulate_system(w, truth, seed=3)
+    b = simulate_system(w, again, seed=3)
+    assert a.formulas == b.formulas
+    assert a.data.equals(b.data)
+    own = SystemTruth({fresh("yy"): {fresh("yy"): 0.5, "Intercept": 1.0}}, np.eye(1))
+    with pytest.raises(InputError, match="equation yy: a dependent cannot be its own regressor"):
+        simulate_system(w, own, seed=0)
