@@ -230,20 +230,26 @@ def test_union_symmetrises_knn_and_keeps_its_links():
 
 # ----------------------------------------------------------------- storage
 
-def test_prepared_dataset_stores_the_quadrature(tmp_path, capsys):
-    """prepare_data --spectrum-threshold below n: nodes + weights + the choice round-trip."""
-    import json
-
-    from data_prep.dataset import load_dataset
+def _prepare_data_script():
+    """scripts/prepare_data.py loaded as a module (scripts are not a package)."""
     import importlib.util
     from pathlib import Path
-
-    from data_prep.spectrum import spectrum_from_dataset, spectrum_to_dataset, stored_spectrum
 
     script = Path(__file__).resolve().parents[1] / "scripts" / "prepare_data.py"
     module_spec = importlib.util.spec_from_file_location("prepare_data_script", script)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
+    return module
+
+
+def test_prepared_dataset_stores_the_quadrature(tmp_path, capsys):
+    """prepare_data --spectrum-threshold below n: nodes + weights + the choice round-trip."""
+    import json
+
+    from data_prep.dataset import load_dataset
+    from data_prep.spectrum import spectrum_from_dataset, spectrum_to_dataset, stored_spectrum
+
+    module = _prepare_data_script()
     out = tmp_path / "demo.nc"
     assert module.main(["--demo", "--out", str(out), "--spectrum-threshold", "100"]) == 0
     assert "chebyshev quadrature" in capsys.readouterr().out
@@ -285,13 +291,7 @@ def test_dataset_without_quadrature_for_huge_nonsymmetric_w(monkeypatch):
 
 
 def test_prepare_data_refuses_symmetrise_with_demo(tmp_path, capsys):
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "scripts" / "prepare_data.py"
-    module_spec = importlib.util.spec_from_file_location("prepare_data_script", script)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    module = _prepare_data_script()
     out = tmp_path / "x.nc"
     assert module.main(["--demo", "--out", str(out), "--symmetrise", "union"]) == 2
     assert "error: --symmetrise applies to a --weights file" in capsys.readouterr().err
