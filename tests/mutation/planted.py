@@ -26,8 +26,8 @@ PLANTED = {
         "sw[k] = (ex[0, 0] / (q - n_endog + 1)) / (re[0, 0] / df_den)", "sw[k] = F[k]"),
     "HDI = mean +- 0.01": (
         "models/bayes/postprocess.py",
-        '"hdi_low": float(hdi.sel(at).sel(hdi="lower")),\n                         "hdi_high": float(hdi.sel(at).sel(hdi="higher")),',
-        '"hdi_low": float(mean.sel(at)) - 0.01,\n                         "hdi_high": float(mean.sel(at)) + 0.01,'),
+        '"hdi_low": hdi.sel(hdi="lower").values,\n                         "hdi_high": hdi.sel(hdi="higher").values,',
+        '"hdi_low": mean - 0.01,\n                         "hdi_high": mean + 0.01,'),
     "intercept and slope prior sds swapped": (
         "models/bayes/system.py",
         'np.where(layout.is_intercept(), hp["intercept_sigma"], hp["beta_sigma"])',
