@@ -75,3 +75,35 @@ def test_non_negative_definite_hessian_refused(monkeypatch):
     monkeypatch.setattr(np.linalg, "inv", bad_inv)
     with pytest.raises(InputError, match="not negative definite"):
         tobit(y, X, 0.0, None, ["Intercept", "x1", "x2"], "y")
+
+
+def test_censoring_counts_and_the_uncensored_note():
+    y, X = _censored()
+    names = ["Intercept", "x1", "x2"]
+    two = tobit(y, X, 0.0, 1.5, names, "y")
+    assert (two.n_lower, two.n_upper) == (int((y <= 0).sum()), int((y >= 1.5).sum()))
+    upper_only = tobit(np.minimum(y + 1.0, 2.0), X, None, 2.0, names, "y")
+    assert upper_only.n_lower == 0 and upper_only.n_upper == int((y + 1.0 >= 2.0).sum())
+    sim = simulate_censored_panel((10, 12), n_years=5, seed=4)
+    censored = fit_tobit(factor_data(sim.data, "y ~ x1 + x2", 0.0))
+    assert not any("is censored" in n for n in censored.notes)
+
+
+def test_grouped_frame_has_a_plain_index_and_small_groups_are_named():
+    sim = simulate_censored_panel((10, 12), n_years=5, group_shift=[[0.3, 0], [-0.3, 0]],
+                                  seed=4)
+    data = factor_data(sim.data, "y ~ x1 + x2", 0.0, group="group", effects="year")
+    frame = fit_tobit_groups(data).to_frame()
+    assert list(frame.index) == list(range(len(frame)))
+    # a group exactly as large as the parameter count (3) passes the size check; one fewer fails
+    from models.frequentist.tobit import check_group_sizes
+
+    cities = sim.data["city"].unique()
+    keep = set(cities[:10]) | set(cities[10:13])          # g1: 10 cities, g2: 3 cities
+    ok = factor_data(sim.data[sim.data["city"].isin(keep)], "y ~ x1 + x2", 0.0, group="group")
+    check_group_sizes(ok)
+    keep = set(cities[:10]) | set(cities[10:12])          # g2: 2 cities < 3 parameters
+    small = factor_data(sim.data[sim.data["city"].isin(keep)], "y ~ x1 + x2", 0.0,
+                        group="group")
+    with pytest.raises(InputError, match=r"g2 \(2\) has fewer cities than the 3 parameters"):
+        check_group_sizes(small)
