@@ -62,14 +62,15 @@ def test_too_few_observations_refused():
             fit_tobit(factor_data(frame, "y ~ x1 + x2", 0.0))
 
 
-def test_non_negative_definite_hessian_refused(monkeypatch):
-    """A covariance with a slightly negative variance (e.g. a flat likelihood) is refused."""
+@pytest.mark.parametrize("variance", [-0.5, 0.0])
+def test_non_negative_definite_hessian_refused(monkeypatch, variance):
+    """A covariance with a zero or slightly negative variance (a flat likelihood) is refused."""
     y, X = _censored()
     real_inv = np.linalg.inv
 
     def bad_inv(a):
         out = real_inv(a)
-        out[1, 1] = -0.5
+        out[1, 1] = variance
         return out
 
     monkeypatch.setattr(np.linalg, "inv", bad_inv)
@@ -107,3 +108,33 @@ def test_grouped_frame_has_a_plain_index_and_small_groups_are_named():
                         group="group")
     with pytest.raises(InputError, match=r"g2 \(2\) has fewer cities than the 3 parameters"):
         check_group_sizes(small)
+
+
+def test_singular_information_and_non_convergence_are_reported(monkeypatch):
+    y, X = _censored()
+    names = ["Intercept", "x1", "x2"]
+    with pytest.raises(InputError, match="did not converge"):
+        tobit(y, X, 0.0, None, names, "y", max_iter=1)
+
+    def singular(a):
+        raise np.linalg.LinAlgError("singular")
+
+    monkeypatch.setattr(np.linalg, "inv", singular)
+    with pytest.raises(InputError, match="information matrix is singular"):
+        tobit(y, X, 0.0, None, names, "y")
+
+
+def test_separation_message_names_the_group_and_no_city_warning_without_city_effects():
+    import warnings
+
+    sim = simulate_censored_panel((6, 6), n_years=4, seed=1)
+    d = sim.data.copy()
+    d.loc[d["year"] == 2012, "y"] = 0.0
+    with pytest.raises(InputError, match=r"Tobit of y \(tier = 1\): every observation"):
+        fit_tobit(factor_data(d, "y ~ x1 + x2", 0.0, effects="year"), label="tier = 1")
+    grouped = simulate_censored_panel((10, 12), n_years=5, seed=4)
+    data = factor_data(grouped.data, "y ~ x1 + x2", 0.0, group="group", effects="year")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit_tobit_groups(data)
+    assert not [w for w in caught if "incidental" in str(w.message).lower()]
