@@ -87,6 +87,12 @@ def test_zero_curvature_is_neither_shape(built):
         terms = list(model.layout.terms)
         assert float(values["coef"][0, terms.index("A^2")]) == 0.0
         assert float(values["inverted_u"]) == 0.0 and float(values["u_shape"]) == 0.0
+        # and a slope of exactly 0 at A = 0 (c1 = 0) with either curvature: neither shape
+        point["beta_std"][labels.index("y: A")] = 0.0
+        point["beta_std"][labels.index("y: A^2")] = sign
+        values = dict(zip(NAMES, fn(point)))
+        assert float(values["coef"][0, terms.index("A")]) == 0.0
+        assert float(values["inverted_u"]) == 0.0 and float(values["u_shape"]) == 0.0
 
 
 def _posterior(model, data, c1: np.ndarray, c2: np.ndarray, seed: int = 0) -> az.InferenceData:
@@ -152,6 +158,8 @@ def test_posterior_summary_on_stored_draws(built, shape, c1_mean, c2_mean):
     p = table.set_index("term").loc["p_inverted_u"]
     assert p["mean"] == pytest.approx(float(post["inverted_u"].mean()), abs=1e-15)
     assert np.isnan(p["hdi_low"]) and np.isnan(p["hdi_high"])
+    if np.ptp(post["inverted_u"].values) == 0:          # every draw the same: nothing to diagnose
+        assert np.isnan(p["r_hat"]) and np.isnan(p["ess_bulk"])
     coefs = table[~table["term"].isin(["turning_point", "p_inverted_u"])]
     assert set(coefs["term"]) == set(model.layout.terms)
 
@@ -199,3 +207,16 @@ def test_prior_probability_of_an_inside_turning_point():
     gamma = np.std(c1) / (2 * np.std(c2))
     assert expected == pytest.approx((np.arctan(hi / gamma) - np.arctan(lo / gamma)) / np.pi,
                                      abs=0.01)
+
+
+def test_sign_note_needs_more_than_five_percent(built):
+    data, model, _ = built
+    rng = np.random.default_rng(6)
+    c1 = rng.normal(2.0, 0.3, (2, 300))
+    c2 = -np.abs(rng.normal(0.5, 0.1, (2, 300)))
+    c2.ravel()[:30] *= -1.0                         # exactly 30 of 600 draws (5 %) positive
+    result = quadratic_posterior(_posterior(model, data, c1, c2), model)
+    assert result.notes == []
+    c2.ravel()[30] *= -1.0                          # 31 of 600: more than 5 %
+    result = quadratic_posterior(_posterior(model, data, c1, c2), model)
+    assert len(result.notes) == 1
