@@ -138,3 +138,108 @@ def test_separation_message_names_the_group_and_no_city_warning_without_city_eff
         warnings.simplefilter("always")
         fit_tobit_groups(data)
     assert not [w for w in caught if "incidental" in str(w.message).lower()]
+
+
+def _direct_loglik(fit, y, X, lower, upper):
+    """ℓ at the reported estimates, written with scipy's normal and no shared code."""
+    eta, s = X @ fit.beta, fit.sigma
+    lo = -np.inf if lower is None else lower
+    up = np.inf if upper is None else upper
+    return np.where(y <= lo, stats.norm.logcdf((lo - eta) / s),
+                    np.where(y >= up, stats.norm.logsf((up - eta) / s),
+                             stats.norm.logpdf(y, eta, s))).sum()
+
+
+@pytest.mark.parametrize("lower,upper", [(0.0, None), (None, 1.5), (0.0, 1.5), (None, None)])
+def test_reported_loglik_equals_a_direct_computation(lower, upper):
+    """One-sided, two-sided and uncensored samples: no bound adds a term of its own."""
+    y, X = _censored()
+    y = np.clip(y, lower, upper) if upper is not None else y
+    fit = tobit(y, X, lower, upper)
+    assert fit.loglik == pytest.approx(_direct_loglik(fit, y, X, lower, upper), rel=1e-10)
+
+
+def test_values_beyond_a_bound_count_as_censored_at_it():
+    """Stata's convention (``ll(#)``: y ≤ # is left-censored): latent values passed as they are
+    give the fit of the data clipped to the bounds."""
+    rng = np.random.default_rng(8)
+    X = np.column_stack([np.ones(200), rng.normal(size=200)])
+    latent = X @ np.array([0.3, 1.0]) + rng.normal(size=200)
+    raw = tobit(latent, X, -0.2, 1.2)
+    clipped = tobit(np.clip(latent, -0.2, 1.2), X, -0.2, 1.2)
+    np.testing.assert_allclose(raw.beta, clipped.beta, rtol=1e-7)
+    assert (raw.n_lower, raw.n_upper) == (int((latent <= -0.2).sum()), int((latent >= 1.2).sum()))
+    assert raw.loglik == pytest.approx(clipped.loglik, rel=1e-10)
+
+
+@pytest.mark.parametrize("case", ["none", "one lower", "upper only", "one each side"])
+def test_uncensored_note_only_when_nothing_is_censored(case):
+    """A separate group's sample may reach no bound (the full sample must reach one): the note
+    appears then, and only then — not for one censored row, nor one side only, nor equal
+    counts on both sides."""
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=60)
+    y[:2] = [-5.0, 5.0]                       # rows 0-1: the bounds are reached in the full sample
+    order = np.argsort(y[2:]) + 2             # the rest, lowest first
+    keep = {"none": [], "one lower": [order[0]], "upper only": list(order[-3:]),
+            "one each side": [order[0], order[-1]]}[case]
+    lower = float(y[order[0]]) if case in ("one lower", "one each side") else -3.0
+    upper = float(y[order[-3]]) if case == "upper only" else (
+        float(y[order[-1]]) if case == "one each side" else 3.0)
+    y = np.clip(y, lower, upper)
+    frame = pd.DataFrame({"city": [f"c{i:02d}" for i in range(60)], "year": 2000, "y": y,
+                          "x1": rng.normal(size=60)})
+    data = factor_data(frame, "y ~ x1", lower, upper)
+    fit = fit_tobit(data.subset(np.arange(60) >= 2))
+    assert (fit.n_lower > 0 or fit.n_upper > 0) == bool(keep), (case, fit.n_lower, fit.n_upper)
+    noted = any("no observation of this sample is censored" in n for n in fit.notes)
+    assert noted is (not keep), (case, fit.n_lower, fit.n_upper)
+
+
+def test_default_names_collinearity_and_unbounded_counts():
+    y, X = _censored()
+    fit = tobit(y, X, 0.0)
+    assert list(fit.to_frame()["term"]) == ["x0", "x1", "x2", "sigma"]
+    assert (fit.n_upper, fit.n_lower) == (0, int((y <= 0).sum()))
+    collinear = np.column_stack([X, X[:, 1] + X[:, 2]])
+    with pytest.raises(InputError, match=r"collinear \(the design matrix has rank 3 < 4 "
+                                         r"columns\)"):
+        tobit(y, collinear, 0.0)
+
+
+def test_labels_appear_only_when_given():
+    y, X = _censored()
+    plain = tobit(y, X, 0.0)
+    assert plain.summary().startswith("Tobit ML: y, n = 300")
+    plain.label = "tier = 2"
+    assert plain.summary().startswith("Tobit ML (tier = 2): y, n = 300")
+    frame = pd.DataFrame({"city": list("abcd"), "year": 2000, "y": [0.0, 0.5, 1.0, 0.0],
+                          "x1": [0.1, 0.4, 0.9, -0.3], "x2": [1.0, -1.0, 0.5, 0.2]})
+    data = factor_data(frame, "y ~ x1 + x2", 0.0)
+    with pytest.raises(InputError, match=r"^Tobit of y: 4 parameters"):
+        fit_tobit(data)
+    with pytest.raises(InputError, match=r"^Tobit of y \(east\): 4 parameters"):
+        fit_tobit(data, label="east")
+
+
+def test_five_rows_are_enough_for_four_parameters():
+    """The guard's boundary: n = k + 2 passes (k + 1 = n is refused above)."""
+    frame = pd.DataFrame({"city": list("abcde"), "year": 2000, "y": [0.0, 0.5, 1.0, 0.2, 0.7],
+                          "x1": [0.1, 0.4, 0.9, -0.3, 0.5], "x2": [1.0, -1.0, 0.5, 0.2, 0.0]})
+    try:
+        fit_tobit(factor_data(frame, "y ~ x1 + x2", 0.0))
+    except InputError as err:          # a fit may fail on its own, never on the count
+        assert "parameters for" not in str(err)
+
+
+def test_incidental_parameter_warnings_point_at_the_caller():
+    import warnings
+
+    sim = simulate_censored_panel((10, 12), n_years=8, seed=1)
+    data = factor_data(sim.data, "y ~ x1 + x2", 0.0, group="group", effects="city")
+    for call in (lambda: fit_tobit(data), lambda: fit_tobit_groups(data)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        hits = [w for w in caught if "incidental" in str(w.message)]
+        assert len(hits) == 1 and hits[0].filename == __file__

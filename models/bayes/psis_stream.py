@@ -21,8 +21,8 @@ sort of the kept values and a buffer of new draws each time the buffer fills), s
 (M + 1 + buffer) × n numbers whatever S.
 The body sum is the total minus the raw tail sum (absolute error ≈ 1e-16 of the total, far below
 the elpd's Monte Carlo error). The generalised Pareto fit is vectorised over cities with a full
-tail (the generic case); cities with ties at the cut or a cut at log(tiny) use ArviZ's own fit
-(its private ``_gpdfit`` / ``_gpinv``; the tests compare with ``arviz.loo`` on every path).
+tail (the generic case); cities with ties at the cut or a cut at log(tiny) get the same fit
+alone, on a tail of their own length (the tests compare with ``arviz.loo`` on every path).
 Hand-written because ArviZ's PSIS needs all S × n values in memory at once.
 """
 
@@ -81,8 +81,6 @@ def smooth_tails(x_sorted: np.ndarray, M: int) -> tuple[np.ndarray, np.ndarray, 
     ``x_sorted``: (n, M+1) the M+1 largest x = r − max r of each city, ascending (last = 0).
     Returns (tail mask (n, M+1), smoothed values x̃ (n, M+1; equal to x off the tail or when
     the fit is not finite), k̂ (n,))."""
-    from arviz.stats.stats import _gpdfit, _gpinv
-
     n = x_sorted.shape[0]
     xcut = np.maximum(x_sorted[:, 0], CUTOFF_MIN)
     tail = x_sorted > xcut[:, None]
@@ -102,13 +100,13 @@ def smooth_tails(x_sorted: np.ndarray, M: int) -> tuple[np.ndarray, np.ndarray, 
         smoothed[rows[ok], 1:] = fitted[ok]
         k[rows] = kr
     for i in np.flatnonzero((tail_len != M) & (tail_len > 4)):
-        # ties at the cut or a cut at log(tiny): ArviZ's own per-city fit
+        # ties at the cut or a cut at log(tiny): a tail of its own length, fitted alone
         t = np.flatnonzero(tail[i])
         cut = np.exp(xcut[i])
-        ki, si = _gpdfit(np.exp(x_sorted[i, t]) - cut)
-        k[i] = ki
-        if np.isfinite(ki):
-            fitted = np.log(_gpinv(np.arange(0.5, t.size) / t.size, ki, si) + cut)
+        ki, si = _gpdfit_rows((np.exp(x_sorted[i, t]) - cut)[None, :])
+        k[i] = ki[0]
+        if np.isfinite(ki[0]):
+            fitted = np.log(_gpinv_rows(np.arange(0.5, t.size) / t.size, ki, si)[0] + cut)
             smoothed[i, t] = np.where(fitted > 0, 0.0, fitted)
     return tail, smoothed, k
 
