@@ -78,8 +78,10 @@ TARGETS: dict[str, dict] = {
                         "lines": ["80-88", "108-129", "177-232"],
                         "tests": ["tests/test_strength_quadratic.py",
                                   "tests/test_quadratic_bayes.py"], "timeout": 400},
+    # the fast tests only (no NUTS): survivors are then rechecked with the sampling tests too
     "bayes_censored": {"module": "models/bayes/censored.py",
-                       "tests": ["tests/test_censored_bayes.py"], "timeout": 400},
+                       "tests": ["tests/test_strength_censored.py", "tests/test_censored_bayes.py",
+                                 "-k", "strength or loglik"], "timeout": 300},
 }
 
 
