@@ -73,7 +73,7 @@ def _child(timing_file: str, argv: list[str]) -> int:
     import importlib.util
 
     sys.path.insert(0, str(ROOT))
-    import data_prep.files as files
+    import common.files as files
 
     if os.environ.get("BENCH_QUADRATURE") == "1":
         import data_prep.quadrature as quadrature

@@ -327,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     text = to_markdown(rows, header)
     print(text)
     if set(args.only) == set(CHECKS):
-        from data_prep.files import atomic_write
+        from common.files import atomic_write
 
         atomic_write(args.out, lambda tmp: Path(tmp).write_text(text))
         print(f"wrote {os.path.relpath(args.out)}")

@@ -21,8 +21,8 @@ import pandas as pd
 import xarray as xr
 
 from data_prep import indices
-from data_prep.errors import InputError
-from data_prep.files import atomic_write
+from common.errors import InputError
+from common.files import atomic_write
 from data_prep.readers import (name_list, read_city_attributes, read_covariates,
                                read_employment, read_output)
 

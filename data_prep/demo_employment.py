@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from data_prep import demo_system
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.shaping import InfeasibleTargets, entropy_range, shape_employment
 from data_prep.simulate import simulate_system
 

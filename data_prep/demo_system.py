@@ -44,7 +44,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.simulate import SystemTruth, structural_parts
 
 DEPENDENTS: tuple[str, ...] = ("ER", "PSS", "PSD")

@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from data_prep.errors import InputError
+from common.errors import InputError
 
 
 class NoQuadrature(InputError):

@@ -27,8 +27,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from data_prep.errors import InputError  # noqa: E402
-from data_prep.files import save_figure  # noqa: E402
+from common.errors import InputError  # noqa: E402
+from common.files import save_figure  # noqa: E402
 from data_prep.weights import GEOMETRY_VAR, weights_from_dataset  # noqa: E402
 
 QUADRANTS = {1: "HH", 2: "LH", 3: "LL", 4: "HL"}  # esda's Moran_Local.q codes

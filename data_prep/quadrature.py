@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.extremes import (NoQuadrature, as_csr, extreme_eigenpairs,  # noqa: F401
                                 extreme_eigenvalues, symmetric_form)
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data_prep.errors import InputError
+from common.errors import InputError
 
 BETA_MAX = 40.0
 

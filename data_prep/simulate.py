@@ -22,7 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.weights import SpatialWeights, row_standardise
 
 

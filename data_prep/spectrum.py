@@ -27,7 +27,7 @@ import scipy.sparse as sp
 import xarray as xr
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
-from data_prep.errors import InputError
+from common.errors import InputError
 
 MAX_DENSE_N = 20_000
 

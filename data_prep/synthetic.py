@@ -45,7 +45,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from data_prep import demo_system
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.demo_employment import demo_employment
 from data_prep.weights import weights_from_polygons
 

@@ -30,8 +30,8 @@ import xarray as xr
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from data_prep.errors import InputError
-from data_prep.files import atomic_write
+from common.errors import InputError
+from common.files import atomic_write
 
 ISLAND_POLICIES = ("refuse", "nearest", "keep")
 SYMMETRISE = (None, "union")

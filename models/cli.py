@@ -47,7 +47,7 @@ def write_outputs(outputs, figures=()) -> None:
     """
     import matplotlib.pyplot as plt
 
-    from data_prep.files import figure_writer, write_together
+    from common.files import figure_writer, write_together
 
     try:
         written = write_together([*outputs, *((path, figure_writer(fig, dpi=dpi))
@@ -116,7 +116,7 @@ def run_reporting_errors(run, args) -> int:
     traceback (SIGTERM is treated alike); a closed stdout pipe → the run goes on quietly (its files are still written).
     Nothing has been written when an error or interrupt surfaces here: the scripts check their
     output paths first, compute everything, then write all files together
-    (:func:`data_prep.files.write_together`).
+    (:func:`common.files.write_together`).
     """
     import sys
 
@@ -148,7 +148,7 @@ def _run(run, args) -> int:
     import sys
 
     try:
-        from data_prep.errors import InputError
+        from common.errors import InputError
 
         try:
             return run(args)

@@ -36,7 +36,7 @@ def match_report(frequentist: pd.DataFrame, posterior: pd.DataFrame, frequentist
     both files. The same equations with terms found in one table only (a term added or dropped
     between the fits) return a warning listing them; None when every term matches.
     """
-    from data_prep.errors import InputError
+    from common.errors import InputError
 
     f_eqs = list(dict.fromkeys(frequentist["equation"].astype(str)))
     p_eqs = list(dict.fromkeys(posterior["equation"].astype(str)))

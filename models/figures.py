@@ -38,8 +38,8 @@ import scipy.sparse as sp  # noqa: E402
 import xarray as xr  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from data_prep.errors import InputError  # noqa: E402
-from data_prep.files import save_figure  # noqa: E402
+from common.errors import InputError  # noqa: E402
+from common.files import save_figure  # noqa: E402
 
 INTERCEPT = "Intercept"
 SOURCES = ("posterior", "GS3SLS", "truth")

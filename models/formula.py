@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from formulaic import Formula
 
-from data_prep.errors import InputError
+from common.errors import InputError
 
 LAG = re.compile(r"^W\((.*)\)$", re.S)
 W_CALL = re.compile(r"(?<![\w.])W\(")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.formula import unique
 from models.instruments import LAG_POWER, unit_columns
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from data_prep.errors import InputError
+from common.errors import InputError
 
 
 def cities_text(cities, mask, limit: int = 5) -> str:

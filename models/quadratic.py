@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.formula import LAG, NAME, read_formula
 from models.inputs import numeric_check, read_data
 

@@ -85,7 +85,7 @@ def quadratic_figure(data: QuadraticData, *, fit=None, idata=None,
 
 def save_figure(fig, path) -> Path:
     """Write ``fig`` as PNG through a temporary file, then close it."""
-    from data_prep.files import save_figure as save
+    from common.files import save_figure as save
 
     return save(fig, path, dpi=120)
 

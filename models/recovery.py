@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.simulate import SystemTruth, lattice_weights, simulate_system
 
 METHODS: tuple[str, ...] = ("bayes", "gs3sls")

@@ -14,7 +14,7 @@ import contextlib
 import logging
 from typing import Callable, Iterator
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.recovery import ReplicationResult, StudyDesign, replication_seeds, run_replication
 
 Progress = Callable[[int, int, ReplicationResult], None]

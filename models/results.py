@@ -29,8 +29,8 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from data_prep.errors import InputError
-from data_prep.files import atomic_write
+from common.errors import InputError
+from common.files import atomic_write
 
 COEF_COLUMNS = ("equation", "term", "estimate", "std_error", "statistic", "p_value")
 POSTERIOR_COLUMNS = ("equation", "term", "mean", "sd", "hdi_low", "hdi_high", "r_hat", "ess_bulk")

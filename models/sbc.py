@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.simulate import SystemTruth, structural_parts
 
 RANK_COLUMNS = ("replication", "equation", "term", "truth", "rank", "draws")

@@ -33,7 +33,7 @@ import pandas as pd
 import scipy.sparse as sp
 from formulaic import Formula, model_matrix
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.formula import (NAME, ParsedEquation, classify_terms, plain_error_text,
                             read_formula, spatial_error_set, unique)
 from models.identification import check_identification, identification_note

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.study_config import HISTORICAL_INSTRUMENTS, SEED_CONTROLS  # noqa: F401 (re-export)
 
 DEMO_SEED = 20240601

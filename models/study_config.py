@@ -46,7 +46,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from data_prep.errors import InputError
+from common.errors import InputError
 
 SEED_CONTROLS = ("Gov", "PGDP", "Fdi", "Fix_cap", "RnD", "HumCap", "Rd", "Popden", "Market")
 HISTORICAL_INSTRUMENTS = ("rail_1930s", "popden_1984")

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.report import Report, versions
 from models.study_config import StudyConfig
 
@@ -78,7 +78,7 @@ class Study:
         self.report.figure(f"figures/{Path(path).name}", caption)
 
     def posterior(self, idata, name: str) -> None:
-        from data_prep.files import atomic_write
+        from common.files import atomic_write
         from models.bayes.postprocess import summary_frame
         from models.results import write_csv_atomic
 
@@ -644,7 +644,7 @@ def run_study(cfg: StudyConfig, out: Path, progress: bool = True) -> list[Path]:
     carried over); ``manifest.json`` lists the run's files with their hashes, the config and
     data hashes, the seed and the package versions.
     """
-    from data_prep.files import check_output_paths, file_sha256, staged_folder, write_manifest
+    from common.files import check_output_paths, file_sha256, staged_folder, write_manifest
     from models.results import write_text_atomic
 
     out = Path(out)

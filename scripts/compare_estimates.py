@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # allow running from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from data_prep.errors import InputError  # noqa: E402
+from common.errors import InputError  # noqa: E402
 from models.cli import run_reporting_errors  # noqa: E402
 
 
@@ -57,12 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.files import check_output_paths
+    from common.files import check_output_paths
 
     outputs = [("--out", args.out)] + ([("--markdown", args.markdown)] if args.markdown else [])
     check_output_paths(files=outputs)
 
-    from data_prep.files import write_together
+    from common.files import write_together
     from models.compare import compare_estimates, match_report
     from models.results import coefficient_frame, posterior_frame, to_markdown
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.cli import add_sampler_arguments, run_reporting_errors, write_outputs
 
 
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from data_prep.dataset import panel_table
     from models.factor_data import factor_data
     from models.inputs import read_data
-    from data_prep.files import check_output_paths
+    from common.files import check_output_paths
     from models.results import coefficient_frame, posterior_frame
 
     out = Path(args.out)

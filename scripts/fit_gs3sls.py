@@ -21,7 +21,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.cli import (FORMULA_HELP, add_system_arguments, run_reporting_errors,
                         weights_argument)
 
@@ -54,14 +54,14 @@ def output_paths(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.files import check_output_paths
+    from common.files import check_output_paths
 
     paths = output_paths(args)
     check_output_paths(files=paths)
 
     import numpy as np
 
-    from data_prep.files import write_together
+    from common.files import write_together
     from models.frequentist import estimate
     from models.results import (FREQUENTIST_NOTE, coefficient_frame, paper_table, to_latex,
                                 to_markdown)

@@ -78,7 +78,7 @@ def _stored_spectrum(args, data):
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.files import check_output_paths
+    from common.files import check_output_paths
     from models.quadratic import build_quadratic
 
     out = Path(args.out)

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # allow running from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from data_prep.errors import InputError  # noqa: E402
+from common.errors import InputError  # noqa: E402
 from models.cli import run_reporting_errors  # noqa: E402
 
 
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.files import check_output_paths
+    from common.files import check_output_paths
 
     check_output_paths(folders=[("--out-dir", args.out_dir)])
     if not args.posterior.is_file():

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # allow running from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from data_prep.errors import InputError  # noqa: E402
+from common.errors import InputError  # noqa: E402
 from models.cli import run_reporting_errors  # noqa: E402
 
 ROBUSTNESS = ("ER_GDP", "PSS_output", "PSD_gini")
@@ -122,7 +122,7 @@ def _summary(ds) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.files import check_output_paths
+    from common.files import check_output_paths
 
     if args.out.suffix.lower() != ".nc":
         raise InputError(f"--out {args.out}: the output must be a .nc file")

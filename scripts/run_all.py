@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
                              "study succeeded")
     args = parser.parse_args(argv)
     try:
-        from data_prep.errors import InputError
+        from common.errors import InputError
         from models.study_config import load_config
         from models.study_run import run_study, say
 

@@ -37,7 +37,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.cli import (EXIT_INTERRUPTED, FORMULA_HELP, add_sampler_arguments,
                         add_system_arguments, run_reporting_errors, weights_argument)
 
@@ -122,14 +122,14 @@ def run(args: argparse.Namespace) -> int:
     _validate_counts(args)
     out = Path(args.out)
     summary_file = summary_path(out)
-    from data_prep.files import check_output_paths
+    from common.files import check_output_paths
 
     check_output_paths(files=[("--out", out), ("summary", summary_file)])
 
     import numpy as np
     import pandas as pd
 
-    from data_prep.files import write_together
+    from common.files import write_together
     from models.bayes.postprocess import (add_effects_and_loo, add_posterior_predictive,
                                           summary_frame)
     from models.bayes.sampling import SamplingInterrupted, quiet_arviz, sample
@@ -220,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _write_partial(stop, args, out: Path, summary_file: Path) -> int:
     """--keep-partial after Ctrl-C: the draws made so far, marked partial (no impacts, no LOO)."""
-    from data_prep.files import write_together
+    from common.files import write_together
     from models.bayes.postprocess import summary_frame
     from models.bayes.sampling import quiet_arviz
     from models.results import posterior_frame

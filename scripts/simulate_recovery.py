@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # allow running from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from data_prep.errors import InputError  # noqa: E402
+from common.errors import InputError  # noqa: E402
 from models.cli import run_reporting_errors  # noqa: E402
 
 
@@ -97,7 +97,7 @@ def _progress(done: int, total: int, res) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.files import check_output_paths
+    from common.files import check_output_paths
 
     out = Path(args.out)
     check_output_paths(folders=[("--out", out)])

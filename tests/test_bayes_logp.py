@@ -234,14 +234,14 @@ def test_lanczos_quadrature_error_is_small():
         exact = log_jacobian_numpy(B0, B1 * s, lam)
         approx = log_jacobian_numpy(B0, B1 * s, nodes, weights=weights)
         assert abs(approx - exact) <= 0.02 * abs(exact)
-    from data_prep.errors import InputError
+    from common.errors import InputError
 
     with pytest.raises(InputError, match="symmetric"):
         lanczos_quadrature(_knn_weights(30, 3, seed=1))
 
 
 def test_unknown_prior_refused():
-    from data_prep.errors import InputError
+    from common.errors import InputError
 
     system = _system(2, "none")
     with pytest.raises(InputError, match="prior"):
@@ -261,7 +261,7 @@ def test_priors_override_changes_prior_density():
 
 
 def test_spectrum_of_another_map_is_refused():
-    from data_prep.errors import InputError
+    from common.errors import InputError
     from data_prep.simulate import lattice_weights, simulate_system
     from data_prep.spectrum import eigenvalues
     from models.spec import build_system, parse_system

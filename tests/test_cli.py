@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.synthetic import demo_inputs
 from data_prep.weights import weights_from_file
 from models.cli import add_system_arguments, run_reporting_errors, weights_argument

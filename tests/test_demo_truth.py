@@ -14,7 +14,7 @@ import pytest
 
 from data_prep import demo_system
 from data_prep.dataset import cross_section, demo_dataset, load_dataset, save_dataset
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.simulate import simulate_system
 from data_prep.synthetic import demo_truth, demo_truth_frame
 from data_prep.weights import weights_from_dataset

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.exploratory import moran_scatter, morans_i
 from data_prep.simulate import lattice_weights
 from data_prep.weights import weights_to_dataset

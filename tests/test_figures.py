@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 import xarray as xr
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.simulate import default_truth, lattice_weights, simulate_system
 from data_prep.spectrum import eigenvalues
 from models import figures

@@ -1,4 +1,4 @@
-"""data_prep.files: output paths checked before any work, outputs written together, staging.
+"""common.files: output paths checked before any work, outputs written together, staging.
 
 The tests run as root, for whom permission bits do not stop a write: unwritable folders are made
 root-proof by a parent that is a regular FILE, or by a monkeypatched os.access.
@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from data_prep import files
-from data_prep.errors import InputError
-from data_prep.files import (check_output_paths, deferred_interrupt, staged_folder,
+from common import files
+from common.errors import InputError
+from common.files import (check_output_paths, deferred_interrupt, staged_folder,
                              write_manifest, write_together)
 
 

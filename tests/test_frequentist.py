@@ -14,7 +14,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.optimize import least_squares
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.simulate import SystemTruth, default_truth, lattice_weights, simulate_system
 from models.frequentist import estimate
 from models.frequentist.diagnostics import first_stage

@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 
 from data_prep import indices as ix
-from data_prep.errors import InputError
+from common.errors import InputError
 
 
 def cube(values: dict, industries=("x", "y", "z")) -> xr.DataArray:

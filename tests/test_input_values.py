@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.readers import read_covariates
 from data_prep.simulate import lattice_weights, simulate_system
 from data_prep.weights import weights_from_gal, write_gal

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.simulate import default_truth, lattice_weights, simulate_system
 from models.bayes.loo import LOO_GROUP, loo_result, relative_efficiency
 from models.bayes.model_comparison import compare_models

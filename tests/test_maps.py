@@ -11,7 +11,7 @@ import xarray as xr
 
 from data_prep import maps
 from data_prep.dataset import cross_section, demo_dataset, load_dataset, panel_table, save_dataset
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.weights import (to_libpysal, weights_from_dataset, weights_from_polygons,
                                weights_to_dataset)
 from models.bayes.city_effects import city_effects

@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 from scipy.stats import multivariate_normal
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.simulate import default_truth, lattice_weights, simulate_system
 from models.bayes.model_comparison import COLUMNS, compare_models, comparison_plot, verdict
 from models.bayes.postprocess import add_effects_and_loo, outcome_fingerprint

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.simulate import default_truth, lattice_weights, simulate_system
 from models.bayes.panel import within_loglik, within_matrix
 from models.bayes.panel_system import panel_system

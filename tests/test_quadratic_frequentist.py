@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy import optimize, stats
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.simulate import lattice_weights
 from models.frequentist.quadratic import (fieller_set, fit_quadratic_frequentist, lind_mehlum,
                                           total_effect_multiplier)

@@ -11,7 +11,7 @@ import pytest
 import scipy.linalg as la
 import scipy.sparse as sp
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.quadrature import (_exact_moments, chebyshev_quadrature, extreme_eigenvalues,
                                   gauss_from_chebyshev_moments, lanczos_quadrature, spectrum,
                                   symmetric_form)

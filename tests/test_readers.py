@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import xarray as xr
 
 from data_prep.dataset import build_dataset, cross_section, load_dataset, save_dataset
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.readers import read_city_attributes, read_covariates, read_employment
 
 

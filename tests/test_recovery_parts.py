@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.simulate import SystemTruth, default_truth, simulate_system, structural_parts
 from data_prep.spectrum import eigenvalues
 from models.bayes.jacobian import log_jacobian_numpy

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.indices import winsorize
 from data_prep.regimes import THRESHOLD, add_regimes, regime_split
 from data_prep.simulate import SystemTruth, lattice_weights, simulate_system

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.results import (COEF_COLUMNS, coefficient_frame, paper_table, posterior_table,
                             row_order, stars, to_latex, to_markdown, write_csv_atomic)
 

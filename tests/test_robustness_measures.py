@@ -14,7 +14,7 @@ import xarray as xr
 
 from data_prep import indices as ix
 from data_prep.dataset import build_dataset
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.readers import read_employment, read_output
 
 

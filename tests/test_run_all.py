@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.study import descriptive_table, joint_formulas, plain_formulas, system_formulas
 from models.study_config import load_config
 

@@ -4,7 +4,7 @@ their own message (models.identification, models.instruments, models.inputs)."""
 import numpy as np
 import pytest
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.readers import overflow_limit
 from data_prep.simulate import lattice_weights, simulate_system
 from models.instruments import independent_columns, unit_columns

@@ -80,7 +80,7 @@ def test_fit_read_only_folder_is_refused_in_process(inputs, tmp_path, monkeypatc
     """Root ignores permission bits, so the read-only folder is simulated through os.access."""
     import importlib.util
 
-    from data_prep import files
+    from common import files
 
     spec = importlib.util.spec_from_file_location("fit_script", SCRIPTS / "fit_gs3sls.py")
     module = importlib.util.module_from_spec(spec)

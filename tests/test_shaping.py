@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 from data_prep import indices
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.shaping import (InfeasibleTargets, balance_er, entropy_range, shape_employment,
                                signature_shares)
 

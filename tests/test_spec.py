@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.simulate import lattice_weights, simulate_system
 from models.spec import (build_system, check_identification, identification_note,
                          parse_system)

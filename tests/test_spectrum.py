@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 import xarray as xr
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.simulate import lattice_weights
 from data_prep.spectrum import (eigenvalues, spectrum_from_dataset, spectrum_method,
                                 spectrum_to_dataset)

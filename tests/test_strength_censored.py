@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.simulate_censored import simulate_censored_panel
 from models.bayes import censored as cm
 from models.bayes.censored import (DEFAULT_PRIORS, OBSERVED, censored_factor_model,

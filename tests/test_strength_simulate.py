@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import data_prep.simulate as simulate_module
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.simulate import SystemTruth, default_truth, lattice_weights, simulate_system
 
 _DEFAULT_RNG = np.random.default_rng
@@ -161,7 +161,7 @@ def test_default_truth_is_the_documented_system():
 
 
 def test_formulas_default_seed_and_singular_system():
-    from data_prep.errors import InputError
+    from common.errors import InputError
     from models.spec import parse_system
 
     w = lattice_weights(4)
@@ -197,7 +197,7 @@ def test_exogenous_and_sigma_shapes_are_checked():
     import pandas as pd
     import pytest
 
-    from data_prep.errors import InputError
+    from common.errors import InputError
     from data_prep.simulate import default_truth, lattice_weights, simulate_system
 
     w = lattice_weights(17)                       # 289 cities: more than Python's cached ints

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.results import paper_table, posterior_frame, posterior_table, to_latex
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.exploratory import morans_i
 from data_prep.synthetic import COVARIATE_TARGETS, INDUSTRIES, demo_inputs
 from data_prep.weights import weights_from_polygons, weights_to_dataset

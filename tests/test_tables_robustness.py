@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_prep.errors import InputError
+from common.errors import InputError
 
 CONTROLS = ["Gov", "PGDP", "Fdi"]
 QUICK = dict(draws=60, tune=60, chains=1, seed=5)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import optimize, stats
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.simulate_censored import simulate_censored_panel
 from models.factor_data import factor_data
 from models.frequentist.tobit import (INCIDENTAL_NOTE, fit_tobit, fit_tobit_groups, tobit,

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 import xarray as xr
 from shapely.geometry import box
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.weights import (SpatialWeights, weights_from_coordinates, weights_from_dataset,
                                weights_from_file, weights_from_gal,
                                weights_from_polygons, weights_to_dataset, write_gal, write_gwt)

@@ -55,7 +55,7 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.factor_data import FactorData
 
 DEFAULT_PRIORS = {"intercept_sd": 2.0, "phi_sd": 1.0, "group_sd": 0.5, "city_sd": 1.0,

@@ -37,7 +37,7 @@ import scipy.sparse as sp
 import xarray as xr
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
-from data_prep.errors import InputError
+from common.errors import InputError
 
 EFFECTS = ("direct", "indirect", "total")
 _SYM_TOL = 1e-9

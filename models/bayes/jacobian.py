@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytensor.tensor as pt
 
-from data_prep.errors import InputError
+from common.errors import InputError
 
 
 @dataclass(frozen=True)

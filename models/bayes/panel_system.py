@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.bayes.panel import within_matrix
 from models.inputs import read_data
 from models.instruments import independent_columns

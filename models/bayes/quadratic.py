@@ -47,7 +47,7 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.quadratic import QuadraticData
 
 PRIOR_INVERTED_U = 0.25

@@ -44,7 +44,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from data_prep.spectrum import check_spectrum
 from models.bayes.jacobian import SpectralBasis, log_jacobian, spectral_basis
 

@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.frequentist.diagnostics import (COLUMNS, first_stage, lag_only_identification,
                                             stability_warning, weak_identification_warnings)
 from models.frequentist.gm import DEFAULT_BOUNDS, estimate_rho

@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from data_prep.errors import InputError
+from common.errors import InputError
 
 RANK_TOL = 1e-10  # relative tolerance on singular values of the column-scaled small matrices
 GRAM_TOL = 1e-13  # λ_min/λ_max of the scaled H'H at or below which H is called singular

@@ -35,7 +35,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy import stats
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.quadratic import QuadraticData, slope, turning_point
 
 LEVEL = 0.95

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.factor_data import FactorData
 from models.results import COEF_COLUMNS
 

@@ -30,7 +30,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from data_prep.errors import InputError
+from common.errors import InputError
 
 FREQUENTIST_METHODS = ("GS3SLS", "3SLS")
 BAYES_LABEL = "Bayes"

@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.results import DAGGER, paper_table, posterior_table
 
 NOTE = ("Tobit: ML coefficient, z statistic in parentheses, *** p < 0.01, ** p < 0.05, "

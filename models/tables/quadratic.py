@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from data_prep.errors import InputError
+from common.errors import InputError
 
 NOTE = ("OLS: t statistics in parentheses, *** p < 0.01, ** p < 0.05, * p < 0.10; turning "
         "point over its Fieller 95 % interval; Lind-Mehlum statistic over its one-sided p-value. "

@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.tables.common import SystemFit, fit_system, seed_table
 
 RESILIENCE = "ER"

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from data_prep.errors import InputError
+from common.errors import InputError
 from models.tables.common import SystemFit, fit_system, missing_columns, seed_table
 
 ALTERNATIVES = {"ER": "ER_GDP", "PSS": "PSS_output", "PSD": "PSD_gini"}

@@ -30,7 +30,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
-from data_prep.errors import InputError
+from common.errors import InputError
 
 Writer = Callable[[str], object]
 
