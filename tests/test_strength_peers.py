@@ -5,7 +5,8 @@ tests/test_bayes_recovery.py).
   mean within 1.0 combined sd of the GS3SLS estimate (combined sd = √(posterior var + GS3SLS
   se²)). Both are consistent for the same parameter and use the same data, so their difference is
   below either spread (FIML vs IV: measured largest |difference| / combined sd 0.54 on seed 4,
-  0.52 on seed 3; the slow version allows 2). R-hat ≤ 1.01 and no divergence on this seed.
+  0.52 on seed 3; the slow version allows 2). R-hat ≤ 1.03 (measured 1.005-1.016 over
+  seeds 1-8) and no divergence.
 * G = 1 spatial lag model on a 20 × 20 queen lattice (n = 400): the posterior mode (MAP, weak
   priors) equals spreg's maximum-likelihood ``ML_Lag`` within 0.1 ML standard error per
   coefficient (mode vs MLE differ only by the prior's pull, O(1/n) of a standardised unit).
@@ -55,7 +56,9 @@ def test_posterior_means_agree_with_gs3sls_fast():
 
     rh = az.rhat(idata.posterior[["coef", "Sigma"]])
     rhat = max(float(np.nanmax(rh[v].values)) for v in rh.data_vars)
-    assert rhat <= 1.01, report         # measured 1.006 (seed 4), 1.005 (seed 3)
+    # 2 chains × 400 draws: measured largest R-hat 1.005-1.016 over sampler seeds 1-8 (1.010
+    # on this seed), so 1.01 would test luck; a fit that has not converged is far above 1.03
+    assert rhat <= 1.03, report
     # the report's headline states the same figure
     assert f"largest R-hat {rhat:.3f}" in report[0]
 
