@@ -233,13 +233,16 @@ def test_five_rows_are_enough_for_four_parameters():
 
 
 def test_incidental_parameter_warnings_point_at_the_caller():
+    """``stacklevel``: the warning names the line that called the fit, not the library's."""
+    import inspect
     import warnings
 
     sim = simulate_censored_panel((10, 12), n_years=8, seed=1)
     data = factor_data(sim.data, "y ~ x1 + x2", 0.0, group="group", effects="city")
-    for call in (lambda: fit_tobit(data), lambda: fit_tobit_groups(data)):
+    for fit in (fit_tobit, fit_tobit_groups):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            call()
+            line = inspect.currentframe().f_lineno + 1
+            fit(data)
         hits = [w for w in caught if "incidental" in str(w.message)]
-        assert len(hits) == 1 and hits[0].filename == __file__
+        assert len(hits) == 1 and (hits[0].filename, hits[0].lineno) == (__file__, line)
