@@ -10,7 +10,8 @@ Conventions, as Stata's ``utest`` and R's ``lm``:
 * Fieller (1954) 95 % set {θ : (c1 + 2θc2)² ≤ q²·Var(c1 + 2θc2)}, q the 0.975 quantile. It is
   the solution of a θ² + b θ + c ≤ 0 with a = 4c2² − 4q²V22, b = 4c1c2 − 4q²V12,
   c = c1² − q²V11: a bounded interval only when a > 0 (c2 significant at the 5 % level); when
-  a ≤ 0 it is the whole line or two half-lines, reported in words as "unbounded".
+  a < 0 it is the whole line or two half-lines, and when a = 0 exactly (|t| of c2 equal to q)
+  one half-line, all reported in words as "unbounded".
 * Lind & Mehlum (2010, Oxford Bull. Econ. Stat. 72): the slopes s(x) = c1 + 2c2·x at
   x_l = min A and x_h = max A with t(x) = s(x)/SE(s(x)), Var s(x) = V11 + 4xV12 + 4x²V22. For
   an inverted U (c2 < 0) H1: s(x_l) > 0 > s(x_h), statistic min(t(x_l), −t(x_h)); for a U
@@ -101,14 +102,17 @@ def fieller_set(c1: float, c2: float, V: np.ndarray, q: float, square: str = "A^
         root = np.sqrt(max(disc, 0.0))
         lo, hi = (-b - root) / (2 * a), (-b + root) / (2 * a)
         return FiellerSet(lo, hi, True, f"[{lo:.4g}, {hi:.4g}]")
-    if disc > 0 and a < 0:
+    why = f"because the curvature {square} is not significant at the {1 - LEVEL:.0%} level"
+    if a == 0 and b != 0:
+        # |c2| / se(c2) = q exactly: the inequality is linear, b θ + c ≤ 0, a half-line
+        r = -c / b
+        half = f"(-inf, {r:.4g}]" if b > 0 else f"[{r:.4g}, +inf)"
+        return FiellerSet(np.nan, np.nan, False, f"unbounded: {half}, {why}")
+    if disc > 0:                         # here a < 0 (a = b = 0 gives disc = 0)
         r1, r2 = sorted(((-b - np.sqrt(disc)) / (2 * a), (-b + np.sqrt(disc)) / (2 * a)))
         return FiellerSet(np.nan, np.nan, False,
-                          f"unbounded: (-inf, {r1:.4g}] and [{r2:.4g}, +inf), because the "
-                          f"curvature {square} is not significant at the {1 - LEVEL:.0%} level")
-    return FiellerSet(np.nan, np.nan, False,
-                      f"unbounded: the whole real line, because the curvature {square} is not "
-                      f"significant at the {1 - LEVEL:.0%} level")
+                          f"unbounded: (-inf, {r1:.4g}] and [{r2:.4g}, +inf), {why}")
+    return FiellerSet(np.nan, np.nan, False, f"unbounded: the whole real line, {why}")
 
 
 @dataclass(frozen=True)

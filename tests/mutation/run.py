@@ -69,7 +69,9 @@ TARGETS: dict[str, dict] = {
                                "or complex_spectrum"], "timeout": 600},
     # the model families added with Tables 9 and 10
     "frequentist_quadratic": {"module": "models/frequentist/quadratic.py",
-                              "tests": ["tests/test_quadratic_frequentist.py"], "timeout": 120},
+                              "tests": ["tests/test_strength_quadratic_ols.py",
+                                        "tests/test_quadratic_frequentist.py"],
+                              "timeout": 120},
     "tobit": {"module": "models/frequentist/tobit.py",
               "tests": ["tests/test_tobit.py", "tests/test_strength_tobit.py"], "timeout": 120},
     # the shape quantities users read: the prior values, the deterministics of the model and
