@@ -94,6 +94,17 @@ def test_auto_parametrisation_switches_above_a_ratio_of_two(grouped, monkeypatch
     assert forced.city_parametrisation == "non-centred"
 
 
+def test_choices_given_as_strings_built_at_run_time(grouped):
+    """Settings read from a config or the command line are equal to, not the same object as,
+    the literals in the code."""
+    centred, shared = "".join(["cen", "tred"]), "".join(["sha", "red"])
+    model = censored_factor_model(grouped, city_parametrisation=centred, group_scale=shared)
+    assert model.city_parametrisation == "centred" and model["a_city_std"] in model.free_RVs
+    assert model["group_sd_std"].ndim == 0                  # one shared scale
+    per = censored_factor_model(grouped, group_scale="".join(["per-", "factor"]))
+    assert per["group_sd_std"].ndim == 1
+
+
 def test_auto_without_city_effects_and_bad_choices(plain):
     assert censored_factor_model(plain).city_parametrisation == "non-centred"
     assert censored_factor_model(plain, city_parametrisation="centred").city_parametrisation \
@@ -358,6 +369,9 @@ def test_fit_censored_passes_settings_and_records_the_choices(grouped, monkeypat
         return idata
 
     monkeypatch.setattr(sampling, "sample", fake_sample)
+    cm.fit_censored(grouped)
+    assert seen == {"draws": 1000, "tune": 1000, "chains": 4, "seed": 0, "sampler": "nutpie",
+                    "progress": False, "target_accept": 0.9}         # the documented defaults
     idata = cm.fit_censored(grouped, {"phi_sd": 0.7}, draws=11, tune=12, chains=3, seed=4,
                             sampler="pymc", group_scale="per-factor",
                             city_parametrisation="centred")
