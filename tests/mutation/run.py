@@ -57,9 +57,14 @@ TARGETS: dict[str, dict] = {
                 "tests": ["tests/test_results.py", "tests/test_strength_tables.py",
                           "tests/test_strength_frequentist.py"],
                 "timeout": 120},
+    # the streamed LOO and the lean-file rule are checked by test_lean_outputs (its two script
+    # tests are deselected by -k: they add a sampling run and test the command line)
     "bayes_postprocess": {"module": "models/bayes/postprocess.py",
-                          "tests": BAYES_POST[:1] + ["tests/test_predictive_group.py"]
-                          + BAYES_POST[1:], "timeout": 300},
+                          "tests": BAYES_POST[:1] + ["tests/test_predictive_group.py",
+                                                     "tests/test_lean_outputs.py"]
+                          + BAYES_POST[1:2] + [BAYES_POST[2] + " or streamed or stored_loo "
+                                               "or lean_rule or comparison_same or lean_files"],
+                          "timeout": 300},
     # the prior block: DEFAULT_PRIORS, build_system_model from the settings to the rho prior, and
     # the reported prior sds (line numbers of the current file: update them when it changes)
     "bayes_priors": {"module": "models/bayes/system.py",
