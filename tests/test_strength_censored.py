@@ -429,6 +429,10 @@ def test_posterior_predictive_against_a_direct_replication(grouped):
     np.testing.assert_allclose(rep, want, rtol=1e-12)
     assert (rep == 0.0).any() and (rep == 0.9).any()
     assert posterior_predictive(idata, grouped, max_draws=500).shape == (C * D, grouped.n)
+    many = az.from_dict(posterior={k: np.concatenate([v] * 4, axis=1) for k, v in post.items()},
+                        dims={"phi_std": ["factor"], "phi_group_std": ["group", "factor"],
+                              "a_city_std": ["city"], "tau_free_std": ["yf"]})
+    assert posterior_predictive(many, grouped).shape == (200, grouped.n)   # the default cap
 
 
 def test_posterior_predictive_without_stored_scaling_uses_the_data(plain):

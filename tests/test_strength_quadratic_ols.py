@@ -145,7 +145,8 @@ def test_fieller_whole_line_words():
                               "not significant at the 5% level")
 
 
-@pytest.mark.parametrize("c1,v12", [(1.0, 0.0), (-1.0, 0.0), (0.3, 0.05)])
+@pytest.mark.parametrize("c1,v12", [(1.0, 0.0), (-1.0, 0.0), (0.3, 0.05), (-0.25, 0.0),
+                                     (-0.125, 0.0)])
 def test_fieller_at_the_significance_boundary_is_a_half_line(c1, v12):
     """a = 4c2² − 4q²V22 = 0 exactly (q = 2, V22 = 1/4, c2 = 1): b θ + c ≤ 0."""
     q, c2 = 2.0, 1.0
@@ -160,6 +161,40 @@ def test_fieller_at_the_significance_boundary_is_a_half_line(c1, v12):
     grid = r + np.array([-50.0, -1e-6, 1e-6, 50.0])
     inside = _members(c1, c2, V, q, grid)
     assert list(inside) == ([True, True, False, False] if b > 0 else [False, False, True, True])
+
+
+def test_fieller_whole_line_when_the_two_ends_meet():
+    """a < 0 and disc = 0 exactly (c2 = 0, q = 1, V = [[0.5, 0.25], [0.25, 0.25]]): the two
+    half-lines touch, so the set is the whole line, said so."""
+    fs = fieller_set(0.5, 0.0, np.array([[0.5, 0.25], [0.25, 0.25]]), 1.0)
+    assert "the whole real line" in fs.description
+    grid = np.linspace(-50, 50, 10001)
+    assert _members(0.5, 0.0, np.array([[0.5, 0.25], [0.25, 0.25]]), 1.0, grid).all()
+
+
+def test_fieller_rounding_below_zero_still_gives_the_point():
+    """A degenerate covariance under which Var(c1 + 2θ̂c2) = 0 (a tiny bit below, by rounding):
+    disc is slightly negative, and the set is the single point θ̂, not NaN."""
+    c1, c2, q = 1.0, -0.5, 2.0
+    V = 0.01 * np.array([[4.0, -2.0], [-2.0, 1.0]])
+    V[0, 0] -= 1e-15
+    a, b = 4 * c2 ** 2 - 4 * q ** 2 * V[1, 1], 4 * c1 * c2 - 4 * q ** 2 * V[0, 1]
+    assert b * b - 4 * a * (c1 ** 2 - q ** 2 * V[0, 0]) < 0
+    fs = fieller_set(c1, c2, V, q)
+    assert fs.bounded and fs.low == pytest.approx(1.0, abs=1e-6)
+    assert fs.high == pytest.approx(1.0, abs=1e-6)
+
+
+def test_summary_lists_every_coefficient_with_its_stars():
+    from models.results import stars
+
+    fit = fit_quadratic_frequentist(build_quadratic(_frame(), "y ~ A + x1", "A"))
+    text = fit.summary()
+    for r in fit.coefficients.itertuples():
+        line = (f"  {r.term:<20}{r.estimate:>12.4f}{r.std_error:>12.4f}"
+                f"{r.statistic:>9.3f}{r.p_value:>9.4f} {stars(r.p_value)}")
+        assert line in text.splitlines(), r.term
+    assert f"t({fit.df:g})" in text and "Fieller 95% set: [" in text
 
 
 def test_lind_mehlum_sentences():
