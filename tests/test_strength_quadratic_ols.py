@@ -95,6 +95,13 @@ def test_ols_refuses_collinear_regressors():
     for extra in (X[:, 1] + X[:, 2], X[:, 1] * (1 + 1e-13)):  # exact, and to rounding
         with pytest.raises(InputError, match="collinear"):
             ols(y, np.column_stack([X, extra]))
+    # the check is relative to the largest pivot: scaled up by 1000, a column equal to another
+    # up to 1e-12 relative is still refused
+    big = 1000 * np.column_stack([X, X[:, 1] + 1e-12 * X[:, 2]])
+    with pytest.raises(InputError, match="collinear"):
+        ols(y, big)
+    with pytest.raises(InputError, match="collinear"):
+        ols(y, np.zeros((50, 2)))                           # every pivot is zero
     for n in (3, 2):                                        # as many cities as, or fewer
         with pytest.raises(InputError, match=f"{n} cities for 3 coefficients"):
             ols(y[:n], X[:n])
@@ -146,7 +153,7 @@ def test_fieller_whole_line_words():
 
 
 @pytest.mark.parametrize("c1,v12", [(1.0, 0.0), (-1.0, 0.0), (0.3, 0.05), (-0.25, 0.0),
-                                     (-0.125, 0.0)])
+                                     (-0.125, 0.0), (0.25, 0.0)])
 def test_fieller_at_the_significance_boundary_is_a_half_line(c1, v12):
     """a = 4c2² − 4q²V22 = 0 exactly (q = 2, V22 = 1/4, c2 = 1): b θ + c ≤ 0."""
     q, c2 = 2.0, 1.0
@@ -208,6 +215,10 @@ def test_lind_mehlum_sentences():
     assert "the extremum lies outside the observed range" in outside.describe()
     inside = LindMehlum("U", 0.4, 0.34, 0.0, 1.0, -0.2, 0.3, -0.5, 0.4)
     assert "one-sided p = 0.3400" in inside.describe()
+    # a statistic of exactly 0 (a zero slope at one end) is not a trivial failure: utest's
+    # convention calls only negative statistics that
+    edge = LindMehlum("U", 0.0, 0.5, 0.0, 1.0, 0.0, 0.3, 0.0, 0.4)
+    assert "one-sided p = 0.5000" in edge.describe()
 
 
 def test_total_effect_multiplier_edges(monkeypatch):
@@ -219,3 +230,25 @@ def test_total_effect_multiplier_edges(monkeypatch):
         monkeypatch.setattr(fq, "total_effect_multiplier", lambda rho, W, m=bad: m)
         theta, m = total_effect_turning_point(1.0, -0.25, 0.3, W)
         assert np.isnan(theta) and (m == bad or np.isnan(bad))
+
+
+def test_warnings_section_only_with_notes_and_non_finite_estimates_refused(monkeypatch):
+    clean = fit_quadratic_frequentist(build_quadratic(_frame(), "y ~ A + x1", "A"))
+    assert clean.notes == [] and "Warnings:" not in clean.summary()
+    weak = fit_quadratic_frequentist(build_quadratic(_frame(seed=4, c=(1.0, 0.5, -0.01),
+                                                            noise=3.0), "y ~ A + x1", "A"))
+    assert weak.notes and "Warnings:\n  - the Fieller 95% set" in weak.summary()
+    real = fq.ols
+    for broken in ("b", "cov"):
+        def bad(y, X, what=broken):
+            b, cov, resid = real(y, X)
+            if what == "b":
+                b = np.where(np.arange(b.size) == 3, np.nan, b)
+            else:
+                cov = cov.copy()
+                cov[3, 3] = np.inf
+            return b, cov, resid
+
+        monkeypatch.setattr(fq, "ols", bad)
+        with pytest.raises(InputError, match="not finite; the model is not identified"):
+            fit_quadratic_frequentist(build_quadratic(_frame(), "y ~ A + x1", "A"))
