@@ -80,6 +80,10 @@ def test_city_anova_ratio_is_the_one_way_f_statistic(grouped):
     assert city_anova_ratio(sub) == pytest.approx(stats.f_oneway(*samples).statistic, rel=1e-10)
     same = cm.FactorData(**{**grouped.__dict__, "y": grouped.city.astype(float)})
     assert city_anova_ratio(same) == np.inf                 # no variation within cities
+    flat = cm.FactorData(**{**grouped.__dict__, "y": np.full(grouped.n, 0.5)})
+    assert city_anova_ratio(flat) == np.inf                 # nor anywhere: still "centred"
+    one = grouped.subset(grouped.city == 0)                 # one city: no between-city spread
+    assert len(one.cities) == 1 and city_anova_ratio(one) == 0.0
 
 
 @pytest.mark.parametrize("ratio,expected", [(2.0, "non-centred"), (2.0 + 1e-9, "centred"),
@@ -346,6 +350,8 @@ def test_group_contrasts_against_numpy():
                     [row.mean, row.sd, row.hdi_low, row.hdi_high, row.prob_positive],
                     [d.mean(), d.std(ddof=1), hdi[0], hdi[1], (d > 0).mean()], rtol=1e-12)
     assert 0 < chosen["prob_positive"].iloc[0] < 1
+    itself = group_contrasts(idata, [("b", "b")])          # a difference of exactly 0 is not > 0
+    assert (itself["prob_positive"] == 0).all() and (itself["mean"] == 0).all()
     with pytest.raises(InputError, match=r"contrast a - z: unknown group z \(groups: a, b, c\)"):
         group_contrasts(idata, [("a", "z")])
     with pytest.raises(InputError, match="contrasts need a fit with group slopes"):
