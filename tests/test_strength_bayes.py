@@ -563,3 +563,20 @@ def test_rho_prior_interval_for_a_spectrum_inside_minus_one_one(scale):
         rho = lo + (hi - lo) * special.expit(point["rho_error_interval__"])
         assert _logp(model, "rho_error", point) == pytest.approx(
             float(stats.uniform(lo, hi - lo).logpdf(rho).sum()), rel=1e-8)
+
+
+@pytest.mark.parametrize("bad_draw", [0, 3])
+def test_add_effects_and_loo_reports_non_finite_densities(bad_draw):
+    """One draw whose leave-one-out densities are not finite (an infinite intercept), first or
+    last of the draws: the notes say LOO is unreliable; a clean posterior gives no note."""
+    sim, system, idata = _system_and_posterior("none")
+    assert add_effects_and_loo(idata.copy(), system, np.linalg.eigvals(sim.W.toarray()).real) \
+        == []
+    coef = idata.posterior["coef"].values.copy()
+    chain, draw = divmod(bad_draw, coef.shape[1])
+    terms = [str(t) for t in idata.posterior["term"].values]
+    coef[chain, draw, 0, terms.index("Intercept")] = np.inf     # the mean, not the precision
+    idata.posterior["coef"] = (idata.posterior["coef"].dims, coef)
+    with np.errstate(all="ignore"):
+        notes = add_effects_and_loo(idata, system, np.linalg.eigvals(sim.W.toarray()).real)
+    assert notes == ["some leave-one-city-out densities are not finite; LOO is unreliable"]
