@@ -84,6 +84,12 @@ def test_city_anova_ratio_is_the_one_way_f_statistic(grouped):
     assert city_anova_ratio(flat) == np.inf                 # nor anywhere: still "centred"
     one = grouped.subset(grouped.city == 0)                 # one city: no between-city spread
     assert len(one.cities) == 1 and city_anova_ratio(one) == 0.0
+    # one within-city degree of freedom: city 0 keeps two years, the others one
+    keep = (grouped.year == 0) | ((grouped.city == 0) & (grouped.year == 1))
+    thin = grouped.subset(keep)
+    assert thin.n - len(thin.cities) == 1
+    samples = [thin.y[thin.city == c] for c in range(len(thin.cities))]
+    assert city_anova_ratio(thin) == pytest.approx(stats.f_oneway(*samples).statistic, rel=1e-10)
 
 
 @pytest.mark.parametrize("ratio,expected", [(2.0, "non-centred"), (2.0 + 1e-9, "centred"),
@@ -194,6 +200,7 @@ def test_deterministics_are_the_back_transformed_parameters(grouped, groups):
         np.testing.assert_allclose(phi_group_std, want_g, rtol=1e-12)
         np.testing.assert_allclose(phi_group, want_g * sy / sz, rtol=1e-12)
         np.testing.assert_allclose(tau, np.append(0.0, v["tau_free_std"]), rtol=1e-12)
+        assert tau.shape == (len(grouped.years),)       # the first year is the baseline
         np.testing.assert_allclose(a_city, v["city_sd_std"] * v["city_z"], rtol=1e-12)
     assert "Intercept" not in model.named_vars          # with groups there is no single intercept
 
@@ -301,7 +308,7 @@ def _expected_row(values, chains):
             az.rhat(values) if chains > 1 else np.nan, az.ess(values, method="bulk")]
 
 
-@pytest.mark.parametrize("chains", [3, 1])
+@pytest.mark.parametrize("chains", [3, 2, 1])
 def test_summary_frame_rows_against_arviz(chains):
     idata = _posterior(chains=chains)
     frame = summary_frame(idata)
@@ -330,6 +337,8 @@ def test_summary_frame_without_groups_starts_with_the_intercept():
                                               "ess_bulk"]].to_numpy(float), want, rtol=1e-12)
     tiny = summary_frame(_posterior(chains=1, draws=2, groups=()))
     assert tiny[["hdi_low", "hdi_high"]].isna().all().all()   # no HDI from two draws
+    three = summary_frame(_posterior(chains=1, draws=3, groups=()))
+    assert np.isfinite(three[["hdi_low", "hdi_high"]].to_numpy()).all()   # but from three
 
 
 def test_group_contrasts_against_numpy():
@@ -446,6 +455,8 @@ def test_posterior_predictive_without_stored_scaling_uses_the_data(plain):
     post = {"alpha_std": rng.normal(size=(1, 5)), "phi_std": rng.normal(size=(1, 5, 2)),
             "sigma_std": rng.uniform(0.3, 1.0, size=(1, 5))}
     idata = az.from_dict(posterior=post, dims={"phi_std": ["factor"]})
+    np.testing.assert_array_equal(posterior_predictive(idata, plain),
+                                  posterior_predictive(idata, plain, seed=0))  # documented seed
     rep = posterior_predictive(idata, plain, seed=1)
     sc = scaling(plain)
     draws = {k: v[0] for k, v in post.items()}
