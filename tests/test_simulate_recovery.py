@@ -41,8 +41,11 @@ SMALL = ["--replications", "20", "--n", "100", "--draws", "150", "--tune", "150"
 
 
 def _start(*args: str) -> subprocess.Popen:
+    # a shell's background job (or a CI runner) may hand SIGINT down ignored; a user's terminal
+    # does not, so restore the default disposition in the child
     return subprocess.Popen([sys.executable, str(SCRIPT), *args], cwd=ROOT, env=ENV, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _script():
