@@ -83,7 +83,9 @@ def test_weak_prior_posterior_close_to_mle():
         else:
             assert abs(gap) < 0.35, (term, gap)
         assert post.loc[term, "sd"] == pytest.approx(mle.loc[term, "std_error"], rel=0.15)
-    assert post["r_hat"].max() < 1.02
+    # measured largest R-hat 1.001-1.013 over sampler seeds 1-6 (1.005 on seed 1): 1.03 leaves
+    # room for chance, and a fit that has not converged is far above it
+    assert post["r_hat"].max() < 1.03
 
 
 @pytest.fixture(scope="module")
