@@ -89,7 +89,7 @@ def test_sar_posterior_recovers_rho_curvature_and_turning_point(sar):
     tp = idata.posterior["turning_point"].values
     assert abs(np.median(tp) - 2.0) < 3 * tp.std()
     assert post.probabilities["inverted_u"] > 0.99 and post.probabilities["inside_range"] > 0.99
-    assert post.summary["r_hat"].max() < 1.02
+    assert post.summary["r_hat"].max() < 1.02   # measured 1.002-1.009 over sampler seeds 1-6
     # total effect (c1 + 2c2·a)/(1 − ρ): same turning point in every draw
     rho = coef.sel(term="W(y)").values
     assert (rho < 1).all()
