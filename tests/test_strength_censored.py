@@ -84,6 +84,9 @@ def test_city_anova_ratio_is_the_one_way_f_statistic(grouped):
     assert city_anova_ratio(flat) == np.inf                 # nor anywhere: still "centred"
     one = grouped.subset(grouped.city == 0)                 # one city: no between-city spread
     assert len(one.cities) == 1 and city_anova_ratio(one) == 0.0
+    two = grouped.subset(grouped.city < 2)                 # one between-city degree of freedom
+    samples = [two.y[two.city == c] for c in range(2)]
+    assert city_anova_ratio(two) == pytest.approx(stats.f_oneway(*samples).statistic, rel=1e-10)
     # one within-city degree of freedom: city 0 keeps two years, the others one
     keep = (grouped.year == 0) | ((grouped.city == 0) & (grouped.year == 1))
     thin = grouped.subset(keep)
@@ -111,8 +114,16 @@ def test_choices_given_as_strings_built_at_run_time(grouped):
     model = censored_factor_model(grouped, city_parametrisation=centred, group_scale=shared)
     assert model.city_parametrisation == "centred" and model["a_city_std"] in model.free_RVs
     assert model["group_sd_std"].ndim == 0                  # one shared scale
-    per = censored_factor_model(grouped, group_scale="".join(["per-", "factor"]))
-    assert per["group_sd_std"].ndim == 1
+    per = censored_factor_model(grouped, group_scale="".join(["per-", "factor"]),
+                                group_parametrisation=centred)
+    assert per["group_sd_std"].ndim == 1 and per["phi_group_std"] in per.free_RVs
+
+
+def test_auto_given_at_run_time_still_decides_by_the_ratio(grouped, monkeypatch):
+    monkeypatch.setattr(cm, "city_anova_ratio", lambda data: 5.0)
+    auto = "".join(["au", "to"])
+    assert censored_factor_model(grouped, city_parametrisation=auto).city_parametrisation \
+        == "centred"
 
 
 def test_auto_without_city_effects_and_bad_choices(plain):
@@ -337,6 +348,9 @@ def test_summary_frame_without_groups_starts_with_the_intercept():
                                               "ess_bulk"]].to_numpy(float), want, rtol=1e-12)
     tiny = summary_frame(_posterior(chains=1, draws=2, groups=()))
     assert tiny[["hdi_low", "hdi_high"]].isna().all().all()   # no HDI from two draws
+    with pytest.warns(RuntimeWarning):                      # the sd of one draw is undefined
+        one = summary_frame(_posterior(chains=1, draws=1, groups=()))
+    assert one[["hdi_low", "hdi_high"]].isna().all().all()    # nor from one
     three = summary_frame(_posterior(chains=1, draws=3, groups=()))
     assert np.isfinite(three[["hdi_low", "hdi_high"]].to_numpy()).all()   # but from three
 
