@@ -87,10 +87,13 @@ def test_city_anova_ratio_is_the_one_way_f_statistic(grouped):
     two = grouped.subset(grouped.city < 2)                 # one between-city degree of freedom
     samples = [two.y[two.city == c] for c in range(2)]
     assert city_anova_ratio(two) == pytest.approx(stats.f_oneway(*samples).statistic, rel=1e-10)
-    # one within-city degree of freedom: city 0 keeps two years, the others one
-    keep = (grouped.year == 0) | ((grouped.city == 0) & (grouped.year == 1))
+    # one within-city degree of freedom: one city whose first two years differ keeps both,
+    # the others their first year only
+    first, second = (grouped.y[grouped.year == t] for t in (0, 1))   # one row per city, in order
+    c = int(np.flatnonzero(first != second)[0])
+    keep = (grouped.year == 0) | ((grouped.city == c) & (grouped.year == 1))
     thin = grouped.subset(keep)
-    assert thin.n - len(thin.cities) == 1
+    assert thin.n - len(thin.cities) == 1 and 0 < city_anova_ratio(thin) < np.inf
     samples = [thin.y[thin.city == c] for c in range(len(thin.cities))]
     assert city_anova_ratio(thin) == pytest.approx(stats.f_oneway(*samples).statistic, rel=1e-10)
 
