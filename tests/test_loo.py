@@ -80,6 +80,18 @@ def test_three_equations_with_spatial_errors_and_broadcast_xb():
     np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-8)
 
 
+def test_draws_that_differ_only_in_xb():
+    """One B0, B1, Sigma, rho for all draws and S draws of X̃b: every draw is scored (the draw
+    count comes from X̃b too), each equal to the dense reference."""
+    S = 3
+    W, Y, xb, B0, B1, Sigma, rng = setup(S, seed=5, n=10, G=2)
+    rho = rng.uniform(-0.3, 0.4, (1, 2))
+    got = pointwise_loglik(Y, xb, sp.csr_matrix(W), B0[:1], B1[:1], Sigma[:1], rho)
+    rep = lambda a: np.repeat(a[:1], S, axis=0)  # noqa: E731
+    ref = dense_reference(W, Y, xb, rep(B0), rep(B1), rep(Sigma), rep(rho))
+    np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-8)
+
+
 def test_non_spatial_system_without_weights():
     # With B1 = 0 and no spatial errors, cities are independent: the LOO density is the joint one.
     S = 2

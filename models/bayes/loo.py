@@ -92,31 +92,35 @@ def pointwise_loglik(Y: np.ndarray, xb: np.ndarray, W: sp.spmatrix | None,
         raise ValueError(f"Y must be (n, G), got shape {Y.shape}")
     n, G = Y.shape
     xb, B0, B1, Sigma, rho_arr, S = system_draws(xb, B0, B1, Sigma, rho, n, G)
-
-    def pick(a, idx):
-        return a[idx] if a.shape[0] == S else np.broadcast_to(a, (idx.size,) + a.shape[1:])
-
     out = np.empty((S, n))
-    for idx, block in iter_loglik(Y, W, B0, B1, Sigma, rho_arr, lambda idx: pick(xb, idx)):
+    for idx, block in iter_loglik(Y, W, B0, B1, Sigma, rho_arr, lambda idx: _take(xb, idx, S),
+                                  n_draws=S):
         out[idx] = block
     return out
 
 
+def _take(a: np.ndarray, idx: np.ndarray, S: int) -> np.ndarray:
+    """Draws ``idx`` of an array whose leading axis has length S or 1 (one value for all)."""
+    return a[idx] if a.shape[0] == S else np.broadcast_to(a, (idx.size,) + a.shape[1:])
+
+
 def iter_loglik(Y: np.ndarray, W: sp.spmatrix | None, B0: np.ndarray, B1: np.ndarray,
-                Sigma: np.ndarray, rho: np.ndarray | None, xb_of, *,
+                Sigma: np.ndarray, rho: np.ndarray | None, xb_of, *, n_draws: int = 1,
                 chunk_entries: int = _CHUNK_ENTRIES):
     """The conditional log densities of :func:`pointwise_loglik`, yielded over chunks of draws.
 
     ``xb_of(idx)`` returns the (len(idx), n, G) exogenous part X̃b of the draws ``idx``, so no
     (S, n, G) array needs to exist (it is computed chunk by chunk from the coefficients).
     B0, B1, Sigma have a leading axis of length 1 or S (rho (·, G) or None), as in
-    :func:`pointwise_loglik`; the number of draws S is the longest leading axis. Yields
+    :func:`pointwise_loglik`; the number of draws S is the longest leading axis, or ``n_draws``
+    when that is longer (draws that differ only in X̃b). Yields
     ``(idx, block)`` with ``block`` the (len(idx), n) densities of draws ``idx``, in order;
     memory per chunk is about ``chunk_entries`` numbers plus O(nnz(W²)) set up once.
     """
     Y = np.asarray(Y, dtype=float)
     n, G = Y.shape
     _, B0, B1, Sigma, rho_arr, S = system_draws(np.zeros((1, n, G)), B0, B1, Sigma, rho, n, G)
+    S = max(S, int(n_draws))
     spatial_error = bool(np.any(rho_arr != 0))
     if W is None:
         if np.any(B1 != 0) or spatial_error:
@@ -134,8 +138,7 @@ def iter_loglik(Y: np.ndarray, W: sp.spmatrix | None, B0: np.ndarray, B1: np.nda
     eye = np.eye(G)
     for start in range(0, S, step):
         idx = np.arange(start, min(start + step, S))
-        pick = lambda a: a[idx] if a.shape[0] == S else np.broadcast_to(a, (idx.size,) + a.shape[1:])
-        b0, b1, sig, r = pick(B0), pick(B1), pick(Sigma), pick(rho_arr)
+        b0, b1, sig, r = (_take(a, idx, S) for a in (B0, B1, Sigma, rho_arr))
         x = np.asarray(xb_of(idx), dtype=float)
         Rd = r[:, :, None] * eye  # diag(ρ)
         C = [eye - b0, -b1 - Rd @ (eye - b0), Rd @ b1][: order + 1]
