@@ -150,7 +150,7 @@ def _fit_bayes(system, design: StudyDesign, seed: int, level: float):
 
     model = build_system_model(system, design.eigenvalues, dict(design.priors) or None,
                                standardise=not design.sbc)
-    before = len(sampling._BY_STRUCTURE)
+    before = sampling.compiled_structures()
     with contextlib.redirect_stdout(io.StringIO()):   # the report is kept in the notes instead
         idata = sampling.sample(model, draws=design.draws, tune=design.tune,
                                 chains=design.chains, seed=seed, progress=False,
@@ -159,7 +159,7 @@ def _fit_bayes(system, design: StudyDesign, seed: int, level: float):
     flat = coef.stack(sample=("chain", "draw")).transpose("equation", "term", "sample")
     report = json.loads(idata.attrs["convergence_report"])
     ess = _min_ess(idata)
-    notes = {"compiled": len(sampling._BY_STRUCTURE) > before,
+    notes = {"compiled": sampling.compiled_structures() > before,
              "converged": report[0].startswith("Convergence checks passed"),
              "convergence": report[0],
              "divergences": int(idata.sample_stats["diverging"].sum()),

@@ -28,10 +28,10 @@ def test_same_structure_reuses_the_compilation_and_draws_identically():
     first, second = simulate_system(w, seed=1), simulate_system(w, seed=2)
     sampling._BY_STRUCTURE.clear()
     sampling.sample(_model(first, lam), draws=30, tune=30, chains=1, seed=4, progress=False)
-    assert len(sampling._BY_STRUCTURE) == 1
+    assert sampling.compiled_structures() == 1
     other = _model(second, lam, rename={"z1": "zeta"})   # other data, other labels
     reused = sampling.sample(other, draws=30, tune=30, chains=2, seed=5, progress=False)
-    assert len(sampling._BY_STRUCTURE) == 1
+    assert sampling.compiled_structures() == 1
     assert "zeta" in reused.posterior["coef"]["term"].values
     sampling._BY_STRUCTURE.clear()
     fresh = sampling.sample(_model(second, lam, rename={"z1": "zeta"}), draws=30, tune=30,

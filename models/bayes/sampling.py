@@ -161,6 +161,12 @@ def _compiled(model: pm.Model, jitter: set, nutpie):
     return compiled
 
 
+def compiled_structures() -> int:
+    """How many model structures this process has compiled and keeps for reuse (each further
+    model of a known structure costs a data swap, not a compile)."""
+    return len(_BY_STRUCTURE)
+
+
 @contextlib.contextmanager
 def quiet_arviz():
     """Silence ArviZ's 'Array contains NaN-value' log lines: absent terms are NaN by design."""
