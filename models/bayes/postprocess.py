@@ -59,9 +59,6 @@ def exogenous_part(system, coef: np.ndarray, terms: list[str]) -> np.ndarray:
 # most this many values (32 MB of float64: the seed's 241 cities at 4 × 1,000 draws need 1e6);
 # larger fits store only the per-city PSIS-LOO result (group ``loo``), unless asked.
 POINTWISE_LIMIT = 4_000_000
-# Draws × cities of log densities buffered (at most 4 tails' worth) before they are merged into
-# the streamed PSIS state.
-_LOO_BUFFER_ENTRIES = 20_000_000
 
 
 def keeps_pointwise(samples: int, n: int, keep_pointwise: bool | None = None) -> bool:
@@ -108,7 +105,7 @@ def _add_effects_and_loo(idata, system, eigs: np.ndarray,
     from models.bayes.effects import coefficient_matrices, impacts
     from models.bayes.loo import (LOO_GROUP, iter_loglik, log_likelihood_dataset, loo_dataset,
                                   relative_efficiency)
-    from models.bayes.psis_stream import StreamedLoo, tail_length
+    from models.bayes.psis_stream import StreamedLoo
 
     notes = []
     post = idata.posterior
@@ -140,9 +137,7 @@ def _add_effects_and_loo(idata, system, eigs: np.ndarray,
     cities = [str(c) for c in system.cities]
     keep = keeps_pointwise(S, n, keep_pointwise)
     full = np.empty((S, n)) if keep else None
-    reff = relative_efficiency(post)
-    keep_values = tail_length(S, reff) + 1
-    acc = StreamedLoo(n, S, reff, buffer=min(4 * keep_values, _LOO_BUFFER_ENTRIES // n))
+    acc = StreamedLoo(n, S, relative_efficiency(post))
     finite = True
     for idx, block in iter_loglik(system.Y, W, B0, B1, Sigma, rho,
                                   lambda idx: exogenous_part(system, coef[idx], terms)):

@@ -36,6 +36,8 @@ _EPS = float(np.finfo(float).eps)
 _FIT_ENTRIES = 1_000_000
 # Entries of one block of cities in the merge and the smoothing (≈ 8 MB of float64).
 _BLOCK_ENTRIES = 1_000_000
+# Cap on the draws × cities of log densities buffered before a merge (default buffer).
+_BUFFER_ENTRIES = 20_000_000
 
 
 def tail_length(n_samples: int, reff: float) -> int:
@@ -75,6 +77,17 @@ def _gpinv_rows(probs: np.ndarray, kappa: np.ndarray, sigma: np.ndarray) -> np.n
     return q
 
 
+def _fit_tails(x_tail: np.ndarray, xcut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """k̂ and the smoothed values of tails of one length: ``x_tail`` (rows, m) ascending above
+    their cuts ``xcut`` (rows,). The fitted quantiles are truncated at 0, as ArviZ truncates at
+    the largest raw weight; rows whose fit is not finite get NaN values (the caller keeps x)."""
+    cut = np.exp(xcut)[:, None]
+    k, sigma = _gpdfit_rows(np.exp(x_tail) - cut)
+    m = x_tail.shape[1]
+    fitted = np.log(_gpinv_rows(np.arange(0.5, m) / m, k, sigma) + cut)
+    return k, np.where(fitted > 0, 0.0, fitted)
+
+
 def smooth_tails(x_sorted: np.ndarray, M: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pareto-smooth the tails of the kept log ratios.
 
@@ -88,26 +101,19 @@ def smooth_tails(x_sorted: np.ndarray, M: int) -> tuple[np.ndarray, np.ndarray, 
     smoothed = x_sorted.copy()
     k = np.full(n, np.inf)
     regular = np.flatnonzero(tail_len == M) if M > 4 else np.array([], dtype=int)
-    probs = np.arange(0.5, M) / M
     step = max(1, _FIT_ENTRIES // max(1, (30 + int(M ** 0.5)) * M))
     for start in range(0, regular.size, step):
         rows = regular[start:start + step]
-        cut = np.exp(xcut[rows])
-        kr, sr = _gpdfit_rows(np.exp(x_sorted[rows, 1:]) - cut[:, None])
-        fitted = np.log(_gpinv_rows(probs, kr, sr) + cut[:, None])
-        ok = np.isfinite(kr)
-        fitted = np.where(fitted > 0, 0.0, fitted)  # ArviZ truncates at the largest raw weight
+        k[rows], fitted = _fit_tails(x_sorted[rows, 1:], xcut[rows])
+        ok = np.isfinite(k[rows])
         smoothed[rows[ok], 1:] = fitted[ok]
-        k[rows] = kr
     for i in np.flatnonzero((tail_len != M) & (tail_len > 4)):
         # ties at the cut or a cut at log(tiny): a tail of its own length, fitted alone
         t = np.flatnonzero(tail[i])
-        cut = np.exp(xcut[i])
-        ki, si = _gpdfit_rows((np.exp(x_sorted[i, t]) - cut)[None, :])
+        ki, fitted = _fit_tails(x_sorted[i, t][None, :], xcut[i:i + 1])
         k[i] = ki[0]
         if np.isfinite(ki[0]):
-            fitted = np.log(_gpinv_rows(np.arange(0.5, t.size) / t.size, ki, si)[0] + cut)
-            smoothed[i, t] = np.where(fitted > 0, 0.0, fitted)
+            smoothed[i, t] = fitted[0]
     return tail, smoothed, k
 
 
@@ -119,7 +125,8 @@ class StreamedLoo:
     full (S, n) array up to rounding (see the module docstring).
 
     Memory: one (n, keep + buffer) array, allocated once and reused (keep = M + 1 kept log
-    ratios per city, buffer ≥ keep pending draws), so merging costs O(n·S) in all; the merge
+    ratios per city, buffer ≥ keep pending draws; by default 4 · keep, capped so the buffer
+    holds at most 2·10⁷ numbers), so merging costs O(n·S) in all; the merge
     and the final smoothing run over blocks of cities so that no other large temporary is made
     (fresh large arrays cost page faults that dominated the run time on the benchmark machine).
     """
@@ -128,7 +135,10 @@ class StreamedLoo:
         self.n, self.S, self.reff = int(n), int(n_samples), float(reff)
         self.M = tail_length(self.S, self.reff)
         self.keep = min(self.M + 1, self.S)
-        self.buffer = max(self.keep, int(buffer or 0), 1)
+        if buffer is None:
+            # four tails' worth of pending draws, at most _BUFFER_ENTRIES numbers in all
+            buffer = min(4 * self.keep, _BUFFER_ENTRIES // max(1, self.n))
+        self.buffer = max(self.keep, int(buffer), 1)
         self._buf = np.full((self.n, self.keep + self.buffer), -np.inf)
         self._fill = 0
         self.r_max = np.full(self.n, -np.inf)
