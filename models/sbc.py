@@ -108,6 +108,12 @@ def rank_bins(L: int, replications: int, max_bins: int = 20) -> int:
     return max(divisors) if divisors else 2 if (L + 1) % 2 == 0 else L + 1
 
 
+def binned_ranks(ranks: np.ndarray, L: int, max_bins: int = 20) -> np.ndarray:
+    """Counts of ranks 0..L in :func:`rank_bins` equal groups of rank values."""
+    B = rank_bins(L, len(ranks), max_bins)
+    return np.bincount(np.asarray(ranks) * B // (L + 1), minlength=B)
+
+
 def rank_uniformity(ranks: pd.DataFrame, max_bins: int = 20) -> pd.DataFrame:
     """Per coefficient: the chi-square statistic of its binned ranks against the uniform, its
     degrees of freedom, p-value, and the Bonferroni-adjusted p-value (× number of coefficients)."""
@@ -115,8 +121,8 @@ def rank_uniformity(ranks: pd.DataFrame, max_bins: int = 20) -> pd.DataFrame:
     out = []
     groups = list(ranks.groupby(["equation", "term"], sort=False))
     for (eq, term), g in groups:
-        B = rank_bins(L, len(g), max_bins)
-        counts = np.bincount(g["rank"].to_numpy() * B // (L + 1), minlength=B)
+        counts = binned_ranks(g["rank"].to_numpy(), L, max_bins)
+        B = counts.size
         chi2, p = stats.chisquare(counts)
         out.append({"equation": eq, "term": term, "replications": len(g), "bins": B,
                     "chi2": float(chi2), "df": B - 1, "p_value": float(p),
@@ -154,8 +160,8 @@ def rank_histogram_figure(ranks: pd.DataFrame, max_bins: int = 20):
     rows = -(-len(groups) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
     for ax, ((eq, term), g) in zip(axes.ravel(), groups):
-        B = rank_bins(L, len(g), max_bins)
-        counts = np.bincount(g["rank"].to_numpy() * B // (L + 1), minlength=B)
+        counts = binned_ranks(g["rank"].to_numpy(), L, max_bins)
+        B = counts.size
         lo, hi = stats.binom.ppf([0.005, 0.995], len(g), 1.0 / B)
         ax.axhspan(lo, hi, color="0.85", zorder=0)
         ax.axhline(len(g) / B, color="0.5", lw=0.8)

@@ -33,7 +33,6 @@ from common.errors import InputError  # noqa: E402
 from models.cli import run_reporting_errors  # noqa: E402
 
 
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Recovery study or simulation-based calibration of the Bayesian system and "
