@@ -91,21 +91,54 @@ def _national_shares(E: np.ndarray) -> np.ndarray:
         return national / grand
 
 
+ER_BENCHMARKS = ("industry_mix", "national")
+
+
+def _counterfactual_change(E: np.ndarray, benchmark: str) -> np.ndarray:
+    """ΔE^C_r,t+1 as a (city, year − 1) array for the benchmark (see :func:`sensitivity_index`)."""
+    n, T, _ = E.shape
+    if benchmark == "national":
+        grand = E.sum(axis=(0, 2))  # E_··t
+        with np.errstate(invalid="ignore", divide="ignore"):
+            growth = np.where(grand[:-1] > 0, grand[1:] / grand[:-1] - 1.0, np.nan)
+        return E[:, :-1, :].sum(axis=2) * growth[None, :]
+    national = E.sum(axis=0)  # (year, industry)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        growth = np.where(national[:-1] > 0, national[1:] / national[:-1] - 1.0, 0.0)
+    # an industry born from zero national employment has infinite growth but E_rit = 0: drop it
+    growth = np.where(np.isfinite(growth), growth, 0.0)
+    # one matrix-vector product per year (einsum's generic loop is ~100x slower here)
+    counterfactual = np.empty((n, T - 1))
+    for t in range(T - 1):
+        counterfactual[:, t] = E[:, t, :] @ growth[t]
+    return counterfactual
+
+
 def sensitivity_index(employment: xr.DataArray, threshold: float = ER_THRESHOLD,
                       winsorize: float | tuple[float, float] | None = None,
-                      keep_flagged: bool = False) -> xr.Dataset:
+                      keep_flagged: bool = False,
+                      benchmark: str = "industry_mix") -> xr.Dataset:
     """Martin sensitivity (resilience) index ER with a near-zero-denominator flag.
 
     Martin, Sunley, Gardiner & Tyler (2016), "How regions react to recessions: resilience and
     the role of economic structure", Regional Studies 50(4):
 
-        g_i,t+1      = (E_·i,t+1 − E_·it) / E_·it                (national industry growth)
-        ΔE^C_r,t+1   = Σ_i g_i,t+1 · E_rit                       (counterfactual change)
         ΔE^A_r,t+1   = E_r,t+1 − E_rt                            (actual change)
         ER_rt        = (ΔE^A_r,t+1 − ΔE^C_r,t+1) / |ΔE^C_r,t+1|
 
+    with the counterfactual change ΔE^C by ``benchmark``:
+
+    * "industry_mix" (default, METHOD.md §1): each industry grows at its national rate,
+          g_i,t+1 = (E_·i,t+1 − E_·it) / E_·it,   ΔE^C_r,t+1 = Σ_i g_i,t+1 · E_rit.
+      This nets out the shift-share structural (industry-mix) part of the city's change, the
+      channel through which specialisation and diversity act.
+    * "national": the whole city grows at the aggregate national rate,
+          g_·,t+1 = (E_··,t+1 − E_··t) / E_··t,   ΔE^C_r,t+1 = g_·,t+1 · E_rt,
+      which keeps the structural part in ER (Martin et al.'s aggregate form).
+
     ER is labelled with year t and is NaN in the last year. An industry with E_·it = 0 has
-    E_rit = 0 in every city, so it contributes 0 to ΔE^C (its g is taken as 0).
+    E_rit = 0 in every city, so it contributes 0 to the industry-mix ΔE^C (its g is taken as 0);
+    a year with no national employment has no national rate (ER NaN).
 
     ``ER_flag`` marks cells with |ΔE^C_r,t+1| <= ``threshold`` · E_rt (near-zero counterfactual
     change relative to the city's size; default 0.001, and always when E_rt = 0). Flagged cells
@@ -113,27 +146,24 @@ def sensitivity_index(employment: xr.DataArray, threshold: float = ER_THRESHOLD,
     warning gives their count and a few city-years. ``winsorize`` (p, or (lower, upper)
     quantiles) clips the defined cells afterwards, as the seed does at 1 %.
 
-    Returns a Dataset with ``ER(city, year)`` and ``ER_flag(city, year)`` (bool).
+    Returns a Dataset with ``ER(city, year)`` and ``ER_flag(city, year)`` (bool); ``ER.attrs``
+    record the benchmark.
     """
+    if benchmark not in ER_BENCHMARKS:
+        raise InputError(f"the ER benchmark must be one of {', '.join(ER_BENCHMARKS)}, "
+                         f"not {benchmark!r}")
     if not threshold >= 0:
         raise InputError(f"the ER threshold must be a non-negative number, not {threshold}")
     E, da = _cube(employment)
     n, T, _ = E.shape
     if T < 2:
         raise InputError("the sensitivity index needs at least two years of employment")
-    national = E.sum(axis=0)  # (year, industry)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        growth = np.where(national[:-1] > 0, national[1:] / national[:-1] - 1.0, 0.0)
-    # an industry born from zero national employment has infinite growth but E_rit = 0: drop it
-    growth = np.where(np.isfinite(growth), growth, 0.0)
+    counterfactual = _counterfactual_change(E, benchmark)
     total = E.sum(axis=2)  # (city, year)
-    # one matrix-vector product per year (einsum's generic loop is ~100x slower here)
-    counterfactual = np.empty((n, T - 1))
-    for t in range(T - 1):
-        counterfactual[:, t] = E[:, t, :] @ growth[t]
     actual = total[:, 1:] - total[:, :-1]
     flag = np.zeros((n, T), dtype=bool)
-    near_zero = np.abs(counterfactual) <= threshold * total[:, :-1]
+    with np.errstate(invalid="ignore"):
+        near_zero = np.abs(counterfactual) <= threshold * total[:, :-1]
     flag[:, :-1] = near_zero
     er = np.full((n, T), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -142,7 +172,8 @@ def sensitivity_index(employment: xr.DataArray, threshold: float = ER_THRESHOLD,
     if near_zero.any():
         count, shown = _cells(near_zero, da)
         action = "kept" if keep_flagged else "set to NaN"
-        warnings.warn(f"sensitivity index: {count} city-years have a near-zero "
+        which = "" if benchmark == "industry_mix" else f" ({benchmark} benchmark)"
+        warnings.warn(f"sensitivity index{which}: {count} city-years have a near-zero "
                       f"counterfactual change (|dE^C| <= {threshold:g} x employment), {action}: "
                       f"{shown}", stacklevel=2)
         if not keep_flagged:
@@ -151,8 +182,10 @@ def sensitivity_index(employment: xr.DataArray, threshold: float = ER_THRESHOLD,
     if winsorize is not None:
         lower, upper = winsor_levels(winsorize)
         out = _winsorize(out, lower, upper)
-    out.attrs.update(long_name="Martin sensitivity index of employment",
-                     threshold=threshold, keep_flagged=str(keep_flagged).lower())
+    rate = ("industry-mix" if benchmark == "industry_mix" else "national-rate")
+    out.attrs.update(long_name=f"Martin sensitivity index of employment ({rate} benchmark)",
+                     benchmark=benchmark, threshold=threshold,
+                     keep_flagged=str(keep_flagged).lower())
     return xr.Dataset({"ER": out, "ER_flag": _city_year(flag, da, "ER_flag")})
 
 

@@ -162,6 +162,50 @@ def test_vectorised_indices_match_a_loop_transcription():
                                ref["PSS"])
 
 
+def _national_er_loop(E: np.ndarray, threshold: float) -> np.ndarray:
+    """ER with the aggregate national rate, one city and year at a time (METHOD.md §1)."""
+    n, T, K = E.shape
+    out = np.full((n, T), np.nan)
+    for t in range(T - 1):
+        before = sum(E[q, t, i] for q in range(n) for i in range(K))
+        after = sum(E[q, t + 1, i] for q in range(n) for i in range(K))
+        g = after / before - 1.0
+        for r in range(n):
+            cf = g * sum(E[r, t])
+            if abs(cf) > threshold * sum(E[r, t]):
+                out[r, t] = (sum(E[r, t + 1]) - sum(E[r, t]) - cf) / abs(cf)
+    return out
+
+
+def test_national_benchmark_matches_a_loop_and_industry_mix_is_the_default():
+    rng = np.random.default_rng(11)
+    E = rng.gamma(2.0, 10.0, size=(6, 5, 4))
+    E[rng.random(E.shape) < 0.2] = 0.0
+    da = xr.DataArray(E, dims=("city", "year", "industry"),
+                      coords={"city": [f"c{i}" for i in range(6)], "year": range(2000, 2005),
+                              "industry": list("abcd")})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # flagged cells are compared as NaN below
+        national = ix.sensitivity_index(da, benchmark="national")
+        mix = ix.sensitivity_index(da)
+    np.testing.assert_allclose(national.ER.values, _national_er_loop(E, ix.ER_THRESHOLD))
+    assert national.ER.attrs["benchmark"] == "national"
+    assert mix.ER.attrs["benchmark"] == "industry_mix"
+    np.testing.assert_allclose(mix.ER.values, ix.sensitivity_index(
+        da, benchmark="industry_mix", threshold=ix.ER_THRESHOLD).ER.values)
+    assert not np.allclose(np.nan_to_num(mix.ER.values), np.nan_to_num(national.ER.values))
+    with pytest.raises(InputError, match="benchmark must be one of industry_mix, national"):
+        ix.sensitivity_index(da, benchmark="shift_share")
+
+
+def test_national_benchmark_by_hand(tiny):
+    # national total 60 -> 63: g = 0.05. A: dE^C = 0.05 * 30 = 1.5, dE^A = 0 -> ER = -1;
+    # B: dE^C = 1.5, dE^A = 3 -> ER = 1 (the industry mix gave 1 and -0.2)
+    out = ix.sensitivity_index(tiny, benchmark="national")
+    np.testing.assert_allclose(out.ER.sel(year=2010).values, [-1.0, 1.0])
+    assert out.ER.sel(year=2011).isnull().all()
+
+
 def test_coupling_coordination_by_hand():
     city = ["a", "b", "c", "d"]
     agg = xr.DataArray([1.0, 2.0, 3.0, 1.0], dims="city", coords={"city": city}, name="PSS")
