@@ -117,11 +117,20 @@ def check_weight_cities(weights, cities: Sequence[str]) -> None:
 
 
 def _robustness_measures(E: xr.DataArray, output, covs, gdp_benchmark: str,
-                         winsorize) -> xr.Dataset:
-    """PSD_gini always, ER_GDP with a GDP covariate, PSS_output with an output table."""
+                         winsorize, er_options: dict) -> xr.Dataset:
+    """PSD_gini and ER_national always, ER_GDP with a GDP covariate, PSS_output with an output
+    table. ``er_options``: the headline ER's threshold and keep_flagged, which ER_national
+    shares (its winsorising is the common one below)."""
     measures = {"PSD_gini": indices.gini_diversity(E)}
     measures["PSD_gini"].attrs["choice"] = "PSD by 1 - Gini of the city's industry employment " \
                                            "shares"
+    er_national = indices.sensitivity_index(E, benchmark="national", **er_options)["ER"]
+    er_national.attrs["long_name"] = "Martin sensitivity index of employment against the " \
+                                     "aggregate national growth rate"
+    er_national.attrs["choice"] = ("ER by Martin's index with the aggregate national "
+                                   "employment growth as the counterfactual (keeps the "
+                                   "industry-mix channel)")
+    measures["ER_national"] = er_national
     if covs is not None and "GDP" in covs:
         er_gdp = indices.gdp_growth_change(covs["GDP"], benchmark=gdp_benchmark)
         er_gdp.attrs["choice"] = (f"ER by GDP growth t->t+1 minus the {gdp_benchmark} benchmark "
@@ -176,7 +185,8 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
                   coupling: bool = True, spectrum: bool = True,
                   island_policy: str = "refuse", output=None,
                   gdp_benchmark: str = "national", spectrum_threshold: int | None = None,
-                  spectrum_method: str = "auto", symmetrise: str | None = None) -> xr.Dataset:
+                  spectrum_method: str = "auto", symmetrise: str | None = None,
+                  er_benchmark: str = "industry_mix") -> xr.Dataset:
     """The study Dataset from an employment table and optional weights, covariates, attributes.
 
     ``employment``: long table (path or DataFrame: city, year, industry, employment) or an
@@ -186,7 +196,8 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
     or DataFrames (see :mod:`data_prep.readers`).
 
     Indices: ER and ER_flag by :func:`indices.sensitivity_index` (``er_threshold``,
-    ``keep_flagged``, ``winsorize``); PSS by ``pss_method`` ("max_lq" relative specialisation,
+    ``keep_flagged``, ``winsorize``, ``er_benchmark``: "industry_mix", the default, or
+    "national" for the aggregate national growth rate as the counterfactual); PSS by ``pss_method`` ("max_lq" relative specialisation,
     "krugman", or "lq:<industry>"); PSD by ``psd_method`` ("shannon", "gini",
     "relative_diversity"); ``winsorize`` (p or (lower, upper)) also clips PSS and PSD. With
     ``coupling``, ``Interact_PSS`` and ``Interact_PSD`` (coupling-coordination degree with ER).
@@ -197,7 +208,8 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
     symmetric (``weights.symmetrised``).
 
     Robustness measures (METHOD.md §6, seed Table 4), each with attrs naming the choice:
-    ``PSD_gini`` (1 − Gini of the shares) always; ``ER_GDP`` (:func:`indices.gdp_growth_change`
+    ``PSD_gini`` (1 − Gini of the shares) and ``ER_national`` (ER against the aggregate
+    national growth rate, whatever ``er_benchmark`` is) always; ``ER_GDP`` (:func:`indices.gdp_growth_change`
     against ``gdp_benchmark``) when a covariate ``GDP`` is given; ``PSS_output``
     (:func:`indices.output_specialisation`) when ``output`` (long table city, year, industry,
     output; path or DataFrame) is given. ``winsorize`` clips them too.
@@ -213,8 +225,9 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
         W = _without_dropped(W, dropped)
         check_weight_cities(W, city_names)
 
-    er = indices.sensitivity_index(E, threshold=er_threshold, winsorize=winsorize,
-                                   keep_flagged=keep_flagged)
+    er_options = {"threshold": er_threshold, "keep_flagged": keep_flagged}
+    er = indices.sensitivity_index(E, winsorize=winsorize, benchmark=er_benchmark,
+                                   **er_options)
     pss, psd = _pss(E, pss_method), _psd(E, psd_method)
     if winsorize is not None:
         lower, upper = indices.winsor_levels(winsorize)
@@ -222,7 +235,7 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
         psd = indices.winsorize(psd, lower, upper)
     ds = xr.Dataset({"employment": E, "ER": er["ER"], "ER_flag": er["ER_flag"],
                      "PSS": pss.rename("PSS"), "PSD": psd.rename("PSD")})
-    robustness = _robustness_measures(E, output, covs, gdp_benchmark, winsorize)
+    robustness = _robustness_measures(E, output, covs, gdp_benchmark, winsorize, er_options)
     ds = ds.merge(robustness)
     if coupling:
         for name in ("PSS", "PSD"):
@@ -250,6 +263,7 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
 
     choices = {
         "er_index": "Martin et al. 2016 sensitivity index",
+        "er_benchmark": er_benchmark,
         "er_threshold": er_threshold,
         "er_threshold_rule": "flag |counterfactual change| <= threshold x city employment",
         "er_flagged_cells": int(er["ER_flag"].sum()),
@@ -297,6 +311,7 @@ def demo_dataset(seed: int = 20240601, *, island_policy: str | None = None, **op
     as_built = (not options.get("winsorize") and island_policy in (None, demo.island_policy)
                 and options.get("pss_method", "max_lq") == "max_lq"
                 and options.get("psd_method", "shannon") == "shannon"
+                and options.get("er_benchmark", "industry_mix") == "industry_mix"
                 and not bool(ds["ER_flag"].any()))
     if as_built:
         ds.attrs["truth"] = demo.truth_json  # read with data_prep.synthetic.demo_truth

@@ -37,7 +37,8 @@ def study_dataset(data: dict, seed: int = DEMO_SEED) -> xr.Dataset:
         return demo_dataset(seed)
     if not data.get("weights"):
         raise InputError("the config's [data] table gives employment but no weights")
-    options = {k: data[k] for k in ("winsorize", "fill_policy", "er_threshold") if k in data}
+    options = {k: data[k] for k in ("winsorize", "fill_policy", "er_threshold", "er_benchmark")
+               if k in data}
     sources = [data[k] for k in ("employment", "weights", "covariates", "cities", "output")
                if data.get(k)]
     return build_dataset(data["employment"], weights=data["weights"],

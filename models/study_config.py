@@ -17,6 +17,7 @@ any result is written).
     winsorize = 0.01                  # share clipped at each tail, or [lower, upper]
     fill_policy = "refuse"            # refuse | zero | drop
     er_threshold = 0.001              # flag |counterfactual change| <= threshold x employment
+    er_benchmark = "industry_mix"     # ER's counterfactual: industry_mix | national
 
     [study]
     controls = ["Gov", "PGDP", ...]   # the seed's Table 1 controls
@@ -183,7 +184,8 @@ def _schema(base: Path) -> dict[str, dict[str, Callable]]:
         "data": {**{k: files for k in DATA_FILES},
                  "island_policy": _choice("refuse", "nearest", "keep"),
                  "winsorize": _winsorize, "fill_policy": _choice("refuse", "zero", "drop"),
-                 "er_threshold": _number(0.0)},
+                 "er_threshold": _number(0.0),
+                 "er_benchmark": _choice("industry_mix", "national")},
         "study": {"controls": lambda v, k, w: _string_list(v, k, w, nonempty=True),
                   "agglomeration": lambda v, k, w: _string_list(v, k, w, nonempty=True),
                   "joint": _boolean, "exclude": _exclude, "seed_specification": _boolean,

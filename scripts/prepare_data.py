@@ -7,8 +7,10 @@
 E.csv: city,year,industry,employment (CSV or Parquet); C.csv: city,year,<covariates...>;
 K.csv: city,<attributes...>; O.csv: city,year,industry,output (industry output on the same
 cities, years and industries as E.csv). Weights: a GAL/GWT file whose ids are city names, or a
-polygon file (GeoJSON/Shapefile with a `city` column, queen contiguity). Robustness measures:
-PSD_gini always, ER_GDP when C.csv has a GDP column, PSS_output with --output. Spectrum of W:
+polygon file (GeoJSON/Shapefile with a `city` column, queen contiguity). ER's counterfactual:
+--er-benchmark industry_mix (default; each industry at its national rate) or national (the
+aggregate national rate). Robustness measures: PSD_gini and ER_national (ER against the
+aggregate national rate) always, ER_GDP when C.csv has a GDP column, PSS_output with --output. Spectrum of W:
 exact eigenvalues up to --spectrum-threshold cities (default 3000), Chebyshev quadrature nodes and
 weights above (--spectrum-method to force one). A non-symmetric relation (e.g. a k-nearest-
 neighbour GAL file) has no quadrature: its exact complex spectrum is stored up to 20,000 cities
@@ -31,11 +33,11 @@ if str(ROOT) not in sys.path:  # allow running from a checkout without installin
 from common.errors import InputError  # noqa: E402
 from models.cli import run_reporting_errors  # noqa: E402
 
-ROBUSTNESS = ("ER_GDP", "PSS_output", "PSD_gini")
+ROBUSTNESS = ("ER_GDP", "ER_national", "PSS_output", "PSD_gini")
 
 
 def _parser() -> argparse.ArgumentParser:
-    from data_prep.indices import ER_THRESHOLD
+    from data_prep.indices import ER_BENCHMARKS, ER_THRESHOLD
     from data_prep.quadrature import DEFAULT_THRESHOLD, METHODS
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -59,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--er-threshold", type=float, default=ER_THRESHOLD,
                    help="flag ER where |counterfactual change| <= this x city employment "
                         f"(default {ER_THRESHOLD:g})")
+    p.add_argument("--er-benchmark", choices=ER_BENCHMARKS, default="industry_mix",
+                   help="ER's counterfactual change: industry_mix (default: each industry "
+                        "grows at its national rate) or national (the aggregate national "
+                        "rate)")
     p.add_argument("--winsorize", type=float, default=None, metavar="P",
                    help="winsorise ER, PSS and PSD at the P and 1-P quantiles (e.g. 0.01)")
     p.add_argument("--seed", type=int, default=20240601, help="seed of the demo data")
@@ -76,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
 def _build(args):
     from data_prep.dataset import build_dataset, demo_dataset
 
-    common = dict(er_threshold=args.er_threshold, winsorize=args.winsorize,
+    common = dict(er_threshold=args.er_threshold, er_benchmark=args.er_benchmark,
+                  winsorize=args.winsorize,
                   fill_policy=args.fill_policy, spectrum_threshold=args.spectrum_threshold,
                   spectrum_method=args.spectrum_method)
     if args.demo:

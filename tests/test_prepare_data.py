@@ -169,3 +169,20 @@ def test_help_and_missing_arguments(tmp_path, capsys):
     code, _, err = run_inline(capsys, "--employment", tmp_path / "E.csv", "--out",
                               tmp_path / "x.nc")
     assert code == 2 and err.startswith("error: give --employment and --weights")
+
+
+def test_er_benchmark_option_reaches_the_dataset(tmp_path, capsys):
+    tiny = ROOT / "configs" / "tiny"
+    out = tmp_path / "national.nc"
+    code, stdout, err = run_inline(capsys, "--employment", tiny / "employment.csv", "--weights",
+                                   tiny / "map.gal", "--out", out, "--er-benchmark", "national")
+    assert code == 0, err
+    assert "ER_national" in stdout  # listed among the robustness measures
+    ds = load_dataset(out)
+    assert '"er_benchmark": "national"' in ds.attrs["choices"]
+    np.testing.assert_allclose(ds.ER.values, ds.ER_national.values, equal_nan=True)
+    with pytest.raises(SystemExit) as stop:
+        run_inline(capsys, "--employment", tiny / "employment.csv", "--weights",
+                   tiny / "map.gal", "--out", tmp_path / "x.nc", "--er-benchmark", "regional")
+    assert stop.value.code == 2 and "invalid choice: 'regional'" in capsys.readouterr().err
+    assert not (tmp_path / "x.nc").exists()

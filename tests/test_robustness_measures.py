@@ -257,3 +257,23 @@ def test_build_dataset_refuses_clashes_and_foreign_output():
                                          r"employment table: Q") as err:
         build_dataset(employment, output=output.assign(city=output.city.replace("C", "Q")))
     one_line(err)
+
+
+def test_build_dataset_stores_er_by_the_national_benchmark_and_records_the_choice():
+    employment, _ = long_tables(cities=("A", "B", "C", "D"))
+    E = read_employment(employment)
+    ds = build_dataset(employment)
+    national = ix.sensitivity_index(E, benchmark="national")["ER"]
+    np.testing.assert_allclose(ds.ER_national.values, national.values, equal_nan=True)
+    np.testing.assert_allclose(ds.ER.values, ix.sensitivity_index(E)["ER"].values,
+                               equal_nan=True)
+    assert "aggregate national" in ds.ER_national.attrs["long_name"]
+    choices = json.loads(ds.attrs["choices"])
+    assert choices["er_benchmark"] == "industry_mix"
+    assert "national employment growth" in choices["robustness_ER_national"]
+    headline = build_dataset(employment, er_benchmark="national")
+    np.testing.assert_allclose(headline.ER.values, national.values, equal_nan=True)
+    assert json.loads(headline.attrs["choices"])["er_benchmark"] == "national"
+    with pytest.raises(InputError, match="ER benchmark must be one of") as err:
+        build_dataset(employment, er_benchmark="regional")
+    one_line(err)

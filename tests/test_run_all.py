@@ -58,6 +58,7 @@ def test_descriptive_table_matches_numpy():
     ('[bayes]\ndraw = 10\n', "unknown key(s) draw in [bayes]"),
     ('[data]\nwinsorize = "yes"\n', "winsorize must be a number"),
     ('[data]\ner_threshold = "x"\n', "er_threshold must be a number"),
+    ('[data]\ner_benchmark = "regional"\n', "er_benchmark must be one of industry_mix, national"),
     ('[study]\ncontrols = "Gov"\n', "controls must be a list of names"),
     ('[study]\njoint = 1\n', "joint must be true or false"),
     ('[study]\ntables = [3]\n', "tables 4 to 10 only"),
@@ -81,6 +82,20 @@ def test_default_config_is_the_demo_and_quick_caps_the_sampler():
     assert cfg.data == {} and cfg.joint and (cfg.draws, cfg.chains) == (200, 2)
     assert set(cfg.exclude) <= {"ER", *cfg.agglomeration}
     assert load_config(TINY).data["employment"].endswith("employment.csv")
+
+
+def test_config_er_benchmark_reaches_the_dataset(tmp_path):
+    from models.study import study_dataset
+
+    tiny = ROOT / "configs" / "tiny"
+    path = tmp_path / "study.toml"
+    path.write_text(f'[data]\nemployment = "{tiny / "employment.csv"}"\n'
+                    f'weights = "{tiny / "map.gal"}"\ner_benchmark = "national"\n')
+    cfg = load_config(path)
+    assert cfg.data["er_benchmark"] == "national"
+    ds = study_dataset(cfg.data)
+    assert '"er_benchmark": "national"' in ds.attrs["choices"]
+    np.testing.assert_allclose(ds.ER.values, ds.ER_national.values, equal_nan=True)
 
 
 # ------------------------------------------------------------------------- staging
