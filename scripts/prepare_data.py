@@ -10,9 +10,9 @@ cities, years and industries as E.csv). Weights: a GAL/GWT file whose ids are ci
 polygon file (GeoJSON/Shapefile with a `city` column, queen contiguity). ER's counterfactual:
 --er-benchmark industry_mix (default; each industry at its national rate) or national (the
 aggregate national rate). Robustness measures: PSD_gini and ER_national (ER against the
-aggregate national rate) always, ER_GDP when C.csv has a GDP column, PSS_output with --output. Spectrum of W:
-exact eigenvalues up to --spectrum-threshold cities (default 3000), Chebyshev quadrature nodes and
-weights above (--spectrum-method to force one). A non-symmetric relation (e.g. a k-nearest-
+aggregate national rate) always, ER_GDP when C.csv has a GDP column, PSS_output with --output.
+Spectrum of W: exact eigenvalues up to --spectrum-threshold cities (default 3000), Chebyshev
+quadrature nodes and weights above (--spectrum-method to force one). A non-symmetric relation (e.g. a k-nearest-
 neighbour GAL file) has no quadrature: its exact complex spectrum is stored up to 20,000 cities
 and none above (with a warning); --symmetrise union makes the relation symmetric. Bad input (an
 --out that cannot be written included, checked before any work) prints `error: ...` and exits
