@@ -85,6 +85,45 @@ def test_nonspatial_matches_linearmodels(nonspatial, method, lm_method):
     assert ours.rho == {"y1": None, "y2": None}
 
 
+@pytest.mark.parametrize("method,lm_method", [("3sls", "gls"), ("2sls", "ols")])
+def test_clustered_covariance_matches_linearmodels(nonspatial, method, lm_method):
+    sim, data = nonspatial
+    groups = np.arange(len(data)) % 17  # 17 clusters of 4-5 rows
+    spec = parse_system(["y1 ~ y2 + x1 + z1", "y2 ~ y1 + x1 + z2 + x2"], instruments=("q1",))
+    system = build_system(spec, data)
+    plain = estimate(system, method)
+    ours = estimate(system, method, cov_type="clustered", clusters=groups.astype(str))
+    ref = _linearmodels_system(data, ("q1",)).fit(method=lm_method, cov_type="clustered",
+                                                   clusters=groups, debiased=False,
+                                                   group_debias=True)
+    n, G = len(data), 17
+    # linearmodels' group_debias factor is G/(G - 1) · (n - 1)/n; ours is G/(G - 1)
+    scale = np.sqrt(n / (n - 1.0))
+    for eq in ("y1", "y2"):
+        for term in ours.params.loc[eq].index:
+            key = f"{eq}_{term}"
+            close(ours.params[(eq, term)], plain.params[(eq, term)])
+            close(ours.std_errors[(eq, term)], ref.std_errors[key] * scale)
+    assert ours.cov_type == "clustered" and ours.n_clusters == G
+    assert not np.allclose(ours.std_errors, plain.std_errors)
+    assert list(ours.to_frame().columns) == list(plain.to_frame().columns)
+    assert "clustered by 17 clusters" in ours.summary()
+
+
+def test_clustered_covariance_needs_usable_clusters(nonspatial):
+    _, data = nonspatial
+    system = build_system(["y1 ~ y2 + x1 + z1", "y2 ~ y1 + x1 + z2 + x2"], data)
+    for clusters, words in ((np.zeros(len(data)), "at least two clusters"),
+                            (np.arange(3), "3 cluster ids for 81 observations"),
+                            (np.r_[np.nan, np.arange(len(data) - 1.0)], "have no cluster id")):
+        with pytest.raises(InputError, match=words):
+            estimate(system, "3sls", cov_type="clustered", clusters=clusters)
+    with pytest.raises(InputError, match="unknown cov_type"):
+        estimate(system, "3sls", cov_type="robust")
+    with pytest.raises(InputError, match="clusters go with"):
+        estimate(system, "3sls", cov_type="clustered")
+
+
 # ---------------------------------------------------------------- spreg single-equation
 def _pysal_w(W: sp.csr_matrix):
     from libpysal.weights import WSP

@@ -14,6 +14,10 @@ Steps of the ``gs3sls`` procedure:
 ``2sls``/``3sls`` stop after step 1 (ρ not estimated) and use Σ̂ from the 2SLS residuals;
 ``gs2sls`` stops after step 3 with the cross-equation 2SLS covariance (see ``iv``). The variance
 treats ρ̃ as known, as Kelejian & Prucha (2004) and spreg do.
+
+``cov_type="clustered"`` replaces that covariance by the cluster-robust sandwich of
+``iv.clustered_cov`` on the estimated (for GS methods, spatially filtered) equations: for a
+stacked (city, year) panel, clusters = the city lets a city's errors be correlated over years.
 """
 
 from __future__ import annotations
@@ -27,11 +31,12 @@ from common.errors import InputError
 from models.frequentist.diagnostics import (COLUMNS, first_stage, lag_only_identification,
                                             stability_warning, weak_identification_warnings)
 from models.frequentist.gm import DEFAULT_BOUNDS, estimate_rho
-from models.frequentist.iv import (Projector, residual_covariance, system_2sls_cov, three_sls,
-                                   two_sls)
+from models.frequentist.iv import (Projector, clustered_cov, residual_covariance, sigma_inverse,
+                                   system_2sls_cov, three_sls, two_sls)
 from models.frequentist.results import SystemResults
 
 METHODS = ("2sls", "3sls", "gs2sls", "gs3sls")
+COV_TYPES = ("unadjusted", "clustered")
 
 
 def _n_endogenous(eq) -> int:
@@ -68,18 +73,42 @@ def _bounds_note(W, bounds: tuple[float, float]) -> list[str]:
     return []
 
 
+def _sandwich(method: str, fits, proj: Projector, work: list, deltas, Sigma, cov,
+              equations, clusters) -> tuple[np.ndarray, int]:
+    """The cluster-robust covariance of the final estimates (``iv.clustered_cov``): 3SLS
+    weights Σ̂⁻¹ and bread = its unadjusted covariance; 2SLS weights I and bread
+    blockdiag((Z_j'PZ_j)⁻¹). ``work``: the estimated (y_j, Z_j), spatially filtered for GS."""
+    import scipy.linalg
+
+    resid = np.column_stack([y - Z @ d for (y, Z), d in zip(work, deltas)])
+    Zhats = [proj.Q @ f.A for f in fits]
+    if method in ("2sls", "gs2sls"):
+        weight, bread = np.eye(len(fits)), scipy.linalg.block_diag(*[f.ztpz_inv for f in fits])
+    else:
+        weight, bread = sigma_inverse(Sigma, equations), cov
+    return clustered_cov(bread, Zhats, resid, weight, clusters)
+
+
 def estimate(system, method: str = "gs3sls", *,
-             rho_bounds: tuple[float, float] = DEFAULT_BOUNDS) -> SystemResults:
+             rho_bounds: tuple[float, float] = DEFAULT_BOUNDS, cov_type: str = "unadjusted",
+             clusters=None) -> SystemResults:
     """Estimate the system by ``method`` in {"2sls", "3sls", "gs2sls", "gs3sls"}.
 
     ``system`` is a :class:`models.spec.SystemData`. ``rho_bounds`` is the search range of the
     GM spatial-error ρ (default (−0.99, 0.99), as spreg, for a row-standardised W).
+    ``cov_type``: "unadjusted" (default; errors iid over observations) or "clustered" with
+    ``clusters`` (one id per row of the system, e.g. the city of each stacked (city, year)
+    row): the cluster-robust sandwich of :func:`models.frequentist.iv.clustered_cov`.
     Raises ``InputError`` (or its subclass ``SingularSystemError``) in plain words for an unknown method, W terms without weights,
     collinear instruments, an unidentified equation or a non-positive-definite Σ̂.
     """
     method = str(method).lower()
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if cov_type not in COV_TYPES:
+        raise InputError(f"unknown cov_type {cov_type!r}; choose one of {', '.join(COV_TYPES)}")
+    if (cov_type == "clustered") != (clusters is not None):
+        raise InputError("clusters go with cov_type='clustered', and it needs them")
     spec = system.spec
     equations = [eq.dependent for eq in spec.equations]
     if spec.uses_weights and system.W is None:
@@ -99,6 +128,7 @@ def estimate(system, method: str = "gs3sls", *,
     Zs = [np.asarray(system.Z(j), dtype=float) for j in range(len(equations))]
     terms = [tuple(eq.terms) for eq in spec.equations]
     fits = [two_sls(Y[:, j], Zs[j], proj, terms[j], equations[j]) for j in range(len(equations))]
+    work = [(Y[:, j], Zs[j]) for j in range(len(equations))]  # the equations estimated last
 
     rho: dict[str, float | None] = {eq: None for eq in equations}
     want_rho = [eq.dependent for eq in spec.equations if eq.spatial_error]
@@ -117,6 +147,7 @@ def estimate(system, method: str = "gs3sls", *,
             y_star = Y[:, j] - gm.rho * (W @ Y[:, j])
             Z_star = Zs[j] - gm.rho * (W @ Zs[j])
             fits[j] = two_sls(y_star, Z_star, proj, terms[j], eq.dependent)
+            work[j] = (y_star, Z_star)
     elif want_rho:
         messages.append(
             f"spatial errors requested for {', '.join(want_rho)} are not modelled by method "
@@ -130,6 +161,10 @@ def estimate(system, method: str = "gs3sls", *,
     else:
         deltas, cov = three_sls([f.A for f in fits], [f.b for f in fits], Sigma,
                                 equations, terms)
+    n_clusters = None
+    if cov_type == "clustered":
+        cov, n_clusters = _sandwich(method, fits, proj, work, deltas, Sigma, cov, equations,
+                                    clusters)
 
     resid = np.column_stack([Y[:, j] - Zs[j] @ deltas[j] for j in range(len(equations))])
     rsquared = {eq: float(np.corrcoef(Y[:, j], Y[:, j] - resid[:, j])[0, 1] ** 2)
@@ -151,4 +186,4 @@ def estimate(system, method: str = "gs3sls", *,
         [(eq, t) for eq, ts in zip(equations, terms) for t in ts], names=["equation", "term"])
     return SystemResults.from_arrays(
         method, index, np.concatenate(deltas), cov, Sigma, equations, rho, resid, rsquared,
-        np.asarray(system.cities), fs, messages)
+        np.asarray(system.cities), fs, messages, cov_type=cov_type, n_clusters=n_clusters)

@@ -8,6 +8,9 @@ Inference conventions (documented choices):
   endogenous regressors and spatial lags) — spreg's ``pr2``; it lies in [0, 1] even though
   1 − SSR/SST
   can be negative for IV estimators.
+* ``cov_type`` "unadjusted" (errors iid over observations) or "clustered" (cluster-robust
+  sandwich over ``n_clusters`` clusters, ``models.frequentist.iv.clustered_cov``); the
+  coefficient table (contract 2) has the same columns either way.
 """
 
 from __future__ import annotations
@@ -36,12 +39,16 @@ class SystemResults:
     nobs: int
     first_stage: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
+    cov_type: str = "unadjusted"
+    n_clusters: int | None = None
 
     @classmethod
     def from_arrays(cls, method: str, index: pd.MultiIndex, delta: np.ndarray, cov: np.ndarray,
                     sigma: np.ndarray, equations: list[str], rho: dict[str, float | None],
                     resid: np.ndarray, rsquared: dict[str, float], cities: np.ndarray,
-                    first_stage: pd.DataFrame, warnings: list[str]) -> "SystemResults":
+                    first_stage: pd.DataFrame, warnings: list[str],
+                    cov_type: str = "unadjusted",
+                    n_clusters: int | None = None) -> "SystemResults":
         """Assemble the tables; std errors = √diag(cov), z = δ̂/se, p = 2(1 − Φ(|z|))."""
         se = np.sqrt(np.diag(cov))
         z = delta / se
@@ -60,6 +67,8 @@ class SystemResults:
             nobs=int(resid.shape[0]),
             first_stage=first_stage,
             warnings=list(warnings),
+            cov_type=cov_type,
+            n_clusters=n_clusters,
         )
 
     def to_frame(self) -> pd.DataFrame:
@@ -74,7 +83,10 @@ class SystemResults:
         title = {"2sls": "2SLS", "3sls": "3SLS", "gs2sls": "GS2SLS (Kelejian-Prucha)",
                  "gs3sls": "GS3SLS (Kelejian-Prucha 2004)"}.get(self.method, self.method)
         lines = [f"{title} estimates, n = {self.nobs}",
-                 "z-statistics, normal p-values; *** p<0.01, ** p<0.05, * p<0.10", ""]
+                 "z-statistics, normal p-values; *** p<0.01, ** p<0.05, * p<0.10"]
+        if self.cov_type == "clustered":
+            lines.append(f"standard errors clustered by {self.n_clusters} clusters")
+        lines.append("")
         frame = self.to_frame()
         for eq, block in frame.groupby("equation", sort=False):
             rho = self.rho.get(eq)
