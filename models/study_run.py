@@ -462,11 +462,18 @@ def _signs_verdict(study: Study, title: str, fits: dict) -> None:
     study.report.verdict(text + ".")
 
 
+def _er_benchmark(study: Study) -> str:
+    """The headline ER's counterfactual as recorded in the dataset's choices."""
+    choice = json.loads(study.ds.attrs.get("choices", "{}")).get("er_benchmark", "industry_mix")
+    return choice.replace("_", "-")
+
+
 def stage_robustness(study: Study) -> None:
     """Tables 4–6: alternative measures, subsample and year × region effects, instruments."""
     from data_prep.dataset import panel_table
     from models.tables.common import TABLE_NOTE
-    from models.tables.robustness import (alternative_measures_table, instruments_table,
+    from models.tables.robustness import (FIXED_EFFECTS_NOTE, NATIONAL_BENCHMARK_NOTE,
+                                          alternative_measures_table, instruments_table,
                                           sample_and_effects_table)
 
     cfg = study.cfg
@@ -475,7 +482,9 @@ def stage_robustness(study: Study) -> None:
                          "Each system is an ER ↔ index pair with the headline's exclusions.")
     runs = {
         4: ("table4_alternative_measures", "Table 4. Alternative measures of ER, PSS and PSD",
-            "ER by the change in GDP growth, PSS by output, PSD by 1 − Gini.",
+            "ER by the change in GDP growth and by Martin's index against the national "
+            f"growth rate (headline ER: {_er_benchmark(study)} benchmark), PSS by output, PSD "
+            "by 1 − Gini.",
             lambda: alternative_measures_table(study.frame, study.weights, study.eigenvalues,
                                                study.controls, **options)),
         5: ("table5_subsample_fixed_effects",
@@ -494,12 +503,14 @@ def stage_robustness(study: Study) -> None:
                                           c: [c] for c in cfg.instruments},
                                       agglomeration=cfg.agglomeration, **options)),
     }
+    notes = {4: NATIONAL_BENCHMARK_NOTE, 5: FIXED_EFFECTS_NOTE}
     for k, (name, title, sentence, run) in runs.items():
         if k not in cfg.tables:
             continue
         with Stage(study, title):
             table, fits = run()
-            study.table(table, name, title, sentence, TABLE_NOTE)
+            study.table(table, name, title, sentence,
+                        f"{TABLE_NOTE} {notes[k]}" if k in notes else TABLE_NOTE)
             _signs_verdict(study, title.split(".")[0], fits)
             study.report.lines([f"* {label}: {w}" for label, fit in fits.items()
                                 for w in fit.warnings[:3]])

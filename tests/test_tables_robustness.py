@@ -52,8 +52,8 @@ def test_alternative_measures_table_with_missing_inputs(demo):
     from models.tables.robustness import alternative_measures_table
 
     frame, _, weights, eigs = demo
-    # the demo has every alternative measure: take two away to see the "missing input" columns
-    frame = frame.drop(columns=["ER_GDP", "PSS_output"])
+    # the demo has every alternative measure: take three away to see the "missing input" columns
+    frame = frame.drop(columns=["ER_GDP", "PSS_output", "ER_national"])
     frame = frame.assign(PSD_gini=frame["PSD"] / frame["PSD"].max())
     table, fits = _quiet(alternative_measures_table, frame, weights, eigs, CONTROLS, bayes=False)
     fitted = "(7)-(8) ER=ER, PSD=PSD_gini"
@@ -61,9 +61,12 @@ def test_alternative_measures_table_with_missing_inputs(demo):
     assert list(table.columns) == ["term", "(1)-(2) ER=ER_GDP, PSD=PSD",
                                    "(3)-(4) ER=ER_GDP, PSS=PSS",
                                    "(5)-(6) ER=ER, PSS=PSS_output",
-                                   f"{fitted} GS3SLS: ER", f"{fitted} GS3SLS: PSD"]
+                                   f"{fitted} GS3SLS: ER", f"{fitted} GS3SLS: PSD",
+                                   "(9)-(10) ER=ER_national, PSD=PSD",
+                                   "(11)-(12) ER=ER_national, PSS=PSS"]
     rows = table.set_index("term")
-    assert rows.loc["Missing input"].tolist() == ["ER_GDP", "ER_GDP", "PSS_output", "", ""]
+    assert rows.loc["Missing input"].tolist() == ["ER_GDP", "ER_GDP", "PSS_output", "", "",
+                                                  "ER_national", "ER_national"]
     assert _coefficient_rows(table) == ["W(ER)", "W(PSD)", "PSD", "ER", "Constant", "Controls",
                                         "Missing input", "Observations", "R²"]
     # the alternative column is fitted under the original name: same numbers as a direct fit
@@ -75,6 +78,27 @@ def test_alternative_measures_table_with_missing_inputs(demo):
                                    frame.assign(PSD=frame["PSD_gini"]), weights), "gs3sls")
     got = fits[fitted].frequentist["GS3SLS"].params
     pd.testing.assert_series_equal(got, direct.params)
+
+
+def test_alternative_measures_table_gains_the_national_benchmark_columns(demo):
+    from models.frequentist import estimate
+    from models.spec import build_system
+    from models.study import system_formulas
+    from models.tables.robustness import NATIONAL_BENCHMARK_NOTE, alternative_measures_table
+
+    frame, _, weights, eigs = demo
+    assert frame["ER_national"].notna().all()  # the demo dataset stores it
+    keep = ["city", "ER", "PSS", "PSD", "ER_national", *CONTROLS]
+    table, fits = _quiet(alternative_measures_table, frame[keep], weights, eigs, CONTROLS,
+                         bayes=False)
+    labels = ["(9)-(10) ER=ER_national, PSD=PSD", "(11)-(12) ER=ER_national, PSS=PSS"]
+    assert list(fits) == labels
+    assert [c for c in table.columns if c.startswith("(9)")] == [
+        f"{labels[0]} GS3SLS: ER", f"{labels[0]} GS3SLS: PSD"]
+    direct = estimate(build_system(system_formulas("PSS", CONTROLS),
+                                   frame.assign(ER=frame["ER_national"]), weights), "gs3sls")
+    pd.testing.assert_series_equal(fits[labels[1]].frequentist["GS3SLS"].params, direct.params)
+    assert "nets out the shift-share structural channel" in NATIONAL_BENCHMARK_NOTE
 
 
 def test_subsample_drops_capitals_and_restricts_weights(demo):
@@ -134,6 +158,33 @@ def test_stacked_panel_is_block_diagonal(demo):
         stacked_panel(panel.iloc[1:], weights)
 
 
+def test_stacked_fit_clusters_by_city_with_the_sandwich(demo):
+    from models.frequentist import estimate
+    from models.spec import build_system
+    from models.tables.robustness import CLUSTER_COLUMN, fixed_effects_fits, stacked_panel
+
+    _, panel, weights, eigs = demo
+    panel = panel[panel["year"] <= panel["year"].min() + 2]  # three years keep it quick
+    fits = _quiet(fixed_effects_fits, panel, weights, eigs, CONTROLS, agglomeration=("PSS",),
+                  bayes=False)
+    iid = _quiet(fixed_effects_fits, panel, weights, eigs, CONTROLS, agglomeration=("PSS",),
+                 bayes=False, clustered=False)
+    got = fits["PSS, year x region effects"]
+    clustered, plain = got.frequentist["GS3SLS"], iid["PSS, year x region effects"].frequentist[
+        "GS3SLS"]
+    pd.testing.assert_series_equal(clustered.params, plain.params)
+    assert not np.allclose(clustered.std_errors, plain.std_errors)
+    # a direct sandwich: clusters = the city of each stacked row, G/(G - 1) small-sample factor
+    frame, W, T = stacked_panel(panel, weights)
+    frame["year_region"] = frame["year"].astype(str) + "x" + frame["region"].astype(str)
+    system = build_system(got.formulas, frame, W)
+    direct = estimate(system, "gs3sls", cov_type="clustered",
+                      clusters=frame[CLUSTER_COLUMN].to_numpy())
+    np.testing.assert_allclose(clustered.std_errors, direct.std_errors, rtol=1e-10)
+    assert clustered.n_clusters == weights.n and T == 3
+    assert "clustered by city" in got.notes[0] and "iid across years" in got.notes[0]
+
+
 def test_sample_effects_and_instruments_tables(demo):
     from models.tables.robustness import instruments_table, sample_and_effects_table
 
@@ -148,6 +199,10 @@ def test_sample_effects_and_instruments_tables(demo):
     assert rows.loc["Observations"].tolist()[4:] == [str(n * T)] * 4
     # no dummy coefficient rows: only structural terms, the constant and indicator rows
     assert not any(t.startswith("C(") for t in table["term"])
+    # the stacked fits' GS3SLS errors are clustered by city, the subsample's are not
+    stacked = fits["PSD, year x region effects"].frequentist["GS3SLS"]
+    assert stacked.cov_type == "clustered" and stacked.n_clusters == n
+    assert fits["PSD, without capitals"].frequentist["GS3SLS"].cov_type == "unadjusted"
     # without the region attribute the fixed-effect columns say what is missing
     table, fits = _quiet(sample_and_effects_table, frame, panel.drop(columns="region"),
                          weights, eigs, CONTROLS, agglomeration=("PSS",), bayes=False)

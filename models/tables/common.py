@@ -89,7 +89,7 @@ def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, eigenvalue
                draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
                sampler: str = "nutpie", progress: bool = False, bayes: bool = True,
                frequentist: bool = True, priors: Mapping | None = None, effects: bool = True,
-               id_column: str = "city") -> SystemFit:
+               id_column: str = "city", cluster_column: str | None = None) -> SystemFit:
     """Fit a spatial system by GS3SLS (and its non-spatial form by 3SLS) and by Bayes.
 
     ``formulas``: one per equation (any G); ``frame``: one row per observation with the
@@ -102,6 +102,8 @@ def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, eigenvalue
     ``bayes=False`` skips sampling, ``frequentist=False`` the estimators (and their order and
     rank checks, which the full-information likelihood does not need: a LOO variant);
     ``effects`` attaches impacts and LOO densities (``models.bayes.postprocess.add_effects_and_loo``).
+    ``cluster_column``: the frequentist standard errors are clustered by this column of
+    ``frame`` (``models.frequentist.iv.clustered_cov``), e.g. the city of a stacked panel row.
     """
     from models.spec import build_system, parse_system
 
@@ -109,12 +111,13 @@ def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, eigenvalue
                            frame, weights, id_column=id_column, check=frequentist)
     fit = SystemFit(list(formulas), list(plain_formulas) if plain_formulas else None,
                     nobs=spatial.n)
+    clusters = _clusters(frame, cluster_column)
     if frequentist:
-        _estimate(fit, "GS3SLS", spatial, "gs3sls")
+        _estimate(fit, "GS3SLS", spatial, "gs3sls", clusters)
     if plain_formulas and frequentist:
         plain = build_system(parse_system(list(plain_formulas), instruments=list(instruments)),
                              frame, id_column=id_column)
-        _estimate(fit, "3SLS", plain, "3sls")
+        _estimate(fit, "3SLS", plain, "3sls", clusters)
     if bayes:
         if bayes_formulas is not None:
             fit.bayes_formulas = list(bayes_formulas)
@@ -125,8 +128,19 @@ def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, eigenvalue
     return fit
 
 
-def _estimate(fit: SystemFit, label: str, system, method: str) -> None:
-    """Estimate, or record in plain words why the normal matrix could not be inverted.
+def _clusters(frame: pd.DataFrame, column: str | None) -> np.ndarray | None:
+    """The cluster id of every row (the system keeps the frame's rows in order), or None."""
+    if column is None:
+        return None
+    if column not in frame.columns:
+        raise InputError(f"clustered standard errors: the data have no column {column}")
+    return frame[column].to_numpy()
+
+
+def _estimate(fit: SystemFit, label: str, system, method: str,
+              clusters: np.ndarray | None = None) -> None:
+    """Estimate (cluster-robust standard errors when ``clusters`` are given), or record in
+    plain words why the normal matrix could not be inverted.
 
     A singular (not identified, or numerically so) system is a result of the data, not a bug:
     the table shows the column as "not estimable" and the reason is in ``fit.failed``.
@@ -134,8 +148,9 @@ def _estimate(fit: SystemFit, label: str, system, method: str) -> None:
     from models.frequentist import estimate
     from models.frequentist.iv import SingularSystemError
 
+    cov = {} if clusters is None else {"cov_type": "clustered", "clusters": clusters}
     try:
-        fit.frequentist[label] = estimate(system, method)
+        fit.frequentist[label] = estimate(system, method, **cov)
     except SingularSystemError as err:
         fit.failed[label] = str(err)
 
