@@ -8,7 +8,9 @@ Example:
 
 Writes the coefficient CSV (columns equation,term,estimate,std_error,statistic,p_value) and,
 with --table PREFIX, the paper-style table as PREFIX.csv, PREFIX.md and PREFIX.tex, all written
-together or not at all. Bad input (an output path that cannot be written included, checked before
+together or not at all. --cov clustered --cluster COL reports standard errors clustered by the
+data column COL (the cluster-robust sandwich; the default --cov unadjusted treats the rows as
+independent). Bad input (an output path that cannot be written included, checked before
 any work): a one-line `error: ...` on stderr, exit status 2, nothing written; Ctrl-C: one line
 `interrupted: ...`, exit status 130, nothing written. The modelling lives in
 models.spec and models.frequentist; this script only parses arguments and writes files.
@@ -35,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_system_arguments(p)
     p.add_argument("--method", default="gs3sls", choices=METHOD_CHOICES,
                    help="estimator (default gs3sls)")
+    p.add_argument("--cov", default="unadjusted", choices=("unadjusted", "clustered"),
+                   help="standard errors: unadjusted (default) or clustered by --cluster")
+    p.add_argument("--cluster", metavar="COL",
+                   help="data column holding the cluster of each row (with --cov clustered)")
     p.add_argument("--out", required=True, metavar="coef.csv", help="coefficient CSV to write")
     p.add_argument("--table", metavar="PREFIX",
                    help="also write the paper-style table as PREFIX.csv, PREFIX.md, PREFIX.tex")
@@ -51,6 +57,21 @@ def output_paths(args: argparse.Namespace) -> list[tuple[str, str]]:
     if args.table:
         paths += [("--table", _table_path(args.table, s)) for s in (".csv", ".md", ".tex")]
     return paths
+
+
+def _clusters(args: argparse.Namespace):
+    """The --cluster column of the data, aligned with the system's rows (None without --cov
+    clustered)."""
+    if (args.cov == "clustered") != bool(args.cluster):
+        raise InputError("--cov clustered and --cluster COL go together")
+    if not args.cluster:
+        return None
+    from models.inputs import read_data
+
+    frame, _ = read_data(args.data, args.id_column)
+    if args.cluster not in frame.columns:
+        raise InputError(f"--cluster {args.cluster}: the data have no column {args.cluster}")
+    return frame[args.cluster].to_numpy()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
                             spatial_errors=args.spatial_errors)
         system = build_system(spec, args.data, weights=weights_argument(args),
                               id_column=args.id_column)
-        results = estimate(system, args.method)
+        clusters = _clusters(args)
+        results = estimate(system, args.method, **(
+            {} if clusters is None else {"cov_type": "clustered", "clusters": clusters}))
         frame = coefficient_frame(results.to_frame())
         if not np.all(np.isfinite(frame[["estimate", "std_error"]].to_numpy())):
             raise InputError("the estimates or their standard errors are not finite; the system "

@@ -141,3 +141,29 @@ def test_polygon_weights_with_an_island(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     assert module.main(base + ["--island-policy", "nearest", "--method", "2sls"]) == 0
     assert len(pd.read_csv(tmp_path / "out" / "coef.csv")) == 14
+
+
+def test_clustered_standard_errors_by_a_data_column(inputs, tmp_path, capsys):
+    from models.frequentist import estimate
+    from models.spec import build_system
+
+    folder, sim, w = inputs
+    data = sim.data.assign(block=np.arange(len(sim.data)) // 4)
+    data.to_csv(tmp_path / "d.csv", index=False)
+    write_gal(w, tmp_path / "w.gal")
+    out = tmp_path / "coef.csv"
+    code = _script_module().main([*_argv(tmp_path, "--cov", "clustered", "--cluster", "block",
+                                         "--out", str(out))])
+    assert code == 0 and "clustered by 16 clusters" in capsys.readouterr().out
+    coef = pd.read_csv(out)
+    assert list(coef.columns) == ["equation", "term", "estimate", "std_error", "statistic",
+                                  "p_value"]
+    ref = estimate(build_system(FORMULAS, data, w), "gs3sls", cov_type="clustered",
+                   clusters=data["block"].to_numpy()).to_frame()
+    np.testing.assert_allclose(coef["std_error"], ref["std_error"], rtol=1e-9)
+    for extra, words in ((("--cov", "clustered"), "go together"),
+                         (("--cov", "clustered", "--cluster", "nope"), "no column nope")):
+        code = _script_module().main([*_argv(tmp_path, *extra, "--out",
+                                             str(tmp_path / "x.csv"))])
+        assert code == 2 and words in capsys.readouterr().err
+        assert not (tmp_path / "x.csv").exists()
