@@ -25,7 +25,6 @@ from models.report import Report, versions
 from models.study_config import StudyConfig
 
 
-
 def say(message: str) -> None:
     print(f"[run_all] {message}", flush=True)
 
@@ -451,9 +450,10 @@ def _effect_maps(study: Study, fit, name: str) -> None:
                            study.path("figures", f"{name}_map_effect_{index}_on_ER.png"))
         panels, kind = effect_map_panels(effects, "ER", index)
         flat = uniform_panels(panels)
-        remark = "".join(f" The {panel} is uniform across cities (it spans "
-                         f"{100 * span:.2g} % of its mean) and is drawn on one colour scale of "
-                         f"its mean ± {100 * UNIFORM_SCALE:g} %: read it as one number." for panel, span in flat.items())
+        remark = "".join(f" The {panel} panel is uniform across cities (it spans "
+                         f"{100 * span:.2g} % of its mean) and is drawn on a colour scale of its "
+                         f"mean ± {100 * UNIFORM_SCALE:g} %: read it as one number."
+                         for panel, span in flat.items())
         study.figure(path, f"{effect_map_title('ER', index, kind)} ({name} system): posterior "
                            f"mean and sd of the direct response (the city's own) and of the "
                            f"total (a {'shock' if kind == 'shock' else 'change'} in the city, "
