@@ -233,6 +233,7 @@ def impact_table(fit, gs3sls: pd.DataFrame | None, responses: Sequence[str], *,
     A side that is missing leaves its columns empty.
     """
     from models.bayes.effects import EFFECTS
+    from models.results import DAGGER
 
     keys = ["effect", "response", "variable"]
     parts = []
@@ -251,7 +252,7 @@ def impact_table(fit, gs3sls: pd.DataFrame | None, responses: Sequence[str], *,
     table = table[table["response"].isin(responses)
                   & (~table["variable"].isin(deps) | table["variable"].isin(responses))]
     excludes = (table["hdi_low"] > 0) | (table["hdi_high"] < 0)
-    table["hdi_excludes_0"] = np.where(excludes, "†", "")
+    table["hdi_excludes_0"] = np.where(excludes, DAGGER, "")
     table["gs3sls_stars"] = table["gs3sls_stars"].fillna("")
     order = {"response": list(responses), "kind": ["shock", "exogenous"],
              "effect": list(EFFECTS)}
