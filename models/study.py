@@ -282,5 +282,7 @@ def impact_sentence(table: pd.DataFrame, response: str, variable: str,
     if np.isfinite(row["gs3sls"]):
         sides.append(f"{row['gs3sls']:.3f} by GS3SLS (simulated 95 % interval "
                      f"{row['ci_low']:.3f} to {row['ci_high']:.3f})")
+    if sides and not np.isfinite(row["gs3sls"]):
+        sides.append("none by GS3SLS (not estimable, or outside the admissible region)")
     return (f"the {effect} impact of {impact_phrase(variable, row['kind'])} on {response} is "
             + (" and ".join(sides) if sides else "not available"))
