@@ -3,6 +3,9 @@
 Table numbers follow the seed: Table 1 descriptive statistics; Tables 2–3 the spatial
 simultaneous systems ER ↔ PSS and ER ↔ PSD by GS3SLS and 3SLS, beside the Bayesian
 full-information posterior. Figures 1–3 are the Moran scatter plots of ER, PSS and PSD.
+Beside Tables 2–3, :func:`impact_table` gives what the systems imply: the LeSage–Pace direct,
+indirect and total impacts (posterior beside GS3SLS), since a structural coefficient of a
+simultaneous spatial system is not the effect of its variable.
 
 Two specifications (METHOD.md §2, identification warning):
 
