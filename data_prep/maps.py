@@ -35,6 +35,8 @@ QUADRANTS = {1: "HH", 2: "LH", 3: "LL", 4: "HL"}  # esda's Moran_Local.q codes
 NOT_SIGNIFICANT = "not significant"
 LISA_COLOURS = {"HH": "#d7191c", "LL": "#2c7bb6", "LH": "#abd9e9", "HL": "#fdae61",
                 NOT_SIGNIFICANT: "#e0e0e0"}
+UNIFORM_SPAN = 0.01   # an effect map spanning less than 1 % of its mean is reported as uniform
+UNIFORM_SCALE = 0.05  # ... and drawn on mean ± 5 %, so that its spread fills < 1/10 of the scale
 
 
 def geometry_frame(ds: xr.Dataset):
@@ -51,7 +53,8 @@ def geometry_frame(ds: xr.Dataset):
                             crs=crs)
 
 
-def _choropleth(ax, gdf, values: np.ndarray, title: str, diverging: bool) -> None:
+def _choropleth(ax, gdf, values: np.ndarray, title: str, diverging: bool,
+                limits: tuple[float, float] | None = None) -> None:
     from matplotlib.colors import TwoSlopeNorm
 
     frame = gdf.assign(value=np.asarray(values, dtype=float))
@@ -59,7 +62,9 @@ def _choropleth(ax, gdf, values: np.ndarray, title: str, diverging: bool) -> Non
                   missing_kwds={"color": "lightgrey", "label": "missing"},
                   legend_kwds={"shrink": 0.7})
     finite = frame["value"][np.isfinite(frame["value"])]
-    if diverging and len(finite) and finite.min() < 0 < finite.max():
+    if limits is not None:
+        kwargs.update(cmap="viridis", vmin=limits[0], vmax=limits[1])
+    elif diverging and len(finite) and finite.min() < 0 < finite.max():
         kwargs.update(cmap="RdBu_r", norm=TwoSlopeNorm(0.0, finite.min(), finite.max()))
     else:
         kwargs.update(cmap="viridis")
@@ -74,10 +79,12 @@ def choropleths(ds: xr.Dataset, panels: Mapping[str, np.ndarray], path, **option
 
 
 def choropleth_figure(ds: xr.Dataset, panels: Mapping[str, np.ndarray], *,
-                      diverging: Sequence[str] = (), columns: int = 3, title: str = ""):
+                      diverging: Sequence[str] = (), columns: int = 3, title: str = "",
+                      limits: Mapping[str, tuple[float, float]] | None = None):
     """One choropleth per entry of ``panels`` (title → per-city values in ``ds.city`` order);
     panels named in ``diverging`` use a red-blue scale centred on 0 when their values straddle
-    it. Returns the matplotlib Figure (map axes titled by the panel names)."""
+    it, panels named in ``limits`` a colour scale fixed to (low, high). Returns the matplotlib
+    Figure (map axes titled by the panel names)."""
     gdf = geometry_frame(ds)
     for name, v in panels.items():
         if np.shape(v) != (len(gdf),):
@@ -87,7 +94,7 @@ def choropleth_figure(ds: xr.Dataset, panels: Mapping[str, np.ndarray], *,
     rows = int(np.ceil(k / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4.0 * rows), squeeze=False)
     for ax, (name, v) in zip(axes.ravel(), panels.items()):
-        _choropleth(ax, gdf, v, name, name in set(diverging))
+        _choropleth(ax, gdf, v, name, name in set(diverging), (limits or {}).get(name))
     for ax in axes.ravel()[k:]:
         ax.remove()
     if title:
@@ -109,17 +116,24 @@ def effect_maps(ds: xr.Dataset, effects: xr.Dataset, response: str, variable: st
     return save_figure(effect_map_figure(ds, effects, response, variable), path)
 
 
-def effect_map_figure(ds: xr.Dataset, effects: xr.Dataset, response: str, variable: str):
-    """Posterior mean and sd of the per-city direct and total effect of ``variable`` on
-    ``response`` (``effects`` from :func:`models.bayes.city_effects.city_effects`): 4 panels."""
+def effect_map_title(response: str, variable: str, kind: str) -> str:
+    """What a per-city map shows, in words shared by the figure and its caption: a shock is the
+    block [𝒜⁻¹]_{response, variable}, the response to a unit innovation in ``variable``'s own
+    equation, not the effect of a change in ``variable`` (it has no coefficient of its own)."""
+    if kind == "shock":
+        return f"Per-city response of {response} to a unit shock to the {variable} equation"
+    return f"Per-city impact of {variable} on {response}"
+
+
+def effect_map_panels(effects: xr.Dataset, response: str,
+                      variable: str) -> tuple[dict[str, np.ndarray], str]:
+    """The four panels (direct / total × posterior mean / sd) of one per-city effect map and the
+    variable's kind ("exogenous" or "shock"); InputError names an unknown response/variable."""
     da = effects["city_effect"]
     for coord, value in (("response", response), ("variable", variable)):
         if value not in set(map(str, da[coord].values)):
             raise InputError(f"effects: no {coord} {value!r} (have "
                              f"{', '.join(map(str, da[coord].values))})")
-    cities = np.asarray(ds["city"].values).astype(str)
-    if list(map(str, da["city"].values)) != list(cities):
-        raise InputError("effects: cities differ from the dataset's (order or names)")
     sel = da.sel(response=response, variable=variable)
     mean, sd = sel.mean("sample"), sel.std("sample", ddof=1)
     panels = {"direct, posterior mean": mean.sel(effect="direct").values,
@@ -128,11 +142,54 @@ def effect_map_figure(ds: xr.Dataset, effects: xr.Dataset, response: str, variab
               "total, posterior sd": sd.sel(effect="total").values}
     kind = str(da["variable_kind"].sel(variable=variable).values) \
         if "variable_kind" in da.coords else "exogenous"
-    label = f"a unit shock to {variable}" if kind == "shock" else f"{variable}"
-    return choropleth_figure(ds, panels, columns=2,
-                             diverging=["direct, posterior mean", "total, posterior mean"],
-                             title=f"Per-city effect of {label} on {response} "
-                                   f"({sel.sizes['sample']} posterior draws)")
+    return panels, kind
+
+
+def relative_span(values) -> float:
+    """(max − min) / |mean| of the finite values: inf when the mean is 0 or nothing is finite."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not v.size or v.mean() == 0:
+        return np.inf
+    return float((v.max() - v.min()) / abs(v.mean()))
+
+
+def uniform_panels(panels: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Panels whose values span less than :data:`UNIFORM_SPAN` of their mean → that span.
+
+    Such a map is one number up to noise (a direct impact under a near-regular W is): colouring
+    it over its own range would paint noise as geography.
+    """
+    spans = {name: relative_span(v) for name, v in panels.items()}
+    return {name: span for name, span in spans.items() if span < UNIFORM_SPAN}
+
+
+def effect_map_figure(ds: xr.Dataset, effects: xr.Dataset, response: str, variable: str):
+    """Posterior mean and sd of the per-city direct and total effect of ``variable`` on
+    ``response`` (``effects`` from :func:`models.bayes.city_effects.city_effects`): 4 panels.
+
+    A panel that is uniform (:func:`uniform_panels`) says so in its title and is drawn on a
+    colour scale fixed at its mean ± :data:`UNIFORM_SCALE` of it, so the noise shows as one
+    colour.
+    """
+    cities = np.asarray(ds["city"].values).astype(str)
+    if list(map(str, effects["city"].values)) != list(cities):
+        raise InputError("effects: cities differ from the dataset's (order or names)")
+    panels, kind = effect_map_panels(effects, response, variable)
+    flat = uniform_panels(panels)
+    titles = {name: (f"{name}\n(uniform: spans {100 * flat[name]:.2g} % of its mean)"
+                     if name in flat else name) for name in panels}
+    limits = {}
+    for name in flat:
+        m = float(np.nanmean(panels[name]))
+        limits[titles[name]] = (m - UNIFORM_SCALE * abs(m), m + UNIFORM_SCALE * abs(m))
+    draws = effects["city_effect"].sizes["sample"]
+    return choropleth_figure(ds, {titles[k]: v for k, v in panels.items()}, columns=2,
+                             diverging=[titles["direct, posterior mean"],
+                                        titles["total, posterior mean"]],
+                             limits=limits,
+                             title=f"{effect_map_title(response, variable, kind)} "
+                                   f"({draws} posterior draws)")
 
 
 def lisa(ds: xr.Dataset, variable: str = "ER", *, year=None, permutations: int = 999,

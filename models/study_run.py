@@ -24,9 +24,6 @@ from common.errors import InputError
 from models.report import Report, versions
 from models.study_config import StudyConfig
 
-FREQUENTIST_NOTE = "*** p<0.01, ** p<0.05, * p<0.1; z statistics in parentheses"
-POSTERIOR_NOTE = "posterior mean (posterior sd); † the 94 % highest-density interval excludes 0"
-
 
 def say(message: str) -> None:
     print(f"[run_all] {message}", flush=True)
@@ -48,6 +45,7 @@ class Study:
     truth: pd.DataFrame | None = None
     controls: list[str] = field(default_factory=list)
     fits: dict = field(default_factory=dict)
+    gs3sls_impacts: dict = field(default_factory=dict)  # system name -> impacts frame or None
 
     @property
     def synthetic(self) -> bool:
@@ -188,20 +186,41 @@ def stage_descriptive(study: Study) -> None:
                 "Mean, standard deviation and range of every variable over the city-year panel.")
     moran = morans_i(ds, ("ER", *cfg.agglomeration), seed=cfg.seed)
     study.table(moran.round(4), "moran_i", "Global Moran's I (999 permutations)",
-                "Moran's I per year and for the period mean; a positive I with a small "
-                "permutation p-value means neighbouring cities resemble each other.")
-    mean_rows = moran[moran["year"].astype(str) == "mean"] if "year" in moran else moran
-    clustered = [str(v) for v, p in zip(mean_rows.get("variable", []), mean_rows.get("p_value", []))
-                 if p < 0.05]
-    study.report.verdict("Table 1 / Moran's I: the period means of "
-                         + (", ".join(clustered) if clustered else "no index")
-                         + " are spatially clustered (permutation p < 0.05).")
+                "Moran's I per year and for the period mean. The permutation p-value counts "
+                "the permutations in the tail the observed I falls in, so a small one means "
+                "either clustering "
+                "(I above its expectation E[I]: neighbouring cities resemble each other) or "
+                "dispersion (I below E[I]: neighbours differ, as on a checkerboard).")
+    study.report.verdict(moran_verdict(moran))
     for k, var in enumerate(("ER", *cfg.agglomeration), start=1):
         path = study.path("figures", f"figure{k}_moran_{var}.png")
         moran_scatter(ds, var, path)
         study.figure(path, f"Figure {k}. Moran scatter plot of {var}: each city's standardised "
                            f"value against its neighbours' average (period means).")
     _maps(study)
+
+
+def moran_verdict(moran: pd.DataFrame, alpha: float = 0.05) -> str:
+    """The Table 1 verdict on the period means (rows with year "mean" of ``morans_i``).
+
+    esda's permutation p-value ``p_sim`` is folded — (1 + #permuted I at least as extreme in the
+    observed tail) / (1 + permutations) — so it is small for a significantly negative I too;
+    the side of E[I] = −1/(n − 1) tells clustering (I > E[I]) from dispersion (I < E[I])
+    (Cliff & Ord 1981, *Spatial Processes*, ch. 1).
+    """
+    rows = moran[moran["year"].astype(str) == "mean"] if "year" in moran else moran
+    groups: dict[str, list[str]] = {"clustered": [], "dispersed": [], "not significant": []}
+    for row in rows.itertuples(index=False):
+        key = ("not significant" if row.p_value >= alpha
+               else "clustered" if row.I > row.expected_I else "dispersed")
+        groups[key].append(str(row.variable))
+    words = {"clustered": "spatially clustered (I > E[I])",
+             "dispersed": "spatially dispersed (I < E[I])",
+             "not significant": "neither clustered nor dispersed"}
+    parts = [f"{', '.join(names)} {'are' if len(names) > 1 else 'is'} {words[key]}"
+             for key, names in groups.items() if names]
+    return (f"Table 1 / Moran's I of the period means (permutation p < {alpha:g}): "
+            + ("; ".join(parts) if parts else "no variable tested") + ".")
 
 
 def _maps(study: Study) -> None:
@@ -283,14 +302,36 @@ def stage_systems(study: Study) -> None:
         _loo_comparisons(study, fit)
 
 
+def _headline_name(study: Study, index: str) -> str:
+    return "headline" if study.cfg.joint else f"headline_{index.lower()}"
+
+
 def _headline_for(study: Study, index: str):
-    name = "headline" if study.cfg.joint else f"headline_{index.lower()}"
-    return study.fits[name]
+    return study.fits[_headline_name(study, index)]
+
+
+def _gs3sls_impacts(study: Study, index: str) -> pd.DataFrame | None:
+    """The headline system's GS3SLS impacts (``models.study.gs3sls_impacts``), computed once per
+    system; None, said in the report, when the estimate is outside the admissible region."""
+    from models.study import gs3sls_impacts
+
+    name = _headline_name(study, index)
+    if name not in study.gs3sls_impacts:
+        gs3sls = study.fits[name].frequentist.get("GS3SLS")
+        try:
+            study.gs3sls_impacts[name] = (
+                gs3sls_impacts(gs3sls, study.eigenvalues, seed=study.cfg.seed,
+                               W=study.weights.matrix) if gs3sls is not None else None)
+        except InputError as err:
+            study.gs3sls_impacts[name] = None
+            study.report.lines([f"GS3SLS impacts of the {name} system not computed: {err}"])
+    return study.gs3sls_impacts[name]
 
 
 def _system_tables(study: Study, k: int, index: str) -> None:
-    from models.compare import compare_estimates
-    from models.study import system_table
+    from models.compare import CRITERION_NOTE, compare_estimates, comparison_sentence
+    from models.study import IMPACT_NOTE, impact_sentence, impact_table, system_table
+    from models.tables.common import TABLE_NOTE
 
     head = _headline_for(study, index)
     seed = study.fits.get(f"seed_{index.lower()}")
@@ -300,8 +341,9 @@ def _system_tables(study: Study, k: int, index: str) -> None:
     study.table(system_table(fits, eqs), f"{stem}_system",
                 f"Table {k}. ER and {index}: GS3SLS, 3SLS and posterior",
                 "The headline specification by GS3SLS (spatial), 3SLS (non-spatial) and its "
-                "posterior, then the seed's specification (\"Seed\" columns) the same ways.",
-                f"{FREQUENTIST_NOTE}. Bayes: {POSTERIOR_NOTE}.")
+                "posterior, then the seed's specification (\"Seed\" columns) the same ways. "
+                "These are structural coefficients; the impacts table below gives the effects.",
+                TABLE_NOTE)
     cmp = compare_estimates(head.frequentist["GS3SLS"].to_frame(), head.summary)
     cmp = cmp[cmp["equation"].isin(eqs)]
     if study.truth is not None:
@@ -309,12 +351,21 @@ def _system_tables(study: Study, k: int, index: str) -> None:
     study.table(cmp.round(4), f"{stem}_compare",
                 f"Table {k} (comparison). Posterior vs GS3SLS"
                 + (" vs truth" if study.truth is not None else ""),
-                "Each coefficient's posterior mean beside the GS3SLS estimate, their gap in "
-                "combined standard deviations (z)" + (" and the true value" if study.truth
-                                                      is not None else "") + ".")
+                "Each coefficient's posterior mean beside the GS3SLS estimate and their gap in "
+                "GS3SLS standard errors (gap_se) and in posterior sds (gap_sd)"
+                + (" and the true value" if study.truth is not None else "") + ".",
+                CRITERION_NOTE)
+    impacts = impact_table(head, _gs3sls_impacts(study, index), eqs)
+    study.table(impacts.round(4), f"{stem}_impacts",
+                f"Table {k} (impacts). Direct, indirect and total impacts on ER and {index}",
+                f"What the headline system implies for ER and {index}: the LeSage–Pace impacts "
+                f"of every exogenous variable and of a unit shock to the ER and the {index} "
+                f"equation, posterior beside GS3SLS.", IMPACT_NOTE)
     verdict = [f"Table {k} (ER ↔ {index}): headline posterior "
                + ("converged" if head.converged else "did NOT converge")
-               + f" ({head.convergence[0] if head.convergence else 'no report'})"]
+               + f" ({head.convergence[0] if head.convergence else 'no report'})",
+               impact_sentence(impacts, "ER", index), impact_sentence(impacts, index, "ER"),
+               comparison_sentence(cmp)]
     if study.truth is not None:
         rec = _recovery_rates(head, study.truth, eqs)
         verdict.append(f"truth inside the 94 % HDI for {rec['hdi']} and inside the GS3SLS 95 % "
@@ -351,30 +402,25 @@ def _seed_diagnosis(fit) -> str:
 
 
 def _system_figures(study: Study, fit, index: str, equations) -> None:
-    """Forests (posterior beside GS3SLS and truth, standardised), effect maps, diagnostics."""
+    """Forests (posterior beside GS3SLS and truth, standardised), impact maps, diagnostics."""
     from models.bayes.diagnostics_plots import diagnostic_figures
-    from models.figures import comparison_figures, frequentist_effects
+    from models.figures import comparison_figures
 
     if study.cfg.joint and index != study.cfg.agglomeration[0]:
         return  # one joint system: its figures are drawn once
-    name = "headline" if study.cfg.joint else f"headline_{index.lower()}"
+    name = _headline_name(study, index)
     gs3sls = fit.frequentist.get("GS3SLS")
-    try:
-        freq_effects = (frequentist_effects(gs3sls, study.eigenvalues, seed=study.cfg.seed,
-                                            W=study.weights.matrix) if gs3sls is not None else None)
-    except InputError as err:
-        freq_effects = None
-        study.report.lines([f"GS3SLS effects not drawn: {err}"])
     paths = comparison_figures(fit.idata, study.frame, study.folder / "figures",
                                frequentist=gs3sls.to_frame() if gs3sls is not None else None,
-                               frequentist_effects=freq_effects, truth=study.truth,
+                               frequentist_effects=_gs3sls_impacts(study, index),
+                               truth=study.truth,
                                weights=study.weights, prefix=f"{name}_")
     truth = " and the truth" if study.truth is not None else ""
     captions = [f"Coefficients of the {name} system: posterior mean and 94 % HDI beside the "
                 f"GS3SLS estimate and 95 % interval{truth}, standardised (b·sd(x)/sd(y)) so "
                 f"every slope reads on one axis; intercepts in their own panel.",
-                f"Direct, indirect and total effects of the {name} system: posterior beside "
-                f"GS3SLS{truth}, standardised."]
+                f"Direct, indirect and total impacts of the {name} system (a shock: a unit "
+                f"innovation in that equation): posterior beside GS3SLS{truth}, standardised."]
     for path, caption in zip(paths, captions):
         study.figure(path, caption)
     _effect_maps(study, fit, name)
@@ -385,8 +431,9 @@ def _system_figures(study: Study, fit, index: str, equations) -> None:
 
 
 def _effect_maps(study: Study, fit, name: str) -> None:
-    """Per-city posterior direct and total effects of each agglomeration index on ER."""
-    from data_prep.maps import effect_maps
+    """Per-city posterior direct and total response of ER to each agglomeration index."""
+    from data_prep.maps import (UNIFORM_SCALE, effect_map_panels, effect_map_title, effect_maps,
+                                uniform_panels)
     from models.bayes.city_effects import city_effects
 
     if "geometry_wkt" not in study.ds:
@@ -394,16 +441,23 @@ def _effect_maps(study: Study, fit, name: str) -> None:
     try:
         effects = city_effects(fit.idata, study.weights, max_draws=200)
     except InputError as err:
-        study.report.lines([f"Per-city effect maps skipped: {err}"])
+        study.report.lines([f"Per-city impact maps skipped: {err}"])
         return
     for index in study.cfg.agglomeration:
         if index not in set(str(v) for v in effects["variable"].values):
             continue
         path = effect_maps(study.ds, effects, "ER", index,
                            study.path("figures", f"{name}_map_effect_{index}_on_ER.png"))
-        study.figure(path, f"Per-city effect of {index} on ER ({name} system): posterior mean "
-                           f"and sd of the direct effect (the city's own response) and of the "
-                           f"total effect (a change in the city, summed over all cities).")
+        panels, kind = effect_map_panels(effects, "ER", index)
+        flat = uniform_panels(panels)
+        remark = "".join(f" The {panel} panel is uniform across cities (it spans "
+                         f"{100 * span:.2g} % of its mean) and is drawn on a colour scale of its "
+                         f"mean ± {100 * UNIFORM_SCALE:g} %: read it as one number."
+                         for panel, span in flat.items())
+        study.figure(path, f"{effect_map_title('ER', index, kind)} ({name} system): posterior "
+                           f"mean and sd of the direct response (the city's own) and of the "
+                           f"total (a {'shock' if kind == 'shock' else 'change'} in the city, "
+                           f"summed over all cities)." + remark)
 
 
 def _loo_comparisons(study: Study, fit: Callable) -> None:
@@ -441,7 +495,8 @@ def _fit_options(study: Study) -> dict:
 
 
 def _signs_verdict(study: Study, title: str, fits: dict) -> None:
-    """How many fits keep the headline's sign of each index's effect on ER, and converged."""
+    """How many fits keep the headline's sign of each index's coefficient in the ER equation
+    (a structural coefficient, not an impact), and how many posteriors converged."""
     head = {a: _headline_for(study, a) for a in study.cfg.agglomeration}
     kept, total, converged, sampled = 0, 0, 0, 0
     for fit in fits.values():
@@ -455,8 +510,8 @@ def _signs_verdict(study: Study, title: str, fits: dict) -> None:
         if fit.idata is not None:
             sampled += 1
             converged += int(fit.converged)
-    text = f"{title}: the GS3SLS effect of the index on ER keeps the headline's sign in " \
-           f"{kept} of {total} fits"
+    text = (f"{title}: the GS3SLS coefficient of the index in the ER equation (structural, not "
+            f"an impact) keeps the headline's sign in {kept} of {total} fits")
     if sampled:
         text += f"; {converged} of {sampled} posteriors converged"
     study.report.verdict(text + ".")
@@ -519,7 +574,7 @@ def stage_robustness(study: Study) -> None:
 def stage_regimes(study: Study) -> None:
     """Tables 7–8: high/low regimes of each index in a three-equation system."""
     from models.tables.common import TABLE_NOTE
-    from models.tables.regimes import regime_names, regime_table
+    from models.tables.regimes import point_mass_note, regime_names, regime_table
 
     cfg = study.cfg
     study.report.section("Tables 7–8: high and low agglomeration regimes",
@@ -538,14 +593,15 @@ def stage_regimes(study: Study) -> None:
             study.table(table, f"table{k}_{index.lower()}_regimes",
                         f"Table {k}. ER and the high/low regimes of {index}",
                         "GS3SLS and 3SLS beside the posterior of the three-equation regime "
-                        "system.", TABLE_NOTE)
+                        "system.", f"{TABLE_NOTE} {point_mass_note(study.frame, index)}")
             if fit.idata is not None:
                 study.posterior(fit.idata, f"regimes_{index.lower()}")
             gs = fit.frequentist.get("GS3SLS")
             text = f"Table {k} ({index} regimes)"
             if gs is not None:
-                text += (f": GS3SLS effect on ER of the high regime {gs.params[('ER', high)]:.3f}, "
-                         f"of the low regime {gs.params[('ER', low)]:.3f}")
+                text += (f": GS3SLS coefficient of {high} in the ER equation "
+                         f"{gs.params[('ER', high)]:.3f}, of {low} {gs.params[('ER', low)]:.3f} "
+                         f"(structural coefficients, not impacts)")
             if fit.idata is not None:
                 text += "; posterior " + ("converged" if fit.converged else "did NOT converge")
             study.report.verdict(text + ".")

@@ -5,7 +5,9 @@
 
 coef.csv is written by fit_gs3sls.py, post_summary.csv by sample_posteriors.py (DESIGN.md
 contract 2). The output adds, per (equation, term), the difference of the posterior mean from the
-estimate and z = difference / sqrt(sd² + std_error²); |z| > 2 is flagged (models.compare).
+estimate, that difference in GS3SLS standard errors (gap_se) and in posterior sds (gap_sd), and
+within_1se = |gap_se| <= 1; coefficients beyond one standard error are listed (models.compare
+says why the GS3SLS standard error is the scale).
 Tables of different systems (their equations differ) are refused; terms found in one table only
 are warned about. Bad input prints `error: ...` naming the file at fault and exits with status 2,
 writing nothing; the CSV and the Markdown table are written together or not at all.
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_paths(files=outputs)
 
     from common.files import write_together
-    from models.compare import compare_estimates, match_report
+    from models.compare import compare_estimates, match_report, outside_one_se
     from models.results import coefficient_frame, posterior_frame, to_markdown
 
     freq = _read(args.frequentist, coefficient_frame, "--frequentist")
@@ -79,9 +81,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"WARNING: {warning}", file=sys.stderr)
     for _, path in outputs:
         print(f"wrote {path}")
-    flagged = table[(table["in"] == "both") & ~table["agree"]]
+    flagged = outside_one_se(table)
     print(f"{int((table['in'] == 'both').sum())} coefficients compared; "
-          f"{len(flagged)} differ by more than 2 combined standard deviations"
+          f"{len(flagged)} differ by more than one GS3SLS standard error"
           + (": " + ", ".join(f"{e}:{t}" for e, t in zip(flagged["equation"], flagged["term"]))
              if len(flagged) else ""))
     return 0

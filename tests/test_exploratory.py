@@ -128,3 +128,21 @@ def test_kept_islands_enter_with_a_zero_row():
         table = morans_i(ds, ["v"], permutations=19)
     # S0 = 16: the island's row is empty
     assert table.I.iloc[0] == pytest.approx(closed_form_I(y[:, 0], W.toarray()), rel=1e-10)
+
+
+def test_moran_verdict_calls_a_checkerboard_dispersed_and_a_gradient_clustered():
+    from models.study_run import moran_verdict
+
+    ds, _ = lattice_dataset()
+    i, j = np.divmod(np.arange(SIDE * SIDE), SIDE)
+    board = ((i + j) % 2).astype(float)[:, None] + 0.01 * np.arange(3)  # the same every year
+    ds["board"] = (("city", "year"), board)
+    table = morans_i(ds, ["board", "smooth", "noise"], permutations=199, seed=1)
+    row = table[(table.variable == "board") & (table.year == "mean")].iloc[0]
+    # rook neighbours of a black square are all white: I = -1, and esda's folded p is tiny
+    assert row["I"] == pytest.approx(-1.0) and row["p_value"] < 0.05
+    text = moran_verdict(table)
+    # the former verdict listed every variable with p < 0.05 as clustered, the board included
+    assert "board is spatially dispersed (I < E[I])" in text
+    assert "smooth is spatially clustered (I > E[I])" in text
+    assert "noise is neither clustered nor dispersed" in text

@@ -158,3 +158,47 @@ def test_bad_inputs(fitted):
     with pytest.raises(InputError, match="weights are 36 x 36 but the data have 5 rows"):
         figures.coefficient_scales(fitted["sim"].data.head(5).drop(columns="city"),
                                    [("ER", "W(PSS)")], fitted["w"].matrix)
+
+
+def test_impact_table_sets_posterior_beside_gs3sls_with_one_convention_each(fitted):
+    from models.study import IMPACT_COLUMNS, gs3sls_impacts, impact_sentence, impact_table
+    from models.tables.common import SystemFit
+
+    fit = SystemFit(list(fitted["sim"].formulas), None, nobs=36)
+    fit.idata = fitted["idata"]
+    gs = gs3sls_impacts(fitted["res"], fitted["eigs"], seed=3, draws=200)
+    table = impact_table(fit, gs, ["ER", "PSS"])
+    assert list(table.columns) == IMPACT_COLUMNS
+    # 2 responses × (4 exogenous variables + a shock to each of the 2 equations) × 3 effects
+    assert len(table) == 36
+    assert set(table.loc[table["kind"] == "shock", "variable"]) == {"ER", "PSS"}
+    assert list(table["effect"][:3]) == ["direct", "indirect", "total"]
+    row = table.set_index(["response", "variable", "effect"]).loc[("ER", "z1", "total")]
+    draws = fitted["idata"].posterior["impact"].sel(response="ER", variable="z1", effect="total")
+    assert row["mean"] == pytest.approx(float(draws.mean()))
+    assert row["sd"] == pytest.approx(float(draws.std(ddof=1)))
+    assert row["hdi_low"] < row["mean"] < row["hdi_high"] and row["hdi_excludes_0"] == "†"
+    ref = figures.frequentist_effects(fitted["res"], fitted["eigs"], draws=200, seed=3)
+    ref = ref.set_index(["response", "variable", "effect"])
+    assert row["gs3sls"] == pytest.approx(ref.loc[("ER", "z1", "total"), "estimate"])
+    assert row["ci_low"] == pytest.approx(ref.loc[("ER", "z1", "total"), "low"])
+    # stars: *** exactly where the simulated 99 % interval excludes 0, none without a 90 % one
+    wide = figures.frequentist_effects(fitted["res"], fitted["eigs"], draws=200, seed=3,
+                                       level=0.99).set_index(["response", "variable", "effect"])
+    keyed = table.set_index(["response", "variable", "effect"])
+    outside = (wide["low"] > 0) | (wide["high"] < 0)
+    assert ((keyed["gs3sls_stars"] == "***") == outside.reindex(keyed.index)).all()
+    narrow = figures.frequentist_effects(fitted["res"], fitted["eigs"], draws=200, seed=3,
+                                         level=0.90).set_index(["response", "variable", "effect"])
+    inside = ((narrow["low"] <= 0) & (narrow["high"] >= 0)).reindex(keyed.index)
+    assert (keyed.loc[inside, "gs3sls_stars"] == "").all()
+    assert not keyed["hdi_excludes_0"].str.contains(r"\*").any()
+    assert not keyed["gs3sls_stars"].str.contains("†").any()
+    text = impact_sentence(table, "ER", "PSS")
+    assert text.startswith("the total impact of a unit shock to the PSS equation on ER is ")
+    assert "in the posterior (94 % HDI" in text and "by GS3SLS (simulated 95 % interval" in text
+    only_er = impact_table(fit, None, ["ER"])
+    assert set(only_er["variable"]) == {"ER", "x1", "x2", "z1", "z2"}
+    assert only_er["gs3sls"].isna().all() and (only_er["gs3sls_stars"] == "").all()
+    assert impact_sentence(only_er, "ER", "x1").endswith(
+        "and none by GS3SLS (not estimable, or outside the admissible region)")

@@ -109,6 +109,36 @@ def test_index_and_effect_maps(small, tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_uniform_effect_map_says_so_and_names_the_shock(small):
+    ds, _ = small
+    n = SIDE * SIDE
+    rng = np.random.default_rng(3)
+    values = np.empty((30, 3, 1, 1, n))
+    values[:, 0] = 0.8 * (1 + 1e-4 * rng.normal(size=(30, 1, 1, n)))  # direct: flat up to noise
+    values[:, 2] = np.linspace(0.5, 1.5, n) + 0.01 * rng.normal(size=(30, 1, 1, n))
+    values[:, 1] = values[:, 2] - values[:, 0]
+    effects = xr.Dataset({"city_effect": (("sample", "effect", "response", "variable", "city"),
+                                          values)},
+                         coords={"effect": ["direct", "indirect", "total"], "response": ["ER"],
+                                 "variable": ["PSS"], "variable_kind": ("variable", ["shock"]),
+                                 "city": list(ds["city"].values)})
+    panels, kind = maps.effect_map_panels(effects, "ER", "PSS")
+    assert kind == "shock"
+    assert set(maps.uniform_panels(panels)) == {"direct, posterior mean"}
+    assert maps.relative_span([1.0, 1.002]) == pytest.approx(0.002 / 1.001)
+    assert maps.relative_span([-1.0, 1.0]) == np.inf
+    fig = maps.effect_map_figure(ds, effects, "ER", "PSS")
+    assert fig._suptitle.get_text().startswith(
+        "Per-city response of ER to a unit shock to the PSS equation")
+    titles = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+    flat = [t for t in titles if t.startswith("direct, posterior mean")]
+    assert len(flat) == 1 and "uniform: spans" in flat[0] and "% of its mean" in flat[0]
+    low, high = titles[flat[0]].collections[0].get_clim()
+    assert (low, high) == pytest.approx((0.8 * 0.95, 0.8 * 1.05), rel=1e-3)
+    assert "total, posterior mean" in titles  # spread over cities: its own scale, no remark
+    plt.close(fig)
+
+
 def test_lisa_labels_match_esda(small, tmp_path):
     import esda
 

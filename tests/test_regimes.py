@@ -47,6 +47,19 @@ def test_regimes_hand_example_without_winsorising():
     assert choices["pss_method"] == "max_lq"          # the other choices are kept
 
 
+def test_regime_note_states_the_point_mass_at_zero_with_its_counts():
+    from data_prep.dataset import cross_section
+    from models.tables.regimes import point_mass_note
+
+    # yearly means 3 and 4: c0 is low in both years, c2 high in both, c1 switches
+    ds = add_regimes(_panel([[1, 2], [3, 5], [5, 6]]), indices=("PSS",), winsor=None)
+    note = point_mass_note(cross_section(ds), "PSS")
+    assert "PSS_H = PSS·1[PSS > yearly mean] is exactly 0 for every low-regime city-year" in note
+    assert "1 of 3 cities have PSS_H = 0 and 1 have PSS_L = 0" in note
+    with pytest.raises(InputError, match="no column PSD_H, PSD_L"):
+        point_mass_note(cross_section(ds), "PSD")
+
+
 def test_regimes_winsorise_before_splitting():
     # one year, five cities: quantiles (25 %, 75 %) by linear interpolation are 2 and 4, so the
     # winsorised values are [2, 2, 3, 4, 4] with mean 3 -> high [0, 0, 0, 4, 4].

@@ -183,7 +183,8 @@ def test_quick_tiny_study_writes_every_file_and_reproduces(tmp_path):
         assert f"to {out}" in result.stdout
     tables = sorted(p.relative_to(first) for p in (first / "tables").glob("*.csv"))
     for name in ["table1_descriptive", "moran_i", "table2_pss_system", "table2_pss_compare",
-                 "table3_psd_system", "table3_psd_compare", "loo_headline",
+                 "table2_pss_impacts", "table3_psd_system", "table3_psd_compare",
+                 "table3_psd_impacts", "loo_headline",
                  "table4_alternative_measures", "table5_subsample_fixed_effects",
                  "table6_instruments", "table7_pss_regimes", "table8_psd_regimes",
                  "table9_quadratic", "table10_factor_model"]:
@@ -200,6 +201,10 @@ def test_quick_tiny_study_writes_every_file_and_reproduces(tmp_path):
     assert len(list((first / "figures").glob("*.png"))) >= 12
     report = (first / "report.md").read_text()
     assert "## Verdicts" in report and "Table 2" in report and "| total |" in report
+    assert "the total impact of a unit shock to the PSS equation on ER is " in report
+    assert "within one GS3SLS standard error" in report and "| agree |" not in report
+    impacts = pd.read_csv(first / "tables" / "table2_pss_impacts.csv")
+    assert {"ER", "PSS"} == set(impacts["response"]) and impacts["mean"].notna().all()
     assert not list(tmp_path.rglob(".*staging*")) and not list(first.rglob(".*.tmp"))
 
 

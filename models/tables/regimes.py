@@ -86,4 +86,25 @@ def regime_table(frame: pd.DataFrame, weights, eigenvalues, index: str,
     return seed_table({"": fit}, show_controls=show_controls), fit
 
 
-__all__ = ["regime_formulas", "regime_names", "regime_table"]
+def point_mass_note(frame: pd.DataFrame, index: str) -> str:
+    """The regimes' point mass at zero, stated for the table note with the counts in ``frame``.
+
+    A_H = A·1[A > yearly mean] is exactly 0 for every low-regime city-year and A_L for every
+    high-regime one, so neither regressor is continuous: in the period means a city that was in
+    the other regime every year has exactly 0, and each slope rests on the cities that were in
+    its regime at least once.
+    """
+    high, low = regime_names(index)
+    missing = [c for c in (high, low) if c not in frame.columns]
+    if missing:
+        raise InputError(f"regime note {index}: the data have no column {', '.join(missing)}")
+    n = len(frame)
+    zeros = {name: int((frame[name].to_numpy(dtype=float) == 0).sum()) for name in (high, low)}
+    return (f"{high} = {index}·1[{index} > yearly mean] is exactly 0 for every low-regime "
+            f"city-year and {low} for every high-regime one (a point mass at zero): in these "
+            f"period means {zeros[high]} of {n} cities have {high} = 0 and {zeros[low]} have "
+            f"{low} = 0, so each regime's slope rests on the cities that were in that regime "
+            f"at least once.")
+
+
+__all__ = ["point_mass_note", "regime_formulas", "regime_names", "regime_table"]
