@@ -25,8 +25,9 @@ import pandas as pd
 
 from common.errors import InputError
 from models.frequentist.diagnostics import (COLUMNS, first_stage, lag_only_identification,
-                                            stability_warning, weak_identification_warnings)
-from models.frequentist.gm import DEFAULT_BOUNDS, estimate_rho
+                                            spectrum_range, stability_warning,
+                                            weak_identification_warnings)
+from models.frequentist.gm import DEFAULT_BOUNDS, estimate_rho, spectral_bounds
 from models.frequentist.iv import (Projector, residual_covariance, system_2sls_cov, three_sls,
                                    two_sls)
 from models.frequentist.results import SystemResults
@@ -69,11 +70,15 @@ def _bounds_note(W, bounds: tuple[float, float]) -> list[str]:
 
 
 def estimate(system, method: str = "gs3sls", *,
-             rho_bounds: tuple[float, float] = DEFAULT_BOUNDS) -> SystemResults:
+             rho_bounds: tuple[float, float] | None = None,
+             eigenvalues=None) -> SystemResults:
     """Estimate the system by ``method`` in {"2sls", "3sls", "gs2sls", "gs3sls"}.
 
-    ``system`` is a :class:`models.spec.SystemData`. ``rho_bounds`` is the search range of the
-    GM spatial-error ρ (default (−0.99, 0.99), as spreg, for a row-standardised W).
+    ``system`` is a :class:`models.spec.SystemData`; ``eigenvalues``, when known, the spectrum
+    of its W (the exact stability check and the ρ range use it). ``rho_bounds`` is the search
+    range of the GM spatial-error ρ; by default 0.99·(1/λ_min, 1/λ_max) from the spectrum or
+    the extreme eigenvalues of W (:func:`models.frequentist.gm.spectral_bounds`), and spreg's
+    (−0.99, 0.99) when neither is available.
     Raises ``InputError`` (or its subclass ``SingularSystemError``) in plain words for an unknown method, W terms without weights,
     collinear instruments, an unidentified equation or a non-positive-definite Σ̂.
     """
@@ -102,8 +107,15 @@ def estimate(system, method: str = "gs3sls", *,
 
     rho: dict[str, float | None] = {eq: None for eq in equations}
     want_rho = [eq.dependent for eq in spec.equations if eq.spatial_error]
+    if eigenvalues is not None and np.asarray(eigenvalues).size != system.n:
+        eigenvalues = None  # the spectrum of another map (e.g. before a subsample)
+    extremes = None
     if method.startswith("gs") and want_rho:
-        messages += _bounds_note(W, rho_bounds)
+        if rho_bounds is None:
+            extremes = spectrum_range(W, eigenvalues)
+            rho_bounds = DEFAULT_BOUNDS if extremes is None else spectral_bounds(*extremes)
+            if extremes is None:
+                messages += _bounds_note(W, rho_bounds)
         for j, eq in enumerate(spec.equations):
             if not eq.spatial_error:
                 continue
@@ -143,7 +155,8 @@ def estimate(system, method: str = "gs3sls", *,
     messages += weak_identification_warnings(fs) + _identification_notes(system, hnames)
     values = dict(zip([(eq, t) for eq, ts in zip(equations, terms) for t in ts],
                       np.concatenate(deltas)))
-    unstable = stability_warning(*spec.structural_matrices(lambda e, t: values[(e, t)]), W)
+    unstable = stability_warning(*spec.structural_matrices(lambda e, t: values[(e, t)]), W,
+                                 eigenvalues=eigenvalues, extremes=extremes)
     if unstable:
         messages.append(unstable)
 

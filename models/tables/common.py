@@ -109,8 +109,10 @@ def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, eigenvalue
                            frame, weights, id_column=id_column, check=frequentist)
     fit = SystemFit(list(formulas), list(plain_formulas) if plain_formulas else None,
                     nobs=spatial.n)
+    # quadrature nodes are not the spectrum: the checks then use W's extreme eigenvalues
+    spectrum = eigenvalues if eigen_weights is None else None
     if frequentist:
-        _estimate(fit, "GS3SLS", spatial, "gs3sls")
+        _estimate(fit, "GS3SLS", spatial, "gs3sls", spectrum)
     if plain_formulas and frequentist:
         plain = build_system(parse_system(list(plain_formulas), instruments=list(instruments)),
                              frame, id_column=id_column)
@@ -125,7 +127,7 @@ def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, eigenvalue
     return fit
 
 
-def _estimate(fit: SystemFit, label: str, system, method: str) -> None:
+def _estimate(fit: SystemFit, label: str, system, method: str, eigenvalues=None) -> None:
     """Estimate, or record in plain words why the normal matrix could not be inverted.
 
     A singular (not identified, or numerically so) system is a result of the data, not a bug:
@@ -135,7 +137,7 @@ def _estimate(fit: SystemFit, label: str, system, method: str) -> None:
     from models.frequentist.iv import SingularSystemError
 
     try:
-        fit.frequentist[label] = estimate(system, method)
+        fit.frequentist[label] = estimate(system, method, eigenvalues=eigenvalues)
     except SingularSystemError as err:
         fit.failed[label] = str(err)
 
