@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from common.errors import InputError
+from common.stability import is_admissible
 from data_prep.simulate import SystemTruth, structural_parts
 
 DEPENDENTS: tuple[str, ...] = ("ER", "PSS", "PSD")
@@ -93,10 +94,12 @@ def structural_matrices(coefficients: Mapping[str, Mapping[str, float]],
 
 def admissibility(coefficients: Mapping[str, Mapping[str, float]],
                   eigenvalues: np.ndarray) -> float:
-    """min over the spectrum of det(I − B0 − B1 λ) (real part; the demo's W has a real
-    spectrum). The system is admissible when this is positive (𝒜 non-singular and continuously
-    connected to I)."""
+    """Margin of the demo truth inside the admissible region (``common.stability``): the
+    smallest factor det(I − B0 − B1 λ) over the spectrum when every real eigenvalue of
+    B0 + B1 λ is below 1 (𝒜 continuously connected to I), −∞ outside the region."""
     B0, B1 = structural_matrices(coefficients)
+    if not is_admissible(B0, B1, eigenvalues):
+        return -np.inf
     G = B0.shape[0]
     lam = np.asarray(eigenvalues)
     dets = np.linalg.det(np.eye(G)[None] - B0[None] - lam[:, None, None] * B1[None])

@@ -40,6 +40,7 @@ from scipy import stats  # noqa: E402
 
 from common.errors import InputError  # noqa: E402
 from common.files import save_figure  # noqa: E402
+from common.stability import admissible_mask  # noqa: E402
 
 INTERCEPT = "Intercept"
 SOURCES = ("posterior", "GS3SLS", "truth")
@@ -216,7 +217,7 @@ def frequentist_effects(results, eigenvalues: np.ndarray, *, draws: int = 1000, 
     """GS3SLS impacts: plug-in estimate and a simulated ``level`` interval.
 
     Parameter vectors δ_s ~ N(δ̂, V̂) (``results.params``, ``results.cov``); draws outside the
-    admissible region (some det(I − B0 − B1 λ_k) ≤ 0) are discarded and their share is reported
+    admissible region (``common.stability``: some real eigenvalue of B0 + B1 λ_k ≥ 1) are discarded and their share is reported
     in ``attrs["discarded"]``. Returns columns effect, response, variable, estimate, low, high
     (equal-tailed percentiles of the kept draws). Raises InputError when the estimate itself is
     inadmissible (impacts undefined; weakly identified fits often are): draw the effects forest
@@ -239,10 +240,7 @@ def frequentist_effects(results, eigenvalues: np.ndarray, *, draws: int = 1000, 
         coef, dims=("sample", "equation", "term"),
         coords={"equation": equations, "term": terms}))
     lam = np.asarray(eigenvalues).reshape(-1)
-    G = len(deps)
-    K = np.eye(G) - B0[:, None] - B1[:, None] * lam[None, :, None, None]
-    real = np.abs(np.imag(lam)) <= 1e-10
-    ok = ~np.any((np.linalg.det(K).real <= 0) & real, axis=1)
+    ok = np.all(admissible_mask(B0, B1, lam), axis=1)
     if not ok[0]:
         raise InputError("the GS3SLS estimate lies outside the admissible region; its impacts "
                          "are undefined")

@@ -390,15 +390,25 @@ def _recovery_rates(fit, truth: pd.DataFrame, equations) -> dict[str, str]:
 
 
 def _seed_diagnosis(fit) -> str:
-    weak = [w for w in fit.warnings if "weak" in w.lower() or "spatial lag" in w.lower()
-            or "admissible" in w.lower()]
+    """One sentence on the seed's specification: convergence, weak-identification warnings and,
+    as its own reason (the check is exact), an estimate outside the admissible region."""
+    text = [w.lower() for w in fit.warnings]
+    unstable = sum("outside the admissible region" in w for w in text)
+    weak = sum(("weak" in w or "spatial lag" in w) and "outside the admissible region" not in w
+               for w in text)
     parts = []
     if not fit.converged:
         parts.append("its posterior did not converge (" + (fit.convergence[0] if fit.convergence
                                                            else "no report") + ")")
     if weak:
-        parts.append(f"{len(weak)} weak-identification warning(s)")
-    return (", ".join(parts) + " — it is weakly identified") if parts else "no warning"
+        parts.append(f"{weak} weak-identification warning(s)")
+    if unstable:
+        parts.append("its GS3SLS estimate lies outside the admissible region (no stable "
+                     "equilibrium)")
+    if not parts:
+        return "no warning"
+    verdict = " — it is weakly identified" if weak or not fit.converged else ""
+    return ", ".join(parts) + verdict
 
 
 def _system_figures(study: Study, fit, index: str, equations) -> None:

@@ -10,6 +10,7 @@ References: scipy's normal survival function on the reported estimates; linearmo
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 import pandas as pd
 import pytest
 from scipy import stats
@@ -285,15 +286,19 @@ def test_stability_warning_edges():
     # a negative own lag of -1 fails at the other end of the interval, λ = -1
     msg = stability_warning(zero, np.diag([-1.0, 0.0]), W)
     assert msg is not None and "lambda in [-1.00, -1.00]" in msg
-    # an island (empty row) does not make a row-standardised W "not row-standardised"
+    # an island (no links either way) keeps the unit root of the other cities
     Wi = W.tolil()
     Wi[0, :] = 0.0
-    msg = stability_warning(zero, np.diag([1.0, 0.0]), Wi.tocsr())
+    Wi[:, 0] = 0.0
+    Wi = sp.diags(1.0 / np.maximum(np.asarray(Wi.sum(axis=1)).ravel(), 1e-300)) @ Wi.tocsr()
+    msg = stability_warning(zero, np.diag([1.0, 0.0]), sp.csr_matrix(Wi))
     assert msg is not None and "lambda in [1.00, 1.00]" in msg
-    # no weights or a W that is not row-standardised: the check does not apply
+    # no weights: the spatial lags cannot be checked
     assert stability_warning(zero, np.diag([1.5, 0.0]), None) is None
+    # a W that is not row-standardised is checked on its own spectrum (λ_max ≈ 3.46)
     binary = (W > 0).astype(float)
-    assert stability_warning(zero, np.diag([1.5, 0.0]), binary) is None
+    msg = stability_warning(zero, np.diag([0.5, 0.0]), binary)
+    assert msg is not None and "lambda in [2.00, 3.46]" in msg
     # cross-endogenous and cross-lag coefficients together: det(I − B0 − B1 λ) =
     # 1 − (0.7 + 0.5 λ)², which is ≤ 0 exactly for λ ≥ 0.6 on [−1, 1] (a sign error in B0 would
     # move the interval to λ ≤ −0.6)

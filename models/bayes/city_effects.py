@@ -38,6 +38,7 @@ import xarray as xr
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from common.errors import InputError
+from common.stability import admissible_mask
 
 EFFECTS = ("direct", "indirect", "total")
 _SYM_TOL = 1e-9
@@ -114,11 +115,12 @@ def city_effects(idata, W, *, max_draws: int = 200, shocks: bool = True) -> xr.D
     S, G = B0.shape[0], len(deps)
     lam, P, Q = _eigen_parts(W)
 
-    K = np.eye(G) - B0[:, None] - B1[:, None] * lam[None, :, None, None]   # (S, n, G, G)
-    bad = np.any(np.linalg.det(K) <= 0, axis=1)
+    bad = ~np.all(admissible_mask(B0, B1, lam), axis=1)
     if bad.any():
         raise InputError(f"{int(bad.sum())} of {S} draws lie outside the admissible region "
-                         "(det(I - B0 - B1*lambda) <= 0); per-city effects are undefined there")
+                         "(some real eigenvalue of B0 + B1*lambda is >= 1); per-city effects "
+                         "are undefined there")
+    K = np.eye(G) - B0[:, None] - B1[:, None] * lam[None, :, None, None]   # (S, n, G, G)
     Minv = np.linalg.inv(K)
 
     names, kinds, F = [], [], []

@@ -44,6 +44,7 @@ import scipy.sparse as sp
 import xarray as xr
 from scipy.sparse.linalg import splu
 
+from common.stability import admissible_mask
 from models.bayes.draws import as_draws
 
 # Minimum-degree ordering on A'+A: the system's pattern is (near) structurally symmetric, and this
@@ -81,7 +82,7 @@ def spectral_moments(B0: np.ndarray, B1: np.ndarray, eigenvalues: np.ndarray,
     """T0 = n⁻¹ Σ_k M_k and T1 = n⁻¹ Σ_k λ_k M_k with M_k = (I − B0 − B1 λ_k)⁻¹, per draw.
 
     These are n⁻¹ tr [𝒜⁻¹]_gh and n⁻¹ tr([𝒜⁻¹]_gh W) for all (g, h): shapes (S, G, G), real.
-    Raises ValueError when a draw makes some I − B0 − B1 λ_k singular (outside the admissible region).
+    Raises ValueError when a draw lies outside the admissible region (``common.stability``).
     """
     B0 = as_draws(B0, 2, "B0")
     B1 = as_draws(B1, 2, "B1")
@@ -98,7 +99,6 @@ def spectral_moments(B0: np.ndarray, B1: np.ndarray, eigenvalues: np.ndarray,
     T1 = np.empty((S, G, G), dtype=dtype)
     step = max(1, _CHUNK_ENTRIES // max(1, lam.size * G * G))
     eye = np.eye(G)
-    real_lam = np.abs(np.imag(lam)) <= 1e-10 * max(1.0, float(np.abs(lam).max(initial=0.0)))
     for start in range(0, S, step):
         sl = slice(start, start + step)
         if G == 2:
@@ -112,12 +112,13 @@ def spectral_moments(B0: np.ndarray, B1: np.ndarray, eigenvalues: np.ndarray,
             K = eye - B0[sl, None] - B1[sl, None] * lam[None, :, None, None]
             det = np.linalg.det(K)
             M = None
-        # METHOD.md §2b: admissible draws keep every factor det(I − B0 − B1 λ_k) positive (the
-        # factors of a complex-conjugate pair multiply to |det|² > 0, so only real λ are checked).
-        bad = np.any((det.real <= 0) & real_lam, axis=1)
+        # METHOD.md §2b: the impacts exist only inside the admissible region (every real
+        # eigenvalue of B0 + B1 λ_k below 1; a positive det is not enough for G ≥ 2)
+        bad = ~np.all(admissible_mask(B0[sl], B1[sl], lam), axis=1)
         if bad.any():
-            raise ValueError(f"draw(s) {list(np.flatnonzero(bad)[:5] + start)} make some "
-                             "det(I - B0 - B1*lambda) <= 0: outside the admissible region")
+            raise ValueError(f"draw(s) {list(np.flatnonzero(bad)[:5] + start)} lie outside the "
+                             "admissible region (some real eigenvalue of B0 + B1*lambda is >= 1): "
+                             "the spatial multiplier does not exist there")
         if M is None:
             M = np.moveaxis(np.linalg.inv(K), 1, -1)  # (s, g, h, k)
         T0[sl] = M @ tau

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from common.stability import admissible_mask, inadmissible_intervals
 from models.frequentist.iv import Projector
 
 WEAK_F = 10.0
@@ -136,27 +137,77 @@ def lag_only_identification(equation: str, excluded: Sequence[str], n_endog: int
     return None
 
 
-def stability_warning(B0: np.ndarray, B1: np.ndarray, W) -> str | None:
+def spectrum_range(W, eigenvalues=None) -> tuple[float, float] | None:
+    """[λ_min, λ_max] of the real parts of W's spectrum: from ``eigenvalues`` when given, else
+    the extreme eigenvalues (``data_prep.extremes``, sparse Lanczos; W similar to a symmetric
+    matrix); None when neither is available (a complex spectrum without its eigenvalues)."""
+    from data_prep.extremes import NoQuadrature, extreme_eigenvalues
+
+    if eigenvalues is not None:
+        re = np.real(np.asarray(eigenvalues))
+        return float(re.min()), float(re.max())
+    if W is None:
+        return None
+    try:
+        return extreme_eigenvalues(W)
+    except NoQuadrature:
+        return None
+
+
+def stability_warning(B0: np.ndarray, B1: np.ndarray, W, *, eigenvalues=None,
+                      extremes: tuple[float, float] | None = None) -> str | None:
     """Plain-words warning when estimates leave the system's admissible region.
 
-    The reduced form y = 𝒜⁻¹(Xb + u) needs det(I − B0 − B1 λ) > 0 for every eigenvalue λ of W
-    (the region connected to 𝒜 = I, METHOD.md §2b). For a row-standardised W the real
-    eigenvalues lie in [−1, 1]; the check evaluates the factor on that interval (a necessary
-    condition, exact for the symmetric-similar W of contiguity maps), so it costs O(G³) and never
-    needs the spectrum.
+    The region (METHOD.md §2b, ``common.stability``): for every eigenvalue λ of W, every real
+    eigenvalue of M(λ) = B0 + B1 λ is below 1 (Re μ < 1 for complex λ); outside it the reduced
+    form y = 𝒜⁻¹(Xb + u) is not the stable equilibrium connected to 𝒜 = I. With the spectrum
+    (``eigenvalues``, exact) the rule is applied at every eigenvalue. Without it, on the whole
+    interval [λ_min, λ_max] of ``extremes`` (or of :func:`spectrum_range`), exactly: the
+    verdict can only change where f(λ) = det(I − B0 − B1 λ) or the discriminant of M(λ) vanishes
+    (``common.stability.inadmissible_intervals``); that is conservative for the discrete
+    spectrum inside the interval. A W whose spectrum is complex and not given is checked
+    through its dense eigenvalues (up to ``data_prep.spectrum.MAX_DENSE_N`` cities). With
+    B1 = 0 the check is on I − B0 alone (no W needed). No row-standardisation is assumed.
     """
-    if not np.any(B1) or W is None:
+    from data_prep.spectrum import MAX_DENSE_N
+    from data_prep.spectrum import eigenvalues as dense_eigenvalues
+
+    B0, B1 = np.atleast_2d(np.asarray(B0, float)), np.atleast_2d(np.asarray(B1, float))
+    if not np.any(B1):
+        bad = inadmissible_intervals(B0, B1, 0.0, 0.0)
+        return _unstable_message("I - B0 has a real eigenvalue <= 0", "") if bad else None
+    if eigenvalues is None and extremes is None:
+        if W is None:
+            return None
+        extremes = spectrum_range(W)
+        if extremes is None and W.shape[0] <= MAX_DENSE_N:
+            eigenvalues = dense_eigenvalues(W)
+        elif extremes is None:
+            return None
+    if eigenvalues is not None:
+        lam = np.asarray(eigenvalues).reshape(-1)
+        fail = ~admissible_mask(B0, B1, lam)
+        if not fail.any():
+            return None
+        re = np.real(lam[fail])
+        kind = ("a real eigenvalue >= 1" if not np.iscomplexobj(lam) else
+                "a real eigenvalue >= 1 (for complex lambda: one with real part >= 1)")
+        return _unstable_message(
+            f"at {int(fail.sum())} of the {lam.size} eigenvalues of W (lambda in "
+            f"[{re.min():.2f}, {re.max():.2f}]) B0 + B1*lambda has {kind}", "")
+    lo, hi = extremes
+    bad = inadmissible_intervals(B0, B1, lo, hi)
+    if not bad:
         return None
-    sums = np.asarray(W.sum(axis=1)).ravel()
-    if not np.allclose(sums[sums != 0], 1.0):
-        return None
-    lam = np.linspace(-1.0, 1.0, 401)
-    G = B0.shape[0]
-    dets = np.linalg.det(np.eye(G) - B0 - B1 * lam[:, None, None])
-    if np.all(dets > 0):
-        return None
-    bad = lam[dets <= 0]
-    return (f"the estimated spatial and endogenous coefficients lie outside the admissible region: "
-            f"det(I - B0 - B1*lambda) <= 0 for lambda in [{bad.min():.2f}, {bad.max():.2f}], so "
-            f"the spatial multiplier (reduced form) does not exist and the estimates cannot be "
-            f"read as a stable equilibrium; this often signals weak identification")
+    where = " and ".join(f"lambda in [{a:.2f}, {b:.2f}]" for a, b in bad)
+    return _unstable_message(f"for {where} B0 + B1*lambda has a real eigenvalue >= 1",
+                             f" (checked on the whole range [{lo:.2f}, {hi:.2f}] of the "
+                             "eigenvalues of W)")
+
+
+def _unstable_message(what: str, scope: str) -> str:
+    return (f"the estimated spatial and endogenous coefficients lie outside the admissible "
+            f"region: {what}{scope}, so the system has no stable equilibrium reached "
+            f"continuously from no interaction, the spatial multiplier (reduced form) does not "
+            f"exist or explodes, and the estimates cannot be read as an equilibrium; weak "
+            f"identification or a misspecified system often causes this")

@@ -25,6 +25,18 @@ import numpy as np
 import scipy.sparse as sp
 
 DEFAULT_BOUNDS: tuple[float, float] = (-0.99, 0.99)  # as spreg; |ρ| < 1 for row-standardised W
+BOUND_MARGIN = 0.99  # the spectral bounds are shrunk as spreg shrinks (−1, 1)
+
+
+def spectral_bounds(lam_min: float, lam_max: float,
+                    margin: float = BOUND_MARGIN) -> tuple[float, float]:
+    """Search range of ρ from the spectrum: margin · (1/λ_min, 1/λ_max), the interval where
+    every factor 1 − ρ Re λ stays positive (LeSage & Pace 2009, §4.1); (−0.99, 0.99) for a
+    row-standardised W with λ_min = −1. A side without an eigenvalue of that sign keeps the
+    default bound."""
+    lo = margin / lam_min if lam_min < 0 else DEFAULT_BOUNDS[0]
+    hi = margin / lam_max if lam_max > 0 else DEFAULT_BOUNDS[1]
+    return float(lo), float(hi)
 
 
 @dataclass(frozen=True)

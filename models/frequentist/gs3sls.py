@@ -29,8 +29,9 @@ import pandas as pd
 
 from common.errors import InputError
 from models.frequentist.diagnostics import (COLUMNS, first_stage, lag_only_identification,
-                                            stability_warning, weak_identification_warnings)
-from models.frequentist.gm import DEFAULT_BOUNDS, estimate_rho
+                                            spectrum_range, stability_warning,
+                                            weak_identification_warnings)
+from models.frequentist.gm import DEFAULT_BOUNDS, estimate_rho, spectral_bounds
 from models.frequentist.iv import (Projector, clustered_cov, residual_covariance, sigma_inverse,
                                    system_2sls_cov, three_sls, two_sls)
 from models.frequentist.results import SystemResults
@@ -90,12 +91,15 @@ def _sandwich(method: str, fits, proj: Projector, work: list, deltas, Sigma, cov
 
 
 def estimate(system, method: str = "gs3sls", *,
-             rho_bounds: tuple[float, float] = DEFAULT_BOUNDS, cov_type: str = "unadjusted",
-             clusters=None) -> SystemResults:
+             rho_bounds: tuple[float, float] | None = None, eigenvalues=None,
+             cov_type: str = "unadjusted", clusters=None) -> SystemResults:
     """Estimate the system by ``method`` in {"2sls", "3sls", "gs2sls", "gs3sls"}.
 
-    ``system`` is a :class:`models.spec.SystemData`. ``rho_bounds`` is the search range of the
-    GM spatial-error ρ (default (−0.99, 0.99), as spreg, for a row-standardised W).
+    ``system`` is a :class:`models.spec.SystemData`; ``eigenvalues``, when known, the spectrum
+    of its W (the exact stability check and the ρ range use it). ``rho_bounds`` is the search
+    range of the GM spatial-error ρ; by default 0.99·(1/λ_min, 1/λ_max) from the spectrum or
+    the extreme eigenvalues of W (:func:`models.frequentist.gm.spectral_bounds`), and spreg's
+    (−0.99, 0.99) when neither is available.
     ``cov_type``: "unadjusted" (default; errors iid over observations) or "clustered" with
     ``clusters`` (one id per row of the system, e.g. the city of each stacked (city, year)
     row): the cluster-robust sandwich of :func:`models.frequentist.iv.clustered_cov`.
@@ -132,8 +136,15 @@ def estimate(system, method: str = "gs3sls", *,
 
     rho: dict[str, float | None] = {eq: None for eq in equations}
     want_rho = [eq.dependent for eq in spec.equations if eq.spatial_error]
+    if eigenvalues is not None and np.asarray(eigenvalues).size != system.n:
+        eigenvalues = None  # the spectrum of another map (e.g. before a subsample)
+    extremes = None
     if method.startswith("gs") and want_rho:
-        messages += _bounds_note(W, rho_bounds)
+        if rho_bounds is None:
+            extremes = spectrum_range(W, eigenvalues)
+            rho_bounds = DEFAULT_BOUNDS if extremes is None else spectral_bounds(*extremes)
+            if extremes is None:
+                messages += _bounds_note(W, rho_bounds)
         for j, eq in enumerate(spec.equations):
             if not eq.spatial_error:
                 continue
@@ -178,7 +189,8 @@ def estimate(system, method: str = "gs3sls", *,
     messages += weak_identification_warnings(fs) + _identification_notes(system, hnames)
     values = dict(zip([(eq, t) for eq, ts in zip(equations, terms) for t in ts],
                       np.concatenate(deltas)))
-    unstable = stability_warning(*spec.structural_matrices(lambda e, t: values[(e, t)]), W)
+    unstable = stability_warning(*spec.structural_matrices(lambda e, t: values[(e, t)]), W,
+                                 eigenvalues=eigenvalues, extremes=extremes)
     if unstable:
         messages.append(unstable)
 

@@ -112,8 +112,10 @@ def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, eigenvalue
     fit = SystemFit(list(formulas), list(plain_formulas) if plain_formulas else None,
                     nobs=spatial.n)
     clusters = _clusters(frame, cluster_column)
+    # quadrature nodes are not the spectrum: the checks then use W's extreme eigenvalues
+    spectrum = eigenvalues if eigen_weights is None else None
     if frequentist:
-        _estimate(fit, "GS3SLS", spatial, "gs3sls", clusters)
+        _estimate(fit, "GS3SLS", spatial, "gs3sls", clusters, spectrum)
     if plain_formulas and frequentist:
         plain = build_system(parse_system(list(plain_formulas), instruments=list(instruments)),
                              frame, id_column=id_column)
@@ -138,9 +140,10 @@ def _clusters(frame: pd.DataFrame, column: str | None) -> np.ndarray | None:
 
 
 def _estimate(fit: SystemFit, label: str, system, method: str,
-              clusters: np.ndarray | None = None) -> None:
+              clusters: np.ndarray | None = None, eigenvalues=None) -> None:
     """Estimate (cluster-robust standard errors when ``clusters`` are given), or record in
-    plain words why the normal matrix could not be inverted.
+    plain words why the normal matrix could not be inverted. ``eigenvalues``: the spectrum of
+    W, when known (the exact stability check and the GM range of ρ use it).
 
     A singular (not identified, or numerically so) system is a result of the data, not a bug:
     the table shows the column as "not estimable" and the reason is in ``fit.failed``.
@@ -150,7 +153,7 @@ def _estimate(fit: SystemFit, label: str, system, method: str,
 
     cov = {} if clusters is None else {"cov_type": "clustered", "clusters": clusters}
     try:
-        fit.frequentist[label] = estimate(system, method, **cov)
+        fit.frequentist[label] = estimate(system, method, eigenvalues=eigenvalues, **cov)
     except SingularSystemError as err:
         fit.failed[label] = str(err)
 
