@@ -609,12 +609,14 @@ def stage_factor(study: Study) -> None:
         return
     options = {k: v for k, v in study.bayes_settings().items()}
     result = factor_tables(panel, outcome, cfg.factors, cfg.groups, bayes=not cfg.quick,
-                           **options)
+                           mundlak=cfg.mundlak, **options)
     study.table(result["table10"], "table10_factor_model",
                 f"Table 10. Drivers of {outcome}: Tobit beside the hierarchical posterior",
                 "Full sample and each group: the Tobit (separate regressions per group) beside "
                 "one hierarchical censored model per grouping whose group slopes are partially "
-                "pooled toward the overall slopes.", NOTE)
+                "pooled toward the overall slopes"
+                + (", with the city means of the factors (Mundlak)" if cfg.mundlak else "")
+                + "; the notes say what each column assumes about the city effects.", NOTE)
     if len(result["table10_contrasts"]):
         study.table(result["table10_contrasts"].round(4), "table10_contrasts",
                     "Table 10 (contrasts). Differences between groups",
