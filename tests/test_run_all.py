@@ -60,6 +60,7 @@ def test_descriptive_table_matches_numpy():
     ('[data]\ner_threshold = "x"\n', "er_threshold must be a number"),
     ('[study]\ncontrols = "Gov"\n', "controls must be a list of names"),
     ('[study]\njoint = 1\n', "joint must be true or false"),
+    ('[study]\nmundlak = "yes"\n', "mundlak must be true or false"),
     ('[study]\ntables = [3]\n', "tables 4 to 10 only"),
     ('[study]\nexclude = { XX = ["Gov"] }\n', "exclude names XX"),
     ('[study]\ncontrols = ["Gov"]\nexclude = { ER = ["Fdi"] }\n', "exclude.ER names Fdi"),
@@ -81,6 +82,7 @@ def test_default_config_is_the_demo_and_quick_caps_the_sampler():
     assert cfg.data == {} and cfg.joint and (cfg.draws, cfg.chains) == (200, 2)
     assert set(cfg.exclude) <= {"ER", *cfg.agglomeration}
     assert load_config(TINY).data["employment"].endswith("employment.csv")
+    assert cfg.mundlak is False                 # Table 10 unchanged unless asked for
 
 
 # ------------------------------------------------------------------------- staging
