@@ -6,6 +6,20 @@ optionally, slopes that differ by a city group (tier, coastal). :func:`factor_da
 (city, year) table and a formula ``"y ~ x1 + x2"`` into a :class:`FactorData` holding integer
 codes for cities, years and groups, used by the Tobit (:mod:`models.frequentist.tobit`) and the
 Bayesian model (:mod:`models.bayes.censored`). Every bad input is an InputError in one line.
+
+The id column is needed only by what uses it: city effects, groups (a city attribute) and the
+Mundlak device. Without them a table without the id column is a plain cross-section whose rows
+are the units (DESIGN.md, additions: ``fit_factor_model.py`` needs an id column only with
+``--effects`` or ``--group``).
+
+**Mundlak device** (Mundlak 1978, Econometrica 46, 69–85; Wooldridge, Econometric Analysis of
+Cross Section and Panel Data, 2nd ed., §15.8.2 and §17.8 for the Tobit): random city effects
+a_r ~ Normal(0, s²) assume a_r independent of the factors. Mundlak lets them correlate through
+the city means, a_r = x̄_r'ξ + u_r with u_r independent of the factors, which adds the regressors
+x̄_rk = (1/T_r) Σ_t x_rtk (terms ``mean(x)``, :data:`MUNDLAK_TERM`) for every factor that varies
+within cities. The slopes of x then rest on the within-city variation, as with city fixed
+effects, without the fixed-effects Tobit's incidental-parameter bias (the correlated random
+effects model).
 """
 
 from __future__ import annotations
@@ -20,6 +34,7 @@ from models.formula import NAME, read_formula
 from models.inputs import cities_text
 
 EFFECTS = ("city", "year")
+MUNDLAK_TERM = "mean({})"
 
 
 @dataclass(frozen=True)
@@ -41,6 +56,7 @@ class FactorData:
     groups: tuple[str, ...] = ()     # group labels (strings)
     group_of_city: np.ndarray | None = None   # (n_cities,) codes into ``groups``
     notes: tuple[str, ...] = field(default=())
+    mundlak: tuple[str, ...] = ()    # factors whose city means are regressors (module doc)
 
     @property
     def n(self) -> int:
@@ -55,6 +71,17 @@ class FactorData:
         return (self.y >= self.upper) if self.upper is not None else np.zeros(self.n, bool)
 
     @property
+    def mundlak_terms(self) -> tuple[str, ...]:
+        """The names of the city-mean regressors, ``mean(x)`` for x in ``mundlak``."""
+        return tuple(MUNDLAK_TERM.format(f) for f in self.mundlak)
+
+    @property
+    def M(self) -> np.ndarray:
+        """(n, len(mundlak)) city means x̄_r of the Mundlak factors, on every row of city r."""
+        columns = [self.factors.index(f) for f in self.mundlak]
+        return city_means(self.Z[:, columns], self.city)
+
+    @property
     def group(self) -> np.ndarray | None:
         """(n,) group code of each observation, or None without groups."""
         return None if self.group_of_city is None else self.group_of_city[self.city]
@@ -66,7 +93,15 @@ class FactorData:
         year_codes, year = np.unique(self.year[mask], return_inverse=True)
         return FactorData(self.outcome, self.factors, self.y[mask], self.Z[mask], city,
                           self.cities[city_codes], year, self.years[year_codes], self.lower,
-                          self.upper, self.effects, notes=self.notes)
+                          self.upper, self.effects, notes=self.notes, mundlak=self.mundlak)
+
+
+def city_means(values: np.ndarray, city: np.ndarray) -> np.ndarray:
+    """(n, K) the mean of each column of ``values`` over the rows of the same city, per row."""
+    values = np.asarray(values, float).reshape(city.size, -1)
+    sums = np.zeros((city.max() + 1, values.shape[1]))
+    np.add.at(sums, city, values)
+    return (sums / np.bincount(city)[:, None])[city]
 
 
 def parse_effects(effects) -> tuple[str, ...]:
@@ -107,13 +142,17 @@ def _formula_terms(formula: str) -> tuple[str, list[str]]:
 def factor_data(frame: pd.DataFrame, formula: str, lower: float | None,
                 upper: float | None = None, *, group: str | None = None, effects=(),
                 id_column: str = "city", year_column: str = "year",
-                source: str = "data") -> FactorData:
+                source: str = "data", mundlak: bool = False) -> FactorData:
     """Validate a (city, year) table for the censored factor model and code it.
 
-    Refused with an InputError naming the column, city or bound: unknown columns, missing
-    values, a regressor without variation (overall, or within cities/years when their effects
-    are in), a group that varies within a city, an outcome outside its bounds, and a bound that
-    no observation reaches (a Tobit there is an OLS with a wasted parameter).
+    The id column is read only with city effects, ``group`` or ``mundlak``; otherwise a table
+    without it has one unit per row (labelled ``row 1``, ``row 2``, ...). ``mundlak`` adds the
+    city means of the factors that vary within cities (module docstring).
+    Refused with an InputError naming the column, city or bound: unknown columns (a missing id
+    column with the flag that needs it), missing values, a regressor without variation (overall,
+    or within cities/years when their effects are in), a group that varies within a city, an
+    outcome outside its bounds, a bound that no observation reaches (a Tobit there is an OLS
+    with a wasted parameter), and ``mundlak`` when no factor varies within cities.
     """
     if lower is None and upper is None:
         raise InputError("give --lower and/or --upper: a censored model needs a bound")
@@ -121,7 +160,8 @@ def factor_data(frame: pd.DataFrame, formula: str, lower: float | None,
         raise InputError(f"the lower bound {lower} is not below the upper bound {upper}")
     effects = parse_effects(effects)
     outcome, factors = _formula_terms(formula)
-    needed = [outcome, *factors, id_column]
+    _check_id_column(frame, id_column, effects, group, mundlak, source)
+    needed = [outcome, *factors]
     if "year" in effects or year_column in frame.columns:
         needed.append(year_column)
     if group:
@@ -133,6 +173,8 @@ def factor_data(frame: pd.DataFrame, formula: str, lower: float | None,
                          f"{' ...' if len(frame.columns) > 12 else ''})")
     if year_column not in frame.columns:
         frame = frame.assign(**{year_column: 0})
+    if id_column not in frame.columns:
+        frame = frame.assign(**{id_column: [f"row {i + 1}" for i in range(len(frame))]})
     for c in [outcome, *factors]:
         if not pd.api.types.is_numeric_dtype(frame[c]):
             raise InputError(f"{source}: column {c} is not numeric (e.g. {frame[c].iloc[0]!r})")
@@ -155,7 +197,30 @@ def factor_data(frame: pd.DataFrame, formula: str, lower: float | None,
     return FactorData(outcome, tuple(factors), y, Z, city, cities, year, years,
                       None if lower is None else float(lower),
                       None if upper is None else float(upper), effects, group, groups,
-                      group_of_city)
+                      group_of_city,
+                      mundlak=_varying_within(Z, factors, city, source) if mundlak else ())
+
+
+def _check_id_column(frame, id_column, effects, group, mundlak, source) -> None:
+    """The id column must be there when city effects, groups or the Mundlak means use it."""
+    if id_column in frame.columns:
+        return
+    users = ([f"--effects {','.join(effects)}"] if "city" in effects else []) + (
+        [f"--group {group}"] if group else []) + (["--mundlak"] if mundlak else [])
+    if users:
+        raise InputError(f"{source}: no id column {id_column}, which {' and '.join(users)} "
+                         f"need{'s' if len(users) == 1 else ''} (name it with --id-column)")
+
+
+def _varying_within(Z, factors, city, source) -> tuple[str, ...]:
+    """The factors that vary within cities (a city-constant factor is its own city mean)."""
+    within = Z - city_means(Z, city)
+    scale = np.maximum(1.0, np.abs(Z).max(axis=0))
+    varying = tuple(f for k, f in enumerate(factors) if np.ptp(within[:, k]) > 1e-12 * scale[k])
+    if not varying:
+        raise InputError(f"{source}: --mundlak: no factor varies within cities (one row per "
+                         "city?), so the city means are the factors themselves")
+    return varying
 
 
 def _check_bounds(y, outcome, lower, upper, names, source) -> None:

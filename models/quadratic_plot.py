@@ -1,10 +1,13 @@
 """Figure of a fitted quadratic: the curve in A with its band, the turning point, a data rug.
 
-The curve is the fitted mean with A varied over its observed range and every other regressor
+The curve is the fitted mean with A varied over its observed range [x_l, x_h] (shaded), widened
+by 10 % on each side, and every other regressor
 (including W·y with a spatial lag) held at its sample mean: f(a) = z(a)'b with
 z(a) = (z̄ with the A entry set to a and the A² entry to a²). Band: pointwise 95 % confidence
 interval z'b ± q·√(z'Vz) for OLS / spatial 2SLS (q from the fit's t or normal distribution),
-pointwise 94 % highest-density interval of the draws z'b_s for the posterior.
+pointwise 94 % highest-density interval of the draws z'b_s for the posterior. Turning points
+θ = −c1/(2c2) are marked by vertical lines: the posterior median with its 94 % HDI shaded, and
+the OLS / spatial 2SLS estimate when that fit is given too.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import numpy as np  # noqa: E402
 from models.quadratic import QuadraticData  # noqa: E402
 
 GRID = 200
+PAD = 0.1          # share of the observed range added on each side of the plot
+HDI_PROB = 0.94
 
 
 def curve_design(data: QuadraticData, grid: np.ndarray) -> np.ndarray:
@@ -53,32 +58,75 @@ def curve_band_posterior(data: QuadraticData, idata, grid: np.ndarray, hdi_prob:
     return draws.mean(axis=0), hdi[:, 0], hdi[:, 1]
 
 
-def quadratic_figure(data: QuadraticData, *, fit=None, idata=None,
-                     turning_point: float | None = None):
-    """The curve figure (a matplotlib Figure); give ``fit`` (frequentist) or ``idata``."""
+def turning_points(data: QuadraticData, *, fit=None, idata=None) -> dict[str, tuple]:
+    """The turning points to mark, {label: (point, (low, high) or None)}: the posterior median
+    of θ = −c1/(2c2) with its 94 % HDI (``idata``) and the OLS / spatial 2SLS estimate (``fit``;
+    its Fieller interval is in the table, not drawn)."""
+    import arviz as az
+
+    marks = {}
+    if idata is not None:
+        theta = idata.posterior["turning_point"]
+        finite = theta.values[np.isfinite(theta.values)]
+        hdi = az.hdi(finite, hdi_prob=HDI_PROB)
+        marks["turning point (posterior median)"] = (float(np.median(finite)),
+                                                     (float(hdi[0]), float(hdi[1])))
+    if fit is not None and np.isfinite(fit.turning_point):
+        marks[f"turning point ({fit.method})"] = (float(fit.turning_point), None)
+    return marks
+
+
+def plotted_range(data: QuadraticData) -> tuple[float, float]:
+    """The observed range [x_l, x_h] widened by PAD of its width on each side, so that a turning
+    point just outside the data is still drawn."""
     lo, hi = data.range
-    grid = np.linspace(lo, hi, GRID)
+    pad = PAD * (hi - lo)
+    return lo - pad, hi + pad
+
+
+def _mark_turning_points(ax, marks: dict, left: float, right: float) -> list[str]:
+    """Vertical lines (and interval shades) for the points inside [left, right]; the labels of
+    those outside, for the title."""
+    outside = []
+    for (label, (point, interval)), colour, style in zip(marks.items(), ("tab:red", "black"),
+                                                         ("--", ":")):
+        if interval is not None and interval[1] >= left and interval[0] <= right:
+            ax.axvspan(max(interval[0], left), min(interval[1], right), color=colour,
+                       alpha=0.12, label=f"{HDI_PROB:.0%} HDI of the turning point")
+        if left <= point <= right:
+            ax.axvline(point, color=colour, ls=style, label=f"{label} {point:.3g}")
+        else:
+            outside.append(f"{label} {point:.3g}")
+    return outside
+
+
+def quadratic_figure(data: QuadraticData, *, fit=None, idata=None):
+    """The curve figure (a matplotlib Figure): the band from ``idata`` if given, else from
+    ``fit``; each given fit's turning point marked (:func:`turning_points`), the observed range
+    of A shaded; a turning point beyond the plotted range is named in the title."""
+    lo, hi = data.range
+    left, right = plotted_range(data)
+    grid = np.linspace(left, right, GRID)
     if idata is not None:
         mid, low, high = curve_band_posterior(data, idata, grid)
-        band, what, mark = "94 % HDI", "posterior mean", "turning point (posterior median)"
+        band, what = f"{HDI_PROB:.0%} HDI", "posterior mean"
     else:
         mid, low, high = curve_band_frequentist(data, fit, grid)
-        band, what, mark = "95 % CI", fit.method, "turning point"
+        band, what = "95 % CI", fit.method
     fig, ax = plt.subplots(figsize=(6, 4))
+    ax.axvspan(lo, hi, color="0.5", alpha=0.08, label=f"observed range of {data.term}")
     ax.fill_between(grid, low, high, color="tab:blue", alpha=0.25, label=band)
     ax.plot(grid, mid, color="tab:blue", label=what)
-    if turning_point is not None and lo <= turning_point <= hi:
-        ax.axvline(turning_point, color="tab:red", ls="--",
-                   label=f"{mark} {turning_point:.3g}")
-    elif turning_point is not None and np.isfinite(turning_point):
-        ax.set_title(f"turning point {turning_point:.3g} lies outside the observed range",
-                     fontsize=9)
+    outside = _mark_turning_points(ax, turning_points(data, fit=fit, idata=idata), left, right)
+    if outside:
+        ax.set_title("outside the plotted range: " + "; ".join(outside), fontsize=9)
+    ax.set_xlim(left, right)
     ax.plot(data.values, np.full(data.values.size, 0.0), "|", color="black", alpha=0.5,
             markersize=10, transform=ax.get_xaxis_transform(), label="data")
     others = "W·y and the other regressors" if data.spatial_lag else "the other regressors"
     ax.set_xlabel(data.term)
     ax.set_ylabel(f"fitted {data.outcome} ({others} at their means)", fontsize=8)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
 
@@ -90,8 +138,6 @@ def save_figure(fig, path) -> Path:
     return save(fig, path, dpi=120)
 
 
-def plot_quadratic(data: QuadraticData, path, *, fit=None, idata=None,
-                   turning_point: float | None = None) -> Path:
-    """Write the curve figure to ``path`` (PNG); give ``fit`` (frequentist) or ``idata``."""
-    return save_figure(quadratic_figure(data, fit=fit, idata=idata,
-                                        turning_point=turning_point), path)
+def plot_quadratic(data: QuadraticData, path, *, fit=None, idata=None) -> Path:
+    """Write the curve figure to ``path`` (PNG); give ``fit`` (frequentist), ``idata`` or both."""
+    return save_figure(quadratic_figure(data, fit=fit, idata=idata), path)

@@ -28,6 +28,7 @@ any result is written).
     instruments = ["rail_1930s", "popden_1984"]
     factors = ["LnHsh", ...]          # Table 10 regressors
     groups = ["tier", "coastal"]      # Table 10 groups
+    mundlak = false                   # Table 10 Bayes: add the factors' city means (Mundlak)
     tables = [4, 5, 6, 7, 8, 9, 10]   # which of the seed's Tables 4-10 to run
 
     [bayes]
@@ -72,6 +73,7 @@ class StudyConfig:
     instruments: list[str] = field(default_factory=lambda: list(HISTORICAL_INSTRUMENTS))
     factors: list[str] = field(default_factory=lambda: list(FACTORS))
     groups: list[str] = field(default_factory=lambda: list(GROUPS))
+    mundlak: bool = False
     tables: list[int] = field(default_factory=lambda: list(EXTRA_TABLES))
     draws: int = 1000
     tune: int = 1000
@@ -190,7 +192,7 @@ def _schema(base: Path) -> dict[str, dict[str, Callable]]:
                   "agglomeration": lambda v, k, w: _string_list(v, k, w, nonempty=True),
                   "joint": _boolean, "exclude": _exclude, "seed_specification": _boolean,
                   "instruments": _string_list, "factors": _string_list,
-                  "groups": _string_list, "tables": _tables,
+                  "groups": _string_list, "mundlak": _boolean, "tables": _tables,
                   # the first config format, kept so older files still run
                   "exclude_er": _string_list, "exclude_agglomeration": _string_list},
         "bayes": {"draws": _integer(1), "tune": _integer(0), "chains": _integer(1),

@@ -634,14 +634,18 @@ def stage_quadratic(study: Study) -> None:
     study.table(table, "table9_quadratic", "Table 9. ER on A and A²",
                 "Is the effect of agglomeration on resilience an inverted U? Turning point "
                 "−c1/(2c2) with its Fieller interval, the Lind–Mehlum test and, from the "
-                "posterior, P(inverted U) and P(turning point inside the observed range).",
+                "posterior, P(inverted U on the observed range) (slope positive at min A, "
+                "negative at max A) and P(turning point inside the observed range).",
                 NOTE if not cfg.quick else NOTE.split(" Posterior:")[0])
     verdicts = []
     for index, (fit, idata, post) in fits.items():
         lm = fit.lind_mehlum
-        text = (f"{index}: Lind–Mehlum p = {lm.p_value:.3f}")
+        text = (f"{index} (observed range [{lm.x_low:.3g}, {lm.x_high:.3g}]): Lind–Mehlum "
+                f"p = {lm.p_value:.3f}")
         if post is not None:
-            text += f", P(inverted U) = {post.probabilities['inverted_u']:.2f}"
+            p = post.probabilities
+            text += (f", P(inverted U on the observed range) = {p['inverted_u_range']:.2f}, "
+                     f"P(turning point inside the range) = {p['inside_range']:.2f}")
             study.posterior(idata, f"quadratic_{index.lower()}")
             study.report.lines([f"* {index}: {line}" for line in
                                 json.loads(idata.attrs.get("convergence_report", "[]"))[:1]])
@@ -649,10 +653,13 @@ def stage_quadratic(study: Study) -> None:
         data = build_quadratic(study.frame, f"ER ~ {' + '.join([index, *study.controls])}",
                                index)
         path = plot_quadratic(data, study.path("figures", f"table9_curve_{index.lower()}.png"),
-                              **({"idata": idata} if idata is not None else {"fit": fit}))
+                              fit=fit, idata=idata)
         band = "94 % posterior band" if idata is not None else "95 % OLS confidence band"
+        marked = ("the posterior median turning point with its 94 % HDI and the OLS turning "
+                  "point" if idata is not None else "the OLS turning point")
         study.figure(path, f"Fitted effect of {index} on ER (other regressors at their means) "
-                           f"with its {band}, the turning point marked.")
+                           f"with its {band}; the observed range of {index} shaded, {marked} "
+                           f"marked where they fall in the plotted range (else named above it).")
     study.report.verdict("Table 9 (quadratic): " + "; ".join(verdicts) + ".")
 
 
@@ -679,12 +686,14 @@ def stage_factor(study: Study) -> None:
         return
     options = {k: v for k, v in study.bayes_settings().items()}
     result = factor_tables(panel, outcome, cfg.factors, cfg.groups, bayes=not cfg.quick,
-                           **options)
+                           mundlak=cfg.mundlak, **options)
     study.table(result["table10"], "table10_factor_model",
                 f"Table 10. Drivers of {outcome}: Tobit beside the hierarchical posterior",
                 "Full sample and each group: the Tobit (separate regressions per group) beside "
                 "one hierarchical censored model per grouping whose group slopes are partially "
-                "pooled toward the overall slopes.", NOTE)
+                "pooled toward the overall slopes"
+                + (", with the city means of the factors (Mundlak)" if cfg.mundlak else "")
+                + "; the notes say what each column assumes about the city effects.", NOTE)
     if len(result["table10_contrasts"]):
         study.table(result["table10_contrasts"].round(4), "table10_contrasts",
                     "Table 10 (contrasts). Differences between groups",

@@ -6,7 +6,11 @@ Example:
         --lower 0 --upper 1 --method bayes --group tier --effects city,year --out post.nc
 
 --data: one row per (city, year) (columns --id-column, --year-column) or a prepared .nc (its
-panel table). --method tobit writes the coefficient CSV (equation,term,estimate,std_error,
+panel table); the id column is needed only with --effects city, --group or --mundlak, otherwise
+each row is a unit (a plain cross-section). --mundlak adds the city means of the factors that
+vary within cities as regressors mean(x) (Mundlak's correlated random effects: with --method
+bayes and --effects city the random city effects may then correlate with the factors; refused
+with the Tobit's city dummies, which absorb the means). --method tobit writes the coefficient CSV (equation,term,estimate,std_error,
 statistic,p_value; the scale as term sigma; fixed effects as dummies, not listed; with --group
 one separate Tobit per group, terms x1[g]). --method bayes writes InferenceData to --out and
 <stem>_summary.csv beside it (equation,term,mean,sd,hdi_low,hdi_high,r_hat,ess_bulk; 94 % HDIs;
@@ -46,7 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--effects", default="", metavar="city,year",
                    help="city and/or year effects (tobit: dummies, with the incidental-parameter "
                         "caveat for cities; bayes: hierarchical city, fixed year effects)")
-    p.add_argument("--id-column", default="city", help="city id column (default city)")
+    p.add_argument("--mundlak", action="store_true",
+                   help="add the city means of the within-city varying factors as regressors "
+                        "mean(x) (correlated random effects); needs the id column")
+    p.add_argument("--id-column", default="city",
+                   help="city id column (default city); needed only with --effects city, "
+                        "--group or --mundlak")
     p.add_argument("--year-column", default="year", help="year column (default year)")
     add_sampler_arguments(p)
     p.add_argument("--prior", action="append", default=[], metavar="NAME=SD",
@@ -115,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
     frame, _ = read_data(args.data, args.id_column, table=panel_table)
     data = factor_data(frame, args.formula, args.lower, args.upper, group=args.group,
                        effects=args.effects, id_column=args.id_column,
-                       year_column=args.year_column, source=str(args.data))
+                       year_column=args.year_column, source=str(args.data),
+                       mundlak=args.mundlak)
     if args.method == "tobit":
         from models.frequentist.tobit import fit_tobit, fit_tobit_groups
 

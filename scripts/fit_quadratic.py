@@ -13,8 +13,10 @@ equation,term,estimate,std_error,statistic,p_value,ci_low,ci_high) with a row tu
 unbounded) and a row lind_mehlum (statistic, one-sided p_value); with --spatial-lag the
 estimator is the spatial 2SLS. --method bayes writes InferenceData to --out and its summary to
 <stem>_summary.csv beside it (columns equation,term,mean,sd,hdi_low,hdi_high,r_hat,ess_bulk) with
-rows turning_point and p_inverted_u (mean = posterior P(c1 > 0, c2 < 0)). --plots DIR adds the
-fitted curve with its band, the turning point and a data rug. Bad input: a one-line
+rows turning_point and p_inverted_u (mean = posterior P(c1 > 0, c2 < 0), the slope signs at
+A = 0), then p_inverted_u_range (P(slope > 0 at min A and < 0 at max A), the inverted U on the
+observed range) and p_turning_point_in_range (P(min A < turning point < max A)). --plots DIR
+adds the fitted curve with its band, the observed range, the turning point and a data rug. Bad input: a one-line
 `error: ...` on stderr, exit status 2, nothing written. The modelling lives in models.quadratic,
 models.frequentist.quadratic and models.bayes.quadratic; this script parses arguments and
 writes files.
@@ -108,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         if figure is not None:
             from models.quadratic_plot import quadratic_figure
 
-            fig = quadratic_figure(data, fit=fit, turning_point=fit.turning_point)
+            fig = quadratic_figure(data, fit=fit)
         print(fit.summary())
         write_outputs([(out, lambda tmp: frame.to_csv(tmp, index=False))],
                       [(figure, fig, 120)] if fig is not None else [])
@@ -127,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if figure is not None:
         from models.quadratic_plot import quadratic_figure
 
-        fig = quadratic_figure(data, idata=idata, turning_point=post.turning_point_median)
+        fig = quadratic_figure(data, idata=idata)
     print(post.describe())
     write_outputs([(out, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf")),
                    (summary_path, lambda tmp: summary.to_csv(tmp, index=False))],

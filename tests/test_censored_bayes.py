@@ -166,3 +166,28 @@ def test_group_slope_coverage_over_replications():
         total += truth.size
     low, high = stats.binom.ppf([0.005, 0.995], total, 0.9)
     assert low <= covered <= high, (covered, total)
+
+
+def test_mundlak_means_let_random_city_effects_correlate_with_a_factor():
+    """Random city effects taken as independent of x1, on a panel whose city effect correlates
+    with it (tests/test_tobit.correlated_city_panel; truth 0.5), put part of the city effect on
+    x1; with the Mundlak means the posterior recovers 0.5. Measured (2 chains x 300 draws,
+    seed 1): 0.81 (sd 0.05) without, 0.53 (sd 0.06) with the means."""
+    from test_tobit import correlated_city_panel
+
+    frame = correlated_city_panel()
+    plain = factor_data(frame, "y ~ x1 + x2", 0.0, effects="city")
+    data = factor_data(frame, "y ~ x1 + x2", 0.0, effects="city", mundlak=True)
+    without = summary_frame(fit_censored(plain, draws=300, tune=300, chains=2, seed=1))
+    idata = fit_censored(data, draws=300, tune=300, chains=2, seed=1)
+    with_means = summary_frame(idata)
+    assert with_means["term"].tolist() == ["Intercept", "x1", "x2", "mean(x1)", "mean(x2)",
+                                           "sigma"]
+    assert idata.posterior["xi"].dims == ("chain", "draw", "mundlak")
+    assert idata.posterior.attrs["city_effect_assumption"].endswith("(Mundlak)")
+    biased, fixed = without.set_index("term").loc["x1"], with_means.set_index("term").loc["x1"]
+    assert biased["mean"] - 0.5 > 4 * biased["sd"]
+    assert abs(fixed["mean"] - 0.5) < 3 * fixed["sd"]
+    # the device's linear predictor is the model's: replicated outcomes follow the data
+    reps = posterior_predictive(idata, data, max_draws=50)
+    assert abs(reps.mean() - frame["y"].mean()) < 0.1

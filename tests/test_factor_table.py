@@ -60,3 +60,27 @@ def test_contrasts(tables):
     assert list(c.columns) == ["grouping", "contrast", "factor", "mean", "sd", "hdi_low",
                                "hdi_high", "prob_positive"]
     assert (c["hdi_low"] <= c["mean"]).all() and (c["mean"] <= c["hdi_high"]).all()
+
+
+def test_notes_say_what_each_column_assumes_and_mundlak_adds_the_means():
+    from test_tobit import correlated_city_panel
+
+    panel = correlated_city_panel(n_cities=60, n_years=4)
+    panel = panel[panel.groupby("city")["y"].transform("max") > 0]   # finite city dummies
+    quick = factor_tables(panel, "y", ["x1", "x2"], groups=(), bayes=False, upper=None)
+    notes = list(quick["notes"]["note"])
+    assert any(n.startswith("Tobit: city fixed effects") and "incidental" in n for n in notes)
+    assert any(n.startswith("Bayes: random city effects assumed independent") for n in notes)
+    out = factor_tables(panel, "y", ["x1", "x2"], groups=(), upper=None, mundlak=True,
+                        draws=200, tune=200, chains=2, seed=1)
+    notes = list(out["notes"]["note"])
+    assert any("Mundlak's correlated random effects" in n for n in notes)
+    t = out["table10"]
+    assert list(t["term"]) == ["x1", "", "x2", "", "mean(x1)", "", "mean(x2)", "", "sigma", "",
+                               "Observations"]
+    means = t.index[t["term"] == "mean(x1)"][0]
+    assert t.loc[means, "Full sample Tobit"] == ""          # city dummies absorb the means
+    post = out["posterior"].set_index("term")
+    assert t.loc[means, "Full sample Bayes"].startswith(f"{post.loc['mean(x1)', 'mean']:.3f}")
+    tobit = out["tobit"]
+    assert "mean(x1)" not in set(tobit["term"])

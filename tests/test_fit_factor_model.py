@@ -81,6 +81,13 @@ def test_bayes_writes_idata_summary_contrasts_and_plot(panel_csv):
                                                                  "use OLS"),
     (None, ("--effects", "city,region"), "unknown effect region"),
     (lambda d: d.drop(columns="x1"), (), "unknown column x1"),
+    # the id column is needed only by the flags that use it, and the error names both
+    (lambda d: d.drop(columns="city"), ("--effects", "city,year"),
+     "no id column city, which --effects city,year needs"),
+    (lambda d: d.drop(columns="city"), ("--group", "group"),
+     "no id column city, which --group group needs"),
+    (lambda d: d.drop(columns="city"), ("--mundlak",), "no id column city, which --mundlak"),
+    (None, ("--mundlak", "--effects", "city"), "the city dummies absorb the city means"),
 ])
 def test_bad_input_one_line_and_no_file(tmp_path, change, args, message):
     small = simulate_censored_panel((2, 5), n_years=4, seed=1).data
@@ -93,6 +100,48 @@ def test_bad_input_one_line_and_no_file(tmp_path, change, args, message):
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and message in lines[0], res.stderr
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["d.csv"]
+
+
+@pytest.fixture(scope="module")
+def cross_section_csv(tmp_path_factory):
+    """A plain cross-section, 300 rows, no city (or year) column: a censored-at-0 outcome."""
+    import numpy as np
+
+    folder = tmp_path_factory.mktemp("cross")
+    rng = np.random.default_rng(12)
+    X = np.column_stack([np.ones(300), rng.standard_normal((300, 2))])
+    y = np.maximum(X @ np.array([0.2, 1.0, -0.5]) + 0.8 * rng.standard_normal(300), 0.0)
+    pd.DataFrame({"y": y, "x1": X[:, 1], "x2": X[:, 2]}).to_csv(folder / "d.csv", index=False)
+    return folder, y, X
+
+
+def test_tobit_on_a_cross_section_without_a_city_column(cross_section_csv):
+    """Rows are the units; the estimates equal the direct ML of the Tobit log-likelihood."""
+    import numpy as np
+    from test_tobit import _brute_force
+
+    folder, y, X = cross_section_csv
+    out = folder / "tobit.csv"
+    res = _run("--data", folder / "d.csv", "--formula", "y ~ x1 + x2", "--lower", 0,
+               "--method", "tobit", "--out", out)
+    assert res.returncode == 0, res.stderr
+    frame = pd.read_csv(out).set_index("term")
+    assert frame.index.tolist() == ["Intercept", "x1", "x2", "sigma"]
+    ref, ref_se = _brute_force(y, X, 0.0, None)
+    np.testing.assert_allclose(frame["estimate"].to_numpy(), ref, atol=1e-4)
+    np.testing.assert_allclose(frame["std_error"].to_numpy(), ref_se, rtol=1e-2)
+
+
+def test_bayes_on_a_cross_section_without_a_city_column(cross_section_csv):
+    folder, _, _ = cross_section_csv
+    out = folder / "post.nc"
+    res = _run("--data", folder / "d.csv", "--formula", "y ~ x1 + x2", "--lower", 0,
+               "--method", "bayes", "--draws", 100, "--tune", 100, "--chains", 1, "--seed", 1,
+               "--quiet", "--out", out)
+    assert res.returncode == 0, res.stderr
+    summary = pd.read_csv(folder / "post_summary.csv")
+    assert summary["term"].tolist() == ["Intercept", "x1", "x2", "sigma"]
+    assert abs(summary.set_index("term").loc["x1", "mean"] - 1.0) < 0.3
 
 
 def test_bayes_refuses_unknown_prior_before_sampling(panel_csv, tmp_path):

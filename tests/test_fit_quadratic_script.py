@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -105,7 +106,7 @@ def test_bad_input_one_line_no_file(inputs, args, message, method):
 def test_bayes_contract_and_recovery(inputs):
     import arviz as az
 
-    folder, _ = inputs
+    folder, df = inputs
     out = folder / "bayes" / "quad.nc"
     proc = _run(folder, "--formula", "y ~ A + x1 + x2", "--quadratic", "A", "--method", "bayes",
                 "--draws", "400", "--tune", "400", "--chains", "2", "--seed", "3", "--quiet",
@@ -116,7 +117,8 @@ def test_bayes_contract_and_recovery(inputs):
     summary = pd.read_csv(summary_path)
     assert list(summary.columns) == SUMMARY
     assert summary.term.tolist() == ["Intercept", "A", "A^2", "x1", "x2", "turning_point",
-                                     "p_inverted_u"]
+                                     "p_inverted_u", "p_inverted_u_range",
+                                     "p_turning_point_in_range"]
     rows = summary.set_index("term")
     assert rows.loc["turning_point", "hdi_low"] < TRUE_TURNING_POINT < \
         rows.loc["turning_point", "hdi_high"]
@@ -139,5 +141,15 @@ def test_bayes_contract_and_recovery(inputs):
     p = float(((c.sel(term="A") > 0) & (c.sel(term="A^2") < 0)).mean())
     assert rows.loc["p_inverted_u", "mean"] == pytest.approx(p)
     assert float(post["inside_range"].mean()) > 0.99
+    # the true inverted U has its vertex (2) inside the observed range (about [0, 4]): the range
+    # probabilities, counted on the stored draws over the stored range, are near 1
+    lo, hi = json.loads(post.attrs["range_of_A"])
+    assert (lo, hi) == pytest.approx((df.A.min(), df.A.max()))
+    c1, c2 = c.sel(term="A").values, c.sel(term="A^2").values
+    on_range = float(np.mean((c1 + 2 * c2 * lo > 0) & (c1 + 2 * c2 * hi < 0)))
+    assert rows.loc["p_inverted_u_range", "mean"] == pytest.approx(on_range) and on_range > 0.95
+    theta = -c1 / (2 * c2)
+    inside = float(np.mean((lo < theta) & (theta < hi)))
+    assert rows.loc["p_turning_point_in_range", "mean"] == pytest.approx(inside)
     assert (folder / "bfig" / "quadratic_y_A.png").exists()
     assert "P(turning point inside the observed range)" in proc.stdout

@@ -280,8 +280,59 @@ def test_curve_band_peaks_at_turning_point_and_matches_dense_interval(tmp_path):
     b = fit.coefficients.estimate.to_numpy()
     half = stats.t.ppf(0.975, fit.df) * np.sqrt(z @ fit.cov @ z)
     assert (mid[1234], low[1234], high[1234]) == pytest.approx((z @ b, z @ b - half, z @ b + half))
-    path = plot_quadratic(data, tmp_path / "curve.png", fit=fit, turning_point=fit.turning_point)
+    path = plot_quadratic(data, tmp_path / "curve.png", fit=fit)
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def _stored_posterior(fit, data, theta):
+    """InferenceData with coef draws fixed at the OLS estimate (the band) and given θ draws."""
+    import arviz as az
+    import xarray as xr
+
+    b = fit.coefficients["estimate"].to_numpy(dtype=float)
+    coef = np.broadcast_to(b, (*theta.shape, 1, b.size)).copy()
+    return az.InferenceData(posterior=xr.Dataset(
+        {"coef": (("chain", "draw", "equation", "term"), coef),
+         "turning_point": (("chain", "draw"), theta)},
+        coords={"term": list(data.terms), "equation": [data.outcome]}))
+
+
+def test_figure_marks_turning_points_and_the_observed_range():
+    """The caption promises the turning point: the OLS one as a vertical line, the posterior
+    median with its 94 % HDI shaded, the observed range shaded; one beyond the plot is named."""
+    import arviz as az
+    import matplotlib.pyplot as plt
+
+    from models.quadratic_plot import plotted_range, quadratic_figure, turning_points
+
+    data = build_quadratic(_frame(seed=11), "y ~ A + x1 + x2", "A")
+    fit = fit_quadratic_frequentist(data)
+    lo, hi = data.range
+    theta = np.random.default_rng(2).normal(fit.turning_point, 0.1, (2, 300))
+    fig = quadratic_figure(data, fit=fit, idata=_stored_posterior(fit, data, theta))
+    ax = fig.axes[0]
+    lines = {ln.get_label(): ln.get_xdata()[0] for ln in ax.get_lines()
+             if "turning point" in ln.get_label()}
+    assert len(lines) == 2
+    assert lines[f"turning point ({fit.method}) {fit.turning_point:.3g}"] == pytest.approx(
+        fit.turning_point)
+    labels = [p.get_label() for p in ax.patches]
+    assert f"observed range of {data.term}" in labels
+    assert "94% HDI of the turning point" in labels
+    assert ax.get_xlim() == pytest.approx(plotted_range(data))
+    assert plotted_range(data)[0] < lo and plotted_range(data)[1] > hi
+    plt.close(fig)
+    median, hdi = turning_points(data, idata=_stored_posterior(fit, data, theta))[
+        "turning point (posterior median)"]
+    assert median == pytest.approx(float(np.median(theta)))
+    assert hdi == pytest.approx(tuple(az.hdi(theta.ravel(), hdi_prob=0.94)))
+    far = _stored_posterior(fit, data, theta + 10 * (hi - lo))
+    fig = quadratic_figure(data, fit=fit, idata=far)
+    ax = fig.axes[0]
+    assert "outside the plotted range" in ax.get_title() and "posterior median" in ax.get_title()
+    assert [ln.get_label() for ln in ax.get_lines() if "turning point" in ln.get_label()] == [
+        f"turning point ({fit.method}) {fit.turning_point:.3g}"]
+    plt.close(fig)
 
 
 def test_prepared_dataset_uses_its_cross_section_and_stored_weights(tmp_path):

@@ -35,7 +35,7 @@ def _stand_in_posterior(fit) -> QuadraticPosterior:
         outcome=fit.outcome, term=fit.term, summary=summary,
         turning_point_median=fit.turning_point, turning_point_hdi=(1.0, 2.0),
         probabilities={"inverted_u": 0.9, "u_shape": 0.0, "inside_range": 0.8,
-                       "lind_mehlum": 0.7},
+                       "lind_mehlum": 0.7, "inverted_u_range": 0.6},
         prior={"inverted_u": 0.25, "u_shape": 0.25, "inside_range": 0.3}, shape="inverted U",
         range=(0.0, 1.0), spatial_lag=False)
 
@@ -51,7 +51,8 @@ def test_layout_from_fits():
                                    "PSD: posterior"]
     labels = [t for t in table.term if t]
     assert labels == ["A", "A²", "Gov", "Fdi", "Constant", "Turning point", "Lind–Mehlum test",
-                      "P(inverted U)", "P(turning point inside range)", "Observations", "R²"]
+                      "P(inverted U on the observed range)", "P(turning point inside range)",
+                      "Observations", "R²", "P(c1 > 0, c2 < 0): slope sign at A = 0"]
     inside = table.index[table.term == "P(turning point inside range)"][0]
     assert table.loc[inside + 1, "PSS: posterior"] == "(prior 0.300)"
     rows = table.set_index("term")
@@ -62,7 +63,11 @@ def test_layout_from_fits():
     tp_row = table.index[table.term == "Turning point"][0]
     assert table.loc[tp_row, "PSS: OLS"] == f"{pss.turning_point:.3f}"
     assert table.loc[tp_row + 1, "PSS: OLS"] == f"[{pss.fieller.low:.3f}, {pss.fieller.high:.3f}]"
-    assert table.loc[table.term == "P(inverted U)", "PSS: posterior"].item() == "0.900"
+    # the verdict row is the range probability; P(c1 > 0, c2 < 0) is shown, last, as what it is
+    assert table.loc[table.term == "P(inverted U on the observed range)",
+                     "PSS: posterior"].item() == "0.600"
+    assert table.loc[table.term == "P(c1 > 0, c2 < 0): slope sign at A = 0",
+                     "PSS: posterior"].item() == "0.900"
     assert table.loc[table.term == "Observations", "PSD: OLS"].item() == "240"
     # PSD has no curvature in the simulation: its Fieller set is reported as unbounded
     if not fits["PSD"][0].fieller.bounded:
@@ -75,7 +80,7 @@ def test_quadratic_table_end_to_end():
     table = quadratic_table(df, "ER", ["PSS", "PSD"], CONTROLS, draws=300, tune=300, chains=2,
                             seed=1)
     rows = table.set_index("term")
-    p = float(rows.loc["P(inverted U)", "PSS: posterior"])
+    p = float(rows.loc["P(inverted U on the observed range)", "PSS: posterior"])
     assert p > 0.95
     assert rows.loc["A²", "PSS: posterior"].endswith("†")
     turning = table.loc[table.term == "Turning point"].iloc[0]

@@ -61,6 +61,7 @@ def test_descriptive_table_matches_numpy():
     ('[data]\ner_benchmark = "regional"\n', "er_benchmark must be one of industry_mix, national"),
     ('[study]\ncontrols = "Gov"\n', "controls must be a list of names"),
     ('[study]\njoint = 1\n', "joint must be true or false"),
+    ('[study]\nmundlak = "yes"\n', "mundlak must be true or false"),
     ('[study]\ntables = [3]\n', "tables 4 to 10 only"),
     ('[study]\nexclude = { XX = ["Gov"] }\n', "exclude names XX"),
     ('[study]\ncontrols = ["Gov"]\nexclude = { ER = ["Fdi"] }\n', "exclude.ER names Fdi"),
@@ -82,6 +83,7 @@ def test_default_config_is_the_demo_and_quick_caps_the_sampler():
     assert cfg.data == {} and cfg.joint and (cfg.draws, cfg.chains) == (200, 2)
     assert set(cfg.exclude) <= {"ER", *cfg.agglomeration}
     assert load_config(TINY).data["employment"].endswith("employment.csv")
+    assert cfg.mundlak is False                 # Table 10 unchanged unless asked for
 
 
 def test_config_er_benchmark_reaches_the_dataset(tmp_path):

@@ -160,7 +160,8 @@ def test_posterior_summary_on_stored_draws(built, shape, c1_mean, c2_mean):
     assert np.isnan(p["hdi_low"]) and np.isnan(p["hdi_high"])
     if np.ptp(post["inverted_u"].values) == 0:          # every draw the same: nothing to diagnose
         assert np.isnan(p["r_hat"]) and np.isnan(p["ess_bulk"])
-    coefs = table[~table["term"].isin(["turning_point", "p_inverted_u"])]
+    coefs = table[~table["term"].isin(["turning_point", "p_inverted_u", "p_inverted_u_range",
+                                       "p_turning_point_in_range"])]
     assert set(coefs["term"]) == set(model.layout.terms)
 
 
@@ -220,3 +221,35 @@ def test_sign_note_needs_more_than_five_percent(built):
     c2.ravel()[30] *= -1.0                          # 31 of 600: more than 5 %
     result = quadratic_posterior(_posterior(model, data, c1, c2), model)
     assert len(result.notes) == 1
+
+
+def test_range_probabilities_differ_from_the_signs_at_zero():
+    """A in [1, 5] and draws with c1 > 0, c2 < 0 but the vertex θ ≈ 0.5 left of the data: the
+    slope c1 + 2c2·a is negative over the whole observed range, so P(c1 > 0, c2 < 0) ≈ 1 while
+    the inverted U on the observed range and the inside turning point have probability ≈ 0."""
+    frame = _frame()
+    frame["A"] = frame["A"] + 1.0
+    data = build_quadratic(frame, "y ~ A + x1", "A")
+    model = build_quadratic_model(data)
+    rng = np.random.default_rng(8)
+    c1 = rng.normal(1.0, 0.4, (2, 500))
+    c2 = rng.normal(-1.0, 0.3, (2, 500))
+    result = quadratic_posterior(_posterior(model, data, c1, c2), model)
+    lo, hi = data.range
+    assert lo > 0.9
+    at_zero = np.mean((c1 > 0) & (c2 < 0))
+    on_range = np.mean((c1 + 2 * c2 * lo > 0) & (c1 + 2 * c2 * hi < 0))
+    tp = -c1 / (2 * c2)
+    inside = np.mean((lo < tp) & (tp < hi))
+    assert at_zero > 0.9 and on_range < 0.1 and on_range > 0 and inside < 0.1
+    rows = result.summary.set_index("term")
+    assert rows.loc["p_inverted_u", "mean"] == pytest.approx(at_zero, abs=1e-15)
+    assert rows.loc["p_inverted_u_range", "mean"] == pytest.approx(on_range, abs=1e-15)
+    assert rows.loc["p_turning_point_in_range", "mean"] == pytest.approx(inside, abs=1e-15)
+    assert result.summary["term"].tolist()[-4:] == ["turning_point", "p_inverted_u",
+                                                    "p_inverted_u_range",
+                                                    "p_turning_point_in_range"]
+    for term in ("p_inverted_u_range", "p_turning_point_in_range"):
+        assert np.isnan(rows.loc[term, "hdi_low"]) and np.isnan(rows.loc[term, "hdi_high"])
+    assert result.probabilities["inverted_u_range"] == pytest.approx(on_range, abs=1e-15)
+    assert f"= {on_range:.3f}" in result.describe()

@@ -37,6 +37,15 @@ Structure **(choices, documented defaults)**:
   the one-way ANOVA ratio of between-city to within-city mean squares of y exceeds 2. Measured:
   the ratio is 268 for the demo's Interact_PSS (148 for Interact_PSD), 1.6 for the simulated
   panels of the tests (non-centred there).
+* Mundlak device (``data.mundlak``, :mod:`models.factor_data`; off by default): the city means
+  x̄_r of the factors that vary within cities enter with common slopes ξ (deterministic
+  ``xi`` (dim ``mundlak``) on the original scale, summary terms ``mean(x)``; one slope for all groups, since
+  they stand for the part of a_r that the factors predict), ξ_k ~ Normal(0, ``phi_sd``) on the
+  standardised scale. Assumptions: without it, the random city effects are independent of the
+  factors, and a city effect that correlates with a factor biases that factor's slope (toward
+  the pooled estimate); with it, a_r = x̄_r'ξ + u_r (Mundlak's correlated random effects), u_r
+  independent of the factors, and φ estimates what the fixed-effects Tobit estimates (the
+  within-city effect), without its incidental-parameter bias.
 * Year effects fixed: τ_1 = 0 (the first year is the baseline, as the Tobit's dummies),
   τ_t ~ Normal(0, ``year_sd``) otherwise.
 * Priors on the standardised scale (:data:`DEFAULT_PRIORS`, overridable by a dict):
@@ -77,10 +86,17 @@ def check_priors(priors: dict | None) -> dict:
 
 
 def scaling(data: FactorData) -> dict:
-    """Centres and scales of the outcome and the factors (stored with the fit, JSON-safe)."""
+    """Centres and scales of the outcome, the factors and the Mundlak means (stored with the
+    fit, JSON-safe; the last two empty without the device)."""
     y_scale = float(np.std(data.y))
     return {"y_center": float(np.mean(data.y)), "y_scale": y_scale if y_scale > 0 else 1.0,
-            "z_center": data.Z.mean(0).tolist(), "z_scale": data.Z.std(0).tolist()}
+            "z_center": data.Z.mean(0).tolist(), "z_scale": data.Z.std(0).tolist(),
+            "m_center": data.M.mean(0).tolist(), "m_scale": data.M.std(0).tolist()}
+
+
+def _standardised_means(data: FactorData, sc: dict) -> np.ndarray:
+    """(n, K_m) Mundlak means on the standardised scale."""
+    return (data.M - np.asarray(sc["m_center"])) / np.asarray(sc["m_scale"])
 
 
 def city_anova_ratio(data: FactorData) -> float:
@@ -115,6 +131,8 @@ def censored_factor_model(data: FactorData, priors: dict | None = None, *,
     lower = -np.inf if data.lower is None else (data.lower - my) / sy
     upper = np.inf if data.upper is None else (data.upper - my) / sy
     coords = {"factor": list(data.factors), "obs": np.arange(data.n)}
+    if data.mundlak:
+        coords["mundlak"] = list(data.mundlak_terms)
     if data.groups:
         coords["group"] = list(data.groups)
     if "city" in data.effects:
@@ -143,6 +161,14 @@ def censored_factor_model(data: FactorData, priors: dict | None = None, *,
             pm.Deterministic("phi_group", phi_g * sy / sz, dims=("group", "factor"))
         else:
             mu = mu + Zs @ phi
+        xi_shift = 0.0
+        if data.mundlak:
+            Ms = pm.Data("M_std", _standardised_means(data, sc), dims=("obs", "mundlak"))
+            xi = pm.Normal("xi_std", 0.0, pr["phi_sd"], dims="mundlak")
+            mu = mu + Ms @ xi
+            sm = np.asarray(sc["m_scale"])
+            pm.Deterministic("xi", xi * sy / sm, dims="mundlak")
+            xi_shift = pt.sum(xi * sy / sm * np.asarray(sc["m_center"]))
         if "city" in data.effects:
             cidx = pm.Data("city_idx", data.city, dims="obs")
             sd_city = pm.HalfNormal("city_sd_std", pr["city_sd"])
@@ -164,7 +190,8 @@ def censored_factor_model(data: FactorData, priors: dict | None = None, *,
         pm.Deterministic("phi", phi * sy / sz, dims="factor")
         pm.Deterministic("sigma", sigma * sy)
         if not data.groups:
-            pm.Deterministic("Intercept", my + sy * alpha - pt.sum(phi * sy / sz * mz))
+            pm.Deterministic("Intercept", my + sy * alpha - pt.sum(phi * sy / sz * mz)
+                             - xi_shift)
     model.factor_scaling = sc
     model.city_parametrisation = "centred" if centred else "non-centred"
     model.factor_priors = pr
@@ -189,6 +216,8 @@ def linear_predictor(draws: dict, data: FactorData, sc: dict) -> np.ndarray:
     else:
         mu = np.asarray(draws["phi_std"]) @ Zs.T
     mu = mu + alpha[:, None]
+    if data.mundlak:
+        mu = mu + np.asarray(draws["xi_std"]) @ _standardised_means(data, sc).T
     if "city" in data.effects:
         a = (np.asarray(draws["a_city_std"]) if "a_city_std" in draws else
              np.asarray(draws["city_sd_std"])[:, None] * np.asarray(draws["city_z"]))
@@ -218,12 +247,16 @@ def fit_censored(data: FactorData, priors: dict | None = None, *, draws: int = 1
     idata.posterior.attrs.update({
         "outcome": data.outcome, "factors": json.dumps(list(data.factors)),
         "group_column": data.group_column or "", "effects": ",".join(data.effects),
+        "mundlak": json.dumps(list(data.mundlak_terms)),
         "lower": "" if data.lower is None else data.lower,
         "upper": "" if data.upper is None else data.upper,
         "scaling": json.dumps(model.factor_scaling), "priors": json.dumps(model.factor_priors),
         "convergence_report": idata.attrs.get("convergence_report", "[]"),
         "year_effects": "fixed (first year baseline)",
         "city_effects": f"hierarchical ({model.city_parametrisation})",
+        "city_effect_assumption": ("correlated with the factors through their city means "
+                                   "(Mundlak)" if data.mundlak else
+                                   "independent of the factors"),
         "group_slopes": f"{group_parametrisation}, HalfNormal scale {group_scale}"})
     return idata
 
@@ -239,8 +272,9 @@ def _stats(values: np.ndarray, chains: int) -> dict:
 
 
 def summary_frame(idata: az.InferenceData, outcome: str | None = None) -> pd.DataFrame:
-    """Contract-2 posterior summary: Intercept (without groups), overall slopes ``x``, group
-    slopes ``x[g]``, then ``sigma``; equation = the outcome; 94 % HDIs."""
+    """Contract-2 posterior summary: Intercept (without groups), overall slopes ``x``, the
+    Mundlak slopes ``mean(x)`` (with the device), group slopes ``x[g]``, then ``sigma``;
+    equation = the outcome; 94 % HDIs."""
     post = idata.posterior
     outcome = outcome or str(post.attrs.get("outcome", "y"))
     chains = post.sizes["chain"]
@@ -254,6 +288,9 @@ def summary_frame(idata: az.InferenceData, outcome: str | None = None) -> pd.Dat
         add("Intercept", post["Intercept"])
     for f in post["phi"]["factor"].values:
         add(str(f), post["phi"].sel(factor=f))
+    if "xi" in post:
+        for term in post["xi"]["mundlak"].values:
+            add(str(term), post["xi"].sel(mundlak=term))
     if "phi_group" in post:
         for g in post["group"].values:
             for f in post["factor"].values:
@@ -298,7 +335,7 @@ def posterior_predictive(idata: az.InferenceData, data: FactorData, *, max_draws
     post = idata.posterior.stack(sample=("chain", "draw"))
     total = post.sizes["sample"]
     take = np.unique(np.linspace(0, total - 1, min(max_draws, total)).astype(int))
-    names = [v for v in ("alpha_std", "phi_std", "phi_group_std", "a_city_std",
+    names = [v for v in ("alpha_std", "phi_std", "phi_group_std", "xi_std", "a_city_std",
                          "tau_free_std", "sigma_std") if v in post]
     draws = {v: post[v].isel(sample=take).transpose("sample", ...).values for v in names}
     sc = json.loads(post.attrs["scaling"]) if "scaling" in post.attrs else scaling(data)

@@ -23,6 +23,15 @@ Added as deterministics (METHOD.md §3):
   shape of the posterior-mean c2): the Bayesian reading of the Lind–Mehlum hypothesis,
   a turning point of the right shape inside [x_l, x_h].
 
+The summary (DESIGN.md contract 6) carries ``p_inverted_u`` = P(c1 > 0, c2 < 0) as the contract
+says, but that is the sign of the slope at A = 0, a point outside the data when A ≥ 1 (PSS), so
+it is not the verdict. It adds the probabilities on the observed range (METHOD.md §3):
+``p_inverted_u_range`` = P(s(x_l) > 0 > s(x_h)), the posterior mean of
+``lind_mehlum_inverted_u`` whatever the shape of the posterior mean, and
+``p_turning_point_in_range`` = P(x_l ≤ θ ≤ x_h), the posterior mean of ``inside_range``
+(x_l, x_h = min and max of A over the rows of the fit, stored as ``range_of_A`` in the
+posterior's attributes).
+
 Prior values (computed, not sampled; checked against prior draws in the tests). c1 and c2 are
 positive multiples of independent zero-centred Normal standardised slopes with equal sd, so
 a priori P(inverted U) = P(U) = 1/4, and θ = −γ·Z1/Z2 with γ = (scale of c1)/(2·scale of c2) is
@@ -33,7 +42,9 @@ centred at zero the orthant probability is 1/4 + arcsin(corr(A, A²))/(2π) (She
 That is why the turning point and ``inside_range`` / ``lind_mehlum`` matter more than P(inverted U).
 
 With a spatial lag and a row-standardised W the total effect of A at level a is
-(c1 + 2c2·a)/(1 − ρ); 1 − ρ > 0 in the admissible region, so its turning point is θ in every draw.
+(c1 + 2c2·a)/(1 − ρ); 1 − ρ > 0 in the admissible region, so its turning point is θ in every draw
+and the total slope has the sign of s(a) at both ends: the range probabilities above are those of
+the total effect too.
 """
 
 from __future__ import annotations
@@ -52,6 +63,9 @@ from models.quadratic import QuadraticData
 
 PRIOR_INVERTED_U = 0.25
 HDI_PROB = 0.94
+# summary rows on the observed range -> the indicator deterministic whose mean each one is
+RANGE_ROWS = {"p_inverted_u_range": "lind_mehlum_inverted_u",
+              "p_turning_point_in_range": "inside_range"}
 
 
 def spectrum_for(data: QuadraticData, eigenvalues=None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -147,7 +161,8 @@ class QuadraticPosterior:
     summary: pd.DataFrame
     turning_point_median: float
     turning_point_hdi: tuple[float, float]
-    probabilities: dict[str, float]          # inverted_u, u_shape, inside_range, lind_mehlum
+    probabilities: dict[str, float]          # inverted_u, u_shape, inside_range, lind_mehlum,
+                                             # inverted_u_range
     prior: dict[str, float]
     shape: str                               # shape of the posterior-mean curvature
     range: tuple[float, float]
@@ -161,12 +176,15 @@ class QuadraticPosterior:
             f"{self.turning_point_median:.4g}, {HDI_PROB:.0%} HDI [{self.turning_point_hdi[0]:.4g},"
             f" {self.turning_point_hdi[1]:.4g}]; observed range [{self.range[0]:.4g}, "
             f"{self.range[1]:.4g}]",
-            f"P(inverted U: c1 > 0, c2 < 0) = {p['inverted_u']:.3f} (prior {q['inverted_u']:.2f});"
-            f" P(U) = {p['u_shape']:.3f} (prior {q['u_shape']:.2f})",
+            f"P(inverted U on the observed range: slope positive at {self.range[0]:.4g} and "
+            f"negative at {self.range[1]:.4g}) = {p['inverted_u_range']:.3f}",
             f"P(turning point inside the observed range) = {p['inside_range']:.3f} "
             f"(prior {q['inside_range']:.3f})",
             f"P({self.shape} with its turning point inside the range, i.e. the slopes at the two "
-            f"ends have the Lind-Mehlum signs) = {p['lind_mehlum']:.3f}"]
+            f"ends have the Lind-Mehlum signs) = {p['lind_mehlum']:.3f}",
+            f"slope signs at {self.term} = 0, outside the data when the range excludes 0: "
+            f"P(c1 > 0, c2 < 0) = {p['inverted_u']:.3f} (prior {q['inverted_u']:.2f}); "
+            f"P(c1 < 0, c2 > 0) = {p['u_shape']:.3f} (prior {q['u_shape']:.2f})"]
         if self.spatial_lag:
             lines.append(f"Total effect of {self.term}: (c1 + 2c2·{self.term}) times the spatial "
                          f"multiplier, which does not depend on {self.term}, so its turning point "
@@ -195,7 +213,8 @@ def _scalar_row(idata, name: str, outcome: str, term: str, probability: bool) ->
 
 def quadratic_posterior(idata, model: pm.Model) -> QuadraticPosterior:
     """Summaries after sampling: the contract-6 frame (coefficients, ``turning_point``,
-    ``p_inverted_u``) and the probabilities of the shape, with their prior values."""
+    ``p_inverted_u``, then ``p_inverted_u_range`` and ``p_turning_point_in_range``) and the
+    probabilities of the shape, with their prior values."""
     import warnings
 
     import arviz as az
@@ -210,13 +229,16 @@ def quadratic_posterior(idata, model: pm.Model) -> QuadraticPosterior:
         rows = summary_frame(idata, hdi_prob=HDI_PROB)
         extra = pd.DataFrame([
             _scalar_row(idata, "turning_point", data.outcome, "turning_point", False),
-            _scalar_row(idata, "inverted_u", data.outcome, "p_inverted_u", True)])
+            _scalar_row(idata, "inverted_u", data.outcome, "p_inverted_u", True),
+            *(_scalar_row(idata, name, data.outcome, term, True)
+              for term, name in RANGE_ROWS.items())])
         hdi = az.hdi(post[["turning_point"]], hdi_prob=HDI_PROB)["turning_point"].values
     c2_mean = float(post["coef"].sel(term=data.square).mean())
     shape = "inverted U" if c2_mean < 0 else "U"
     lm_name = "lind_mehlum_inverted_u" if c2_mean < 0 else "lind_mehlum_u"
     probs = {k: float(post[k].mean()) for k in ("inverted_u", "u_shape", "inside_range")}
     probs["lind_mehlum"] = float(post[lm_name].mean())
+    probs["inverted_u_range"] = float(post["lind_mehlum_inverted_u"].mean())
     notes = []
     c2 = post["coef"].sel(term=data.square).values
     if np.mean(np.sign(c2) != np.sign(c2_mean)) > 0.05:

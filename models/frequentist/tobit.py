@@ -24,6 +24,13 @@ are too small with short panels. The
 warning :data:`INCIDENTAL_NOTE` is issued (and kept in ``notes``) whenever city dummies are used;
 the hierarchical Bayesian model (:mod:`models.bayes.censored`) treats city effects as random
 instead.
+
+**Which assumption each fit makes.** With city dummies the slopes allow any correlation between
+the city effects and the factors (fixed effects, with the caveat above). Without them and with
+``mundlak`` (:mod:`models.factor_data`) the design carries the city means x̄_r, the pooled Tobit
+of Mundlak's correlated random effects a_r = x̄_r'ξ + u_r: the latent model stays linear with a
+normal error u_r + e_rt, so the slopes are consistent, but the rows of a city are not independent
+and the reported standard errors (which treat them so) are too small.
 """
 
 from __future__ import annotations
@@ -196,9 +203,14 @@ def tobit(y: np.ndarray, X: np.ndarray, lower: float | None = None,
 
 
 def design(data: FactorData) -> tuple[np.ndarray, list[str], set[str]]:
-    """[Intercept, Z, city dummies, year dummies] (first level of each effect dropped)."""
-    cols = [np.ones(data.n), *data.Z.T]
-    names = ["Intercept", *data.factors]
+    """[Intercept, Z, Mundlak city means, city dummies, year dummies] (first level of each
+    effect dropped). City dummies absorb the city means, so the two are refused together."""
+    if data.mundlak and "city" in data.effects:
+        raise InputError(f"Tobit of {data.outcome}: --mundlak with city fixed effects: the city "
+                         "dummies absorb the city means (fixed effects already allow any "
+                         "correlation with the factors); drop --mundlak or the city effects")
+    cols = [np.ones(data.n), *data.Z.T, *data.M.T]
+    names = ["Intercept", *data.factors, *data.mundlak_terms]
     hidden: set[str] = set()
     for effect, codes, labels in (("city", data.city, data.cities),
                                   ("year", data.year, data.years)):
@@ -245,7 +257,7 @@ def _check_separation(data: FactorData, X, names, hidden, label) -> None:
 
 def check_group_sizes(data: FactorData) -> None:
     """A separate Tobit per group needs at least as many cities as slopes plus intercept."""
-    k = len(data.factors) + 1
+    k = len(data.factors) + len(data.mundlak) + 1
     counts = np.bincount(data.group_of_city, minlength=len(data.groups))
     small = [f"{g} ({c})" for g, c in zip(data.groups, counts) if c < k]
     if small:

@@ -10,11 +10,15 @@ slopes (:mod:`models.bayes.censored`), so a group too small for its own Tobit st
 (shrunken) estimate, and differences between groups come with posteriors: the contrasts table
 (tier 1 − tier 4 and every other tier − tier 4, coastal − inland). The σ of a Bayesian group
 column is the model's common σ. Intercepts and the city/year effects are estimated, not shown.
-Functions return data only; the caller writes the files.
+With ``mundlak`` the Bayesian columns add the city means of the factors (rows ``mean(x)``,
+:mod:`models.factor_data`), so that their random city effects and the Tobit's city dummies
+estimate the same within-city slopes; the notes (:func:`assumption_notes`) say which assumption
+each column makes. Functions return data only; the caller writes the files.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from typing import Sequence
@@ -29,6 +33,22 @@ NOTE = ("Tobit: ML coefficient, z statistic in parentheses, *** p < 0.01, ** p <
         "* p < 0.10; Bayes: posterior mean, posterior sd in parentheses, † the 94 % HDI "
         "excludes 0. Tobit group columns are separate regressions; Bayesian group columns come "
         "from one hierarchical model per grouping (slopes partially pooled, common sigma).")
+
+
+def assumption_notes(effects: Sequence[str], mundlak: bool) -> list[str]:
+    """One note per kind of column: what it assumes about the city effects and the factors."""
+    if "city" not in effects:
+        return ["Tobit and Bayes: no city effects (rows pooled; a city effect correlated with "
+                "a factor would bias its slope)"]
+    bayes = ("Bayes: random city effects correlated with the factors only through their city "
+             "means (Mundlak's correlated random effects, rows mean(x)); the slopes are the "
+             "within-city effects that the fixed-effects Tobit estimates" if mundlak else
+             "Bayes: random city effects assumed independent of the factors; a city effect "
+             "correlated with a factor biases its slope (the Mundlak device, [study] mundlak = "
+             "true, removes that assumption)")
+    return ["Tobit: city fixed effects (dummies), any correlation with the factors allowed, "
+            "with the incidental-parameter caveat (sigma and standard errors too small with few "
+            "years per city)", bayes]
 
 
 def _label(column: str, group: str) -> str:
@@ -61,7 +81,9 @@ def _usable_bounds(y: np.ndarray, lower, upper, notes: list[str]):
 def _tobit_column(data, label: str, notes: list[str]):
     from models.frequentist.tobit import fit_tobit
 
-    k = len(data.factors) + 1
+    if "city" in data.effects:
+        data = dataclasses.replace(data, mundlak=())   # the city dummies absorb the means
+    k = len(data.factors) + len(data.mundlak) + 1
     if len(data.cities) < k:
         notes.append(f"{label}: {len(data.cities)} cities, fewer than the {k} parameters of a "
                      "separate Tobit; no Tobit column (the Bayesian column pools it)")
@@ -83,7 +105,7 @@ def factor_tables(panel: pd.DataFrame, outcome: str, factors: list[str],
                   progress: bool = False, lower: float | None = 0.0, upper: float | None = 1.0,
                   effects: Sequence[str] = ("city", "year"), priors: dict | None = None,
                   id_column: str = "city", year_column: str = "year", bayes: bool = True,
-                  **model_options) -> dict[str, pd.DataFrame]:
+                  mundlak: bool = False, **model_options) -> dict[str, pd.DataFrame]:
     """Table 10 from a (city, year) panel (``data_prep.dataset.panel_table``).
 
     Returns ``{"table10": seed layout (two rows per coefficient, columns "<label> Tobit" and
@@ -92,7 +114,8 @@ def factor_tables(panel: pd.DataFrame, outcome: str, factors: list[str],
     "posterior": long posterior summaries with a ``column`` label, "notes": one note a row}``.
     ``model_options`` go to :func:`models.bayes.censored.fit_censored` (city_parametrisation,
     group_parametrisation, target_accept). ``bayes=False`` gives the Tobit columns only (a fast
-    look: no posterior, no contrasts).
+    look: no posterior, no contrasts). ``mundlak`` adds the city means to the Bayesian model
+    only (the Tobit's city dummies absorb them; without city effects the Tobit gets them too).
     """
     from models.bayes.censored import fit_censored, group_contrasts, summary_frame
     from models.factor_data import factor_data
@@ -104,8 +127,9 @@ def factor_tables(panel: pd.DataFrame, outcome: str, factors: list[str],
     lower, upper = _usable_bounds(panel[outcome].to_numpy(float), lower, upper, notes)
     formula = f"{outcome} ~ {' + '.join(factors)}"
     common = dict(effects=effects, id_column=id_column, year_column=year_column,
-                  source="panel")
+                  source="panel", mundlak=mundlak)
     full = factor_data(panel, formula, lower, upper, **common)
+    notes += assumption_notes(full.effects, bool(full.mundlak))
     if "city" in full.effects:
         notes.append(f"Tobit: {INCIDENTAL_NOTE}")
     sample = dict(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
@@ -143,7 +167,6 @@ def factor_tables(panel: pd.DataFrame, outcome: str, factors: list[str],
             continue
         idata = posterior(data, f"by {column}")
         post = summary_frame(idata)
-        sigma = post[post["term"] == "sigma"]
         for g in order:
             label = _label(column, g)
             code = data.groups.index(g)
@@ -154,14 +177,16 @@ def factor_tables(panel: pd.DataFrame, outcome: str, factors: list[str],
                 tobit_frames[label] = fit.to_frame()
             rows = post[post["term"].str.endswith(f"[{g}]")].copy()
             rows["term"] = rows["term"].str[: -len(f"[{g}]")]
-            bayes_frames[label] = pd.concat([rows, sigma], ignore_index=True)
+            common_rows = post[post["term"].isin([*data.mundlak_terms, "sigma"])]
+            bayes_frames[label] = pd.concat([rows, common_rows], ignore_index=True)
         pairs = [(g, order[-1]) for g in order[:-1]]
         c = group_contrasts(idata, pairs)
         c["contrast"] = [" − ".join(_label(column, x) for x in pair.split(" - "))
                          for pair in c["contrast"]]
         c.insert(0, "grouping", column)
         contrasts.append(c)
-    return {"table10": _combine(tobit_frames, bayes_frames, nobs, factors),
+    return {"table10": _combine(tobit_frames, bayes_frames, nobs,
+                                [*factors, *full.mundlak_terms]),
             "table10_contrasts": pd.concat(contrasts, ignore_index=True) if contrasts
             else pd.DataFrame(),
             "tobit": _long(tobit_frames), "posterior": _long(bayes_frames),
@@ -175,7 +200,8 @@ def _long(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def _combine(tobit_frames, bayes_frames, nobs, factors) -> pd.DataFrame:
-    """Interleave "<label> Tobit" and "<label> Bayes" columns on the rows factors…, sigma."""
+    """Interleave "<label> Tobit" and "<label> Bayes" columns on the rows factors… (and the
+    Mundlak means), sigma."""
     keep = [*factors, "sigma"]
     labels = list(nobs)
     kinds = [("Tobit", tobit_frames, paper_table)]

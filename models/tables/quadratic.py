@@ -12,9 +12,12 @@ index A is), the controls, the constant, then
 * Lind–Mehlum test — OLS: statistic with stars over its one-sided p-value; posterior: the
   probability that the slopes at min A and max A have the Lind–Mehlum signs (the shape with its
   turning point inside the range);
-* P(inverted U) = P(c1 > 0, c2 < 0) (prior value 1/4, in the note) and P(turning point inside
-  range) over its prior value (which depends on the range of A), posterior only;
-* Observations, R² (OLS).
+* P(inverted U on the observed range) = P(slope > 0 at min A and < 0 at max A) and P(turning
+  point inside range) over its prior value (which depends on the range of A), posterior only:
+  the verdict (METHOD.md §3);
+* Observations, R² (OLS);
+* P(c1 > 0, c2 < 0), labelled as the slope signs at A = 0 (a point outside the data when
+  min A > 0; prior value 1/4, in the note), posterior only, last: shown, not the summary.
 """
 
 from __future__ import annotations
@@ -30,7 +33,11 @@ NOTE = ("OLS: t statistics in parentheses, *** p < 0.01, ** p < 0.05, * p < 0.10
         "point over its Fieller 95 % interval; Lind-Mehlum statistic over its one-sided p-value. "
         "Posterior: mean over sd, † the 94 % HDI excludes 0; turning point as posterior median "
         "over its 94 % HDI; Lind-Mehlum row = P(slopes at min A and max A have the signs of the "
-        "shape); a priori P(inverted U) = 0.25.")
+        "shape); P(inverted U on the observed range) = P(slope > 0 at min A and < 0 at max A); "
+        "the last row is P(c1 > 0, c2 < 0), the slope signs at A = 0 (outside the data when "
+        "min A > 0), a priori 0.25.")
+AT_ZERO = "P(c1 > 0, c2 < 0): slope sign at A = 0"
+RANGE_TERMS = ("turning_point", "p_inverted_u", "p_inverted_u_range", "p_turning_point_in_range")
 
 
 def quadratic_fits(frame: pd.DataFrame, outcome: str, indices: Sequence[str],
@@ -81,7 +88,7 @@ def quadratic_table_from_fits(fits: dict, digits: int = 3) -> pd.DataFrame:
         return _ols_only(ols, fits)
     bayes = posterior_table(
         {f"{a}: posterior": _generic(p.summary[~p.summary["term"].isin(
-            ["turning_point", "p_inverted_u"])], a) for a, (_, _, p) in fits.items()},
+            list(RANGE_TERMS))], a) for a, (_, _, p) in fits.items()},
         digits=digits)
     if ols["term"].tolist() != bayes["term"].tolist():
         raise InputError("the OLS and posterior tables have different rows")
@@ -99,15 +106,16 @@ def quadratic_table_from_fits(fits: dict, digits: int = 3) -> pd.DataFrame:
             (interval, f"[{_fmt(hdi[0])}, {_fmt(hdi[1])}]"),
             (f"{_fmt(lm.statistic)}{stars(lm.p_value)}", _fmt(pr["lind_mehlum"])),
             (f"(p = {_fmt(lm.p_value)})", ""),
-            ("", _fmt(pr["inverted_u"])),
+            ("", _fmt(pr["inverted_u_range"])),
             ("", _fmt(pr["inside_range"])),
             ("", f"(prior {_fmt(post.prior['inside_range'])})"),
             (str(fit.nobs), str(fit.nobs)),
             (_fmt(fit.rsquared), ""),
+            ("", _fmt(pr["inverted_u"])),
         ]
 
-    labels = ["Turning point", "", "Lind–Mehlum test", "", "P(inverted U)",
-              "P(turning point inside range)", "", "Observations", "R²"]
+    labels = ["Turning point", "", "Lind–Mehlum test", "", "P(inverted U on the observed range)",
+              "P(turning point inside range)", "", "Observations", "R²", AT_ZERO]
     extra = pd.DataFrame({"term": labels})
     for a, (fit, _, post) in fits.items():
         cells = rows_for(fit, post)
