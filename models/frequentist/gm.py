@@ -119,18 +119,20 @@ def gm_rho(G: np.ndarray, g: np.ndarray,
     return GMEstimate(rho=rho, sigma2=s2, objective=value, at_bound=at_bound)
 
 
+def bound_warning(equation: str, rho: float, bounds: tuple[float, float]) -> str:
+    """The plain-words warning for a GM estimate of ρ on a bound of its search range."""
+    return (f"equation {equation}: the spatial-error coefficient rho was estimated at the bound "
+            f"{rho:+.2f} of its allowed range {bounds}; the spatial-error model may be "
+            "misspecified or W unsuitable, so treat this equation's results with caution")
+
+
 def estimate_rho(u: np.ndarray, W: sp.spmatrix, equation: str = "",
                  bounds: tuple[float, float] = DEFAULT_BOUNDS) -> GMEstimate:
     """GM estimate of ρ from residuals ``u``; warns in plain words when ρ̃ sits on a bound."""
     G, g = kp_moments(u, W)
     est = gm_rho(G, g, bounds)
     if est.at_bound:
-        warnings.warn(
-            f"equation {equation}: the spatial-error coefficient rho was estimated at the bound "
-            f"{est.rho:+.2f} of its allowed range {bounds}; the spatial-error model may be "
-            "misspecified or W unsuitable, so treat this equation's results with caution",
-            stacklevel=2,
-        )
+        warnings.warn(bound_warning(equation, est.rho, bounds), stacklevel=2)
     if est.sigma2 <= 0.0:
         warnings.warn(
             f"equation {equation}: the GM step estimated a zero error variance; the residuals "

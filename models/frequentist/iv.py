@@ -15,7 +15,8 @@ Covariance of the equation-by-equation 2SLS estimator under errors correlated ac
 the unadjusted system-OLS covariance of ``linearmodels.IV3SLS.fit(method="ols")``.
 
 Cluster-robust covariance of either estimator (errors correlated within clusters, e.g. the years
-of one city in a stacked panel): :func:`clustered_cov`.
+of one city in a stacked panel): :func:`clustered_cov`; heteroskedasticity-robust (one city per
+cluster): :func:`robust_cov`.
 """
 
 from __future__ import annotations
@@ -196,6 +197,25 @@ def cluster_codes(clusters, n: int) -> tuple[np.ndarray, int]:
     return codes, len(uniques)
 
 
+def score_meat(Zhats: Sequence[np.ndarray], resid: np.ndarray, weight: np.ndarray,
+               codes: np.ndarray | None = None, groups: int = 0) -> np.ndarray:
+    """Σ_c s_c s_c' with s_c = Ẑ_c'(weight ⊗ I) ε̂_c summed over the rows of cluster c
+    (``codes``: integer cluster per row, ``groups`` of them), or over single rows when
+    ``codes`` is None. Block j of a row's score: Ẑ_j,r Σ_k weight_jk ε̂_rk."""
+    weighted = resid @ weight  # column j: Σ_k weight_jk ε̂_k (weight is symmetric)
+    scores = np.hstack([Z * weighted[:, [j]] for j, Z in enumerate(Zhats)])
+    if codes is not None:
+        n = len(codes)
+        members = sp.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(groups, n))
+        scores = members @ scores  # one row per cluster (a sparse sum beats np.add.at's loop)
+    return scores.T @ scores
+
+
+def _symmetric_sandwich(bread: np.ndarray, meat: np.ndarray) -> np.ndarray:
+    cov = bread @ meat @ bread
+    return (cov + cov.T) / 2.0
+
+
 def clustered_cov(bread: np.ndarray, Zhats: Sequence[np.ndarray], resid: np.ndarray,
                   weight: np.ndarray, clusters) -> tuple[np.ndarray, int]:
     """Cluster-robust (sandwich) covariance of a 2SLS/3SLS system estimator.
@@ -217,14 +237,23 @@ def clustered_cov(bread: np.ndarray, Zhats: Sequence[np.ndarray], resid: np.ndar
     N/(N − 1). Returns (V, G_c).
     """
     codes, groups = cluster_codes(clusters, resid.shape[0])
-    weighted = resid @ weight  # column j: Σ_k σ^{jk} ε̂_k (weight is symmetric)
-    scores = np.hstack([Z * weighted[:, [j]] for j, Z in enumerate(Zhats)])
-    n = len(codes)
-    members = sp.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(groups, n))
-    sums = members @ scores  # one row per cluster (a sparse sum beats np.add.at's loop)
-    meat = sums.T @ sums * (groups / (groups - 1.0))
-    cov = bread @ meat @ bread
-    return (cov + cov.T) / 2.0, groups
+    meat = score_meat(Zhats, resid, weight, codes, groups) * (groups / (groups - 1.0))
+    return _symmetric_sandwich(bread, meat), groups
+
+
+def robust_cov(bread: np.ndarray, Zhats: Sequence[np.ndarray], resid: np.ndarray,
+               weight: np.ndarray) -> np.ndarray:
+    """Heteroskedasticity-robust covariance of a 2SLS/3SLS system estimator:
+
+        V = (Ẑ'ΩẐ)⁻¹ (Ẑ'Ω Ŝ Ω Ẑ) (Ẑ'ΩẐ)⁻¹,   Ŝ = Σ_r (ε̂_r ε̂_r') ⊗ e_r e_r',
+
+    ε̂_r the G residuals of city r (heteroskedastic across cities, correlated across equations
+    within a city; Drukker, Egger & Prucha 2023, "Simultaneous equations models with
+    higher-order spatial or social network interactions", Econometric Theory, 2023; for
+    one equation with Ω = I, White's 2SLS covariance, spreg ``robust_vm``). It is
+    :func:`clustered_cov` with one city per cluster and no G_c/(G_c − 1) factor.
+    """
+    return _symmetric_sandwich(bread, score_meat(Zhats, resid, weight))
 
 
 def three_sls(As: Sequence[np.ndarray], bs: Sequence[np.ndarray], Sigma: np.ndarray,
