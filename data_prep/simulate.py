@@ -102,12 +102,15 @@ def _as_matrix(weights) -> tuple[sp.csr_matrix, np.ndarray]:
 
 
 def simulate_system(weights, truth: SystemTruth | None = None, seed: int = 0,
-                    exogenous: pd.DataFrame | None = None) -> SimulatedSystem:
+                    exogenous: pd.DataFrame | None = None,
+                    error_sd: np.ndarray | None = None) -> SimulatedSystem:
     """Draw one data set from the structural system with parameters ``truth``.
 
     Exogenous base variables are iid N(0, 1) unless ``exogenous`` gives them (one row per city in
     the weights' order, a column per base variable; the errors are then the seed's first draws);
-    errors are N(0, Σ) across equations, filtered by (I − ρ_g W)⁻¹ where ρ_g is given. Returns the
+    errors are N(0, Σ) across equations — times ``error_sd[r]`` for city r when given
+    (heteroskedastic: Var(ε_r) = error_sd[r]² Σ) — filtered by (I − ρ_g W)⁻¹ where ρ_g is
+    given. Returns the
     data (``city``, dependents, exogenous bases) and one formula per equation in the
     specification's syntax.
     """
@@ -140,6 +143,8 @@ def simulate_system(weights, truth: SystemTruth | None = None, seed: int = 0,
         return W @ X[base] if base else X[term]
 
     eps = rng.multivariate_normal(np.zeros(G), Sigma, size=n)  # (n, G)
+    if error_sd is not None:
+        eps *= np.asarray(error_sd, dtype=float).reshape(n, 1)
     rhs = np.empty((n, G))
     for g, dep in enumerate(deps):
         u = eps[:, g]

@@ -18,6 +18,16 @@ treats ρ̃ as known, as Kelejian & Prucha (2004) and spreg do.
 ``cov_type="clustered"`` replaces that covariance by the cluster-robust sandwich of
 ``iv.clustered_cov`` on the estimated (for GS methods, spatially filtered) equations: for a
 stacked (city, year) panel, clusters = the city lets a city's errors be correlated over years.
+
+``heteroskedastic=True`` (METHOD.md §2c): step 2 becomes the heteroskedasticity-robust GM of
+``gm_het`` (Arraiz, Drukker, Kelejian & Prucha 2010: initial ρ̃, GS2SLS at ρ̃, efficient ρ̂),
+and the covariance the robust sandwich ``iv.robust_cov`` with one city per cluster, the city's
+residual vector ε̂_r correlated across equations (Drukker, Egger & Prucha 2023). ``gs2sls``
+reports spreg's ``GM_Combo_Het`` / ``GM_Error_Het`` numbers: δ̂ from the GS2SLS at ρ̃, ρ̂, and the
+covariance evaluated at ρ̂; ``gs3sls`` filters each equation at its ρ̂ before 3SLS. The standard
+error of ρ̂ comes from the equation's joint covariance of (δ̂, ρ̂) (``gm_het``); the
+homoskedastic Kelejian–Prucha (1999) step gives none, so ρ rows appear only here. Without
+spatial errors: White's covariance of the spatial 2SLS (or its 3SLS analogue).
 """
 
 from __future__ import annotations
@@ -32,12 +42,13 @@ from models.frequentist.diagnostics import (COLUMNS, first_stage, lag_only_ident
                                             spectrum_range, stability_warning,
                                             weak_identification_warnings)
 from models.frequentist.gm import DEFAULT_BOUNDS, estimate_rho, spectral_bounds
-from models.frequentist.iv import (Projector, clustered_cov, residual_covariance, sigma_inverse,
-                                   system_2sls_cov, three_sls, two_sls)
+from models.frequentist.gm_het import HetMatrices, RobustGM, robust_gs2sls
+from models.frequentist.iv import (Projector, clustered_cov, residual_covariance, robust_cov,
+                                   sigma_inverse, system_2sls_cov, three_sls, two_sls)
 from models.frequentist.results import SystemResults
 
 METHODS = ("2sls", "3sls", "gs2sls", "gs3sls")
-COV_TYPES = ("unadjusted", "clustered")
+COV_TYPES = ("unadjusted", "clustered")  # heteroskedastic=True reports cov_type "robust"
 
 
 def _n_endogenous(eq) -> int:
@@ -74,25 +85,44 @@ def _bounds_note(W, bounds: tuple[float, float]) -> list[str]:
     return []
 
 
-def _sandwich(method: str, fits, proj: Projector, work: list, deltas, Sigma, cov,
-              equations, clusters) -> tuple[np.ndarray, int]:
-    """The cluster-robust covariance of the final estimates (``iv.clustered_cov``): 3SLS
+def _sandwich(method: str, proj: Projector, work: list, deltas, Sigma, cov, equations,
+              terms, clusters) -> tuple[np.ndarray, int | None]:
+    """The cluster-robust (``iv.clustered_cov``) or, without ``clusters``, the
+    heteroskedasticity-robust (``iv.robust_cov``) covariance of the final estimates: 3SLS
     weights Σ̂⁻¹ and bread = its unadjusted covariance; 2SLS weights I and bread
-    blockdiag((Z_j'PZ_j)⁻¹). ``work``: the estimated (y_j, Z_j), spatially filtered for GS."""
+    blockdiag((Z_j'PZ_j)⁻¹). ``work``: the (y_j, Z_j) at which the covariance is evaluated,
+    spatially filtered at the reported ρ for GS methods."""
     import scipy.linalg
 
+    at = [two_sls(y, Z, proj, t, eq) for (y, Z), t, eq in zip(work, terms, equations)]
     resid = np.column_stack([y - Z @ d for (y, Z), d in zip(work, deltas)])
-    Zhats = [proj.Q @ f.A for f in fits]
+    Zhats = [proj.Q @ f.A for f in at]
     if method in ("2sls", "gs2sls"):
-        weight, bread = np.eye(len(fits)), scipy.linalg.block_diag(*[f.ztpz_inv for f in fits])
+        weight, bread = np.eye(len(at)), scipy.linalg.block_diag(*[f.ztpz_inv for f in at])
     else:
         weight, bread = sigma_inverse(Sigma, equations), cov
+    if clusters is None:
+        return robust_cov(bread, Zhats, resid, weight), None
     return clustered_cov(bread, Zhats, resid, weight, clusters)
+
+
+def _rho_step(y, Z, W, proj: Projector, fit, terms, eq, bounds, het: HetMatrices | None):
+    """Step 2 for one equation: ρ and the fit the later steps start from — the KP (1999) GM
+    and the GS2SLS at ρ̃, or (``het``) the robust GM, returned with its ``RobustGM``."""
+    if het is None:
+        rho = estimate_rho(fit.resid, W, eq.dependent, bounds).rho
+        robust = None
+    else:
+        robust = robust_gs2sls(y, Z, het, proj, fit, terms, eq.dependent,
+                               endogenous=_n_endogenous(eq) > 0, bounds=bounds)
+        rho = robust.rho
+    return rho, robust
 
 
 def estimate(system, method: str = "gs3sls", *,
              rho_bounds: tuple[float, float] | None = None, eigenvalues=None,
-             cov_type: str = "unadjusted", clusters=None) -> SystemResults:
+             cov_type: str = "unadjusted", clusters=None,
+             heteroskedastic: bool = False) -> SystemResults:
     """Estimate the system by ``method`` in {"2sls", "3sls", "gs2sls", "gs3sls"}.
 
     ``system`` is a :class:`models.spec.SystemData`; ``eigenvalues``, when known, the spectrum
@@ -103,6 +133,10 @@ def estimate(system, method: str = "gs3sls", *,
     ``cov_type``: "unadjusted" (default; errors iid over observations) or "clustered" with
     ``clusters`` (one id per row of the system, e.g. the city of each stacked (city, year)
     row): the cluster-robust sandwich of :func:`models.frequentist.iv.clustered_cov`.
+    ``heteroskedastic=True``: the robust GM for ρ and the heteroskedasticity-robust covariance
+    (module docstring); the results then carry ρ's standard error (``rho_std_errors``, a
+    ``rho`` row per spatial-error equation in ``to_frame``) and, per such equation, the joint
+    covariance of its GS2SLS (δ̂, ρ̂) (``joint_cov``).
     Raises ``InputError`` (or its subclass ``SingularSystemError``) in plain words for an unknown method, W terms without weights,
     collinear instruments, an unidentified equation or a non-positive-definite Σ̂.
     """
@@ -113,6 +147,9 @@ def estimate(system, method: str = "gs3sls", *,
         raise InputError(f"unknown cov_type {cov_type!r}; choose one of {', '.join(COV_TYPES)}")
     if (cov_type == "clustered") != (clusters is not None):
         raise InputError("clusters go with cov_type='clustered', and it needs them")
+    if heteroskedastic and cov_type == "clustered":
+        raise InputError("heteroskedastic=True and cov_type='clustered' exclude each other: the "
+                         "clustered sandwich is already robust to heteroskedasticity")
     spec = system.spec
     equations = [eq.dependent for eq in spec.equations]
     if spec.uses_weights and system.W is None:
@@ -135,6 +172,7 @@ def estimate(system, method: str = "gs3sls", *,
     work = [(Y[:, j], Zs[j]) for j in range(len(equations))]  # the equations estimated last
 
     rho: dict[str, float | None] = {eq: None for eq in equations}
+    robust: dict[str, RobustGM] = {}
     want_rho = [eq.dependent for eq in spec.equations if eq.spatial_error]
     if eigenvalues is not None and np.asarray(eigenvalues).size != system.n:
         eigenvalues = None  # the spectrum of another map (e.g. before a subsample)
@@ -145,19 +183,25 @@ def estimate(system, method: str = "gs3sls", *,
             rho_bounds = DEFAULT_BOUNDS if extremes is None else spectral_bounds(*extremes)
             if extremes is None:
                 messages += _bounds_note(W, rho_bounds)
+        het = HetMatrices.from_weights(W) if heteroskedastic else None
         for j, eq in enumerate(spec.equations):
             if not eq.spatial_error:
                 continue
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                gm = estimate_rho(fits[j].resid, W, eq.dependent, rho_bounds)
+                r, found = _rho_step(Y[:, j], Zs[j], W, proj, fits[j], terms[j], eq,
+                                     rho_bounds, het)
             for w in caught:
                 messages.append(str(w.message))
                 warnings.warn(str(w.message), stacklevel=2)
-            rho[eq.dependent] = gm.rho
-            y_star = Y[:, j] - gm.rho * (W @ Y[:, j])
-            Z_star = Zs[j] - gm.rho * (W @ Zs[j])
-            fits[j] = two_sls(y_star, Z_star, proj, terms[j], eq.dependent)
+            rho[eq.dependent] = r
+            y_star = Y[:, j] - r * (W @ Y[:, j])
+            Z_star = Zs[j] - r * (W @ Zs[j])
+            if found is not None:
+                robust[eq.dependent] = found
+            # the robust GS2SLS keeps δ̂ from the filter at ρ̃ (ADKP step 2a, as spreg)
+            fits[j] = (found.fit if found is not None and method == "gs2sls"
+                       else two_sls(y_star, Z_star, proj, terms[j], eq.dependent))
             work[j] = (y_star, Z_star)
     elif want_rho:
         messages.append(
@@ -173,8 +217,8 @@ def estimate(system, method: str = "gs3sls", *,
         deltas, cov = three_sls([f.A for f in fits], [f.b for f in fits], Sigma,
                                 equations, terms)
     n_clusters = None
-    if cov_type == "clustered":
-        cov, n_clusters = _sandwich(method, fits, proj, work, deltas, Sigma, cov, equations,
+    if cov_type == "clustered" or heteroskedastic:
+        cov, n_clusters = _sandwich(method, proj, work, deltas, Sigma, cov, equations, terms,
                                     clusters)
 
     resid = np.column_stack([Y[:, j] - Zs[j] @ deltas[j] for j in range(len(equations))])
@@ -198,4 +242,13 @@ def estimate(system, method: str = "gs3sls", *,
         [(eq, t) for eq, ts in zip(equations, terms) for t in ts], names=["equation", "term"])
     return SystemResults.from_arrays(
         method, index, np.concatenate(deltas), cov, Sigma, equations, rho, resid, rsquared,
-        np.asarray(system.cities), fs, messages, cov_type=cov_type, n_clusters=n_clusters)
+        np.asarray(system.cities), fs, messages,
+        cov_type="robust" if heteroskedastic else cov_type, n_clusters=n_clusters,
+        rho_std_errors={eq: r.rho_se for eq, r in robust.items()},
+        joint_cov={eq: _joint_frame(r, terms[equations.index(eq)]) for eq, r in robust.items()})
+
+
+def _joint_frame(robust: RobustGM, terms) -> pd.DataFrame:
+    """The joint covariance of one equation's (δ̂, ρ̂), labelled by its terms and ``rho``."""
+    labels = [*terms, "rho"]
+    return pd.DataFrame(robust.joint_cov, index=labels, columns=labels)

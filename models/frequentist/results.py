@@ -8,9 +8,12 @@ Inference conventions (documented choices):
   endogenous regressors and spatial lags) — spreg's ``pr2``; it lies in [0, 1] even though
   1 − SSR/SST
   can be negative for IV estimators.
-* ``cov_type`` "unadjusted" (errors iid over observations) or "clustered" (cluster-robust
-  sandwich over ``n_clusters`` clusters, ``models.frequentist.iv.clustered_cov``); the
-  coefficient table (contract 2) has the same columns either way.
+* ``cov_type`` "unadjusted" (errors iid over observations), "clustered" (cluster-robust
+  sandwich over ``n_clusters`` clusters, ``models.frequentist.iv.clustered_cov``) or "robust"
+  (heteroskedasticity-robust, ``models.frequentist.iv.robust_cov``); the coefficient table
+  (contract 2) has the same columns either way. With "robust" each spatial-error equation's
+  table gains a row with term ``rho`` (the robust GM estimate, its standard error from the
+  joint covariance of (δ̂, ρ̂), z and p as for the other rows; DESIGN.md contract 9).
 """
 
 from __future__ import annotations
@@ -41,14 +44,17 @@ class SystemResults:
     warnings: list[str] = field(default_factory=list)
     cov_type: str = "unadjusted"
     n_clusters: int | None = None
+    rho_std_errors: dict[str, float] = field(default_factory=dict)
+    joint_cov: dict[str, pd.DataFrame] = field(default_factory=dict)  # (δ_j, ρ_j) of GS2SLS
 
     @classmethod
     def from_arrays(cls, method: str, index: pd.MultiIndex, delta: np.ndarray, cov: np.ndarray,
                     sigma: np.ndarray, equations: list[str], rho: dict[str, float | None],
                     resid: np.ndarray, rsquared: dict[str, float], cities: np.ndarray,
                     first_stage: pd.DataFrame, warnings: list[str],
-                    cov_type: str = "unadjusted",
-                    n_clusters: int | None = None) -> "SystemResults":
+                    cov_type: str = "unadjusted", n_clusters: int | None = None,
+                    rho_std_errors: dict[str, float] | None = None,
+                    joint_cov: dict[str, pd.DataFrame] | None = None) -> "SystemResults":
         """Assemble the tables; std errors = √diag(cov), z = δ̂/se, p = 2(1 − Φ(|z|))."""
         se = np.sqrt(np.diag(cov))
         z = delta / se
@@ -69,14 +75,28 @@ class SystemResults:
             warnings=list(warnings),
             cov_type=cov_type,
             n_clusters=n_clusters,
+            rho_std_errors=dict(rho_std_errors or {}),
+            joint_cov=dict(joint_cov or {}),
         )
 
     def to_frame(self) -> pd.DataFrame:
-        """Columns equation, term, estimate, std_error, statistic, p_value (contract 2)."""
+        """Columns equation, term, estimate, std_error, statistic, p_value (contract 2); a
+        ``rho`` row closes each equation whose ρ has a standard error."""
         frame = pd.concat([self.params, self.std_errors, self.tstats, self.pvalues], axis=1)
         frame.columns = ["estimate", "std_error", "statistic", "p_value"]
         frame.index = frame.index.set_names(["equation", "term"])
-        return frame.reset_index()
+        frame = frame.reset_index()
+        if not self.rho_std_errors:
+            return frame
+        blocks = []
+        for eq, block in frame.groupby("equation", sort=False):
+            blocks.append(block)
+            if eq in self.rho_std_errors:
+                est, se = float(self.rho[eq]), self.rho_std_errors[eq]
+                blocks.append(pd.DataFrame([{
+                    "equation": eq, "term": "rho", "estimate": est, "std_error": se,
+                    "statistic": est / se, "p_value": 2.0 * stats.norm.sf(abs(est / se))}]))
+        return pd.concat(blocks, ignore_index=True)
 
     def summary(self) -> str:
         """Plain-text table per equation with stars, R², ρ, n, Σ̂ and warnings."""
@@ -86,6 +106,8 @@ class SystemResults:
                  "z-statistics, normal p-values; *** p<0.01, ** p<0.05, * p<0.10"]
         if self.cov_type == "clustered":
             lines.append(f"standard errors clustered by {self.n_clusters} clusters")
+        elif self.cov_type == "robust":
+            lines.append("heteroskedasticity-robust GM for rho and standard errors")
         lines.append("")
         frame = self.to_frame()
         for eq, block in frame.groupby("equation", sort=False):
