@@ -10,7 +10,10 @@ Writes the coefficient CSV (columns equation,term,estimate,std_error,statistic,p
 with --table PREFIX, the paper-style table as PREFIX.csv, PREFIX.md and PREFIX.tex, all written
 together or not at all. --cov clustered --cluster COL reports standard errors clustered by the
 data column COL (the cluster-robust sandwich; the default --cov unadjusted treats the rows as
-independent). Bad input (an output path that cannot be written included, checked before
+independent). --heteroskedastic estimates each spatial-error rho by the
+heteroskedasticity-robust GM (Arraiz, Drukker, Kelejian & Prucha 2010) and reports
+heteroskedasticity-robust standard errors; with spatial errors the CSV then has a row with term
+`rho` per such equation (DESIGN.md contract 9). Bad input (an output path that cannot be written included, checked before
 any work): a one-line `error: ...` on stderr, exit status 2, nothing written; Ctrl-C: one line
 `interrupted: ...`, exit status 130, nothing written. The modelling lives in
 models.spec and models.frequentist; this script only parses arguments and writes files.
@@ -41,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="standard errors: unadjusted (default) or clustered by --cluster")
     p.add_argument("--cluster", metavar="COL",
                    help="data column holding the cluster of each row (with --cov clustered)")
+    p.add_argument("--heteroskedastic", action="store_true",
+                   help="heteroskedasticity-robust GM for rho and robust standard errors; the "
+                        "CSV gains a 'rho' row per spatial-error equation")
     p.add_argument("--out", required=True, metavar="coef.csv", help="coefficient CSV to write")
     p.add_argument("--table", metavar="PREFIX",
                    help="also write the paper-style table as PREFIX.csv, PREFIX.md, PREFIX.tex")
@@ -95,8 +101,10 @@ def run(args: argparse.Namespace) -> int:
         system = build_system(spec, args.data, weights=weights_argument(args),
                               id_column=args.id_column)
         clusters = _clusters(args)
-        results = estimate(system, args.method, **(
-            {} if clusters is None else {"cov_type": "clustered", "clusters": clusters}))
+        options = {} if clusters is None else {"cov_type": "clustered", "clusters": clusters}
+        if args.heteroskedastic:
+            options["heteroskedastic"] = True
+        results = estimate(system, args.method, **options)
         frame = coefficient_frame(results.to_frame())
         if not np.all(np.isfinite(frame[["estimate", "std_error"]].to_numpy())):
             raise InputError("the estimates or their standard errors are not finite; the system "

@@ -167,3 +167,29 @@ def test_clustered_standard_errors_by_a_data_column(inputs, tmp_path, capsys):
                                              str(tmp_path / "x.csv"))])
         assert code == 2 and words in capsys.readouterr().err
         assert not (tmp_path / "x.csv").exists()
+
+
+def test_heteroskedastic_run_writes_rho_rows(inputs, tmp_path, capsys):
+    from models.frequentist import estimate
+    from models.spec import build_system, parse_system
+
+    folder, sim, w = inputs
+    out = tmp_path / "coef.csv"
+    code = _script_module().main([*_argv(folder, "--heteroskedastic", "--spatial-errors", "ER",
+                                         "--method", "gs3sls", "--out", str(out))])
+    assert code == 0 and "heteroskedasticity-robust" in capsys.readouterr().out
+    coef = pd.read_csv(out)
+    assert list(coef.columns) == ["equation", "term", "estimate", "std_error", "statistic",
+                                  "p_value"]
+    rho = coef[coef["term"] == "rho"]
+    assert list(rho["equation"]) == ["ER"] and len(coef) == 15
+    assert np.isfinite(rho[["estimate", "std_error"]].to_numpy()).all()
+    ref = estimate(build_system(parse_system(FORMULAS, spatial_errors="ER"), sim.data, w),
+                   "gs3sls", heteroskedastic=True)
+    np.testing.assert_allclose(rho["estimate"], [ref.rho["ER"]], rtol=1e-9)
+    np.testing.assert_allclose(coef["std_error"], ref.to_frame()["std_error"], rtol=1e-9)
+    code = _script_module().main([*_argv(folder, "--heteroskedastic", "--cov", "clustered",
+                                         "--cluster", "city", "--out",
+                                         str(tmp_path / "x.csv"))])
+    assert code == 2 and "exclude each other" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
