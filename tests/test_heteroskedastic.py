@@ -176,3 +176,34 @@ def test_heteroskedastic_and_clustered_exclude_each_other(sarar):
     with pytest.raises(InputError, match="exclude each other"):
         estimate(system, "gs2sls", heteroskedastic=True, cov_type="clustered",
                  clusters=np.arange(system.n) // 4)
+
+
+# ---------------------------------------------------------------- Monte Carlo coverage
+def test_reduced_monte_carlo_coverage():
+    """60 replications at n = 196: every robust 95 % interval covers inside the 0.1 % binomial
+    tails of exact coverage, and the homoskedastic intervals of the slope on x1 (the covariate
+    driving the error variance) cover less than the robust ones in both equations."""
+    from models.frequentist.het_coverage import binomial_band, coverage_table
+
+    table = coverage_table(60, side=14, seed=7).set_index(["equation", "term"])
+    lo, hi = binomial_band(60)
+    assert table["robust"].between(lo, hi).all(), table
+    assert table.loc[("ER", "rho"), "homoskedastic"] != table.loc[("ER", "rho"),
+                                                                  "homoskedastic"]  # NaN
+    for eq in ("ER", "PSS"):
+        assert table.loc[(eq, "x1"), "homoskedastic"] < table.loc[(eq, "x1"), "robust"]
+
+
+@pytest.mark.slow
+def test_full_monte_carlo_coverage():
+    """The benchmark's study (1,000 replications, n = 400): robust coverage 93–97 % for 14 of
+    the 15 coefficients; the endogenous PSS in the ER equation covers 92.6 % (its homoskedastic
+    interval 93.1 %: 2SLS finite-sample bias, not the variance formula), so the floor for
+    every coefficient is 92 %. The homoskedastic intervals of the x1 slopes under-cover."""
+    from models.frequentist.het_coverage import coverage_table
+
+    table = coverage_table(1000, side=20).set_index(["equation", "term"])
+    assert table["robust"].between(0.92, 0.97).all(), table
+    assert table["robust"].between(0.93, 0.97).sum() >= len(table) - 1, table
+    for eq in ("ER", "PSS"):
+        assert table.loc[(eq, "x1"), "homoskedastic"] < 0.93
