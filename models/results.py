@@ -205,10 +205,13 @@ def _posterior_cell(digits: int, mark: bool = True):
 
 
 def posterior_table(frames: Mapping[str, pd.DataFrame], nobs=None, rsquared=None,
-                    digits: int = 3) -> pd.DataFrame:
-    """Posterior analogue of :func:`paper_table`: mean (†: HDI excludes 0) over sd."""
+                    digits: int = 3, unmarked: Collection[str] = ()) -> pd.DataFrame:
+    """Posterior analogue of :func:`paper_table`: mean (†: HDI excludes 0) over sd; labels in
+    ``unmarked`` (posteriors that did not converge) get no †."""
     cols = _columns({k: posterior_frame(v) for k, v in frames.items()})
-    return _assemble(cols, _posterior_cell(digits), nobs, rsquared, digits)
+    cells = {k: _posterior_cell(digits, f.attrs["label"] not in set(unmarked))
+             for k, f in cols.items()}
+    return _assemble(cols, cells, nobs, rsquared, digits)
 
 
 def combined_table(frequentist: Mapping[str, pd.DataFrame],

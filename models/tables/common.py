@@ -14,8 +14,8 @@ equations, ``models.spec`` syntax) and returns a :class:`SystemFit` holding
 :func:`seed_table` lays one or more fits side by side: frequentist columns (coefficient with
 stars over its z statistic) beside posterior columns (mean, † when the 94 % HDI excludes 0,
 over the posterior sd), one shared row order (``models.results.combined_table``); a posterior
-that failed its convergence checks carries no † and its "Posterior" row says "did NOT
-converge".
+that failed its convergence checks carries no †, and a row "Posterior" (present only then) gives
+every posterior column's verdict.
 :func:`warning_lines` gathers every warning of several fits for the report. With
 ``show_controls=False`` (the seed's Tables 4–8) only the structural rows (spatial lags and
 endogenous regressors) and the constant are shown and a row "Controls: Yes" stands for the rest.
@@ -42,8 +42,8 @@ NOT_ESTIMABLE_ROW = "Not estimable"
 POSTERIOR_ROW = "Posterior"
 TABLE_NOTE = ("Frequentist columns: estimate over z statistic, *** p<0.01, ** p<0.05, * p<0.1. "
               "Bayes columns: posterior mean over posterior sd, † the 94 % highest-density "
-              "interval excludes 0 (never on a posterior that did not converge: its row "
-              "\"Posterior\" says so).")
+              "interval excludes 0 (never on a posterior that did not converge: the row "
+              "\"Posterior\" then names it).")
 
 
 @dataclass
@@ -279,7 +279,7 @@ def seed_table(fits: Mapping[str, SystemFit], methods: Sequence[str] = FREQUENTI
         table = pd.DataFrame({"term": pd.Series([], dtype=object)})
     if not show_controls and fits:
         extra["Controls"] = {col: "Yes" for col in table.columns[1:]}
-    if post:
+    if failed:  # the row appears only when it has a failure to show
         extra[POSTERIOR_ROW] = {col: fits[owner[col]].verdict for col in table.columns[1:]
                                 if owner.get(col) in fits and _is_posterior(col, post)}
     for name, value in (indicators or {}).items():
