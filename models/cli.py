@@ -39,6 +39,41 @@ def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
                    help="NUTS implementation (default nutpie; pymc is the fallback)")
 
 
+def add_tuning_arguments(p: argparse.ArgumentParser, prior_names, *,
+                         target_accept: float | None = None) -> None:
+    """--target-accept, --max-treedepth and --prior NAME=SCALE (repeatable) of a Bayesian
+    script; ``prior_names``: the model's prior settings (listed in the help and checked by
+    :func:`priors_argument`); ``target_accept``: the script's default (None: the sampler's)."""
+    default = "the sampler's, 0.8" if target_accept is None else f"{target_accept}"
+    p.add_argument("--target-accept", type=float, default=target_accept, metavar="P",
+                   help=f"NUTS target acceptance in (0, 1) (default {default}); raise it toward "
+                        "1 (e.g. 0.95) when the fit reports divergences")
+    p.add_argument("--max-treedepth", type=int, default=None, metavar="D",
+                   help="NUTS maximum tree depth (default 10); raise it when many transitions "
+                        "reach the maximum depth")
+    p.add_argument("--prior", action="append", default=[], metavar="NAME=SCALE",
+                   help="override a prior scale (repeatable); names: " + ", ".join(prior_names))
+
+
+def priors_argument(items, prior_names) -> dict[str, float]:
+    """{name: scale} from the --prior NAME=SCALE items; a malformed item or an unknown name is
+    a one-line InputError listing the allowed names."""
+    from common.errors import InputError
+
+    out: dict[str, float] = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        name = name.strip()
+        if name not in prior_names:
+            raise InputError(f"--prior {item!r}: unknown prior {name!r}; allowed: "
+                             f"{', '.join(prior_names)}")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise InputError(f"--prior {item!r}: expected NAME=number") from None
+    return out
+
+
 def write_outputs(outputs, figures=()) -> None:
     """Write a command's files together (all or none), figures included, then say where.
 

@@ -24,7 +24,7 @@ library dependency for them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Collection, Mapping
 
 import numpy as np
 import pandas as pd
@@ -194,26 +194,33 @@ def _frequentist_cell(digits: int):
     return cell
 
 
-def _posterior_cell(digits: int):
+def _posterior_cell(digits: int, mark: bool = True):
+    """Mean (with † when the HDI excludes 0 and ``mark``) over sd; ``mark=False`` for a
+    posterior whose convergence checks failed, whose interval means nothing."""
     def cell(row):
-        excludes = row["hdi_low"] > 0 or row["hdi_high"] < 0
+        excludes = mark and (row["hdi_low"] > 0 or row["hdi_high"] < 0)
         return (f"{row['mean']:.{digits}f}{DAGGER if excludes else ''}",
                 f"({_fmt(row['sd'], digits)})")
     return cell
 
 
 def posterior_table(frames: Mapping[str, pd.DataFrame], nobs=None, rsquared=None,
-                    digits: int = 3) -> pd.DataFrame:
-    """Posterior analogue of :func:`paper_table`: mean (†: HDI excludes 0) over sd."""
+                    digits: int = 3, unmarked: Collection[str] = ()) -> pd.DataFrame:
+    """Posterior analogue of :func:`paper_table`: mean (†: HDI excludes 0) over sd; labels in
+    ``unmarked`` (posteriors that did not converge) get no †."""
     cols = _columns({k: posterior_frame(v) for k, v in frames.items()})
-    return _assemble(cols, _posterior_cell(digits), nobs, rsquared, digits)
+    cells = {k: _posterior_cell(digits, f.attrs["label"] not in set(unmarked))
+             for k, f in cols.items()}
+    return _assemble(cols, cells, nobs, rsquared, digits)
 
 
 def combined_table(frequentist: Mapping[str, pd.DataFrame],
                    posterior: Mapping[str, pd.DataFrame] | None = None, nobs=None,
-                   rsquared=None, digits: int = 3) -> pd.DataFrame:
+                   rsquared=None, digits: int = 3,
+                   unmarked: Collection[str] = ()) -> pd.DataFrame:
     """Frequentist columns (as :func:`paper_table`) beside posterior columns (as
-    :func:`posterior_table`) in one table with one shared row order.
+    :func:`posterior_table`) in one table with one shared row order. Posterior labels in
+    ``unmarked`` (posteriors that did not converge) get no †.
 
     Column labels must differ between the two mappings; ``nobs`` / ``rsquared`` as in
     :func:`paper_table` (a column without an entry is left blank, e.g. R² of a posterior).
@@ -225,7 +232,8 @@ def combined_table(frequentist: Mapping[str, pd.DataFrame],
     freq = _columns({k: coefficient_frame(v) for k, v in frequentist.items()})
     post = _columns({k: posterior_frame(v) for k, v in posterior.items()})
     cells = {**{k: _frequentist_cell(digits) for k in freq},
-             **{k: _posterior_cell(digits) for k in post}}
+             **{k: _posterior_cell(digits, post[k].attrs["label"] not in set(unmarked))
+                for k in post}}
     return _assemble({**freq, **post}, cells, nobs, rsquared, digits)
 
 

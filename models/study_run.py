@@ -56,6 +56,13 @@ class Study:
         return dict(draws=c.draws, tune=c.tune, chains=c.chains, seed=c.seed, sampler=c.sampler,
                     progress=self.progress)
 
+    def sampler_settings(self) -> dict:
+        """:meth:`bayes_settings` plus the convergence checks of a study (advice names config
+        keys; preview thresholds in quick mode, ``models.bayes.sampling.Checks``)."""
+        from models.bayes.sampling import study_checks
+
+        return {**self.bayes_settings(), "checks": study_checks(self.cfg.quick)}
+
     def path(self, kind: str, name: str) -> Path:
         folder = self.folder / kind
         folder.mkdir(parents=True, exist_ok=True)
@@ -127,6 +134,8 @@ def stage_data(study: Study) -> None:
     study.truth = seed_study.truth_frame(ds)
     study.written.append(save_dataset(ds, study.folder / "data.nc"))
     r = study.report
+    if cfg.quick:
+        r.title = "Study report — PREVIEW (quick mode)"
     what = ("the embedded synthetic demo, generated from a known structural system (the truth "
             "is stored with the data and shown beside every estimate)" if study.truth is not None
             else "the embedded synthetic demo" if study.synthetic
@@ -136,7 +145,9 @@ def stage_data(study: Study) -> None:
         f"{ds.sizes['industry']} industries. Cross-section models use each city's period mean.",
         "",
         f"**Config**: `{Path(cfg.source).name}`"
-        + (" in quick mode (fewer draws; Tables 4–10 frequentist only)" if cfg.quick else "")
+        + (" in quick mode: a PREVIEW (fewer draws; Tables 4–10 frequentist only; posteriors "
+           "judged by preview thresholds, R-hat ≤ 1.05 and bulk-ESS ≥ 100, so \"converged "
+           "(preview)\" is not a final result: run without --quick)" if cfg.quick else "")
         + f"; sampler {cfg.sampler}, {cfg.chains} chains × {cfg.draws} draws after {cfg.tune} "
           f"tuning steps, seed {cfg.seed}.",
         "",
@@ -264,7 +275,7 @@ def _fitter(study: Study) -> Callable:
             options.setdefault("plain_formulas", plain_formulas(formulas))
         return fit_system(formulas, study.frame, study.weights, study.eigenvalues,
                           instruments=study.cfg.instruments,
-                          **{**study.bayes_settings(), **options})
+                          **{**study.sampler_settings(), **options})
     return fit
 
 
@@ -331,7 +342,7 @@ def _gs3sls_impacts(study: Study, index: str) -> pd.DataFrame | None:
 def _system_tables(study: Study, k: int, index: str) -> None:
     from models.compare import CRITERION_NOTE, compare_estimates, comparison_sentence
     from models.study import IMPACT_NOTE, impact_sentence, impact_table, system_table
-    from models.tables.common import TABLE_NOTE
+    from models.tables.common import TABLE_NOTE, warning_lines
 
     head = _headline_for(study, index)
     seed = study.fits.get(f"seed_{index.lower()}")
@@ -361,8 +372,7 @@ def _system_tables(study: Study, k: int, index: str) -> None:
                 f"What the headline system implies for ER and {index}: the LeSage–Pace impacts "
                 f"of every exogenous variable and of a unit shock to the ER and the {index} "
                 f"equation, posterior beside GS3SLS.", IMPACT_NOTE)
-    verdict = [f"Table {k} (ER ↔ {index}): headline posterior "
-               + ("converged" if head.converged else "did NOT converge")
+    verdict = [f"Table {k} (ER ↔ {index}): headline posterior {head.verdict}"
                + f" ({head.convergence[0] if head.convergence else 'no report'})",
                impact_sentence(impacts, "ER", index), impact_sentence(impacts, index, "ER"),
                comparison_sentence(cmp)]
@@ -373,9 +383,8 @@ def _system_tables(study: Study, k: int, index: str) -> None:
     if seed is not None:
         verdict.append("the seed's specification: " + _seed_diagnosis(seed))
     study.report.verdict("; ".join(verdict) + ".")
-    study.report.lines([f"* {line}" for line in head.warnings])
-    if seed is not None:
-        study.report.lines([f"* seed specification: {line}" for line in seed.warnings])
+    study.report.lines(warning_lines({"headline": head,
+                                      **({"seed specification": seed} if seed is not None else {})}))
     _system_figures(study, head, index, eqs)
 
 
@@ -398,8 +407,8 @@ def _seed_diagnosis(fit) -> str:
                for w in text)
     parts = []
     if not fit.converged:
-        parts.append("its posterior did not converge (" + (fit.convergence[0] if fit.convergence
-                                                           else "no report") + ")")
+        parts.append(f"its posterior {fit.verdict} (" + (fit.convergence[0] if fit.convergence
+                                                         else "no report") + ")")
     if weak:
         parts.append(f"{weak} weak-identification warning(s)")
     if unstable:
@@ -489,7 +498,12 @@ def _loo_comparisons(study: Study, fit: Callable) -> None:
         if cfg.seed_specification and any(cfg.exclude.values()):
             models["seed controls"] = fit(joint_formulas(aggs, study.controls),
                                           frequentist=False).idata
-        result = compare_models(models)
+        try:
+            result = compare_models(models)
+        except InputError as err:  # fewer than two converged posteriors: nothing to rank
+            study.report.lines([f"LOO comparison ({name} system): {err}"])
+            study.report.verdict(f"LOO ({name}): {err}")
+            continue
         study.table(result.table.round(3), f"loo_{name}", f"LOO comparison ({name} system)",
                     result.sentence)
         study.report.verdict(f"LOO ({name}): {result.sentence}")
@@ -501,7 +515,7 @@ def _loo_comparisons(study: Study, fit: Callable) -> None:
 
 def _fit_options(study: Study) -> dict:
     """Sampler settings for Tables 4–8; quick mode fits them by GS3SLS/3SLS only."""
-    return {**study.bayes_settings(), "bayes": not study.cfg.quick}
+    return {**study.sampler_settings(), "bayes": not study.cfg.quick}
 
 
 def _signs_verdict(study: Study, title: str, fits: dict) -> None:
@@ -509,6 +523,8 @@ def _signs_verdict(study: Study, title: str, fits: dict) -> None:
     (a structural coefficient, not an impact), and how many posteriors converged."""
     head = {a: _headline_for(study, a) for a in study.cfg.agglomeration}
     kept, total, converged, sampled = 0, 0, 0, 0
+    failed = [f"{label} ({fit.convergence[0] if fit.convergence else 'no report'})"
+              for label, fit in fits.items() if fit.idata is not None and not fit.converged]
     for fit in fits.values():
         for a, h in head.items():
             gs = fit.frequentist.get("GS3SLS")
@@ -523,7 +539,10 @@ def _signs_verdict(study: Study, title: str, fits: dict) -> None:
     text = (f"{title}: the GS3SLS coefficient of the index in the ER equation (structural, not "
             f"an impact) keeps the headline's sign in {kept} of {total} fits")
     if sampled:
-        text += f"; {converged} of {sampled} posteriors converged"
+        text += (f"; {converged} of {sampled} posteriors converged"
+                 + (" (preview)" if study.cfg.quick else ""))
+    if failed:
+        text += "; did NOT converge (no † in their columns): " + "; ".join(failed)
     study.report.verdict(text + ".")
 
 
@@ -536,7 +555,7 @@ def _er_benchmark(study: Study) -> str:
 def stage_robustness(study: Study) -> None:
     """Tables 4–6: alternative measures, subsample and year × region effects, instruments."""
     from data_prep.dataset import panel_table
-    from models.tables.common import TABLE_NOTE
+    from models.tables.common import TABLE_NOTE, warning_lines
     from models.tables.robustness import (FIXED_EFFECTS_NOTE, NATIONAL_BENCHMARK_NOTE,
                                           alternative_measures_table, instruments_table,
                                           sample_and_effects_table)
@@ -577,13 +596,12 @@ def stage_robustness(study: Study) -> None:
             study.table(table, name, title, sentence,
                         f"{TABLE_NOTE} {notes[k]}" if k in notes else TABLE_NOTE)
             _signs_verdict(study, title.split(".")[0], fits)
-            study.report.lines([f"* {label}: {w}" for label, fit in fits.items()
-                                for w in fit.warnings[:3]])
+            study.report.lines(warning_lines(fits))
 
 
 def stage_regimes(study: Study) -> None:
     """Tables 7–8: high/low regimes of each index in a three-equation system."""
-    from models.tables.common import TABLE_NOTE
+    from models.tables.common import TABLE_NOTE, warning_lines
     from models.tables.regimes import point_mass_note, regime_names, regime_table
 
     cfg = study.cfg
@@ -613,22 +631,24 @@ def stage_regimes(study: Study) -> None:
                          f"{gs.params[('ER', high)]:.3f}, of {low} {gs.params[('ER', low)]:.3f} "
                          f"(structural coefficients, not impacts)")
             if fit.idata is not None:
-                text += "; posterior " + ("converged" if fit.converged else "did NOT converge")
+                text += f"; posterior {fit.verdict}" + (
+                    f" ({fit.convergence[0]})" if fit.posterior_failed else "")
             study.report.verdict(text + ".")
-            study.report.lines([f"* {w}" for w in fit.warnings[:6]])
+            study.report.lines(warning_lines({"": fit}))
 
 
 def stage_quadratic(study: Study) -> None:
     """Table 9: ER on A and A² (inverted U?) for each index, OLS beside the posterior."""
     if 9 not in study.cfg.tables:
         return
+    from models.bayes.sampling import convergence_word
     from models.quadratic import build_quadratic
     from models.quadratic_plot import plot_quadratic
     from models.tables.quadratic import NOTE, quadratic_fits, quadratic_table_from_fits
 
     cfg = study.cfg
     fits = quadratic_fits(study.frame, "ER", cfg.agglomeration, study.controls,
-                          **study.bayes_settings(), bayes=not cfg.quick)
+                          **study.sampler_settings(), bayes=not cfg.quick)
     study.report.section("Table 9: the quadratic model")
     table = quadratic_table_from_fits(fits)
     study.table(table, "table9_quadratic", "Table 9. ER on A and A²",
@@ -647,8 +667,10 @@ def stage_quadratic(study: Study) -> None:
             text += (f", P(inverted U on the observed range) = {p['inverted_u_range']:.2f}, "
                      f"P(turning point inside the range) = {p['inside_range']:.2f}")
             study.posterior(idata, f"quadratic_{index.lower()}")
-            study.report.lines([f"* {index}: {line}" for line in
-                                json.loads(idata.attrs.get("convergence_report", "[]"))[:1]])
+            report = json.loads(idata.attrs.get("convergence_report", "[]"))
+            study.report.lines([f"* {index}: {line}" for line in report])
+            text += f"; posterior {convergence_word(report)}" + (
+                "" if convergence_word(report).startswith("converged") else f" ({report[0]})")
         verdicts.append(text)
         data = build_quadratic(study.frame, f"ER ~ {' + '.join([index, *study.controls])}",
                                index)
@@ -684,7 +706,8 @@ def stage_factor(study: Study) -> None:
         study.report.lines([f"Table 10 not run: the data have no column {', '.join(missing)}."])
         study.report.verdict(f"Table 10: not run (missing {', '.join(missing)}).")
         return
-    options = {k: v for k, v in study.bayes_settings().items()}
+    # [priors] holds the system model's prior names; the censored model has its own
+    options = {k: v for k, v in study.sampler_settings().items() if k != "priors"}
     result = factor_tables(panel, outcome, cfg.factors, cfg.groups, bayes=not cfg.quick,
                            mundlak=cfg.mundlak, **options)
     study.table(result["table10"], "table10_factor_model",
@@ -704,7 +727,7 @@ def stage_factor(study: Study) -> None:
     study.report.lines([f"* {n}" for n in result["notes"]["note"]])
     failed = [n for n in result["notes"]["note"] if "FAILED" in n]
     study.report.verdict("Table 10 (censored factor model): "
-                         + ("Tobit only (quick mode)" if cfg.quick else
+                         + ("Tobit only (quick mode: a preview)" if cfg.quick else
                             "every posterior converged" if not failed else
                             f"{len(failed)} posterior(s) did NOT converge: " + "; ".join(failed))
                          + ".")

@@ -30,7 +30,11 @@ from pathlib import Path
 import pandas as pd
 
 from common.errors import InputError
-from models.cli import add_sampler_arguments, run_reporting_errors, write_outputs
+from models.cli import (add_sampler_arguments, add_tuning_arguments, priors_argument,
+                        run_reporting_errors, write_outputs)
+
+# models.bayes.censored.DEFAULT_PRIORS (standardised scale; not imported: --help stays fast)
+PRIOR_NAMES = ("intercept_sd", "phi_sd", "group_sd", "city_sd", "year_sd", "sigma_sd")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,9 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "--group or --mundlak")
     p.add_argument("--year-column", default="year", help="year column (default year)")
     add_sampler_arguments(p)
-    p.add_argument("--prior", action="append", default=[], metavar="NAME=SD",
-                   help="override a prior scale of the Bayesian model (standardised scale): "
-                        "intercept_sd, phi_sd, group_sd, city_sd, year_sd, sigma_sd")
+    add_tuning_arguments(p, PRIOR_NAMES, target_accept=0.9)
     p.add_argument("--group-parametrisation", default="non-centred",
                    choices=("non-centred", "centred"),
                    help="bayes: group slopes phi + s*z_g (non-centred, default; small groups) or "
@@ -72,25 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=("auto", "centred", "non-centred"),
                    help="bayes: city effects; auto (default) is centred when cities differ much "
                         "more than years within a city")
-    p.add_argument("--target-accept", type=float, default=0.9,
-                   help="bayes: NUTS target acceptance (default 0.9)")
     p.add_argument("--plots", metavar="DIR",
                    help="bayes: write the posterior predictive check DIR/<stem>_ppc.png")
     p.add_argument("--out", required=True, metavar="FILE",
                    help="coefficient CSV (tobit) or InferenceData .nc (bayes)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
-
-
-def _priors(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        name, _, value = item.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise InputError(f"--prior {item!r}: expected NAME=number") from None
-    return out
 
 
 def _validate_counts(args) -> None:
@@ -120,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_paths(files=[("--out", out)] + (bayes_files if args.method == "bayes" else []),
                        folders=[("--plots", Path(args.plots))] if args.plots else [])
     _validate_counts(args)
-    priors = _priors(args.prior)
+    priors = priors_argument(args.prior, PRIOR_NAMES)
     frame, _ = read_data(args.data, args.id_column, table=panel_table)
     data = factor_data(frame, args.formula, args.lower, args.upper, group=args.group,
                        effects=args.effects, id_column=args.id_column,
@@ -144,11 +133,10 @@ def run(args: argparse.Namespace) -> int:
     from models.bayes.censored import (check_priors, fit_censored, group_contrasts,
                                        posterior_predictive, summary_frame)
     from models.bayes.censored_plots import plot_censored_ppc
-    from models.bayes.sampling import quiet_arviz
+    from models.bayes.sampling import check_sampler_settings, quiet_arviz
 
     check_priors(priors)    # refuses bad priors before the long run
-    if not 0 < args.target_accept < 1:
-        raise InputError(f"--target-accept must lie in (0, 1), not {args.target_accept}")
+    check_sampler_settings(args.target_accept, args.max_treedepth)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         idata = fit_censored(data, priors, draws=args.draws, tune=args.tune,
@@ -157,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
                              city_parametrisation=args.city_parametrisation,
                              group_parametrisation=args.group_parametrisation,
                              group_scale=args.group_scale,
-                             target_accept=args.target_accept)
+                             target_accept=args.target_accept,
+                             max_treedepth=args.max_treedepth)
         with quiet_arviz():
             summary = posterior_frame(summary_frame(idata))
             contrasts = group_contrasts(idata) if data.groups else None

@@ -16,7 +16,9 @@ estimator is the spatial 2SLS. --method bayes writes InferenceData to --out and 
 rows turning_point and p_inverted_u (mean = posterior P(c1 > 0, c2 < 0), the slope signs at
 A = 0), then p_inverted_u_range (P(slope > 0 at min A and < 0 at max A), the inverted U on the
 observed range) and p_turning_point_in_range (P(min A < turning point < max A)). --plots DIR
-adds the fitted curve with its band, the observed range, the turning point and a data rug. Bad input: a one-line
+adds the fitted curve with its band, the observed range, the turning point and a data rug.
+bayes: --target-accept, --max-treedepth and --prior NAME=SCALE (repeatable; beta_sigma replaces
+the slopes' VIF-based scale) tune the sampler and the priors. Bad input: a one-line
 `error: ...` on stderr, exit status 2, nothing written. The modelling lives in models.quadratic,
 models.frequentist.quadratic and models.bayes.quadratic; this script parses arguments and
 writes files.
@@ -29,8 +31,11 @@ import sys
 import warnings
 from pathlib import Path
 
-from models.cli import (add_sampler_arguments, run_reporting_errors, weights_argument,
-                        write_outputs)
+from models.cli import (add_sampler_arguments, add_tuning_arguments, priors_argument,
+                        run_reporting_errors, weights_argument, write_outputs)
+
+# the quadratic is the one-equation system model: its priors are models.bayes.system's
+PRIOR_NAMES = ("structural_sigma", "beta_sigma", "intercept_sigma", "sd_sigma")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cities without neighbours in a --weights file (default refuse)")
     p.add_argument("--id-column", default="city", help="id column of the data (default city)")
     add_sampler_arguments(p)
+    add_tuning_arguments(p, PRIOR_NAMES)
     p.add_argument("--plots", metavar="DIR",
                    help="also write the fitted curve figure quadratic_<y>_<A>.png into DIR")
     p.add_argument("--out", required=True, metavar="FILE",
@@ -81,7 +87,11 @@ def _stored_spectrum(args, data):
 
 def run(args: argparse.Namespace) -> int:
     from common.files import check_output_paths
+    from models.bayes.sampling import check_sampler_settings
     from models.quadratic import build_quadratic
+
+    priors = priors_argument(args.prior, PRIOR_NAMES)
+    check_sampler_settings(args.target_accept, args.max_treedepth)
 
     out = Path(args.out)
     summary_path = out.parent / f"{out.stem}_summary.csv"
@@ -122,7 +132,9 @@ def run(args: argparse.Namespace) -> int:
     idata, post = sample_quadratic(data, draws=args.draws, tune=args.tune, chains=args.chains,
                                    seed=args.seed, sampler=args.sampler,
                                    progress=not args.quiet,
-                                   eigenvalues=_stored_spectrum(args, data))
+                                   eigenvalues=_stored_spectrum(args, data), priors=priors,
+                                   target_accept=args.target_accept,
+                                   max_treedepth=args.max_treedepth)
     summary = posterior_frame(post.summary)
     idata.posterior.attrs["formula"] = args.formula
     fig = None

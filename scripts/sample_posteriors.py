@@ -26,6 +26,9 @@ one-line `error: ...` on stderr, exit status 2, nothing written. Ctrl-C: one lin
 `interrupted: ...`, exit status 130, earlier outputs untouched; with --keep-partial the draws made
 so far are written, marked partial (attrs ``partial = "true"``, ``draws_per_chain``). A fit that
 does not converge is still written, with its diagnostics printed and stored in its attributes.
+--target-accept, --max-treedepth and --prior NAME=SCALE (repeatable; the names of
+models.bayes.system.DEFAULT_PRIORS) tune the sampler and the priors; the convergence messages name
+the flag to change.
 The modelling lives in models.spec and models.bayes; this script parses arguments and writes files.
 """
 
@@ -39,7 +42,11 @@ from pathlib import Path
 
 from common.errors import InputError
 from models.cli import (EXIT_INTERRUPTED, FORMULA_HELP, add_sampler_arguments,
-                        add_system_arguments, run_reporting_errors, weights_argument)
+                        add_system_arguments, add_tuning_arguments, priors_argument,
+                        run_reporting_errors, weights_argument)
+
+# the prior settings of models.bayes.system.DEFAULT_PRIORS (not imported: --help stays fast)
+PRIOR_NAMES = ("structural_sigma", "beta_sigma", "intercept_sigma", "sd_sigma", "lkj_eta")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -50,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_system_arguments(p, "extra excluded instruments (comma-separated column names); the "
                             "full-information likelihood does not need them, they are only checked")
     add_sampler_arguments(p)
+    add_tuning_arguments(p, PRIOR_NAMES)
     p.add_argument("--no-effects", action="store_true",
                    help="skip the direct/indirect/total impacts and the LOO densities")
     p.add_argument("--keep-pointwise", action="store_true",
@@ -120,6 +128,10 @@ def _validate_counts(args) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _validate_counts(args)
+    from models.bayes.sampling import check_sampler_settings
+
+    priors = priors_argument(args.prior, PRIOR_NAMES)
+    check_sampler_settings(args.target_accept, args.max_treedepth)
     out = Path(args.out)
     summary_file = summary_path(out)
     from common.files import check_output_paths
@@ -156,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
                                   id_column=args.id_column)
             eigs, eig_weights = (_spectrum(args, system) if system.W is not None
                                  else (np.zeros(system.n), None))
-        model = build_system_model(system, eigs, eigen_weights=eig_weights)
+        model = build_system_model(system, eigs, priors, eigen_weights=eig_weights)
     for message in dict.fromkeys(str(w.message) for w in caught
                                  if issubclass(w.category, UserWarning)
                                  and "BLAS" not in str(w.message)):
@@ -169,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         idata = sample(model, draws=args.draws, tune=args.tune, chains=args.chains,
                        seed=args.seed, sampler=args.sampler, progress=not args.quiet,
-                       started=started)
+                       started=started, target_accept=args.target_accept,
+                       max_treedepth=args.max_treedepth)
     except SamplingInterrupted as stop:
         if not args.keep_partial:
             raise

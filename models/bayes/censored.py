@@ -196,7 +196,8 @@ def censored_factor_model(data: FactorData, priors: dict | None = None, *,
     model.city_parametrisation = "centred" if centred else "non-centred"
     model.factor_priors = pr
     model.prior_sd = {"phi_std": pr["phi_sd"]}
-    model.rhat_advice = ("Draw more samples or raise target_accept; a pooling scale near zero "
+    model.rhat_advice = ("Draw more samples ({draws}) or raise the target acceptance "
+                         "({target_accept}); a pooling scale near zero "
                          "(groups that do not differ) mixes slowly, so try the other "
                          "group parametrisation or fewer groups.")
     return model
@@ -232,18 +233,20 @@ def fit_censored(data: FactorData, priors: dict | None = None, *, draws: int = 1
                  tune: int = 1000, chains: int = 4, seed: int = 0, sampler: str = "nutpie",
                  progress: bool = False, city_parametrisation: str = "auto",
                  group_parametrisation: str = "non-centred", group_scale: str = "shared",
-                 target_accept: float = 0.9) -> az.InferenceData:
+                 target_accept: float = 0.9, max_treedepth: int | None = None,
+                 checks=None) -> az.InferenceData:
     """Build and sample the model (models.bayes.sampling.sample: nutpie, convergence report).
 
     ``target_accept`` 0.9 (above NUTS' usual 0.8): hierarchical scales near zero make small steps
-    necessary."""
+    necessary. ``max_treedepth`` and ``checks`` go to the sampler as they are."""
     from models.bayes.sampling import sample
 
     model = censored_factor_model(data, priors, city_parametrisation=city_parametrisation,
                                   group_parametrisation=group_parametrisation,
                                   group_scale=group_scale)
     idata = sample(model, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
-                   progress=progress, target_accept=target_accept)
+                   progress=progress, target_accept=target_accept,
+                   max_treedepth=max_treedepth, checks=checks)
     idata.posterior.attrs.update({
         "outcome": data.outcome, "factors": json.dumps(list(data.factors)),
         "group_column": data.group_column or "", "effects": ",".join(data.effects),

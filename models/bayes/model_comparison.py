@@ -7,7 +7,10 @@ group (:func:`models.bayes.loo.loo_result`), so elpd_loo = Σ_r log p(y_r | y_�
 Pareto-smoothed importance sampling (Vehtari, Gelman & Gabry 2017, "Practical Bayesian model evaluation using leave-one-out cross-validation
 and WAIC", Statistics and Computing 27). ``arviz.compare`` ranks the models, gives each elpd
 difference to the best model with its standard error dse (from the paired pointwise
-differences), and stacking weights (Yao et al. 2018).
+differences), and stacking weights (Yao et al. 2018). Only models whose posterior converged are
+ranked: the elpd of draws that do not represent the posterior is meaningless, so a model whose
+stored convergence report failed is left out and named, with the report's verdict, in the
+sentence.
 
 Reading (Vehtari et al. 2017; Sivula, Magnusson & Vehtari 2020): a difference smaller than
 about 2 dse is not distinguishable from noise; ``warning`` flags a Pareto k̂ above ArviZ's
@@ -23,7 +26,8 @@ the same observed values (``outcome_sha256`` in the loo / log_likelihood attrs, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
@@ -43,6 +47,33 @@ class ModelComparison:
     table: pd.DataFrame
     sentence: str
     arviz_table: pd.DataFrame
+    left_out: dict[str, str] = field(default_factory=dict)  # model -> why it is not ranked
+
+
+def _stored_report(idata) -> list[str]:
+    """The convergence report stored by ``models.bayes.sampling.sample`` (file or posterior
+    attributes), or [] when the draws carry none."""
+    attrs = {**getattr(idata.posterior, "attrs", {}), **idata.attrs} \
+        if "posterior" in idata.groups() else dict(idata.attrs)
+    return json.loads(attrs.get("convergence_report", "[]") or "[]")
+
+
+def converged_models(models: Mapping[str, object]) -> tuple[dict, dict[str, str]]:
+    """({name: idata} whose convergence report passed or that carry none,
+    {name: the failed report's first sentence})."""
+    kept, left = {}, {}
+    for name, idata in models.items():
+        report = _stored_report(idata)
+        if report and not report[0].startswith("Convergence checks passed"):
+            left[name] = report[0]
+        else:
+            kept[name] = idata
+    return kept, left
+
+
+def _left_out_sentence(left: Mapping[str, str]) -> str:
+    return " ".join(f"Left out of the ranking: {name}, whose posterior did not converge "
+                    f"({why.rstrip('.')})." for name, why in left.items())
 
 
 def _outcome(name: str, idata) -> tuple:
@@ -127,8 +158,9 @@ def compare_models(models: Mapping[str, object], *, method: str = "stacking") ->
     """``arviz.compare`` (PSIS-LOO, log scale) of named InferenceData on the same data.
 
     Returns the tidy table with columns ``COLUMNS`` (best model first; elpd_diff and dse are
-    relative to the best), the verdict sentence and arviz's frame. Raises InputError for fewer
-    than two models, a model without a LOO result (neither the pointwise ``log_likelihood``
+    relative to the best), the verdict sentence (naming the models left out) and arviz's frame.
+    Models whose stored convergence report failed are left out (:func:`converged_models`).
+    Raises InputError for fewer than two (converged) models, a model without a LOO result (neither the pointwise ``log_likelihood``
     group nor the stored ``loo`` group), or models fitted on different cities or outcomes.
     Lean and full files of one fit give the same numbers (:func:`models.bayes.loo.loo_result`;
     the difference's dse = √(n · var_i(elpd_i^A − elpd_i^B)) needs only the per-city elpd_i).
@@ -140,6 +172,10 @@ def compare_models(models: Mapping[str, object], *, method: str = "stacking") ->
     if len(models) < 2:
         raise InputError(f"model comparison needs at least two models, got {len(models)}")
     _check_same_data(models)
+    models, left = converged_models(models)
+    if len(models) < 2:
+        raise InputError(f"no LOO ranking: {len(models)} of {len(models) + len(left)} models "
+                         f"converged, a comparison needs two. " + _left_out_sentence(left))
     from models.bayes.loo import loo_result
 
     loos = {name: loo_result(idata) for name, idata in models.items()}
@@ -150,7 +186,8 @@ def compare_models(models: Mapping[str, object], *, method: str = "stacking") ->
     table = raw.rename_axis("model").reset_index()
     table["warning"] = table["warning"].astype(bool)
     table = table[COLUMNS]
-    return ModelComparison(table, verdict(table), raw)
+    sentence = " ".join([verdict(table), _left_out_sentence(left)]).strip()
+    return ModelComparison(table, sentence, raw, left)
 
 
 def comparison_plot(result: ModelComparison, path) -> Path:

@@ -147,7 +147,7 @@ def build_quadratic_model(data: QuadraticData, eigenvalues=None,
         pm.Deterministic("lind_mehlum_u", pt.cast((ends[0] < 0) & (ends[1] > 0), "float64"))
     model.quadratic = data  # type: ignore[attr-defined]
     model.prior_probabilities = prior_probabilities(model, data)  # type: ignore[attr-defined]
-    model.rhat_advice = ("Draw more samples: A and A² are strongly correlated, which slows "
+    model.rhat_advice = ("Draw more samples ({draws}): A and A² are strongly correlated, which slows "
                          "the sampler.")  # type: ignore[attr-defined]
     return model
 
@@ -257,10 +257,14 @@ def quadratic_posterior(idata, model: pm.Model) -> QuadraticPosterior:
 def sample_quadratic(data: QuadraticData, *, draws: int = 1000, tune: int = 1000,
                      chains: int = 4, seed: int = 0, sampler: str = "nutpie",
                      progress: bool = False, eigenvalues=None,
-                     priors: Mapping[str, Any] | None = None):
+                     priors: Mapping[str, Any] | None = None,
+                     target_accept: float | None = None, max_treedepth: int | None = None,
+                     checks=None):
     """Build, sample (:func:`models.bayes.sampling.sample`) and summarise; returns
     (InferenceData, :class:`QuadraticPosterior`). The shape summary and the prior values are
-    stored in ``idata.posterior.attrs`` as JSON."""
+    stored in ``idata.posterior.attrs`` as JSON. ``priors`` override the system model's
+    (:data:`models.bayes.system.DEFAULT_PRIORS`; ``beta_sigma`` replaces the VIF-based slope
+    scale); ``target_accept``, ``max_treedepth`` and ``checks`` go to the sampler."""
     from models.bayes.sampling import sample
 
     for name, value, least in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
@@ -268,7 +272,8 @@ def sample_quadratic(data: QuadraticData, *, draws: int = 1000, tune: int = 1000
             raise InputError(f"--{name} must be at least {least}, not {value}")
     model = build_quadratic_model(data, eigenvalues, priors)
     idata = sample(model, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
-                   progress=progress)
+                   progress=progress, target_accept=target_accept, max_treedepth=max_treedepth,
+                   checks=checks)
     result = quadratic_posterior(idata, model)
     idata.posterior.attrs.update({
         "quadratic_term": data.term, "outcome": data.outcome,

@@ -5,7 +5,10 @@ nutpie (Seyboldt et al., nutpie: a fast NUTS implementation) compiles the PyMC l
 numba and adapts the mass matrix from gradients; PyMC's own NUTS is the fallback when nutpie is
 not installed or ``sampler="pymc"``. Both are seeded, so a seed gives identical draws.
 Diagnostics follow Vehtari et al. (2021, Bayesian Analysis 16): rank-normalised R-hat ≤ 1.01 and
-bulk-ESS ≥ 400, plus the count of divergent transitions.
+bulk-ESS ≥ 400, plus the count of divergent transitions and of transitions that reached the
+maximum tree depth. A preview (the study's quick mode, 2 chains × 200 draws) is judged by
+:data:`PREVIEW` instead, and every piece of advice names the setting to change in the words of
+the caller (a command-line flag or a study config key, :class:`Checks`).
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import contextlib
 import json
 import logging
 import os
+import math
 import warnings
 import weakref
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import arviz as az
@@ -74,7 +79,8 @@ def _check_complete(idata: az.InferenceData, draws: int, chains: int) -> None:
 def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
            sampler: str = "nutpie", progress: bool = True,
            no_jitter: Sequence[str] = NO_JITTER, low_rank: bool = True,
-           started=None, target_accept: float | None = None) -> az.InferenceData:
+           started=None, target_accept: float | None = None,
+           max_treedepth: int | None = None, checks: Checks | None = None) -> az.InferenceData:
     """Draw from the posterior of ``model`` with NUTS; returns InferenceData with a report in attrs.
 
     Ctrl-C while sampling raises :class:`SamplingInterrupted` carrying the draws made so far
@@ -86,8 +92,12 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
     matrix, which follows the strong posterior correlations between a system's structural
     coefficients (measured here: about 4 × the slowest-parameter ESS per second of the diagonal
     mass matrix on a 256-city two-equation system). ``target_accept`` (default: the sampler's,
-    0.8) raised toward 1 gives smaller steps and fewer divergences in hierarchical models.
+    0.8) raised toward 1 gives smaller steps and fewer divergences in hierarchical models;
+    ``max_treedepth`` (default 10) caps each trajectory at 2^depth leapfrog steps (nutpie's
+    ``maxdepth``, PyMC NUTS's ``max_treedepth``). ``checks``: the thresholds and the vocabulary
+    of the report's advice (default :data:`FULL`, naming command-line flags).
     """
+    check_sampler_settings(target_accept, max_treedepth)
     extra = {} if target_accept is None else {"target_accept": float(target_accept)}
     if sampler not in ("nutpie", "pymc"):
         raise ValueError(f"sampler must be 'nutpie' or 'pymc', not {sampler!r}")
@@ -105,22 +115,28 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
         with warnings.catch_warnings():
             # an interrupt during tuning returns zero draws; _check_complete reports it
             warnings.filterwarnings("ignore", message="More chains .* than draws")
+            depth = {} if max_treedepth is None else {"maxdepth": int(max_treedepth)}
             idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
                                   progress_bar=progress, save_warmup=False,
-                                  low_rank_modified_mass_matrix=low_rank, **extra)
+                                  low_rank_modified_mass_matrix=low_rank, **extra, **depth)
     else:
         if started is not None:
             started()
+        nuts = {**extra, **({} if max_treedepth is None
+                            else {"max_treedepth": int(max_treedepth)})}
         with model:
             # PyMC re-draws the jitter when a start point is inadmissible, so keep its default
             idata = pm.sample(draws=draws, tune=tune, chains=chains, random_seed=seed,
                               cores=min(chains, os.cpu_count() or 1), progressbar=progress,
-                              compute_convergence_checks=False, **extra)
+                              compute_convergence_checks=False, nuts=nuts)
     _check_complete(idata, draws, chains)
     idata.attrs["sampler"] = sampler
     idata.attrs["seed"] = int(seed)
+    # the settings in force, so the report's advice can propose the next value
+    idata.attrs["target_accept"] = float(target_accept or DEFAULT_TARGET_ACCEPT)
+    idata.attrs["max_treedepth"] = int(max_treedepth or DEFAULT_MAX_TREEDEPTH)
     report = convergence_report(idata, prior_sd=getattr(model, "prior_sd", None),
-                                advice=getattr(model, "rhat_advice", None))
+                                advice=getattr(model, "rhat_advice", None), checks=checks)
     idata.attrs["convergence_report"] = json.dumps(report)
     for line in report:
         print(line)
@@ -213,55 +229,163 @@ def _summary_vars(idata: az.InferenceData, var_names) -> list[str]:
 
 SYSTEM_ADVICE = ("The system may be weakly identified; add excluded exogenous variables (a "
                  "variable in one equation but not the other) or instruments.")
+DEFAULT_TARGET_ACCEPT = 0.8    # both samplers' default
+DEFAULT_MAX_TREEDEPTH = 10     # both samplers' default
+# How each setting is changed: a script's flag or a study's config key.
+SETTING_WORDS: dict[str, dict[str, str]] = {
+    "script": {"target_accept": "--target-accept {}", "max_treedepth": "--max-treedepth {}",
+               "draws": "--draws {}"},
+    "study": {"target_accept": "[bayes] target_accept = {}",
+              "max_treedepth": "[bayes] max_treedepth = {}", "draws": "[bayes] draws = {}"},
+}
+
+
+@dataclass(frozen=True)
+class Checks:
+    """Thresholds of the convergence verdict and the vocabulary of its advice.
+
+    Full runs follow Vehtari et al. (2021, Bayesian Analysis 16, §4): R-hat ≤ 1.01 and
+    bulk-ESS ≥ 400 (100 per chain for 4 chains). A *preview* (``preview=True``, the study's
+    quick mode of 2 chains × 200 draws) cannot reach 100 per chain reliably, so it asks for
+    bulk-ESS ≥ 100 in total: the Monte Carlo error of a posterior mean, sd/√ESS, is then about
+    a tenth of the posterior sd, enough to read a sign and a magnitude. Its R-hat bound is 1.05:
+    R-hat ≈ √(1 + d²/2) for two chains whose means lie d posterior sd apart, so 1.05 still
+    flags chains more than about 0.45 sd apart, while 1.01 fails well-mixed short chains by the
+    estimator's own noise (measured: the largest R-hat of 30 parameters, each 2 chains × 200
+    independent draws, exceeds 1.01 in 87 % of 200 replications and 1.05 in none).
+    ``where``: "script" (the advice names command-line flags) or "study" (config keys).
+    """
+
+    rhat_max: float = 1.01
+    ess_min: float = 400.0
+    preview: bool = False
+    where: str = "script"
+
+    def setting(self, name: str, value) -> str:
+        """How the caller sets ``name`` to ``value``: "--target-accept 0.95" or a config key."""
+        if self.where not in SETTING_WORDS:
+            raise ValueError(f"where must be one of {', '.join(SETTING_WORDS)}, "
+                             f"not {self.where!r}")
+        return SETTING_WORDS[self.where][name].format(value)
+
+
+FULL = Checks()
+PREVIEW = Checks(rhat_max=1.05, ess_min=100.0, preview=True)
+
+
+def study_checks(quick: bool) -> Checks:
+    """The checks of a study run: config keys in the advice, preview thresholds when quick."""
+    return replace(PREVIEW if quick else FULL, where="study")
+
+
+def check_sampler_settings(target_accept: float | None, max_treedepth: int | None) -> None:
+    """Refuse a target acceptance outside (0, 1) or a tree depth below 1 (one line)."""
+    from common.errors import InputError
+
+    if target_accept is not None and not 0.0 < float(target_accept) < 1.0:
+        raise InputError(f"the target acceptance must lie between 0 and 1, not {target_accept}")
+    if max_treedepth is not None and (int(max_treedepth) != max_treedepth or max_treedepth < 1):
+        raise InputError(f"the maximum tree depth must be a whole number of at least 1, not "
+                         f"{max_treedepth}")
+
+
+def convergence_word(report: Sequence[str]) -> str:
+    """The verdict of a convergence report in two words: "converged", "did NOT converge", with
+    " (preview)" for a preview's; "no convergence report" when there is none."""
+    if not report:
+        return "no convergence report"
+    word = "converged" if report[0].startswith("Convergence checks passed") \
+        else "did NOT converge"
+    return word + (" (preview)" if "(preview" in report[0] else "")
+
+
+def _advice_values(idata: az.InferenceData, checks: Checks, worst_ess: float | None) -> dict:
+    """The next value of each setting, in the caller's words (for the advice templates)."""
+    accept = float(idata.attrs.get("target_accept", DEFAULT_TARGET_ACCEPT))
+    depth = int(idata.attrs.get("max_treedepth", DEFAULT_MAX_TREEDEPTH))
+    draws = int(idata.posterior.sizes.get("draw", 1))
+    factor = checks.ess_min / worst_ess if worst_ess else 2.0
+    more = max(2 * draws, int(math.ceil(draws * factor / 100.0)) * 100)
+    return {"target_accept": checks.setting("target_accept", 0.95 if accept < 0.95 else 0.99),
+            "max_treedepth": checks.setting("max_treedepth", depth + 2),
+            "draws": checks.setting("draws", more)}
+
+
+def _treedepth_hits(idata: az.InferenceData) -> tuple[int, int]:
+    """(transitions that reached the maximum tree depth, all transitions); nutpie calls the
+    statistic ``maxdepth_reached``, PyMC ``reached_max_treedepth``."""
+    stats = idata.sample_stats if "sample_stats" in idata.groups() else {}
+    for name in ("maxdepth_reached", "reached_max_treedepth"):
+        if name in stats:
+            values = np.asarray(stats[name].values, dtype=bool)
+            return int(values.sum()), int(values.size)
+    return 0, 0
 
 
 def convergence_report(idata: az.InferenceData, var_names: Sequence[str] | None = None,
-                       rhat_max: float = 1.01, ess_min: float = 400.0,
                        prior_sd: dict | None = None, contraction_min: float = 0.5,
-                       advice: str | None = None) -> list[str]:
-    """Plain-language diagnostics: divergences, smallest bulk-ESS and largest R-hat.
+                       advice: str | None = None, checks: Checks | None = None) -> list[str]:
+    """Plain-language diagnostics: divergences, tree depth, smallest bulk-ESS and largest R-hat.
 
     Entries that are NaN in every draw (terms absent from an equation) are ignored. The first
-    sentence says whether everything passed. With ``prior_sd`` ({free variable: prior sd, scalar
+    sentence says whether everything passed under ``checks`` (default :data:`FULL`; a preview
+    says so). With ``prior_sd`` ({free variable: prior sd, scalar
     or per entry}) the prior-to-posterior contraction 1 − var_post / var_prior is reported for
     coefficients the data barely inform (contraction below ``contraction_min``), an
     identification warning of METHOD.md §2 (it does not fail the convergence checks).
     ``advice`` follows a failed R-hat check (default :data:`SYSTEM_ADVICE`, for the spatial
-    system; a model sets its own through a ``rhat_advice`` attribute read by :func:`sample`).
+    system; a model sets its own through a ``rhat_advice`` attribute read by :func:`sample`);
+    its fields {target_accept}, {max_treedepth}, {draws} become the setting to change, in the
+    words of ``checks.where``. Transitions that reached the maximum tree depth are an
+    efficiency warning (Stan's reading), not a failure.
     """
+    checks = checks or FULL
     names = _summary_vars(idata, var_names)
     lines: list[str] = []
     ok = True
     n_div = 0
     if "sample_stats" in idata and "diverging" in idata.sample_stats:
         n_div = int(idata.sample_stats["diverging"].sum())
-    if n_div:
-        ok = False
-        total = int(idata.sample_stats["diverging"].size)
-        lines.append(f"{n_div} of {total} transitions diverged: the sampler met regions it could "
-                     "not explore (often the edge of the admissible region); treat the results "
-                     "with care or raise the target acceptance.")
     post = _present(idata.posterior[names])
     nchains = post.sizes.get("chain", 1)
     with quiet_arviz():
         ess = az.ess(post, method="bulk")
     worst_ess, worst_ess_name = _extreme(ess, min)
-    if worst_ess is not None and worst_ess < ess_min:
+    how = _advice_values(idata, checks, worst_ess)
+    if n_div:
+        ok = False
+        total = int(idata.sample_stats["diverging"].size)
+        lines.append(f"{n_div} of {total} transitions diverged: the sampler met regions it could "
+                     "not explore (often the edge of the admissible region); treat the results "
+                     f"with care or raise the target acceptance ({how['target_accept']}).")
+    deep, steps = _treedepth_hits(idata)
+    if deep:
+        lines.append(f"{deep} of {steps} transitions reached the maximum tree depth "
+                     f"({idata.attrs.get('max_treedepth', DEFAULT_MAX_TREEDEPTH)}): the sampler "
+                     f"stopped its trajectories early, which costs efficiency, not validity; "
+                     f"raise the depth ({how['max_treedepth']}).")
+    if worst_ess is not None and worst_ess < checks.ess_min:
         ok = False
         lines.append(f"The smallest bulk effective sample size is {worst_ess:.0f} (for "
-                     f"{worst_ess_name}), below {ess_min:.0f}: draw more samples.")
+                     f"{worst_ess_name}), below {checks.ess_min:.0f}: draw more samples ("
+                     + ("quick mode caps the draws: run without --quick"
+                        if checks.preview and checks.where == "study" else how["draws"]) + ").")
     if nchains > 1:
         with quiet_arviz():
             rhat = az.rhat(post)
         worst_rhat, worst_rhat_name = _extreme(rhat, max)
-        if worst_rhat is not None and worst_rhat > rhat_max:
+        if worst_rhat is not None and worst_rhat > checks.rhat_max:
             ok = False
             lines.append(f"The largest R-hat is {worst_rhat:.3f} (for {worst_rhat_name}), above "
-                         f"{rhat_max}: the chains disagree. " + (advice or SYSTEM_ADVICE))
+                         f"{checks.rhat_max}: the chains disagree. "
+                         + (advice or SYSTEM_ADVICE).format_map(how))
     else:
         lines.append("Only one chain was run, so R-hat cannot be computed.")
     lines += _contraction_lines(idata, prior_sd or {}, contraction_min)
     head = ("Convergence checks passed" if ok else "Convergence checks FAILED")
+    if checks.preview:
+        head += (f" (preview thresholds: R-hat ≤ {checks.rhat_max}, bulk-ESS ≥ "
+                 f"{checks.ess_min:.0f})")
     detail = []
     if worst_ess is not None:
         detail.append(f"smallest bulk-ESS {worst_ess:.0f}")

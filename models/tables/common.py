@@ -13,7 +13,10 @@ equations, ``models.spec`` syntax) and returns a :class:`SystemFit` holding
 
 :func:`seed_table` lays one or more fits side by side: frequentist columns (coefficient with
 stars over its z statistic) beside posterior columns (mean, † when the 94 % HDI excludes 0,
-over the posterior sd), one shared row order (``models.results.combined_table``). With
+over the posterior sd), one shared row order (``models.results.combined_table``); a posterior
+that failed its convergence checks carries no †, and a row "Posterior" (present only then) gives
+every posterior column's verdict.
+:func:`warning_lines` gathers every warning of several fits for the report. With
 ``show_controls=False`` (the seed's Tables 4–8) only the structural rows (spatial lags and
 endogenous regressors) and the constant are shown and a row "Controls: Yes" stands for the rest.
 
@@ -36,9 +39,11 @@ FREQUENTIST_METHODS = ("GS3SLS", "3SLS")
 BAYES_LABEL = "Bayes"
 MISSING_ROW = "Missing input"
 NOT_ESTIMABLE_ROW = "Not estimable"
+POSTERIOR_ROW = "Posterior"
 TABLE_NOTE = ("Frequentist columns: estimate over z statistic, *** p<0.01, ** p<0.05, * p<0.1. "
               "Bayes columns: posterior mean over posterior sd, † the 94 % highest-density "
-              "interval excludes 0.")
+              "interval excludes 0 (never on a posterior that did not converge: the row "
+              "\"Posterior\" then names it).")
 
 
 @dataclass
@@ -61,6 +66,19 @@ class SystemFit:
         """True when the sampler's convergence report passed (R-hat, ESS, no divergences)."""
         return bool(self.convergence) and self.convergence[0].startswith(
             "Convergence checks passed")
+
+    @property
+    def posterior_failed(self) -> bool:
+        """True when a posterior was sampled and its convergence report failed."""
+        return bool(self.convergence) and not self.converged
+
+    @property
+    def verdict(self) -> str:
+        """"converged", "did NOT converge" (with " (preview)" in quick mode) or "not sampled"."""
+        from models.bayes.sampling import convergence_word
+
+        return convergence_word(self.convergence) if self.summary is not None \
+            or self.convergence else "not sampled"
 
     @property
     def dependents(self) -> list[str]:
@@ -89,7 +107,9 @@ def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, eigenvalue
                draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
                sampler: str = "nutpie", progress: bool = False, bayes: bool = True,
                frequentist: bool = True, priors: Mapping | None = None, effects: bool = True,
-               id_column: str = "city", cluster_column: str | None = None) -> SystemFit:
+               id_column: str = "city", cluster_column: str | None = None,
+               target_accept: float | None = None, max_treedepth: int | None = None,
+               checks=None) -> SystemFit:
     """Fit a spatial system by GS3SLS (and its non-spatial form by 3SLS) and by Bayes.
 
     ``formulas``: one per equation (any G); ``frame``: one row per observation with the
@@ -126,7 +146,8 @@ def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, eigenvalue
             spatial = build_system(list(bayes_formulas), frame, weights, id_column=id_column)
         _fit_bayes(fit, spatial, eigenvalues, eigen_weights, priors, effects,
                    dict(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
-                        progress=progress))
+                        progress=progress, target_accept=target_accept,
+                        max_treedepth=max_treedepth, checks=checks))
     return fit
 
 
@@ -212,6 +233,7 @@ def seed_table(fits: Mapping[str, SystemFit], methods: Sequence[str] = FREQUENTI
     missing = dict(missing or {})
     labels = list(order) if order is not None else [*fits, *missing]
     freq, post, nobs, rsq, owner, extra_cols = {}, {}, {}, {}, {}, {}
+    failed: set[str] = set()
     prefixes: list[str] = []
     extra: dict[str, dict[str, str]] = {}
 
@@ -245,15 +267,21 @@ def seed_table(fits: Mapping[str, SystemFit], methods: Sequence[str] = FREQUENTI
             prefixes.append(key)
             post[key] = _shown(fit.summary, keep)
             register(key, fit.dependents, label, fit.nobs)
+            if fit.posterior_failed:
+                failed.add(key)
     from models.results import combined_table
 
     if freq or post:
-        table = combined_table(freq, post, nobs=nobs, rsquared=rsq, digits=digits)
+        table = combined_table(freq, post, nobs=nobs, rsquared=rsq, digits=digits,
+                               unmarked=failed)
         table = _single_equation_labels(table, {**freq, **post})
     else:
         table = pd.DataFrame({"term": pd.Series([], dtype=object)})
     if not show_controls and fits:
         extra["Controls"] = {col: "Yes" for col in table.columns[1:]}
+    if failed:  # the row appears only when it has a failure to show
+        extra[POSTERIOR_ROW] = {col: fits[owner[col]].verdict for col in table.columns[1:]
+                                if owner.get(col) in fits and _is_posterior(col, post)}
     for name, value in (indicators or {}).items():
         extra[name] = {col: (value if isinstance(value, str) else value.get(owner.get(col), ""))
                        for col in table.columns[1:]}
@@ -262,6 +290,35 @@ def seed_table(fits: Mapping[str, SystemFit], methods: Sequence[str] = FREQUENTI
         extra.setdefault(row, {})[col] = text
     table = _insert_rows(table, extra)
     return table[["term", *_ordered(list(table.columns[1:]), prefixes)]]
+
+
+def _is_posterior(column: str, posterior: Mapping[str, pd.DataFrame]) -> bool:
+    return any(column == key or column.startswith(f"{key}: ") for key in posterior)
+
+
+def warning_lines(fits: Mapping[str, SystemFit]) -> list[str]:
+    """Every warning of ``fits`` ({label: fit}) as report lines, none dropped: frequentist
+    (estimators and not-estimable columns) and Bayesian (convergence report and post-processing
+    notes) under their own headings; a message shared by several fits appears once, counted,
+    with the fits it concerns."""
+    groups: dict[str, dict[str, list[str]]] = {"Frequentist": {}, "Bayesian": {}}
+    for label, fit in fits.items():
+        for line in fit.warnings:
+            kind = "Bayesian" if line.startswith(f"{BAYES_LABEL}: ") else "Frequentist"
+            text = line.removeprefix(f"{BAYES_LABEL}: ")
+            groups[kind].setdefault(text, []).append(label)
+    lines: list[str] = []
+    for kind, messages in groups.items():
+        if not messages:
+            continue
+        lines += [f"{kind} warnings:", ""]
+        for text, labels in messages.items():
+            named = [lab for lab in labels if lab]
+            where = (f" (×{len(labels)}: {', '.join(named)})" if len(labels) > 1
+                     else f" ({named[0]})" if named else "")
+            lines.append(f"* {text}{where}")
+        lines.append("")
+    return lines
 
 
 def _ordered(columns: list[str], prefixes: list[str]) -> list[str]:

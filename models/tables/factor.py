@@ -138,12 +138,15 @@ def factor_tables(panel: pd.DataFrame, outcome: str, factors: list[str],
     bayes_frames: dict[str, pd.DataFrame] = {}
     nobs: dict[str, int] = {}
     contrasts = []
+    failed: set[str] = set()   # posteriors that did not converge (no † in their columns)
 
     def posterior(data, label):
         idata = fit_censored(data, priors, **sample)
         report = json.loads(idata.posterior.attrs.get("convergence_report", "[]"))
         if report:
             notes.append(f"Bayes ({label}): {report[0]}")
+        if report and not report[0].startswith("Convergence checks passed"):
+            failed.add(label)
         return idata
 
     fit = _tobit_column(full, "Full sample", notes)
@@ -169,6 +172,8 @@ def factor_tables(panel: pd.DataFrame, outcome: str, factors: list[str],
         post = summary_frame(idata)
         for g in order:
             label = _label(column, g)
+            if f"by {column}" in failed:
+                failed.add(label)
             code = data.groups.index(g)
             sub = data.subset(data.group == code)
             nobs[label] = sub.n
@@ -185,8 +190,10 @@ def factor_tables(panel: pd.DataFrame, outcome: str, factors: list[str],
                          for pair in c["contrast"]]
         c.insert(0, "grouping", column)
         contrasts.append(c)
+    if "full sample" in failed:
+        failed.add("Full sample")
     return {"table10": _combine(tobit_frames, bayes_frames, nobs,
-                                [*factors, *full.mundlak_terms]),
+                                [*factors, *full.mundlak_terms], failed),
             "table10_contrasts": pd.concat(contrasts, ignore_index=True) if contrasts
             else pd.DataFrame(),
             "tobit": _long(tobit_frames), "posterior": _long(bayes_frames),
@@ -199,9 +206,11 @@ def _long(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat([f.assign(column=label) for label, f in frames.items()], ignore_index=True)
 
 
-def _combine(tobit_frames, bayes_frames, nobs, factors) -> pd.DataFrame:
+def _combine(tobit_frames, bayes_frames, nobs, factors,
+             unmarked: set[str] = frozenset()) -> pd.DataFrame:
     """Interleave "<label> Tobit" and "<label> Bayes" columns on the rows factors… (and the
-    Mundlak means), sigma."""
+    Mundlak means), sigma; the Bayes columns of labels in ``unmarked`` (posteriors that did not
+    converge) get no †."""
     keep = [*factors, "sigma"]
     labels = list(nobs)
     kinds = [("Tobit", tobit_frames, paper_table)]
@@ -218,7 +227,8 @@ def _combine(tobit_frames, bayes_frames, nobs, factors) -> pd.DataFrame:
             frame = frame[frame["term"].isin(keep)]
             # the first row fixes the row order; make it the factors' order
             frame = frame.set_index("term").loc[[t for t in keep if t in set(frame["term"])]]
-            table = make({label: frame.reset_index()}, nobs={label: nobs[label]})
+            marks = {"unmarked": unmarked} if kind == "Bayes" else {}
+            table = make({label: frame.reset_index()}, nobs={label: nobs[label]}, **marks)
             cells = dict(zip(zip(table["term"].where(table["term"] != "", None).ffill(),
                                  table.groupby((table["term"] != "").cumsum()).cumcount()),
                              table[label]))

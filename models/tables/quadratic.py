@@ -22,7 +22,8 @@ index A is), the controls, the constant, then
 
 from __future__ import annotations
 
-from typing import Sequence
+import json
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -43,10 +44,15 @@ RANGE_TERMS = ("turning_point", "p_inverted_u", "p_inverted_u_range", "p_turning
 def quadratic_fits(frame: pd.DataFrame, outcome: str, indices: Sequence[str],
                    controls: Sequence[str], weights=None, eigenvalues=None,
                    spatial_lag: bool = False, *, draws: int, tune: int, chains: int, seed: int,
-                   sampler: str = "nutpie", progress: bool = False, bayes: bool = True) -> dict:
+                   sampler: str = "nutpie", progress: bool = False, bayes: bool = True,
+                   priors: Mapping[str, float] | None = None,
+                   target_accept: float | None = None, max_treedepth: int | None = None,
+                   checks=None) -> dict:
     """Fit the quadratic model for every index: {A: (frequentist fit, InferenceData,
     QuadraticPosterior)}. The formula is ``outcome ~ A + controls`` (A² added, W·outcome too
-    with ``spatial_lag``). ``bayes=False`` skips the posterior (None, None)."""
+    with ``spatial_lag``). ``bayes=False`` skips the posterior (None, None). ``priors``,
+    ``target_accept``, ``max_treedepth`` and ``checks`` go to
+    :func:`models.bayes.quadratic.sample_quadratic`."""
     from models.bayes.quadratic import sample_quadratic
     from models.frequentist.quadratic import fit_quadratic_frequentist
     from models.quadratic import build_quadratic
@@ -63,7 +69,9 @@ def quadratic_fits(frame: pd.DataFrame, outcome: str, indices: Sequence[str],
             continue
         idata, post = sample_quadratic(data, draws=draws, tune=tune, chains=chains,
                                        seed=seed + k, sampler=sampler, progress=progress,
-                                       eigenvalues=eigenvalues)
+                                       eigenvalues=eigenvalues, priors=priors,
+                                       target_accept=target_accept,
+                                       max_treedepth=max_treedepth, checks=checks)
         fits[index] = (fit, idata, post)
     return fits
 
@@ -79,17 +87,23 @@ def _fmt(x: float, digits: int = 3) -> str:
 
 
 def quadratic_table_from_fits(fits: dict, digits: int = 3) -> pd.DataFrame:
-    """The Table 9 frame from :func:`quadratic_fits` (layout in the module docstring)."""
+    """The Table 9 frame from :func:`quadratic_fits` (layout in the module docstring); when a
+    posterior did not converge its column has no † and a last row "Posterior" says which."""
+    from models.bayes.sampling import convergence_word
     from models.results import paper_table, posterior_table, stars
 
     ols = paper_table({f"{a}: OLS": _generic(f.coefficients, a) for a, (f, _, _) in fits.items()},
                       digits=digits)
     if any(post is None for _, _, post in fits.values()):
         return _ols_only(ols, fits)
+    verdicts = {a: convergence_word(json.loads(idata.attrs.get("convergence_report", "[]"))
+                                    if idata is not None else [])
+                for a, (_, idata, _) in fits.items()}
+    failed = {f"{a}: posterior" for a, word in verdicts.items() if word.startswith("did NOT")}
     bayes = posterior_table(
         {f"{a}: posterior": _generic(p.summary[~p.summary["term"].isin(
             list(RANGE_TERMS))], a) for a, (_, _, p) in fits.items()},
-        digits=digits)
+        digits=digits, unmarked=failed)
     if ols["term"].tolist() != bayes["term"].tolist():
         raise InputError("the OLS and posterior tables have different rows")
     table = pd.DataFrame({"term": ols["term"]})
@@ -97,7 +111,7 @@ def quadratic_table_from_fits(fits: dict, digits: int = 3) -> pd.DataFrame:
         table[f"{a}: OLS"] = ols[f"{a}: OLS"]
         table[f"{a}: posterior"] = bayes[f"{a}: posterior"]
 
-    def rows_for(fit, post):
+    def rows_for(index, fit, post):
         fs, lm, pr = fit.fieller, fit.lind_mehlum, post.probabilities
         interval = f"[{_fmt(fs.low)}, {_fmt(fs.high)}]" if fs.bounded else "(unbounded)"
         hdi = post.turning_point_hdi
@@ -112,13 +126,13 @@ def quadratic_table_from_fits(fits: dict, digits: int = 3) -> pd.DataFrame:
             (str(fit.nobs), str(fit.nobs)),
             (_fmt(fit.rsquared), ""),
             ("", _fmt(pr["inverted_u"])),
-        ]
+        ] + ([("", verdicts[index])] if failed else [])
 
     labels = ["Turning point", "", "Lind–Mehlum test", "", "P(inverted U on the observed range)",
-              "P(turning point inside range)", "", "Observations", "R²", AT_ZERO]
+              "P(turning point inside range)", "", "Observations", "R²", AT_ZERO] + (["Posterior"] if failed else [])
     extra = pd.DataFrame({"term": labels})
     for a, (fit, _, post) in fits.items():
-        cells = rows_for(fit, post)
+        cells = rows_for(a, fit, post)
         extra[f"{a}: OLS"] = [c[0] for c in cells]
         extra[f"{a}: posterior"] = [c[1] for c in cells]
     return pd.concat([table, extra], ignore_index=True)
