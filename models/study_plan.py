@@ -14,7 +14,7 @@ each naming the config key to change, so that one run lists them all.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -166,6 +166,15 @@ def _variable_problems(cfg: StudyConfig, ds) -> list[str]:
                 problems.append(f"{cfg.source}: [study] groups: {group} has a single value "
                                 f"({values[0]}) in the data; drop it from groups")
     return problems
+
+
+def _present(cfg: StudyConfig, ds) -> StudyConfig:
+    """The config without the names the data do not hold (each already a problem)."""
+    def kept(names: Sequence[str]) -> list[str]:
+        return [v for v in names if v in ds]
+    return replace(cfg, controls=kept(cfg.controls), agglomeration=kept(cfg.agglomeration),
+                   instruments=kept(cfg.instruments),
+                   exclude={dep: kept(v) for dep, v in cfg.exclude.items()})
 
 
 # ----------------------------------------------------------------------------- the tables
@@ -325,13 +334,14 @@ def build_plan(cfg: StudyConfig, ds, frame: pd.DataFrame, weights) -> StudyPlan:
     """The plan of the whole study on the loaded data; ``plan.problems`` lists every problem.
 
     ``ds``: the study Dataset; ``frame``: its cross-section (``data_prep.dataset.cross_section``);
-    ``weights``: the SpatialWeights. Identification is checked only once every variable the
-    config names exists (the systems cannot be built before).
+    ``weights``: the SpatialWeights. A name that is not in the data is a problem, and the
+    systems are then planned without it, so that one run also lists the problems it hides.
     """
     plan = StudyPlan(cfg.source, {1: TablePlan(1, TITLES[1],
                                                ["ER", *cfg.agglomeration, *cfg.controls])})
     plan.problems = _variable_problems(cfg, ds)
-    if plan.problems:
+    cfg = _present(cfg, ds)
+    if not cfg.agglomeration:
         return plan
     _systems_tables(cfg, frame, weights, plan)
     tables = {4: lambda: _table4(cfg, frame, weights, plan),
