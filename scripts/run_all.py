@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             written = run_study(cfg, args.out, progress=not args.quick, study=study)
         except InputError as err:
-            print(f"error: {err}", file=sys.stderr)
+            for problem in str(err).splitlines():  # the plan lists every problem, one a line
+                print(f"error: {problem}", file=sys.stderr)
             return 2
         say(f"wrote {len(written)} files to {args.out}:")
         for path in written:

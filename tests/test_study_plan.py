@@ -4,7 +4,6 @@ stops in seconds listing them all, writing nothing."""
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -107,11 +106,13 @@ def test_several_mistakes_are_listed_at_once_in_seconds(tmp_path):
         'exclude = { ER = ["schooling"], PSS = ["credit"] }\nfactors = ["nowhere"]')
     config = write_study(tmp_path / "inputs", bad)
     out = tmp_path / "results"
-    start = time.perf_counter()
     result = run(["--config", str(config), "--out", str(out)], tmp_path)
-    assert time.perf_counter() - start < 10
     assert result.returncode == 2
+    # stopped by the plan, before any estimation (no timing assertion: the machine is shared)
+    assert "study plan: tables, systems, identification ..." in result.stdout
+    assert "Tables 2-3" not in result.stdout and "headline system" not in result.stdout
     errors = result.stderr
+    assert all(line.startswith("error: ") for line in errors.strip().splitlines())
     assert "[study] controls: taxs is not in the data (did you mean taxes?)" in errors
     assert "[study] factors: nowhere is not in the data" in errors
     assert "[study] exclude.ER: Tables 2–3 headline system (3SLS): equation ER: 2 endogenous" \
