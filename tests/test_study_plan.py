@@ -71,6 +71,8 @@ def own_study(tmp_path_factory):
     return out, run(["--config", str(config), "--out", str(out), "--quick"], folder)
 
 
+@pytest.mark.slow  # a whole quick study (about 9 min on a shared 2-core machine); the same
+# plan is checked fast by test_dry_run_prints_the_plan_and_writes_nothing
 def test_a_study_of_a_new_shape_runs_on_the_first_try(own_study):
     out, result = own_study
     assert result.returncode == 0, result.stderr[-3000:]
