@@ -1,11 +1,15 @@
 """The study configuration (DESIGN.md contract 4): one TOML file, validated before any work.
 
-Every key is optional; a missing one takes the default below (the embedded demo's worked
-example is ``configs/demo.toml``). Validation is complete before anything is read or written:
-an unknown section or key, a value of the wrong type, out of range or not among the allowed
-values, or a data file that does not exist stops the run with one line naming the key and the
-file. Variables named in ``[study]`` are checked against the data once it is loaded (still before
-any result is written).
+Without a ``[data]`` table the embedded demo runs with the demo's defaults (the seed's controls,
+its historical instruments, factors and groups, the seed-specification diagnostic;
+``configs/demo.toml``). With a ``[data]`` table nothing of the demo leaks in: ``controls`` is
+required and every optional input (instruments, factors, groups, the seed-specification
+diagnostic) is off unless configured. Validation (pydantic, one model per TOML table) is
+complete before anything is read or written and reports every problem at once, one a line, as
+``<file>: [table] key: what is wrong``: an unknown section or key, a value of the wrong type, out
+of range or not among the allowed values, a data file that does not exist. Variables named in
+``[study]`` and the identification of every system are checked against the data by the study
+plan (``models.study_plan``), still before any result is written.
 
     [data]                            # absent: the embedded synthetic demo
     employment = "employment.csv"     # city, year, industry, employment
@@ -25,11 +29,12 @@ any result is written).
     joint = true                      # headline: one system of ER with every agglomeration index
     exclude = { ER = ["Fdi"], PSS = ["Gov"] }   # controls left out of an equation (identification)
     seed_specification = true         # also fit the seed's identical-controls systems (diagnostic)
-    instruments = ["rail_1930s", "popden_1984"]
-    factors = ["LnHsh", ...]          # Table 10 regressors
+    instruments = ["rail_1930s", "popden_1984"]   # enables Table 6 (and the 3SLS instruments)
+    factors = ["LnHsh", ...]          # Table 10 regressors (enables Table 10)
     groups = ["tier", "coastal"]      # Table 10 groups
     mundlak = false                   # Table 10 Bayes: add the factors' city means (Mundlak)
-    tables = [4, 5, 6, 7, 8, 9, 10]   # which of the seed's Tables 4-10 to run
+    tables = [4, 5, 6, 7, 8, 9, 10]   # which of the seed's Tables 4-10 to run (default: all
+                                      # that the data support)
 
     [bayes]
     draws = 1000
@@ -37,6 +42,11 @@ any result is written).
     chains = 4
     seed = 1
     sampler = "nutpie"                # or "pymc"
+    target_accept = 0.9               # NUTS target acceptance, 0 < x < 1 (sampler default)
+    max_treedepth = 10                # NUTS tree depth, at least 1 (sampler default)
+
+    [priors]                          # prior scales: the names of models.bayes.system's
+    beta_sigma = 1.0                  # DEFAULT_PRIORS, each a positive number
 """
 
 from __future__ import annotations
@@ -46,7 +56,10 @@ import json
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstraints,
+                      ValidationError, ValidationInfo, create_model, field_validator)
 
 from common.errors import InputError
 
@@ -62,7 +75,11 @@ QUICK = {"draws": 200, "tune": 200, "chains": 2}
 
 @dataclass
 class StudyConfig:
-    """What to run: the data source, the systems' variables and the sampler settings."""
+    """What to run: the data source, the systems' variables and the sampler settings.
+
+    The field defaults are the embedded demo's; :func:`load_config` switches every optional
+    input off for a config with a ``[data]`` table.
+    """
 
     data: dict = field(default_factory=dict)
     controls: list[str] = field(default_factory=lambda: list(SEED_CONTROLS))
@@ -80,6 +97,9 @@ class StudyConfig:
     chains: int = 4
     seed: int = 1
     sampler: str = "nutpie"
+    target_accept: float | None = None
+    max_treedepth: int | None = None
+    priors: dict[str, float] = field(default_factory=dict)
     quick: bool = False
     source: str = "defaults"
 
@@ -93,111 +113,233 @@ class StudyConfig:
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
-# ----------------------------------------------------------------------------- value checks
+# ----------------------------------------------------------------------------- the TOML tables
 
-def _string_list(value, key: str, where: str, nonempty: bool = False) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise InputError(f"{where}: {key} must be a list of names, e.g. {key} = [\"Gov\", \"Fdi\"]"
-                         f" (got {value!r})")
-    if nonempty and not value:
-        raise InputError(f"{where}: {key} must name at least one variable")
-    dupes = sorted({v for v in value if value.count(v) > 1})
+def _distinct(names: list[str]) -> list[str]:
+    dupes = sorted({v for v in names if names.count(v) > 1})
     if dupes:
-        raise InputError(f"{where}: {key} repeats {', '.join(dupes)}")
-    return [v.strip() for v in value]
+        raise ValueError(f"repeats {', '.join(dupes)}")
+    return names
 
 
-def _integer(lo: int) -> Callable:
-    def check(value, key: str, where: str) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(f"{where}: {key} must be a whole number (got {value!r})")
-        if value < lo:
-            raise InputError(f"{where}: {key} must be at least {lo} (got {value})")
-        return value
-    return check
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Names = Annotated[list[Name], AfterValidator(_distinct)]
+NAMES = "a list of names, e.g. [\"Gov\", \"Fdi\"]"
 
 
-def _choice(*allowed: str) -> Callable:
-    def check(value, key: str, where: str) -> str:
-        if value not in allowed:
-            raise InputError(f"{where}: {key} must be one of {', '.join(allowed)} (got {value!r})")
-        return value
-    return check
+def _names(required: bool = False, default: Any = None) -> Any:
+    return Field(default, description=NAMES, min_length=1 if required else None)
 
 
-def _boolean(value, key: str, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise InputError(f"{where}: {key} must be true or false (got {value!r})")
-    return value
+class _Table(BaseModel):
+    # strict: TOML already types its values, so 1 is not true and "3" is not a number
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
-def _number(lo: float, hi: float | None = None) -> Callable:
-    def check(value, key: str, where: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InputError(f"{where}: {key} must be a number (got {value!r})")
-        if value < lo or (hi is not None and value > hi):
-            rng = f"at least {lo}" if hi is None else f"between {lo} and {hi}"
-            raise InputError(f"{where}: {key} must be {rng} (got {value})")
-        return float(value)
-    return check
+class DataTable(_Table):
+    employment: str | None = Field(None, description="a file name")
+    weights: str | None = Field(None, description="a file name")
+    covariates: str | None = Field(None, description="a file name")
+    cities: str | None = Field(None, description="a file name")
+    output: str | None = Field(None, description="a file name")
+    island_policy: Literal["refuse", "nearest", "keep"] = "refuse"
+    winsorize: Any = Field(0.01, description="a number")
+    fill_policy: Literal["refuse", "zero", "drop"] = "refuse"
+    er_threshold: float = Field(0.001, ge=0.0, description="a number")
+    er_benchmark: Literal["industry_mix", "national"] = "industry_mix"
 
-
-def _winsorize(value, key: str, where: str):
-    if isinstance(value, list):
-        if len(value) != 2:
-            raise InputError(f"{where}: {key} as a list needs two shares [lower, upper]")
-        lo = _number(0.0, 0.5)(value[0], key, where)
-        hi = _number(0.5, 1.0)(value[1], key, where)
-        return [lo, hi]
-    return _number(0.0, 0.5)(value, key, where)
-
-
-def _file(base: Path) -> Callable:
-    def check(value, key: str, where: str) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise InputError(f"{where}: {key} must be a file name (got {value!r})")
-        path = (base / value).resolve()
+    @field_validator(*DATA_FILES)
+    @classmethod
+    def _exists(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A data file, relative to the config's folder, must exist."""
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError("must be a file name (got '')")
+        path = (info.context["base"] / value).resolve()
         if not path.is_file():
-            raise InputError(f"{where}: {key} = {value!r}: file {path} not found")
+            raise ValueError(f"{info.field_name} = {value!r}: file {path} not found")
         return str(path)
-    return check
+
+    @field_validator("winsorize")
+    @classmethod
+    def _shares(cls, value: Any) -> float | list[float]:
+        """One share clipped at each tail in [0, 0.5], or [lower, upper] quantiles."""
+        def share(v: Any, lo: float, hi: float) -> float:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"must be a number (got {v!r})")
+            if not lo <= v <= hi:
+                raise ValueError(f"must be between {lo} and {hi} (got {v})")
+            return float(v)
+        if isinstance(value, list):
+            if len(value) != 2:
+                raise ValueError("as a list needs two shares [lower, upper]")
+            return [share(value[0], 0.0, 0.5), share(value[1], 0.5, 1.0)]
+        return share(value, 0.0, 0.5)
 
 
-def _exclude(value, key: str, where: str) -> dict[str, list[str]]:
-    if not isinstance(value, dict):
-        raise InputError(f"{where}: {key} must be a table of dependent = [controls], "
-                         f"e.g. {key} = {{ ER = [\"Fdi\"] }} (got {value!r})")
-    return {str(dep): _string_list(v, f"{key}.{dep}", where) for dep, v in value.items()}
+class StudyTable(_Table):
+    controls: Names | None = _names(required=True)
+    agglomeration: Names = _names(required=True, default=["PSS", "PSD"])
+    joint: bool = Field(True, description="true or false")
+    exclude: dict[str, Names] = Field(
+        {}, description="a table of dependent = [controls], e.g. exclude = { ER = [\"Fdi\"] }")
+    seed_specification: bool | None = Field(None, description="true or false")
+    instruments: Names | None = _names()
+    factors: Names | None = _names()
+    groups: Names | None = _names()
+    mundlak: bool = Field(False, description="true or false")
+    tables: list[int] | None = Field(None, description="a list of table numbers")
+    # the first config format, kept so older files still run
+    exclude_er: Names | None = _names()
+    exclude_agglomeration: Names | None = _names()
+
+    @field_validator("tables")
+    @classmethod
+    def _seed_tables(cls, value: list[int] | None) -> list[int] | None:
+        if value is None:
+            return None
+        bad = sorted(set(value) - set(EXTRA_TABLES))
+        if bad:
+            raise ValueError(f"may name tables 4 to 10 only (got {bad})")
+        return sorted(set(value))
 
 
-def _tables(value, key: str, where: str) -> list[int]:
-    if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int)
-                                          for v in value):
-        raise InputError(f"{where}: {key} must be a list of table numbers (got {value!r})")
-    bad = sorted(set(value) - set(EXTRA_TABLES))
-    if bad:
-        raise InputError(f"{where}: {key} may name tables 4 to 10 only (got {bad})")
-    return sorted(set(value))
+class BayesTable(_Table):
+    draws: int = Field(1000, ge=1, description="a whole number")
+    tune: int = Field(1000, ge=0, description="a whole number")
+    chains: int = Field(4, ge=1, description="a whole number")
+    seed: int = Field(1, ge=0, description="a whole number")
+    sampler: Literal["nutpie", "pymc"] = "nutpie"
+    target_accept: float | None = Field(None, gt=0.0, lt=1.0, description="a number")
+    max_treedepth: int | None = Field(None, ge=1, description="a whole number")
 
 
-def _schema(base: Path) -> dict[str, dict[str, Callable]]:
-    files = _file(base)
-    return {
-        "data": {**{k: files for k in DATA_FILES},
-                 "island_policy": _choice("refuse", "nearest", "keep"),
-                 "winsorize": _winsorize, "fill_policy": _choice("refuse", "zero", "drop"),
-                 "er_threshold": _number(0.0),
-                 "er_benchmark": _choice("industry_mix", "national")},
-        "study": {"controls": lambda v, k, w: _string_list(v, k, w, nonempty=True),
-                  "agglomeration": lambda v, k, w: _string_list(v, k, w, nonempty=True),
-                  "joint": _boolean, "exclude": _exclude, "seed_specification": _boolean,
-                  "instruments": _string_list, "factors": _string_list,
-                  "groups": _string_list, "mundlak": _boolean, "tables": _tables,
-                  # the first config format, kept so older files still run
-                  "exclude_er": _string_list, "exclude_agglomeration": _string_list},
-        "bayes": {"draws": _integer(1), "tune": _integer(0), "chains": _integer(1),
-                  "seed": _integer(0), "sampler": _choice("nutpie", "pymc")},
-    }
+def _priors_table() -> type[_Table]:
+    """One optional positive number per prior scale of the Bayesian system (DEFAULT_PRIORS)."""
+    from models.bayes.system import DEFAULT_PRIORS  # heavy import: only when [priors] is given
+
+    fields = {name: (float | None, Field(None, gt=0.0, description="a number"))
+              for name in DEFAULT_PRIORS}
+    return create_model("PriorsTable", __base__=_Table, **fields)
+
+
+TABLES = {"data": DataTable, "study": StudyTable, "bayes": BayesTable, "priors": _priors_table}
+
+
+# ----------------------------------------------------------------------------- error lines
+
+def _what(err: dict, table: str, model: type[_Table]) -> str:
+    """pydantic's error as the config's words: what the value must be, with what it got."""
+    kind, ctx, got = err["type"], err.get("ctx", {}), err.get("input")
+    bound = {"greater_than_equal": "at least {ge}", "greater_than": "more than {gt}",
+             "less_than": "less than {lt}", "less_than_equal": "at most {le}"}
+    if kind in bound:
+        return f"must be {bound[kind].format(**ctx)} (got {got!r})"
+    if kind == "extra_forbidden":
+        return (f"unknown key(s) {err['loc'][0]} in [{table}]; known: "
+                f"{', '.join(model.model_fields)}")
+    if kind == "literal_error":
+        allowed = ctx["expected"].replace("'", "").replace(" or ", ", ")
+        return f"must be one of {allowed} (got {got!r})"
+    if kind == "too_short":
+        return "must name at least one variable"
+    if kind == "value_error":
+        return str(ctx["error"])
+    described = model.model_fields[str(err["loc"][0])].description or "of another type"
+    return f"must be {described} (got {got!r})"
+
+
+def _key(err: dict) -> str:
+    # list positions are dropped: the key is what the user edits (exclude.ER, not exclude.ER.0)
+    return ".".join(str(p) for p in err["loc"] if not isinstance(p, int))
+
+
+def _validate(raw: dict, where: str, base: Path) -> tuple[dict[str, _Table], list[str]]:
+    """Every table through its model; every problem as ``<file>: [table] key: what``."""
+    models, problems = {}, []
+    for name, table in raw.items():
+        if name not in TABLES:
+            problems.append(f"{where}: [{name}]: unknown section [{name}]; expected "
+                            f"{', '.join(TABLES)}")
+            continue
+        if not isinstance(table, dict):
+            problems.append(f"{where}: [{name}]: must be a [{name}] table")
+            continue
+        model = TABLES[name] if isinstance(TABLES[name], type) else TABLES[name]()
+        try:
+            models[name] = model.model_validate(table, context={"base": base})
+        except ValidationError as err:
+            problems += [f"{where}: [{name}] {_key(e)}: {_what(e, name, model)}"
+                         for e in err.errors(include_url=False)]
+    return models, problems
+
+
+def _cross_checks(data: dict, study: StudyTable, where: str) -> list[str]:
+    """Problems between keys, once every key is valid on its own."""
+    problems = []
+    if data and "employment" not in data:
+        problems.append(f"{where}: [data] employment: missing; [data] gives "
+                        f"{', '.join(sorted(data))} but no employment table (leave [data] out "
+                        f"to run the embedded demo)")
+    if "employment" in data and "weights" not in data:
+        problems.append(f"{where}: [data] weights: missing; [data] gives employment but no "
+                        f"weights (a .gal neighbour list or a polygon file)")
+    if data and study.controls is None:
+        problems.append(f"{where}: [study] controls: missing; a study of your own data names "
+                        f"its controls, e.g. controls = [\"Gov\", \"Fdi\"]")
+    if "ER" in study.agglomeration:
+        problems.append(f"{where}: [study] agglomeration: names ER, the resilience outcome")
+    exclude = _exclusions(study)
+    unknown = sorted(set(exclude) - {"ER", *study.agglomeration})
+    if unknown:
+        problems.append(f"{where}: [study] exclude: exclude names {', '.join(unknown)}, which "
+                        f"is not ER nor an agglomeration index "
+                        f"({', '.join(study.agglomeration)})")
+    controls = study.controls if study.controls is not None else SEED_CONTROLS
+    for dep, dropped in exclude.items():
+        stray = sorted(set(dropped) - set(controls))
+        if stray:
+            problems.append(f"{where}: [study] exclude.{dep}: exclude.{dep} names "
+                            f"{', '.join(stray)}, which is not among the controls")
+    return problems
+
+
+def _exclusions(study: StudyTable) -> dict[str, list[str]]:
+    """``exclude``, with the first format's exclude_er / exclude_agglomeration folded in."""
+    exclude = {dep: list(v) for dep, v in study.exclude.items()}
+    if study.exclude_er is not None:
+        exclude.setdefault("ER", list(study.exclude_er))
+    if study.exclude_agglomeration is not None:
+        for agg in study.agglomeration:
+            exclude.setdefault(agg, list(study.exclude_agglomeration))
+    return exclude
+
+
+def _settings(study: StudyTable, demo: bool) -> dict[str, Any]:
+    """The [study] settings; an unset optional input is the demo's for the demo, else off."""
+    def chosen(value, demo_value):
+        return list(value) if value is not None else list(demo_value) if demo else []
+    seed_spec = study.seed_specification
+    return dict(controls=chosen(study.controls, SEED_CONTROLS),
+                agglomeration=list(study.agglomeration), joint=study.joint,
+                exclude=_exclusions(study),
+                seed_specification=demo if seed_spec is None else seed_spec,
+                instruments=chosen(study.instruments, HISTORICAL_INSTRUMENTS),
+                factors=chosen(study.factors, FACTORS), groups=chosen(study.groups, GROUPS),
+                mundlak=study.mundlak, tables=list(study.tables or EXTRA_TABLES))
+
+
+def _read(path: Path) -> dict[str, Any]:
+    where = str(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{where}: config file not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{where}: is a folder, not a config file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"{where}: not valid TOML ({err})") from None
 
 
 def load_config(path: Path | str | None = None, quick: bool = False) -> StudyConfig:
@@ -205,59 +347,23 @@ def load_config(path: Path | str | None = None, quick: bool = False) -> StudyCon
 
     ``quick`` caps the sampler at 2 chains × 200 draws (200 tuning steps) and makes the
     robustness Tables 4–10 frequentist only (the posterior columns say so), for a fast look.
-    Raises :class:`InputError` naming the key and the file.
+    Raises one :class:`InputError` listing every problem, one a line, each naming the file,
+    the table and the key.
     """
     path = Path(path) if path is not None else DEFAULT_CONFIG
     where = str(path)
-    try:
-        raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{where}: config file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{where}: is a folder, not a config file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{where}: not valid TOML ({err})") from None
-    schema = _schema(path.resolve().parent)
-    values: dict[str, Any] = {}
-    for section, table in raw.items():
-        if section not in schema:
-            raise InputError(f"{where}: unknown section [{section}]; expected "
-                             f"{', '.join(schema)}")
-        if not isinstance(table, dict):
-            raise InputError(f"{where}: {section} must be a [{section}] table")
-        unknown = sorted(set(table) - set(schema[section]))
-        if unknown:
-            raise InputError(f"{where}: unknown key(s) {', '.join(unknown)} in [{section}]; "
-                             f"known: {', '.join(schema[section])}")
-        for key, value in table.items():
-            values[(section, key)] = schema[section][key](value, key, f"{where} [{section}]")
-    data = {k: v for (s, k), v in values.items() if s == "data"}
-    if data and "employment" not in data:
-        raise InputError(f"{where} [data]: gives {', '.join(sorted(data))} but no employment "
-                         f"table (leave [data] out to run the embedded demo)")
-    if "employment" in data and "weights" not in data:
-        raise InputError(f"{where} [data]: gives employment but no weights")
-    settings = {k: v for (s, k), v in values.items() if s != "data"}
-    exclude = dict(settings.pop("exclude", {}))
-    legacy_er = settings.pop("exclude_er", None)
-    legacy_agg = settings.pop("exclude_agglomeration", None)
-    if legacy_er is not None:
-        exclude.setdefault("ER", legacy_er)
-    cfg = StudyConfig(data=data, exclude=exclude, source=where, quick=quick, **settings)
-    if legacy_agg is not None:
-        for agg in cfg.agglomeration:
-            cfg.exclude.setdefault(agg, list(legacy_agg))
-    if "ER" in cfg.agglomeration:
-        raise InputError(f"{where} [study]: agglomeration names ER, the resilience outcome")
-    unknown_deps = sorted(set(cfg.exclude) - {"ER", *cfg.agglomeration})
-    if unknown_deps:
-        raise InputError(f"{where} [study]: exclude names {', '.join(unknown_deps)}, which is "
-                         f"not ER nor an agglomeration index ({', '.join(cfg.agglomeration)})")
-    for dep, dropped in cfg.exclude.items():
-        stray = sorted(set(dropped) - set(cfg.controls))
-        if stray:
-            raise InputError(f"{where} [study]: exclude.{dep} names {', '.join(stray)}, which "
-                             f"is not among the controls")
+    models, problems = _validate(_read(path), where, path.resolve().parent)
+    if problems:
+        raise InputError("\n".join(problems))
+    data = models["data"].model_dump(exclude_unset=True) if "data" in models else {}
+    study = models.get("study", StudyTable())
+    problems = _cross_checks(data, study, where)
+    if problems:
+        raise InputError("\n".join(problems))
+    bayes = models.get("bayes", BayesTable())
+    priors = models["priors"].model_dump(exclude_none=True) if "priors" in models else {}
+    cfg = StudyConfig(data=data, **_settings(study, demo=not data), **bayes.model_dump(),
+                      priors=priors, source=where, quick=quick)
     if quick:
         cfg.draws, cfg.tune = min(cfg.draws, QUICK["draws"]), min(cfg.tune, QUICK["tune"])
         cfg.chains = min(cfg.chains, QUICK["chains"])

@@ -23,6 +23,7 @@ import pandas as pd
 from common.errors import InputError
 from models.report import Report, versions
 from models.study_config import StudyConfig
+from models.study_plan import StudyPlan, build_plan, headline_formulas
 
 
 def say(message: str) -> None:
@@ -45,6 +46,7 @@ class Study:
     truth: pd.DataFrame | None = None
     controls: list[str] = field(default_factory=list)
     fits: dict = field(default_factory=dict)
+    plan: StudyPlan | None = None
     gs3sls_impacts: dict = field(default_factory=dict)  # system name -> impacts frame or None
 
     @property
@@ -52,9 +54,13 @@ class Study:
         return self.ds is not None and self.ds.attrs.get("synthetic") == "true"
 
     def bayes_settings(self) -> dict:
+        """The sampler settings every posterior of the study uses; ``target_accept``,
+        ``max_treedepth`` and ``priors`` (the ``[bayes]`` and ``[priors]`` keys) too."""
         c = self.cfg
-        return dict(draws=c.draws, tune=c.tune, chains=c.chains, seed=c.seed, sampler=c.sampler,
-                    progress=self.progress)
+        # None / {} mean the sampler's and the model's defaults
+        return dict(draws=c.draws, tune=c.tune, chains=c.chains, seed=c.seed,
+                    sampler=c.sampler, progress=self.progress, target_accept=c.target_accept,
+                    max_treedepth=c.max_treedepth, priors=dict(c.priors))
 
     def sampler_settings(self) -> dict:
         """:meth:`bayes_settings` plus the convergence checks of a study (advice names config
@@ -114,9 +120,9 @@ class Stage:
 
 # ----------------------------------------------------------------------------- stages
 
-def stage_data(study: Study) -> None:
-    """The Dataset, its cross-section, weights, spectrum and truth; variables checked."""
-    from data_prep.dataset import cross_section, save_dataset
+def load_data(study: Study) -> None:
+    """The Dataset, its cross-section, weights, spectrum and truth (nothing written)."""
+    from data_prep.dataset import cross_section
     from data_prep.spectrum import spectrum_from_dataset
     from data_prep.weights import weights_from_dataset
     from models import study as seed_study
@@ -126,12 +132,42 @@ def stage_data(study: Study) -> None:
     if "weights_row" not in ds and "link" not in ds.dims:
         raise InputError("the study data have no spatial weights")
     ds = _with_regimes(ds, cfg.agglomeration)
-    _check_variables(cfg, ds)
     study.ds, study.controls = ds, list(cfg.controls)
     study.frame = cross_section(ds)
     study.weights = weights_from_dataset(ds)
     study.eigenvalues = spectrum_from_dataset(ds)
     study.truth = seed_study.truth_frame(ds)
+
+
+def prepare_study(cfg: StudyConfig, progress: bool = True) -> Study:
+    """Load the data and plan the whole study, before any estimation and without writing.
+
+    Raises one InputError listing every problem of the plan (``models.study_plan``).
+    """
+    study = Study(cfg, Path(), progress=progress)
+    with Stage(study, "data: indices, regimes, weights, spectrum"):
+        load_data(study)
+    with Stage(study, "study plan: tables, systems, identification"):
+        study.plan = build_plan(cfg, study.ds, study.frame, study.weights)
+        study.plan.check()
+    return study
+
+
+def _skipped(study: Study, number: int) -> bool:
+    """True when the plan skips Table ``number``: said on the console and in the report."""
+    if study.plan.runs(number):
+        return False
+    line = study.plan.tables[number].skip_line()
+    say(line)
+    study.report.lines([line + "."])
+    return True
+
+
+def stage_data(study: Study) -> None:
+    """``data.nc`` and the report's description of the data and the config."""
+    from data_prep.dataset import save_dataset
+
+    cfg, ds = study.cfg, study.ds
     study.written.append(save_dataset(ds, study.folder / "data.nc"))
     r = study.report
     if cfg.quick:
@@ -153,26 +189,6 @@ def stage_data(study: Study) -> None:
         "",
         f"Choices: `{ds.attrs.get('choices', '{}')}`",
     ]
-
-
-def _check_variables(cfg: StudyConfig, ds) -> None:
-    """Every variable the config names exists (and a Table 10 group varies), before any work."""
-    where = f"{cfg.source} [study]"
-    named = {"controls": ["ER", *cfg.agglomeration, *cfg.controls],
-             "instruments": cfg.instruments}
-    if 10 in cfg.tables:
-        named["factors"] = cfg.factors
-        named["groups"] = cfg.groups
-    for key, names in named.items():
-        missing = [v for v in names if v not in ds]
-        if missing:
-            raise InputError(f"{where}: {key} not found in the data: {', '.join(missing)}")
-    if 10 in cfg.tables:
-        for group in cfg.groups:
-            values = np.unique(np.asarray(ds[group].values).astype(str))
-            if values.size < 2:
-                raise InputError(f"{where}: group {group} has a single value ({values[0]}) in "
-                                 f"the data; drop it from groups or tables")
 
 
 def _with_regimes(ds, indices):
@@ -255,14 +271,7 @@ def _maps(study: Study) -> None:
 
 def headline_specs(study: Study) -> dict[str, list[str]]:
     """The identified headline system(s): one joint system, or one per index."""
-    from models.study import joint_formulas
-
-    cfg = study.cfg
-    if cfg.joint:
-        return {"headline": joint_formulas(cfg.agglomeration, study.controls,
-                                           exclude=cfg.exclude)}
-    return {f"headline_{a.lower()}": joint_formulas([a], study.controls, exclude=cfg.exclude)
-            for a in cfg.agglomeration}
+    return headline_formulas(study.cfg)
 
 
 def _fitter(study: Study) -> Callable:
@@ -281,19 +290,14 @@ def _fitter(study: Study) -> Callable:
 
 def stage_systems(study: Study) -> None:
     """Tables 2–3: headline and seed specifications, frequentist beside posterior, truth."""
-    from models.study import system_formulas
-
     cfg = study.cfg
     fit = _fitter(study)
     for name, formulas in headline_specs(study).items():
         with Stage(study, f"headline system {name} ({len(formulas)} equations)"):
             study.fits[name] = fit(formulas)
             study.posterior(study.fits[name].idata, f"system_{name}")
-    if cfg.seed_specification:
-        for a in cfg.agglomeration:
-            with Stage(study, f"seed specification ER <-> {a} (same controls in both equations)"):
-                study.fits[f"seed_{a.lower()}"] = fit(system_formulas(a, study.controls))
-                study.posterior(study.fits[f"seed_{a.lower()}"].idata, f"system_seed_{a.lower()}")
+    for a, system in study.plan.seed.items():
+        _seed_fit(study, fit, a, system)
     study.report.section(
         "Tables 2–3: the spatial simultaneous systems",
         "Headline: " + "; ".join(f"`{f}`" for fs in headline_specs(study).values() for f in fs)
@@ -311,6 +315,23 @@ def stage_systems(study: Study) -> None:
         _system_tables(study, k, a)
     with Stage(study, "LOO model comparison"):
         _loo_comparisons(study, fit)
+
+
+def _seed_fit(study: Study, fit: Callable, index: str, system) -> None:
+    """The seed's specification of ER ↔ ``index`` as the plan allows (a diagnostic): the parts
+    that cannot be identified, and a fit that fails on a singular system, are notes."""
+    notes = [f"Seed specification (diagnostic): {n}." for n in system.notes]
+    if not any(n.endswith("not fitted") for n in system.notes):
+        with Stage(study, f"seed specification ER <-> {index} (same controls in both "
+                          f"equations)"):
+            try:
+                seed = fit(system.formulas, plain_formulas=system.plain)
+            except InputError as err:
+                notes.append(f"Seed specification ER ↔ {index} (diagnostic) not fitted: {err}.")
+            else:
+                study.fits[f"seed_{index.lower()}"] = seed
+                study.posterior(seed.idata, f"system_seed_{index.lower()}")
+    study.report.lines(notes)
 
 
 def _headline_name(study: Study, index: str) -> str:
@@ -589,7 +610,7 @@ def stage_robustness(study: Study) -> None:
     }
     notes = {4: NATIONAL_BENCHMARK_NOTE, 5: FIXED_EFFECTS_NOTE}
     for k, (name, title, sentence, run) in runs.items():
-        if k not in cfg.tables:
+        if _skipped(study, k):
             continue
         with Stage(study, title):
             table, fits = run()
@@ -608,9 +629,10 @@ def stage_regimes(study: Study) -> None:
     study.report.section("Tables 7–8: high and low agglomeration regimes",
                          "A_H = A·1[A > yearly mean], A_L = A·1[A ≤ yearly mean] after 1 %/99 % "
                          "winsorising; ER on both, each regime on ER.")
-    for k, index in zip((7, 8), cfg.agglomeration):
-        if k not in cfg.tables:
+    for k in (7, 8):
+        if _skipped(study, k):
             continue
+        index = cfg.agglomeration[k - 7]
         high, low = regime_names(index)
         exclude = {"ER": cfg.excluded("ER"), high: cfg.excluded(index),
                    low: cfg.excluded(index)}
@@ -639,7 +661,7 @@ def stage_regimes(study: Study) -> None:
 
 def stage_quadratic(study: Study) -> None:
     """Table 9: ER on A and A² (inverted U?) for each index, OLS beside the posterior."""
-    if 9 not in study.cfg.tables:
+    if _skipped(study, 9):
         return
     from models.bayes.sampling import convergence_word
     from models.quadratic import build_quadratic
@@ -687,7 +709,7 @@ def stage_quadratic(study: Study) -> None:
 
 def stage_factor(study: Study) -> None:
     """Table 10: the censored (Tobit) factor model of the coupling-coordination degree."""
-    if 10 not in study.cfg.tables:
+    if _skipped(study, 10):
         return
     from data_prep.dataset import panel_table
     from models.results import write_csv_atomic
@@ -696,16 +718,11 @@ def stage_factor(study: Study) -> None:
     cfg = study.cfg
     outcome = f"Interact_{cfg.agglomeration[0]}"
     panel = panel_table(study.ds)
-    missing = [c for c in [outcome, *cfg.factors, *cfg.groups] if c not in panel.columns]
     study.report.section("Table 10: what drives the agglomeration–resilience interaction",
                          f"Outcome: {outcome}, the coupling-coordination degree of "
                          f"{cfg.agglomeration[0]} and ER (in [0, 1], hence censored), on the "
                          f"factors with city and year effects; groups: "
                          f"{', '.join(cfg.groups) or 'none'}.")
-    if missing:
-        study.report.lines([f"Table 10 not run: the data have no column {', '.join(missing)}."])
-        study.report.verdict(f"Table 10: not run (missing {', '.join(missing)}).")
-        return
     # [priors] holds the system model's prior names; the censored model has its own
     options = {k: v for k, v in study.sampler_settings().items() if k != "priors"}
     result = factor_tables(panel, outcome, cfg.factors, cfg.groups, bayes=not cfg.quick,
@@ -736,7 +753,7 @@ def stage_factor(study: Study) -> None:
 # ----------------------------------------------------------------------------- the whole run
 
 STAGES: list[tuple[str, Callable[[Study], None]]] = [
-    ("data: indices, regimes, weights, spectrum", stage_data),
+    ("data: the study Dataset (data.nc)", stage_data),
     ("Table 1 and Moran's I (Figures 1-3)", stage_descriptive),
     ("Tables 2-3: the spatial simultaneous systems", stage_systems),
     ("Tables 4-6: robustness", stage_robustness),
@@ -746,8 +763,12 @@ STAGES: list[tuple[str, Callable[[Study], None]]] = [
 ]
 
 
-def run_study(cfg: StudyConfig, out: Path, progress: bool = True) -> list[Path]:
+def run_study(cfg: StudyConfig, out: Path, progress: bool = True,
+              study: Study | None = None) -> list[Path]:
     """Run every stage into a staging folder, then swap it in for ``out``; returns the files.
+
+    ``study``: the data and plan from :func:`prepare_study` (prepared here when None), so a
+    study whose plan has a problem stops before any folder is made.
 
     ``out`` is replaced only when the whole study succeeded (a ``README.md`` kept in it is
     carried over); ``manifest.json`` lists the run's files with their hashes, the config and
@@ -758,7 +779,7 @@ def run_study(cfg: StudyConfig, out: Path, progress: bool = True) -> list[Path]:
 
     out = Path(out)
     check_output_paths(folders=[("--out", out)])
-    study = Study(cfg, out, progress=progress)
+    study = study if study is not None else prepare_study(cfg, progress)
     with staged_folder(out, keep=("README.md",)) as staging:
         study.folder = staging
         for label, stage in STAGES:

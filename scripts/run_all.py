@@ -1,13 +1,17 @@
 """Run the whole study and write results/ (DESIGN.md contract 4).
 
-    python scripts/run_all.py [--config FILE.toml] [--quick] [--out results]
+    python scripts/run_all.py [--config FILE.toml] [--quick] [--out results] [--dry-run]
 
 Without a config the embedded synthetic demo runs with ``configs/demo.toml``. Stages, in the
 seed's order: data (indices, weights, spectrum → ``data.nc``); Table 1 and Moran's I (Figures
 1–3) with maps; Tables 2–3 (the headline specification and the seed's, by GS3SLS, 3SLS and the
 posterior, with the truth where the data are simulated) and the LOO comparisons; Tables 4–10
 (robustness, regimes, quadratic, censored factor model); ``report.md`` and ``manifest.json``.
-The config keys are documented in ``models/study_config.py``; the modelling lives in models/.
+Before any estimation the data are loaded and the whole study is planned (every table, its
+systems and their identification, ``models/study_plan.py``): every problem is listed at once,
+each naming the config key to change, and nothing is written (exit 2). ``--dry-run`` prints
+the plan and stops. The config keys are documented in ``models/study_config.py``; the modelling
+lives in models/.
 """
 
 from __future__ import annotations
@@ -32,17 +36,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "results",
                         help="output folder (default: results/); replaced only when the whole "
                              "study succeeded")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="load the data, print the study plan (tables, fits, which are "
+                             "skipped and why) and stop without writing anything")
     args = parser.parse_args(argv)
     try:
         from common.errors import InputError
         from models.study_config import load_config
-        from models.study_run import run_study, say
+        from models.study_run import prepare_study, run_study, say
 
         try:
             cfg = load_config(args.config, args.quick)
-            written = run_study(cfg, args.out, progress=not args.quick)
+            study = prepare_study(cfg, progress=not args.quick)
+            if args.dry_run:
+                print(study.plan.text())
+                return 0
+            written = run_study(cfg, args.out, progress=not args.quick, study=study)
         except InputError as err:
-            print(f"error: {err}", file=sys.stderr)
+            for problem in str(err).splitlines():  # the plan lists every problem, one a line
+                print(f"error: {problem}", file=sys.stderr)
             return 2
         say(f"wrote {len(written)} files to {args.out}:")
         for path in written:

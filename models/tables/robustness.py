@@ -69,7 +69,8 @@ NATIONAL_BENCHMARK_NOTE = ("ER=ER_national: Martin's sensitivity index with the 
                            "which PSS and PSD act, the national rate keeps it in ER.")
 
 
-def _formulas(agglomeration: str, controls: Sequence[str], exclude, extra: str = "") -> list[str]:
+def pair_formulas(agglomeration: str, controls: Sequence[str], exclude,
+                  extra: str = "") -> list[str]:
     """The ER ↔ A pair; ``exclude`` is (ER's, A's) exclusions or {dependent: exclusions}."""
     from models.study import system_formulas
 
@@ -81,11 +82,27 @@ def _formulas(agglomeration: str, controls: Sequence[str], exclude, extra: str =
 
 def _pair(frame: pd.DataFrame, weights, eigenvalues, agglomeration: str,
           controls: Sequence[str], exclude, **options) -> SystemFit:
-    return fit_system(_formulas(agglomeration, controls, exclude), frame, weights, eigenvalues,
-                      **options)
+    return fit_system(pair_formulas(agglomeration, controls, exclude), frame, weights,
+                      eigenvalues, **options)
 
 
 # ----------------------------------------------------------------------------- Table 4
+
+def alternative_systems(alternatives: Mapping[str, str] | None = None
+                        ) -> list[tuple[str, str, str, str]]:
+    """The seed Table 4 systems as (column label, ER column, index, index column).
+
+    ``alternatives`` maps "ER", "ER_national", "PSS", "PSD" to the alternative columns
+    (defaults ``ALTERNATIVES``).
+    """
+    alt = {**ALTERNATIVES, **(alternatives or {})}
+    systems = [("(1)-(2)", alt["ER"], "PSD", "PSD"), ("(3)-(4)", alt["ER"], "PSS", "PSS"),
+               ("(5)-(6)", "ER", "PSS", alt["PSS"]), ("(7)-(8)", "ER", "PSD", alt["PSD"]),
+               ("(9)-(10)", alt["ER_national"], "PSD", "PSD"),
+               ("(11)-(12)", alt["ER_national"], "PSS", "PSS")]
+    return [(f"{number} ER={er}, {agg}={column}", er, agg, column)
+            for number, er, agg, column in systems]
+
 
 def alternative_measures_table(frame: pd.DataFrame, weights, eigenvalues,
                                controls: Sequence[str], *,
@@ -102,14 +119,8 @@ def alternative_measures_table(frame: pd.DataFrame, weights, eigenvalues,
     column's "Missing input" row names them. ``fit_options`` go to ``fit_system``.
     Returns the table and the fits by column label.
     """
-    alt = {**ALTERNATIVES, **(alternatives or {})}
-    systems = [("(1)-(2)", alt["ER"], "PSD", "PSD"), ("(3)-(4)", alt["ER"], "PSS", "PSS"),
-               ("(5)-(6)", "ER", "PSS", alt["PSS"]), ("(7)-(8)", "ER", "PSD", alt["PSD"]),
-               ("(9)-(10)", alt["ER_national"], "PSD", "PSD"),
-               ("(11)-(12)", alt["ER_national"], "PSS", "PSS")]
     fits, missing, order = {}, {}, []
-    for number, er_column, agg, agg_column in systems:
-        label = f"{number} ER={er_column}, {agg}={agg_column}"
+    for label, er_column, agg, agg_column in alternative_systems(alternatives):
         order.append(label)
         absent = missing_columns(frame, [er_column, agg_column, *controls])
         if absent:
@@ -215,7 +226,7 @@ def fixed_effects_fits(panel: pd.DataFrame, weights, eigenvalues, controls: Sequ
     eigen_weights = None if eigenvalues is None else np.full(np.shape(eigenvalues), float(T))
     fits = {}
     for agg in agglomeration:
-        er, eq = _formulas(agg, controls, exclude)
+        er, eq = pair_formulas(agg, controls, exclude)
         formulas = [f"{er} + C(year_region)", f"{eq} + C(year_region)"]
         fit = fit_system(formulas, stacked, W, eigenvalues, eigen_weights=eigen_weights,
                          cluster_column=CLUSTER_COLUMN if clustered else None,
@@ -284,8 +295,8 @@ def instruments_table(frame: pd.DataFrame, weights, eigenvalues, controls: Seque
             if absent:
                 missing[label] = absent
                 continue
-            spatial = _formulas(agg, controls, exclude)
-            bayes_formulas = _formulas(agg, controls, exclude, " + " + " + ".join(columns))
+            spatial = pair_formulas(agg, controls, exclude)
+            bayes_formulas = pair_formulas(agg, controls, exclude, " + " + " + ".join(columns))
             fits[label] = fit_system(spatial, frame, weights, eigenvalues,
                                      spatial_instruments=list(columns),
                                      bayes_formulas=bayes_formulas, **fit_options)
@@ -295,6 +306,6 @@ def instruments_table(frame: pd.DataFrame, weights, eigenvalues, controls: Seque
     return table, fits
 
 
-__all__ = ["ALTERNATIVES", "CLUSTER_COLUMN", "FIXED_EFFECTS_NOTE", "NATIONAL_BENCHMARK_NOTE",
+__all__ = ["ALTERNATIVES", "CLUSTER_COLUMN", "alternative_systems", "pair_formulas", "FIXED_EFFECTS_NOTE", "NATIONAL_BENCHMARK_NOTE",
            "alternative_measures_table", "subsample_fits", "stacked_panel",
            "fixed_effects_fits", "sample_and_effects_table", "instruments_table"]
