@@ -394,3 +394,19 @@ def _scaled_frame(system, factor: float):
         if name != "Intercept" and not name.startswith("W("):
             frame[name] = np.asarray(Xu)[:, k]
     return frame
+
+
+def test_normal_errors_keep_the_gaussian_graph():
+    """errors="normal" (the default) keeps the sufficient-statistic model: no nu, no n × q
+    design data, the same variables and log-density as the model built without the argument."""
+    system = _system(2, "all")
+    lam = np.linalg.eigvals(system.W.toarray())
+    default, normal = build_system_model(system, lam), build_system_model(system, lam,
+                                                                          errors="normal")
+    assert list(default.named_vars) == list(normal.named_vars)
+    assert "crossprod" in default.named_vars
+    assert not {"nu", "design"} & set(default.named_vars)
+    point = {k: v + 0.1 for k, v in default.initial_point().items()}
+    assert default.compile_logp()(point) == normal.compile_logp()(point)
+    t_model = build_system_model(system, lam, errors="student-t")
+    assert "crossprod" not in t_model.named_vars and t_model.structure_key != default.structure_key
