@@ -8,7 +8,7 @@ Example:
         --out post.nc
 
 Writes an ArviZ InferenceData NetCDF (posterior ``coef`` with dims chain, draw, equation, term;
-``Sigma``; ``rho`` with spatial errors; the impacts ``impact``; the PSIS-LOO result of the
+``Sigma``; ``rho`` with spatial errors; ``nu`` with --errors student-t; the impacts ``impact``; the PSIS-LOO result of the
 leave-one-city-out conditional densities as a group ``loo`` (elpd_i, p_loo_i, pareto_k per city;
 elpd_loo, se, p_loo in its attrs); the pointwise (chain, draw, city) ``log_likelihood`` group
 only when chains x draws x cities <= 4e6 or with --keep-pointwise, so files stay small at large
@@ -46,7 +46,9 @@ from models.cli import (EXIT_INTERRUPTED, FORMULA_HELP, add_sampler_arguments,
                         run_reporting_errors, weights_argument)
 
 # the prior settings of models.bayes.system.DEFAULT_PRIORS (not imported: --help stays fast)
-PRIOR_NAMES = ("structural_sigma", "beta_sigma", "intercept_sigma", "sd_sigma", "lkj_eta")
+# the system model's DEFAULT_PRIORS, then STUDENT_T_PRIORS (only with --errors student-t)
+PRIOR_NAMES = ("structural_sigma", "beta_sigma", "intercept_sigma", "sd_sigma", "lkj_eta",
+               "nu_shape", "nu_rate")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -80,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "cross-section only")
     p.add_argument("--predictive-draws", type=int, default=500, metavar="N",
                    help="most posterior draws used for --predictive (default 500)")
+    p.add_argument("--errors", choices=("normal", "student-t"), default="normal",
+                   help="error law of each city's error vector: normal (default) or "
+                        "multivariate Student-t with degrees of freedom nu ~ Gamma(2, 0.1) "
+                        "(summary row errors,nu; LOO by the scale-mixture route); in panel "
+                        "mode one scale per city for all its years")
     p.add_argument("--out", required=True, metavar="post.nc", help="InferenceData file to write")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--keep-partial", action="store_true",
@@ -168,7 +175,9 @@ def run(args: argparse.Namespace) -> int:
                                   id_column=args.id_column)
             eigs, eig_weights = (_spectrum(args, system) if system.W is not None
                                  else (np.zeros(system.n), None))
-        model = build_system_model(system, eigs, priors, eigen_weights=eig_weights)
+        model = build_system_model(system, eigs, priors, eigen_weights=eig_weights,
+                                   errors=args.errors,
+                                   t_blocks=panel.T - 1 if panel is not None else 1)
     for message in dict.fromkeys(str(w.message) for w in caught
                                  if issubclass(w.category, UserWarning)
                                  and "BLAS" not in str(w.message)):
@@ -213,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
     idata.posterior.attrs.update({"convergence_report": json.dumps(report),
                                   "equations": json.dumps(list(args.equation)),
                                   "spatial_errors": str(args.spatial_errors),
+                                  "errors": args.errors,
                                   "seed": int(args.seed), "sampler": args.sampler})
     if panel is not None:
         idata.posterior.attrs["panel"] = json.dumps(

@@ -37,8 +37,9 @@ def _system(G: int, errors: str, seed: int = 3, side: int = 6):
     return build_system(spec, data, weights=sim.W, check=False)
 
 
-def _dense_logp(system, coef: np.ndarray, Sigma: np.ndarray, rho: np.ndarray | None,
-                terms) -> float:
+def _dense_residuals(system, coef: np.ndarray, rho: np.ndarray | None,
+                     terms) -> tuple[np.ndarray, float]:
+    """ε (n × G) of a dense 𝒜 and the log|det| of 𝒜 and of every I − ρ_g W."""
     W = system.W.toarray()
     n, G = system.Y.shape
     deps = list(system.spec.dependents)
@@ -62,14 +63,20 @@ def _dense_logp(system, coef: np.ndarray, Sigma: np.ndarray, rho: np.ndarray | N
             e = R @ e
             logdet += np.linalg.slogdet(R)[1]
         eps.append(e)
-    E = np.column_stack(eps)
+    return np.column_stack(eps), logdet
+
+
+def _dense_logp(system, coef: np.ndarray, Sigma: np.ndarray, rho: np.ndarray | None,
+                terms) -> float:
+    E, logdet = _dense_residuals(system, coef, rho, terms)
+    n, G = E.shape
     Si = np.linalg.inv(Sigma)
     return float(logdet - 0.5 * n * np.linalg.slogdet(Sigma)[1]
                  - 0.5 * np.einsum("rg,gh,rh->", E, Si, E) - 0.5 * n * G * np.log(2 * np.pi))
 
 
 def _evaluator(model):
-    names = ["loglik", "coef", "Sigma"] + (["rho"] if "rho" in model.named_vars else [])
+    names = ["loglik", "coef", "Sigma"] + [nm for nm in ("rho", "nu") if nm in model.named_vars]
     outs = model.replace_rvs_by_values([model[nm] for nm in names])
     return model.compile_fn(outs, inputs=model.value_vars, point_fn=True), names
 
@@ -96,6 +103,72 @@ def test_loglik_matches_dense(G, errors):
         assert out["loglik"] == pytest.approx(ref, abs=1e-8, rel=1e-11)
         checked += 1
     assert checked == 6
+
+
+@pytest.mark.parametrize("G", [1, 2, 3])
+@pytest.mark.parametrize("errors", ["none", "all"])
+def test_student_t_loglik_matches_dense(G, errors):
+    """Student-t errors: Σ_r log t_ν(ε_r; 0, Σ) by scipy on the dense residuals + dense slogdet."""
+    from scipy.stats import multivariate_t
+
+    if G == 1:
+        w = lattice_weights(6)
+        sim = simulate_system(w, seed=4)
+        system = build_system(parse_system([sim.formulas[0].replace(" + PSS", "")],
+                                           spatial_errors=errors), sim.data, weights=sim.W,
+                              check=False)
+    else:
+        system = _system(G, errors)
+    model = build_system_model(system, np.linalg.eigvals(system.W.toarray()), errors="student-t")
+    assert "nu" in model.free_RVs[-1].name
+    f, names = _evaluator(model)
+    rng = np.random.default_rng(20 + G)
+    start = model.initial_point()
+    for _ in range(4):
+        point = {k: v + rng.normal(0.0, 0.1 if k == "structural_std" else 0.4, np.shape(v))
+                 for k, v in start.items()}
+        out = dict(zip(names, f(point)))
+        E, logdet = _dense_residuals(system, out["coef"], out.get("rho"), model.coords["term"])
+        Sigma = np.atleast_2d(out["Sigma"])
+        ref = logdet + multivariate_t(np.zeros(E.shape[1]), Sigma, df=float(out["nu"])).logpdf(E).sum()
+        assert np.isfinite(out["loglik"])
+        assert out["loglik"] == pytest.approx(ref, abs=1e-8, rel=1e-11)
+
+
+def test_student_t_panel_blocks_share_a_scale():
+    """t_blocks = b: each city's b·G errors are one (bG)-dimensional t (block-major rows)."""
+    from scipy.stats import multivariate_t
+
+    system = _system(2, "none")
+    model = build_system_model(system, np.linalg.eigvals(system.W.toarray()), errors="student-t",
+                               t_blocks=2)
+    f, names = _evaluator(model)
+    point = {k: v + 0.2 for k, v in model.initial_point().items()}
+    out = dict(zip(names, f(point)))
+    E, logdet = _dense_residuals(system, out["coef"], None, model.coords["term"])
+    half = E.shape[0] // 2
+    joint = np.hstack([E[:half], E[half:]])      # city r: (ε_r in block 1, ε_r in block 2)
+    S = np.kron(np.eye(2), out["Sigma"])
+    ref = logdet + multivariate_t(np.zeros(4), S, df=float(out["nu"])).logpdf(joint).sum()
+    assert out["loglik"] == pytest.approx(ref, abs=1e-8, rel=1e-11)
+
+
+def test_unknown_error_law_and_nu_prior_only_with_student_t():
+    from common.errors import InputError
+
+    system = _system(2, "none")
+    lam = np.linalg.eigvals(system.W.toarray())
+    with pytest.raises(InputError, match="errors must be one of"):
+        build_system_model(system, lam, errors="cauchy")
+    with pytest.raises(InputError, match="nu_shape"):
+        build_system_model(system, lam, {"nu_shape": 3.0})
+    model = build_system_model(system, lam, {"nu_shape": 3.0, "nu_rate": 0.5},
+                               errors="student-t")
+    import pymc as pm
+    from scipy.stats import gamma
+
+    assert float(pm.logp(model["nu"], 4.0).eval()) == pytest.approx(
+        gamma(3.0, scale=2.0).logpdf(4.0), rel=1e-6)
 
 
 @pytest.mark.parametrize("case", ["no_intercept", "binary_W"])
@@ -321,3 +394,19 @@ def _scaled_frame(system, factor: float):
         if name != "Intercept" and not name.startswith("W("):
             frame[name] = np.asarray(Xu)[:, k]
     return frame
+
+
+def test_normal_errors_keep_the_gaussian_graph():
+    """errors="normal" (the default) keeps the sufficient-statistic model: no nu, no n × q
+    design data, the same variables and log-density as the model built without the argument."""
+    system = _system(2, "all")
+    lam = np.linalg.eigvals(system.W.toarray())
+    default, normal = build_system_model(system, lam), build_system_model(system, lam,
+                                                                          errors="normal")
+    assert list(default.named_vars) == list(normal.named_vars)
+    assert "crossprod" in default.named_vars
+    assert not {"nu", "design"} & set(default.named_vars)
+    point = {k: v + 0.1 for k, v in default.initial_point().items()}
+    assert default.compile_logp()(point) == normal.compile_logp()(point)
+    t_model = build_system_model(system, lam, errors="student-t")
+    assert "crossprod" not in t_model.named_vars and t_model.structure_key != default.structure_key

@@ -205,7 +205,8 @@ def test_sample_posteriors_flags_reach_nutpie_and_the_model(tmp_path, captured):
 def test_script_prior_names_are_the_models():
     from models.bayes import censored, system
 
-    assert _load("sample_posteriors").PRIOR_NAMES == tuple(system.DEFAULT_PRIORS)
+    assert _load("sample_posteriors").PRIOR_NAMES == (tuple(system.DEFAULT_PRIORS)
+                                                     + tuple(system.STUDENT_T_PRIORS))
     assert set(_load("fit_quadratic").PRIOR_NAMES) <= set(system.DEFAULT_PRIORS)
     assert _load("fit_factor_model").PRIOR_NAMES == tuple(censored.DEFAULT_PRIORS)
 

@@ -38,6 +38,7 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 import xarray as xr
+from scipy.special import gammaln
 
 from models.bayes.draws import system_draws
 
@@ -46,11 +47,17 @@ from models.bayes.draws import system_draws
 _CHUNK_ENTRIES = 500_000
 
 
-def gram_blocks(W: sp.spmatrix | None, n: int, order: int) -> np.ndarray:
-    """Γ_r[p, q] = (W^p e_r)'(W^q e_r) for p, q ≤ order, shape (n, order+1, order+1)."""
+def _powers(W: sp.spmatrix, n: int, order: int) -> list[sp.csr_matrix]:
+    """I, W, …, W^order (sparse)."""
     powers = [sp.identity(n, format="csr")]
     for _ in range(order):
         powers.append(sp.csr_matrix(powers[-1] @ W))
+    return powers
+
+
+def gram_blocks(W: sp.spmatrix | None, n: int, order: int) -> np.ndarray:
+    """Γ_r[p, q] = (W^p e_r)'(W^q e_r) for p, q ≤ order, shape (n, order+1, order+1)."""
+    powers = _powers(W, n, order)
     P = order + 1
     out = np.empty((n, P, P))
     for p in range(P):
@@ -117,55 +124,196 @@ def iter_loglik(Y: np.ndarray, W: sp.spmatrix | None, B0: np.ndarray, B1: np.nda
     ``(idx, block)`` with ``block`` the (len(idx), n) densities of draws ``idx``, in order;
     memory per chunk is about ``chunk_entries`` numbers plus O(nnz(W²)) set up once.
     """
-    Y = np.asarray(Y, dtype=float)
-    n, G = Y.shape
-    _, B0, B1, Sigma, rho_arr, S = system_draws(np.zeros((1, n, G)), B0, B1, Sigma, rho, n, G)
-    S = max(S, int(n_draws))
-    spatial_error = bool(np.any(rho_arr != 0))
-    if W is None:
-        if np.any(B1 != 0) or spatial_error:
-            raise ValueError("W is required when the system has spatial lags or spatial errors")
-        W = sp.csr_matrix((n, n))
-    W = sp.csr_matrix(W, dtype=float)
-    if W.shape != (n, n):
-        raise ValueError(f"W is {W.shape} but Y has {n} cities")
-    order = 2 if spatial_error else 1
-    gram = gram_blocks(W, n, order)
-    Wt = sp.csr_matrix(W.T)
-    WY = np.asarray(W @ Y)
-
+    setup = _Setup(Y, W, B0, B1, Sigma, rho, n_draws)
+    gram = gram_blocks(setup.W, setup.n, setup.order)
+    n, G, P = setup.n, setup.G, setup.order + 1
     step = max(1, chunk_entries // max(1, n * G * G))
-    eye = np.eye(G)
-    for start in range(0, S, step):
-        idx = np.arange(start, min(start + step, S))
-        b0, b1, sig, r = (_take(a, idx, S) for a in (B0, B1, Sigma, rho_arr))
-        x = np.asarray(xb_of(idx), dtype=float)
-        Rd = r[:, :, None] * eye  # diag(ρ)
-        C = [eye - b0, -b1 - Rd @ (eye - b0), Rd @ b1][: order + 1]
-        try:
-            Sinv = np.linalg.inv(sig)
-        except np.linalg.LinAlgError:
-            raise ValueError(f"a Sigma draw among samples {start}..{idx[-1]} is singular") from None
-
-        # ε = R(𝒜y − X̃b) in n × G form: U = Y − Y B0' − WY B1' − X̃b, E = U − (WU) diag(ρ).
-        U = Y[None] - Y[None] @ b0.transpose(0, 2, 1) - WY[None] @ b1.transpose(0, 2, 1) - x
-        E = U - _batched_lag(W, U) * r[:, None, :] if spatial_error else U
-        V = E @ Sinv
-        g = V @ C[0]
-        lagged = V
-        for p in range(1, order + 1):
-            lagged = _batched_lag(Wt, lagged)
-            g = g + lagged @ C[p]
-
-        D = np.einsum("spag,sab,sqbh->spqgh", np.stack(C, 1), Sinv, np.stack(C, 1))
-        P = order + 1
+    for idx, C, Sinv, E in setup.chunks(xb_of, step):
+        g = _score(setup, E @ Sinv, C)
+        D = _blocks(C, Sinv)
         # Σ_pq Γ_r[p,q] D[p,q] for all cities at once as one matrix product (einsum was slower)
         Qrr = (gram.reshape(n, P * P) @ D.reshape(-1, P * P, G * G)).reshape(-1, n, G, G)
         logdet, quad = _logdet_and_quadratic(Qrr, g)
         if logdet is None:
             raise ValueError("a precision block is not positive definite among samples "
-                             f"{start}..{idx[-1]}")
+                             f"{idx[0]}..{idx[-1]}")
         yield idx, -0.5 * G * np.log(2 * np.pi) + 0.5 * logdet - 0.5 * quad
+
+
+class _Setup:
+    """The checked draws and sparse data shared by the Gaussian and the Student-t densities."""
+
+    def __init__(self, Y, W, B0, B1, Sigma, rho, n_draws: int):
+        self.Y = np.asarray(Y, dtype=float)
+        n, G = self.n, self.G = self.Y.shape
+        _, self.B0, self.B1, self.Sigma, self.rho, S = system_draws(
+            np.zeros((1, n, G)), B0, B1, Sigma, rho, n, G)
+        self.S = max(S, int(n_draws))
+        self.spatial_error = bool(np.any(self.rho != 0))
+        if W is None:
+            if np.any(self.B1 != 0) or self.spatial_error:
+                raise ValueError("W is required when the system has spatial lags or spatial "
+                                 "errors")
+            W = sp.csr_matrix((n, n))
+        self.W = sp.csr_matrix(W, dtype=float)
+        if self.W.shape != (n, n):
+            raise ValueError(f"W is {self.W.shape} but Y has {n} cities")
+        self.order = 2 if self.spatial_error else 1
+        self.Wt = sp.csr_matrix(self.W.T)
+        self.WY = np.asarray(self.W @ self.Y)
+
+    def chunks(self, xb_of, step: int):
+        """Yield (idx, C, Σ⁻¹, ε) per chunk of draws: C = [C0, C1, C2] the polynomial blocks of
+        K (module docstring) and ε (len(idx), n, G) the structural errors."""
+        eye = np.eye(self.G)
+        S = self.S
+        for start in range(0, S, step):
+            idx = np.arange(start, min(start + step, S))
+            b0, b1, sig, r = (_take(a, idx, S) for a in (self.B0, self.B1, self.Sigma, self.rho))
+            x = np.asarray(xb_of(idx), dtype=float)
+            Rd = r[:, :, None] * eye  # diag(ρ)
+            C = [eye - b0, -b1 - Rd @ (eye - b0), Rd @ b1][: self.order + 1]
+            try:
+                Sinv = np.linalg.inv(sig)
+            except np.linalg.LinAlgError:
+                raise ValueError(f"a Sigma draw among samples {start}..{idx[-1]} is "
+                                 f"singular") from None
+            # ε = R(𝒜y − X̃b) in n × G form: U = Y − Y B0' − WY B1' − X̃b, E = U − (WU) diag(ρ).
+            Y = self.Y[None]
+            U = Y - Y @ b0.transpose(0, 2, 1) - self.WY[None] @ b1.transpose(0, 2, 1) - x
+            E = U - _batched_lag(self.W, U) * r[:, None, :] if self.spatial_error else U
+            yield idx, C, Sinv, E
+
+
+def _score(setup: _Setup, V: np.ndarray, C: list) -> np.ndarray:
+    """g = K'(Σ⁻¹ ⊗ D)ε in n × G form from V = D E Σ⁻¹: V C0 + (W'V) C1 + (W'²V) C2."""
+    g = V @ C[0]
+    lagged = V
+    for p in range(1, len(C)):
+        lagged = _batched_lag(setup.Wt, lagged)
+        g = g + lagged @ C[p]
+    return g
+
+
+def _blocks(C: list, Sinv: np.ndarray) -> np.ndarray:
+    """D[s, p, q] = C_p' Σ⁻¹ C_q, shape (S, P, P, G, G)."""
+    Cs = np.stack(C, 1)
+    return np.einsum("spag,sab,sqbh->spqgh", Cs, Sinv, Cs)
+
+
+# Gauss nodes of the one-dimensional integral over the left-out city's scale (Student-t LOO)
+T_NODES = 24
+
+
+def iter_loglik_t(Y: np.ndarray, W: sp.spmatrix | None, B0: np.ndarray, B1: np.ndarray,
+                  Sigma: np.ndarray, rho: np.ndarray | None, nu: np.ndarray, xb_of, *,
+                  n_draws: int = 1, seed: int = 0, nodes: int = T_NODES,
+                  chunk_entries: int = _CHUNK_ENTRIES):
+    """Leave-one-city-out log densities for multivariate Student-t(ν, Σ) errors, over chunks.
+
+    Why the Gaussian closed form does not carry over. With ε_r ~ t_ν(0, Σ) independently per
+    city, ε = K y − R X̃b has independent t blocks but y = K⁻¹(ε + R X̃b) mixes the cities'
+    scales: a sum of independent t vectors is not t, so y is not jointly (elliptically) t and
+    p(y_i | y_−i, θ) = p(y | θ) / ∫ p(y | θ) dy_i has no closed form (Bürkner, Gabry & Vehtari
+    2021 give the conditional of a *jointly* t vector, which this is not).
+
+    Route (scale mixture, Rao–Blackwellised over the left-out city's scale). Write
+    ε_r | w_r ~ N(0, Σ/w_r), w_r ~ Gamma(ν/2, rate ν/2). Given all scales w, y is Gaussian with
+    precision Q(w) = K'(Σ⁻¹ ⊗ diag w)K, and the Gaussian formula of :func:`iter_loglik` gives
+    p_c(w) = p(y_i | y_−i, θ, w) with Q_ii(w) = A_i + w_i B_i and g_i(w) = a_i + w_i b_i affine
+    in w_i (B_i = K_ii'Σ⁻¹K_ii, b_i = K_ii'Σ⁻¹ε_i, K_ii = Σ_p C_p (W^p)_ii the own block). The
+    parameter is φ = (θ, w_−i); integrating w_i out against its prior,
+
+        p(y_i | y_−i, φ) = p(y | φ) / p(y_−i | φ)
+                         = t_ν(ε_i; 0, Σ) / E_{w_i ~ Gamma(ν/2, ν/2)}[N(ε_i; 0, Σ/w_i) / p_c(w)],
+
+    since p(y | θ, w) = |det K| Π_r N(ε_r; 0, Σ/w_r) and p(y_−i | θ, w) = p(y | θ, w) / p_c(w)
+    (the factors of the other cities cancel). The integrand tends to a constant as w_i → ∞ and
+    is smooth in log w_i, but for an outlying city it peaks sharply near w_i ≈ G/q_i (the left-out
+    city's own scale posterior), so the expectation is a ``nodes``-point midpoint rule in
+    log w_i on a range fitted to both regimes per draw and city (:func:`scale_grid`,
+    deterministic; a Gauss–Laguerre rule for the prior weight missed that peak). The other scales are
+    drawn from their exact conditionals given (θ, y), independent over cities:
+    w_r | y, θ ~ Gamma((ν + G)/2, rate (ν + ε_r'Σ⁻¹ε_r)/2), one set per posterior draw (seeded).
+    Then (θ, w_−i) are draws from the augmented posterior, and PSIS on
+    ℓ = log p(y_i | y_−i, θ, w_−i) estimates p(y_i | y_−i) through the usual identity
+    1/p(y_i | y_−i) = E_{φ | y}[1 / p(y_i | y_−i, φ)], which holds for any augmentation φ; the
+    importance correction for w_i having been drawn with y_i is exactly what integrating w_i
+    out against its prior removes (w_i is never drawn). At fixed θ,
+    1/E_{w_−i | y, θ}[1/exp ℓ] = p(y_i | y_−i, θ) (tested against direct integration).
+
+    Arguments as :func:`iter_loglik`, plus ``nu`` (S or 1,) the degrees of freedom. Cost per
+    draw O(n G² · nodes) + O(nnz(W²)) for the scale-weighted Gram numbers
+    Γ_r^w[p, q] = Σ_j w_j (W^p)_jr (W^q)_jr; memory per chunk about ``chunk_entries`` numbers.
+    """
+    setup = _Setup(Y, W, B0, B1, Sigma, rho, n_draws)
+    nu = np.atleast_1d(np.asarray(nu, dtype=float))
+    if np.any(~(nu > 0)):
+        raise ValueError("the degrees of freedom nu must be positive")
+    S = setup.S = max(setup.S, nu.shape[0])
+    n, G, P = setup.n, setup.G, setup.order + 1
+    powers = _powers(setup.W, n, setup.order)
+    hadamard = [sp.csr_matrix(powers[p].multiply(powers[q]).T) for p in range(P)
+                for q in range(P)]
+    own = np.stack([pw.diagonal() for pw in powers], axis=1)          # (n, P): (W^p)_ii
+    own_pairs = (own[:, :, None] * own[:, None, :]).reshape(n, P * P)
+    rng = np.random.default_rng(seed)
+    step = max(1, chunk_entries // max(1, n * G * G * nodes))
+    for idx, C, Sinv, E in setup.chunks(xb_of, step):
+        v = _take(nu, idx, S)
+        Z = E @ Sinv                                                  # ε_r'Σ⁻¹
+        q = np.einsum("sng,sng->sn", Z, E)
+        w = rng.gamma(0.5 * (v[:, None] + G), 2.0 / (v[:, None] + q))
+        g = _score(setup, w[..., None] * Z, C)
+        D = _blocks(C, Sinv).reshape(-1, P * P, G * G)
+        gram_w = np.stack([np.asarray(h @ w.T).T for h in hadamard], axis=-1)  # (s, n, PP)
+        Qrr = (gram_w @ D).reshape(-1, n, G, G)
+        B = (own_pairs @ D).reshape(-1, n, G, G)
+        b = sum(own[None, :, p, None] * (Z @ C[p]) for p in range(P))
+        A, a = Qrr - w[..., None, None] * B, g - w[..., None] * b
+        wk, log_wt = scale_grid(v, q, G, nodes)                        # (s, n, m)
+        Qk = A[:, :, None] + wk[..., None, None] * B[:, :, None]
+        gk = a[:, :, None] + wk[..., None] * b[:, :, None]
+        logdet, quad = _logdet_and_quadratic(Qk, gk)
+        if logdet is None:
+            raise ValueError("a precision block is not positive definite among samples "
+                             f"{idx[0]}..{idx[-1]}")
+        logdet_sigma = np.linalg.slogdet(Sinv)[1][:, None]            # −log det Σ
+        terms = (log_wt + 0.5 * G * np.log(wk) - 0.5 * wk * q[..., None]
+                 - 0.5 * logdet + 0.5 * quad)
+        log_den = _logsumexp(terms) + 0.5 * logdet_sigma
+        log_num = (gammaln(0.5 * (v + G)) - gammaln(0.5 * v) - 0.5 * G * np.log(v * np.pi))[:, None] \
+            + 0.5 * logdet_sigma - 0.5 * (v[:, None] + G) * np.log1p(q / v[:, None])
+        yield idx, log_num - log_den
+
+
+def scale_grid(nu: np.ndarray, q: np.ndarray, G: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes w (S, n, m) and log weights of ∫ Gamma(w; ν/2, rate ν/2) f(w) dw by the midpoint
+    rule in u = log w, per draw and city, for the integrand of :func:`iter_loglik_t`.
+
+    In u the integrand is smooth and its two regimes are known: near w → 0 it behaves like the
+    conditional posterior Gamma(k, β) of the city's scale, k = (ν + G)/2, β = (ν + q)/2
+    (q = ε'Σ⁻¹ε; left tail e^{k u}, so the grid starts 23/k below its mode log(k/β)), for
+    large w like the prior (right tail exp(−(ν/2)(e^u − 1 − u)), so it ends at
+    log(2 + 23·2/ν)). The weights are normalised to sum to one. The midpoint rule converges geometrically for such analytic integrands;
+    m = 24 nodes agreed with m = 64 to 1e-4 in the log density on an outlier case."""
+    k0 = 0.5 * np.asarray(nu, dtype=float)[:, None, None]
+    kp = k0 + 0.5 * G
+    mode = np.log(kp / (k0 + 0.5 * q[..., None]))
+    lo = np.minimum(mode, 0.0) - 23.0 / kp
+    hi = np.maximum(np.log(2.0 + 23.0 / k0), mode + 8.0 / np.sqrt(kp))
+    step = (hi - lo) / m
+    u = lo + step * (np.arange(m) + 0.5)
+    w = np.exp(u)
+    log_wt = k0 * u - k0 * w
+    # normalised to integrate the prior exactly: a city without neighbours is then exact
+    return w, log_wt - _logsumexp(log_wt)[..., None]
+
+
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    """log Σ exp over the last axis."""
+    top = x.max(axis=-1)
+    return top + np.log(np.exp(x - top[..., None]).sum(axis=-1))
 
 
 def _logdet_and_quadratic(Q: np.ndarray, g: np.ndarray):

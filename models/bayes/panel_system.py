@@ -24,6 +24,15 @@ copies of the Jacobian and nT in the variance — the "direct approach" — bias
 (T − 1)/T, which matters when T is small; Lee & Yu 2010 §3). The city effects are never
 parameters, so there is no incidental-parameter problem.
 
+Student-t errors (choice). The transformation does not keep independent t errors per
+city-year: F' mixes a city's T years, and a linear combination of independent t vectors is not
+t. It does keep a t law whose scale is shared by the city's years: if ε_i,1..T | w_i ~
+N(0, I_T ⊗ Σ/w_i), w_i ~ Gamma(ν/2, ν/2) (a heavy-tailed *city*), then F'ε_i | w_i ~
+N(0, I_{T−1} ⊗ Σ/w_i) exactly, a (T − 1)G-dimensional t per city. So panel mode with
+``errors="student-t"`` is ``build_system_model(..., errors="student-t", t_blocks=T − 1)`` (the
+rows are contrast-major, block k holds every city's k-th contrast): exact for that model, not
+for city-year outliers with independent scales.
+
 Year effects (``year_effects=True``, choice). Year effects α_t (one (G,) vector per year) are
 constant across cities, so after the transformation they become T − 1 free *contrast* effects
 δ_c = (F'α)_c, each multiplying a dummy that is 1 on the rows of contrast c. They are estimated as

@@ -20,24 +20,35 @@ HDI_PROB = 0.94
 
 
 def summary_frame(idata, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
-    """Posterior summary of ``coef`` for the (equation, term) pairs present in the system.
+    """Posterior summary of ``coef`` for the (equation, term) pairs present in the system, and
+    for Student-t errors one more row (equation ``errors``, term ``nu``): the degrees of freedom.
 
     The absent pairs (NaN in every draw by design) are dropped *before* ArviZ computes the
     intervals and diagnostics, so it has no NaN to warn about."""
-    import arviz as az
-
     from models.bayes.sampling import present_entries
 
     flat = present_entries(idata.posterior["coef"])
+    pairs = [label.split(", ", 1) for label in flat["entry"].values]
+    frame = _summary_rows(flat, [e for e, _ in pairs], [t for _, t in pairs], hdi_prob)
+    if "nu" in idata.posterior:
+        nu = idata.posterior["nu"].expand_dims(entry=["errors, nu"], axis=-1)
+        frame = pd.concat([frame, _summary_rows(nu, ["errors"], ["nu"], hdi_prob)],
+                          ignore_index=True)
+    return frame
+
+
+def _summary_rows(flat: xr.DataArray, equations: list, terms: list,
+                  hdi_prob: float) -> pd.DataFrame:
+    """mean, sd, HDI, R-hat and bulk ESS of each ``entry`` of a (chain, draw, entry) array."""
+    import arviz as az
+
     post = xr.Dataset({"coef": flat})
     hdi = az.hdi(post, hdi_prob=hdi_prob)["coef"]
     chains = flat.sizes["chain"]
     rhat = az.rhat(post)["coef"].values if chains > 1 else np.full(flat.sizes["entry"], np.nan)
     ess = az.ess(post, method="bulk")["coef"].values
     mean, sd = flat.mean(("chain", "draw")).values, flat.std(("chain", "draw"), ddof=1).values
-    pairs = [label.split(", ", 1) for label in flat["entry"].values]
-    return pd.DataFrame({"equation": [e for e, _ in pairs], "term": [t for _, t in pairs],
-                         "mean": mean, "sd": sd,
+    return pd.DataFrame({"equation": equations, "term": terms, "mean": mean, "sd": sd,
                          "hdi_low": hdi.sel(hdi="lower").values,
                          "hdi_high": hdi.sel(hdi="higher").values,
                          "r_hat": rhat, "ess_bulk": ess},
@@ -96,15 +107,17 @@ def _add_effects_and_loo(idata, system, eigs: np.ndarray,
     in its attrs). The (chain, draw, city) ``log_likelihood`` group for ``arviz.loo`` is added
     too when ``keep_pointwise`` is True, or, when it is None, for fits of at most
     :data:`POINTWISE_LIMIT` values (:func:`keeps_pointwise`). Memory is linear in n.
-    ``loo=False`` skips LOO (panel mode: the rows of the within-transformed panel are
+    A posterior with ``nu`` (Student-t errors) gets the scale-mixture conditional densities of
+    :func:`models.bayes.loo.iter_loglik_t` (the other cities' scales drawn with a fixed seed,
+    so the result is reproducible). ``loo=False`` skips LOO (panel mode: the rows of the within-transformed panel are
     arbitrary contrasts, not cities). ``exclude_variables`` are exogenous terms without an
     impact (the year-effect contrast dummies of panel mode).
     """
     import xarray as xr
 
     from models.bayes.effects import coefficient_matrices, impacts
-    from models.bayes.loo import (LOO_GROUP, iter_loglik, log_likelihood_dataset, loo_dataset,
-                                  relative_efficiency)
+    from models.bayes.loo import (LOO_GROUP, iter_loglik, iter_loglik_t, log_likelihood_dataset,
+                                  loo_dataset, relative_efficiency)
     from models.bayes.psis_stream import StreamedLoo
 
     notes = []
@@ -139,15 +152,21 @@ def _add_effects_and_loo(idata, system, eigs: np.ndarray,
     full = np.empty((S, n)) if keep else None
     acc = StreamedLoo(n, S, relative_efficiency(post))
     finite = True
-    for idx, block in iter_loglik(system.Y, W, B0, B1, Sigma, rho,
-                                  lambda idx: exogenous_part(system, coef[idx], terms)):
+    xb_of = lambda idx: exogenous_part(system, coef[idx], terms)  # noqa: E731
+    if "nu" in post:
+        nu = post["nu"].stack(sample=("chain", "draw")).values
+        blocks = iter_loglik_t(system.Y, W, B0, B1, Sigma, rho, nu, xb_of, n_draws=S)
+    else:
+        blocks = iter_loglik(system.Y, W, B0, B1, Sigma, rho, xb_of)
+    for idx, block in blocks:
         finite = finite and bool(np.all(np.isfinite(block)))
         if full is not None:
             full[idx] = block
         acc.add(block)
     # what was scored, so model comparisons can refuse different data (model_comparison.py)
     scored = {"outcomes": ",".join(system.spec.dependents),
-              "outcome_sha256": outcome_fingerprint(system.Y)}
+              "outcome_sha256": outcome_fingerprint(system.Y),
+              "errors": "student-t" if "nu" in post else "normal"}
     idata.add_groups({LOO_GROUP: loo_dataset(acc.result(), cities, var_name="y", **scored)})
     if full is not None:
         ds = log_likelihood_dataset(full, cities, chains, var_name="y")

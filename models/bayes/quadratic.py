@@ -120,16 +120,19 @@ def slope_prior_sd(data: QuadraticData) -> float:
 
 
 def build_quadratic_model(data: QuadraticData, eigenvalues=None,
-                          priors: Mapping[str, Any] | None = None) -> pm.Model:
+                          priors: Mapping[str, Any] | None = None, *,
+                          errors: str = "normal") -> pm.Model:
     """PyMC model of the quadratic (module docstring); ``eigenvalues`` of W with a spatial lag
-    (computed when None). The posterior holds ``coef`` (equation, term) as in contract 2 plus
+    (computed when None); ``errors="student-t"`` for Student-t(ν) errors (the G = 1 case of
+    ``models.bayes.system``, free variable ``nu``). The posterior holds ``coef`` (equation, term) as in contract 2 plus
     the deterministics listed above."""
     from models.bayes.system import build_system_model
 
     settings = {"beta_sigma": slope_prior_sd(data)}
     settings.update(priors or {})
     nodes, weights = spectrum_for(data, eigenvalues)
-    model = build_system_model(data.system, nodes, settings, eigen_weights=weights)
+    model = build_system_model(data.system, nodes, settings, eigen_weights=weights,
+                               errors=errors)
     terms = list(model.layout.terms)  # type: ignore[attr-defined]
     lo, hi = data.range
     with model:
@@ -259,7 +262,7 @@ def sample_quadratic(data: QuadraticData, *, draws: int = 1000, tune: int = 1000
                      progress: bool = False, eigenvalues=None,
                      priors: Mapping[str, Any] | None = None,
                      target_accept: float | None = None, max_treedepth: int | None = None,
-                     checks=None):
+                     checks=None, errors: str = "normal"):
     """Build, sample (:func:`models.bayes.sampling.sample`) and summarise; returns
     (InferenceData, :class:`QuadraticPosterior`). The shape summary and the prior values are
     stored in ``idata.posterior.attrs`` as JSON. ``priors`` override the system model's
@@ -270,7 +273,7 @@ def sample_quadratic(data: QuadraticData, *, draws: int = 1000, tune: int = 1000
     for name, value, least in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
         if int(value) < least:
             raise InputError(f"--{name} must be at least {least}, not {value}")
-    model = build_quadratic_model(data, eigenvalues, priors)
+    model = build_quadratic_model(data, eigenvalues, priors, errors=errors)
     idata = sample(model, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
                    progress=progress, target_accept=target_accept, max_treedepth=max_treedepth,
                    checks=checks)

@@ -30,7 +30,26 @@ original scale with ``standardise=False``):
   ``intercept_sigma``  2.5  Normal(0, ·) for intercepts;
   ``sd_sigma``         1.0  HalfNormal(·) for the error scales;
   ``lkj_eta``          2.0  LKJ(η) for the error correlation (G ≥ 2);
-  ``rho``                   Uniform(1/λ_min, 1/λ_max), the whole admissible interval.
+  ``rho``                   Uniform(1/λ_min, 1/λ_max), the whole admissible interval;
+  ``nu_shape``, ``nu_rate`` 2, 0.1  Gamma(shape, rate) for the Student-t degrees of freedom ν
+                            (Juárez & Steel 2010, "Model-based clustering of non-Gaussian panel
+                            data based on skew-t distributions", JBES 28; prior mean 20), only
+                            with ``errors="student-t"``.
+
+Student-t errors (METHOD.md §2c, ``errors="student-t"``). Each city's error vector is
+multivariate Student-t, ε_r ~ t_ν(0, Σ), the scale mixture ε_r | w_r ~ N(0, Σ/w_r),
+w_r ~ Gamma(ν/2, rate ν/2), with the scales integrated out (no n latent parameters):
+
+    log p(y | θ) = log|det 𝒜| + Σ_g log|det(I − ρ_g W)| + Σ_r [log Γ((ν+G)/2) − log Γ(ν/2)
+                   − (G/2) log(νπ) − ½ log det Σ − ((ν+G)/2) log(1 + ε_r'Σ⁻¹ε_r/ν)].
+
+The quadratic forms are needed city by city, so the sufficient statistic M = E'E no longer
+applies: ε (n × G) = E C with the n × q matrix E = [D, WD] held as data, O(n·q·G) per
+evaluation, no n × n object. Σ is the scale matrix (Cov ε_r = ν/(ν − 2) Σ for ν > 2). With
+``t_blocks`` = b > 1 (panel mode, rows ordered block-major: row k·n_c + r is city r's k-th
+block) the b·G errors of a city are jointly t with one shared scale w_r, dimension d = bG:
+Σ_r [log Γ((ν+d)/2) − log Γ(ν/2) − (d/2) log(νπ) − (b/2) log det Σ − ((ν+d)/2)
+log(1 + Σ_k ε_rk'Σ⁻¹ε_rk/ν)].
 
 Written on PyMC directly because no library offers a simultaneous spatial system likelihood.
 """
@@ -59,6 +78,9 @@ DEFAULT_PRIORS: dict[str, float] = {
 
 # prior settings that reach the model as pm.Data (``beta_prior_sd``), not as graph constants
 DATA_PRIORS = ("beta_sigma", "intercept_sigma")
+
+ERRORS = ("normal", "student-t")
+STUDENT_T_PRIORS: dict[str, float] = {"nu_shape": 2.0, "nu_rate": 0.1}
 
 
 def _lag_target(term: str) -> str | None:
@@ -95,6 +117,7 @@ class SystemLayout:
     T: np.ndarray
     centred: bool
     log_scale_term: float = field(default=0.0)  # −n Σ log s_g
+    design: np.ndarray | None = field(default=None, repr=False)  # E, (n, q)
 
     @property
     def labels(self) -> dict[str, list[str]]:
@@ -218,7 +241,7 @@ def system_layout(system, standardise: bool = True) -> SystemLayout:
         dependents=deps, terms=tuple(terms), structural=structural, exogenous=exogenous,
         present=present, error_equations=error_eqs, n=n, G=G, y_centre=y_centre,
         y_scale=y_scale, crossprod=crossprod, L0=L0, L1=L1, c0=c0, Lc=Lc, a=a, T=T,
-        centred=centred, log_scale_term=-n * float(np.sum(np.log(y_scale))),
+        centred=centred, log_scale_term=-n * float(np.sum(np.log(y_scale))), design=E,
     )
 
 
@@ -242,18 +265,20 @@ def _triangular_inverse(L, G: int):
 
 
 def system_loglik(layout: SystemLayout, basis: SpectralBasis, theta_s, theta_b, chol, rho=None,
-                  crossprod=None, powers=None, powers_imag=None, data: Mapping | None = None):
+                  crossprod=None, powers=None, powers_imag=None, data: Mapping | None = None,
+                  nu=None, design=None, t_blocks: int = 1):
     """Pytensor log p(y | θ) of the original data, from standardised parameters.
 
     ``chol`` is the lower Cholesky factor of Σ̃ (G × G); ``rho`` the spatial-error coefficients of
     ``layout.error_equations`` (original = standardised scale). −∞ outside the admissible region.
     ``data`` may hold shared (pm.Data) versions of the layout's arrays (see :func:`layout_data`),
-    so that one compiled graph serves every system of the same shape.
+    so that one compiled graph serves every system of the same shape. With ``nu`` (a scalar
+    tensor) the errors are multivariate Student-t (module docstring), evaluated from the n × q
+    ``design`` E = [D, WD] (``layout.design``); ``t_blocks`` rows per city share a scale.
     """
     G = layout.G
     d = {**layout_data(layout, basis), **(data or {})}
     n = d["n_obs"]
-    M = layout.crossprod if crossprod is None else crossprod
     theta = pt.concatenate([theta_s, theta_b]) if layout.structural else theta_b
     B0 = pt.dot(d["L0"], theta_s).reshape((G, G)) if layout.structural else pt.zeros((G, G))
     B1 = pt.dot(d["L1"], theta_s).reshape((G, G)) if layout.structural else pt.zeros((G, G))
@@ -262,15 +287,33 @@ def system_loglik(layout: SystemLayout, basis: SpectralBasis, theta_s, theta_b, 
         rho_full = pt.zeros(G)
         rho_full = pt.set_subtensor(rho_full[list(layout.error_equations)], rho)
         C = pt.concatenate([C, -C * rho_full[None, :]], axis=0)         # (2p, G)
-    K = pt.dot(C.T, pt.dot(M, C))                                       # ε_g'ε_h
     Linv = _triangular_inverse(chol, G)
-    quad = pt.sum(pt.diag(pt.dot(Linv, pt.dot(K, Linv.T))))
     logdet_sigma = 2.0 * pt.sum(pt.log(pt.diag(chol)))
     jac, _ = log_jacobian(B0, B1, basis, G, rho=rho if layout.error_equations else None,
                           powers=powers, powers_imag=powers_imag,
                           weights=d["eigen_weights"], scale=d["eigen_scale"])
+    if nu is not None:
+        E = layout.design if design is None else design
+        return jac + _student_t_terms(pt.dot(E, C), Linv, logdet_sigma, nu, G, t_blocks) \
+            + d["log_scale_term"]
+    M = layout.crossprod if crossprod is None else crossprod
+    K = pt.dot(C.T, pt.dot(M, C))                                       # ε_g'ε_h
+    quad = pt.sum(pt.diag(pt.dot(Linv, pt.dot(K, Linv.T))))
     const = -0.5 * n * G * np.log(2 * np.pi) + d["log_scale_term"]
     return jac - 0.5 * n * logdet_sigma - 0.5 * quad + const
+
+
+def _student_t_terms(eps, Linv, logdet_sigma, nu, G: int, blocks: int):
+    """Σ_r log t_ν(ε_r; 0, Σ) over cities, with ``blocks`` rows of ``eps`` (N × G, block-major)
+    per city sharing one scale: dimension d = blocks·G (module docstring)."""
+    z = pt.dot(eps, Linv.T)                                             # Σ^{-1/2} ε_r
+    quad = pt.sum(z ** 2, axis=1)
+    if blocks > 1:
+        quad = quad.reshape((blocks, -1)).sum(axis=0)
+    dim = blocks * G
+    per_city = (pt.gammaln(0.5 * (nu + dim)) - pt.gammaln(0.5 * nu)
+                - 0.5 * dim * pt.log(nu * np.pi) - 0.5 * blocks * logdet_sigma)
+    return quad.shape[0] * per_city - 0.5 * (nu + dim) * pt.sum(pt.log1p(quad / nu))
 
 
 def layout_data(layout: SystemLayout, basis: SpectralBasis) -> dict[str, Any]:
@@ -304,8 +347,22 @@ def structure_key(layout: SystemLayout, basis: SpectralBasis, hp: Mapping[str, A
                                  if k not in DATA_PRIORS)))
 
 
+def _settings(priors: Mapping[str, Any] | None, errors: str) -> dict[str, float]:
+    """The prior settings: :data:`DEFAULT_PRIORS` (and :data:`STUDENT_T_PRIORS` with Student-t
+    errors) updated by ``priors``; an unknown name or error law is an InputError."""
+    if errors not in ERRORS:
+        raise InputError(f"errors must be one of {', '.join(ERRORS)}, not {errors!r}")
+    known = {**DEFAULT_PRIORS, **(STUDENT_T_PRIORS if errors == "student-t" else {})}
+    unknown = set(priors or {}) - set(known)
+    if unknown:
+        raise InputError(f"unknown prior setting(s): {', '.join(sorted(unknown))}; "
+                         f"known with errors={errors}: {', '.join(known)}")
+    return {**known, **(priors or {})}
+
+
 def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = None, *,
-                       eigen_weights=None, standardise: bool = True) -> pm.Model:
+                       eigen_weights=None, standardise: bool = True, errors: str = "normal",
+                       t_blocks: int = 1) -> pm.Model:
     """PyMC model of the spatial simultaneous system (module docstring gives model and priors).
 
     ``system``: a ``models.spec.SystemData``; ``eigenvalues``: the spectrum of ``system.W`` (real,
@@ -319,14 +376,11 @@ def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = N
     included), so ``model.compile_logp()`` is the exact log posterior density.
     ``standardise=False`` puts the parameters, and so the priors, on the original scale of the
     data instead of the standardised one (fixed priors, for simulation-based calibration).
+    ``errors="student-t"``: multivariate Student-t errors per city (module docstring), with the
+    free variable ``nu`` (the degrees of freedom); ``t_blocks`` consecutive blocks of
+    ``n / t_blocks`` rows are the same cities (panel mode: one scale per city for all its rows).
     """
-    hp = dict(DEFAULT_PRIORS)
-    if priors:
-        unknown = set(priors) - set(DEFAULT_PRIORS)
-        if unknown:
-            raise InputError(f"unknown prior setting(s): {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(DEFAULT_PRIORS)}")
-        hp.update(priors)
+    hp = _settings(priors, errors)
     layout = system_layout(system, standardise=standardise)
     G = layout.G
     basis = spectral_basis(eigenvalues if eigenvalues is not None else np.zeros(layout.n), G,
@@ -344,7 +398,10 @@ def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = N
               "error_equation": [layout.dependents[g] for g in layout.error_equations]}
     bsd = np.where(layout.is_intercept(), hp["intercept_sigma"], hp["beta_sigma"])
     with pm.Model(coords=coords) as model:
-        crossprod = pm.Data("crossprod", layout.crossprod)
+        student_t = errors == "student-t"
+        # the Gaussian model keeps the compact sufficient statistic; Student-t needs E itself
+        crossprod = None if student_t else pm.Data("crossprod", layout.crossprod)
+        design = pm.Data("design", layout.design) if student_t else None
         powers = pm.Data("eigen_powers", basis.powers)
         powers_imag = (pm.Data("eigen_powers_imag", basis.powers_imag)
                        if basis.powers_imag is not None else None)
@@ -373,9 +430,15 @@ def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = N
             lo = 1.0 / basis.lambda_min if basis.lambda_min < 0 else -1.0
             hi = 1.0 / basis.lambda_max if basis.lambda_max > 0 else 1.0
             rho = pm.Uniform("rho_error", lo, hi, dims="error_equation")
+        nu = None
+        if student_t:
+            if layout.n % t_blocks:
+                raise InputError(f"{layout.n} rows do not split into {t_blocks} blocks of cities")
+            nu = pm.Gamma("nu", alpha=hp["nu_shape"], beta=hp["nu_rate"])
         pm.Potential("loglik", system_loglik(layout, basis, theta_s, theta_b, chol, rho,
                                              crossprod=crossprod, powers=powers,
-                                             powers_imag=powers_imag, data=data))
+                                             powers_imag=powers_imag, data=data, nu=nu,
+                                             design=design, t_blocks=t_blocks))
         # original-scale summaries
         theta = pt.concatenate([theta_s, theta_b]) if layout.structural else theta_b
         values = data["coef_offset"] + pt.dot(data["coef_map"], theta)
@@ -389,7 +452,10 @@ def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = N
             rho_full = pt.set_subtensor(pt.full(G, np.nan)[list(layout.error_equations)], rho)
             pm.Deterministic("rho", rho_full, dims="equation")
     model.layout = layout  # type: ignore[attr-defined]  # kept for effects/reporting helpers
-    model.structure_key = structure_key(layout, basis, hp)  # type: ignore[attr-defined]
+    key = structure_key(layout, basis, hp)
+    model.structure_key = (key if errors == "normal"  # type: ignore[attr-defined]
+                           else key + (("errors", errors, int(t_blocks)),))
+    model.errors = errors  # type: ignore[attr-defined]
     # prior sds of the free coefficients, for the prior-to-posterior contraction report
     model.prior_sd = {"structural_std": hp["structural_sigma"],  # type: ignore[attr-defined]
                       "beta_std": bsd}
