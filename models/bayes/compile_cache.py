@@ -19,7 +19,7 @@ draws of a given seed are the same from a cold or a warm cache.
 
 Where: ``$RESILIENCE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/resilience-agglomeration``
 (``~/.cache/...``). ``RESILIENCE_NO_CACHE=1`` disables it (compile every time, write nothing);
-:func:`clear_cache` deletes it. Entries are written to a temporary file and renamed (concurrent
+:func:`clear_cache` (``python -m models.bayes.compile_cache clear``) deletes it. Entries are written to a temporary file and renamed (concurrent
 processes see a whole entry or none; two writing the same key write the same bytes); an entry
 that cannot be read (truncated, corrupt, another numba) is deleted and rebuilt.
 """
@@ -190,3 +190,22 @@ def compile_nutpie_model(model, jitter: set):
         initial_point_func=initial_point_fn, shared_data=shared_data, user_data=user_data,
         n_expanded=n_expanded, shape_info=shape_info, logp_func=logp_pt, expand_func=expand_pt)
     return compiled, hits
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m models.bayes.compile_cache [where|clear]``: print the folder, or empty it."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description="The compile cache of the sampler callbacks.")
+    ap.add_argument("action", choices=("where", "clear"), nargs="?", default="where")
+    args = ap.parse_args(argv)
+    if args.action == "clear":
+        print(f"removed {clear_cache()} file(s) from {cache_dir()}")
+    else:
+        print(f"{cache_dir()} ({len(cache_entries())} entries; "
+              f"{'enabled' if cache_enabled() else f'disabled by {ENV_OFF}'})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
