@@ -53,7 +53,7 @@ def test_same_structure_reuses_the_compilation_and_draws_identically():
                                   fresh.posterior["Sigma"].values)
 
 
-# ------------------------------------------------------------------ the disk cache between processes
+# ------------------------------------------------------------- the disk cache between processes
 
 ROOT = Path(__file__).resolve().parents[1]
 CHILD = """

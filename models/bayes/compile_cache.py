@@ -19,9 +19,10 @@ draws of a given seed are the same from a cold or a warm cache.
 
 Where: ``$RESILIENCE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/resilience-agglomeration``
 (``~/.cache/...``). ``RESILIENCE_NO_CACHE=1`` disables it (compile every time, write nothing);
-:func:`clear_cache` (``python -m models.bayes.compile_cache clear``) deletes it. Entries are written to a temporary file and renamed (concurrent
-processes see a whole entry or none; two writing the same key write the same bytes); an entry
-that cannot be read (truncated, corrupt, another numba) is deleted and rebuilt.
+:func:`clear_cache` (``python -m models.bayes.compile_cache clear``) deletes it. Entries are
+written to a temporary file and renamed (concurrent processes see a whole entry or none; two
+writing the same key write the same bytes); an entry that cannot be read (truncated, corrupt,
+another numba) is deleted and rebuilt.
 """
 
 from __future__ import annotations
