@@ -342,6 +342,16 @@ def to_markdown(rows: list[dict], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+NOTES = "<!-- notes below are kept when run.py rewrites the table -->"
+
+
+def kept_notes(path: Path) -> str:
+    """The hand-written analysis after the :data:`NOTES` marker of the current file (profiles,
+    options compared), which a new table must not erase."""
+    old = path.read_text() if path.is_file() else ""
+    return "\n" + old[old.index(NOTES):] if NOTES in old else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="+", choices=CHECKS, default=list(CHECKS))
@@ -372,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     if set(args.only) == set(CHECKS):
         from common.files import atomic_write
 
+        text += kept_notes(Path(args.out))
         atomic_write(args.out, lambda tmp: Path(tmp).write_text(text))
         print(f"wrote {os.path.relpath(args.out)}")
     else:
