@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
 SCRIPT = ROOT / "scripts" / "sample_posteriors.py"
-STAGES = ("build", "spectrum", "model", "compile", "sampling", "impacts", "loo", "summary",
-          "write")
+STAGES = ("build", "spectrum", "model", "compile", "callbacks", "sampling", "impacts", "loo",
+          "summary", "write")
 
 
 def make_case(n: int, seed: int = 0, folder: str | Path | None = None,
@@ -37,7 +38,8 @@ def make_case(n: int, seed: int = 0, folder: str | Path | None = None,
 
     ``relation``: "rook" — a ⌊√n⌋² rook lattice (n rounded to a square number); "knn6" — the
     6-nearest-neighbour relation of n uniform random points, made symmetric by union (what
-    ``prepare_data.py --symmetrise union`` builds), row-standardised.
+    ``prepare_data.py --symmetrise union`` builds), row-standardised; "demo" — the demo's
+    241-city contiguity map (``n`` is ignored).
     Returns paths ``data`` (CSV), ``weights`` (GAL), ``truth`` (JSON: formulas and the true
     coefficients) and ``folder``."""
     import numpy as np
@@ -47,7 +49,11 @@ def make_case(n: int, seed: int = 0, folder: str | Path | None = None,
 
     folder = Path(folder or tempfile.mkdtemp(prefix=f"scale{n}_"))
     folder.mkdir(parents=True, exist_ok=True)
-    if relation == "knn6":
+    if relation == "demo":
+        from bench_bayes import seed_sized_weights
+
+        weights = seed_sized_weights(lattice=False)
+    elif relation == "knn6":
         cities = [f"c{i:06d}" for i in range(n)]
         points = np.random.default_rng(seed).random((n, 2))
         weights = weights_from_coordinates(points, cities, k=6, symmetrise="union")
@@ -80,6 +86,7 @@ def _child(timing_file: str, argv: list[str]) -> int:
 
         chooser = quadrature.spectrum
         quadrature.spectrum = lambda W, **kw: chooser(W, **{**kw, "threshold": 0})
+    import models.bayes.compile_cache as compile_cache
     import models.bayes.effects as effects
     import models.bayes.loo as loo
     import models.bayes.postprocess as post
@@ -110,6 +117,7 @@ def _child(timing_file: str, argv: list[str]) -> int:
     timed(script, "_spectrum", "spectrum")
     timed(system, "build_system_model", "model")
     timed(sampling, "_compiled", "compile")
+    timed(compile_cache, "cached_cfunc", "callbacks")   # part of compile: nutpie's C callbacks
     timed(sampling, "sample", "sample_total")
     timed(effects, "impacts", "impacts")
     timed(post, "add_effects_and_loo", "postprocess_total")
@@ -142,12 +150,14 @@ def _truth_in_hdi(summary_csv: Path, truth: dict) -> tuple[int, int]:
 
 def run_case(paths: dict, draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 1,
              extra_args: tuple[str, ...] = (), timeout: float = 3600,
-             quadrature: bool = False, blas_threads: int | None = None) -> dict:
+             quadrature: bool = False, blas_threads: int | None = None,
+             env: dict | None = None) -> dict:
     """Fit the case through scripts/sample_posteriors.py; return stage seconds and figures.
 
     ``quadrature``: use the chooser's quadrature spectrum even below its threshold (to time the
     rest without the dense eigendecomposition). ``blas_threads``: OPENBLAS/OMP/MKL thread count
     of the child (None: inherited); 1 avoids oversubscription when the 2 cores are busy.
+    ``env``: further environment variables of the child (e.g. its cache folders).
     Keys: the stage names of ``STAGES`` and ``total`` (seconds inside the script), ``cpu_<stage>``
     (CPU seconds of the stage, all threads), ``wall``
     (seconds of the child process, interpreter start included), ``peak_mb`` (maximum resident
@@ -164,7 +174,8 @@ def run_case(paths: dict, draws: int = 1000, tune: int = 1000, chains: int = 4, 
         f.unlink(missing_ok=True)
     cmd = ["/usr/bin/time", "-v", sys.executable, str(Path(__file__).resolve()), "--child",
            str(timing), "--", *argv]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_QUADRATURE": "1" if quadrature else "0"}
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{HERE}",
+           "BENCH_QUADRATURE": "1" if quadrature else "0", **(env or {})}
     if blas_threads is not None:
         env.update({k: str(blas_threads) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
                                                    "MKL_NUM_THREADS")})

@@ -10,7 +10,8 @@ ratio, and **met / not met**; the machine's description heads the file. Timings 
 machine and on what else it runs: the figures are those of the run that wrote the file.
 
 Checks (names for ``--only``): indices, gs3sls, bayes_small, gradient, quadrature, scale,
-heteroskedastic.
+heteroskedastic, compile (a first fit and a second process of the same structure, the 40-city
+quick study).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ for p in (str(ROOT), str(HERE)):
         sys.path.insert(0, p)
 
 CHECKS = ("indices", "gs3sls", "bayes_small", "gradient", "quadrature", "scale",
-          "heteroskedastic")
+          "heteroskedastic", "compile")
 
 
 def row(target: str, goal: str, measured: str, met: bool | None, baseline: str = "",
@@ -292,6 +293,48 @@ def check_scale() -> list[dict]:
     return rows
 
 
+# Before the compile cache (issue 21, 2 cores, nothing else running): sample_posteriors.py at
+# n = 241 took 18.4 s from a cold start (this file's run of 2026-11-29), and a second process
+# compiled again; the 40-city quick study took 263 s, almost all compile.
+BEFORE_FIT, BEFORE_STUDY = 18.4, 263.0
+
+
+def _stages(r: dict) -> str:
+    """One fit's stage seconds, as bench_compile records them."""
+    parts = [f"imports {r['imports']:.1f} s", f"model {r.get('model', 0):.1f} s",
+             f"compile {r.get('compile', 0):.1f} s (callbacks {r.get('callbacks', 0):.1f} s)",
+             f"sampling {r.get('sampling', 0):.1f} s", f"impacts {r.get('impacts', 0):.1f} s",
+             f"loo {r.get('loo', 0):.1f} s", f"write {r.get('write', 0):.1f} s"]
+    return ", ".join(parts)
+
+
+def check_compile() -> list[dict]:
+    """A first fit in a new process (≤ 10 s), a second one of the same structure (≤ 5 s) and the
+    40-city quick study (≤ 30 s), every compile cache starting empty (bench_compile)."""
+    from bench_compile import sample_posteriors_runs, study_runs
+
+    load = f"load average {os.getloadavg()[0]:.1f} at the start"
+    with tempfile.TemporaryDirectory() as tmp:
+        first, second = sample_posteriors_runs(Path(tmp) / "fit")
+        cold, warm = study_runs(Path(tmp) / "study")
+    rows = []
+    for label, r, goal, limit in (("first process, empty caches", first, "≤ 10 s", 10.0),
+                                  ("second process, same structure", second, "≤ 5 s", 5.0)):
+        rows.append(row(f"sample_posteriors.py, 2 equations, n = 241 (demo map), 4 × 1,000 "
+                        f"draws, {label} ({_stages(r)})", goal, f"{r['wall']:.1f} s",
+                        r["wall"] <= limit, baseline=f"{BEFORE_FIT:.1f} s",
+                        ratio=f"{BEFORE_FIT / r['wall']:.1f} × faster", note=load))
+    for label, r in (("empty caches", cold), ("second run, warm caches", warm)):
+        top = sorted(r["stages"].items(), key=lambda kv: -kv[1])[:4]
+        stages = "; ".join(f"{name} {sec:.0f} s" for name, sec in top)
+        rows.append(row(f"run_all.py --quick, configs/tiny.toml (40 cities), {label} "
+                        f"(largest stages: {stages})", "≤ 30 s (issue 21; issue 18: well "
+                        "under a minute)", f"{r['wall']:.0f} s", r["wall"] <= 30.0,
+                        baseline=f"{BEFORE_STUDY:.0f} s",
+                        ratio=f"{BEFORE_STUDY / r['wall']:.1f} × faster", note=load))
+    return rows
+
+
 # --------------------------------------------------------------------------------- driver
 
 def machine() -> str:
@@ -327,6 +370,16 @@ def to_markdown(rows: list[dict], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+NOTES = "<!-- notes below are kept when run.py rewrites the table -->"
+
+
+def kept_notes(path: Path) -> str:
+    """The hand-written analysis after the :data:`NOTES` marker of the current file (profiles,
+    options compared), which a new table must not erase."""
+    old = path.read_text() if path.is_file() else ""
+    return "\n" + old[old.index(NOTES):] if NOTES in old else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="+", choices=CHECKS, default=list(CHECKS))
@@ -357,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     if set(args.only) == set(CHECKS):
         from common.files import atomic_write
 
+        text += kept_notes(Path(args.out))
         atomic_write(args.out, lambda tmp: Path(tmp).write_text(text))
         print(f"wrote {os.path.relpath(args.out)}")
     else:

@@ -33,6 +33,7 @@ NO_JITTER: tuple[str, ...] = ("structural_std",)
 SUMMARY_VARS: tuple[str, ...] = ("coef", "Sigma", "rho")
 _COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _BY_STRUCTURE: dict = {}  # structure key → compiled model (see _compiled)
+_DISK_HITS: list[int] = []  # per compilation: callbacks loaded from the disk cache (0, 1, 2)
 
 
 class SamplingInterrupted(KeyboardInterrupt):
@@ -109,7 +110,7 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
             sampler = "pymc"
     jitter = {rv for rv in model.free_RVs if rv.name not in set(no_jitter)}
     if sampler == "nutpie":
-        compiled = _compiled(model, jitter, nutpie)
+        compiled = _compiled(model, jitter)
         if started is not None:
             started()
         with warnings.catch_warnings():
@@ -143,7 +144,7 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
     return idata
 
 
-def _compiled(model: pm.Model, jitter: set, nutpie):
+def _compiled(model: pm.Model, jitter: set):
     """The nutpie-compiled model, compiled once per graph structure.
 
     Compiling dominates small runs. A model rebuilt unchanged reuses its compilation, and a model
@@ -151,6 +152,8 @@ def _compiled(model: pm.Model, jitter: set, nutpie):
     and priors, every number that differs between systems is a pm.Data) reuses the compilation
     of any earlier model with the same key: its data and coordinate labels are swapped in
     (nutpie's ``with_data``), so a specification grid or a recovery study compiles once.
+    A compilation itself takes nutpie's two C callbacks from the disk cache of
+    :mod:`models.bayes.compile_cache` when another process compiled the same structure.
     """
     import dataclasses
 
@@ -170,7 +173,10 @@ def _compiled(model: pm.Model, jitter: set, nutpie):
         coords.update({name: pd.Index(values) for name, values in model.coords.items()})
         compiled = dataclasses.replace(base.with_data(**data), _coords=coords)
     else:
-        compiled = nutpie.compile_pymc_model(model, jitter_rvs=jitter)
+        from models.bayes.compile_cache import compile_nutpie_model
+
+        compiled, hits = compile_nutpie_model(model, jitter)
+        _DISK_HITS.append(hits)
         if key is not None:
             _BY_STRUCTURE[key] = compiled
     _COMPILED[model] = (names, compiled)

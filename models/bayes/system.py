@@ -399,13 +399,20 @@ def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = N
     bsd = np.where(layout.is_intercept(), hp["intercept_sigma"], hp["beta_sigma"])
     with pm.Model(coords=coords) as model:
         student_t = errors == "student-t"
-        # the Gaussian model keeps the compact sufficient statistic; Student-t needs E itself
-        crossprod = None if student_t else pm.Data("crossprod", layout.crossprod)
+        # Static shapes where the structure key fixes them (all but the spectrum's and the
+        # n-row design's): PyTensor then needs no broadcast check of c0 + Lc θ, whose operands
+        # it orders differently in every process, which made the compiled graph's disk-cache
+        # key differ each time. The Gaussian model keeps the compact sufficient statistic;
+        # Student-t needs the residuals themselves.
+        crossprod = (None if student_t else
+                     pm.Data("crossprod", layout.crossprod, shape=layout.crossprod.shape))
         design = pm.Data("design", layout.design) if student_t else None
         powers = pm.Data("eigen_powers", basis.powers)
         powers_imag = (pm.Data("eigen_powers_imag", basis.powers_imag)
                        if basis.powers_imag is not None else None)
-        data = {name: pm.Data(name, value) for name, value in layout_data(layout, basis).items()}
+        data = {name: pm.Data(name, value, **({} if name == "eigen_weights"
+                                              else {"shape": np.shape(value)}))
+                for name, value in layout_data(layout, basis).items()}
         theta_s = (pm.Normal("structural_std", 0.0, hp["structural_sigma"], dims="structural")
                    if layout.structural else pt.zeros(0))
         beta_sd = pm.Data("beta_prior_sd", bsd)
