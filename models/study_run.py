@@ -313,8 +313,16 @@ def stage_systems(study: Study) -> None:
                 f"coefficients.")
     for k, a in enumerate(cfg.agglomeration, start=2):
         _system_tables(study, k, a)
-    with Stage(study, "LOO model comparison"):
-        _loo_comparisons(study, fit)
+    if cfg.quick:
+        # each LOO comparison fits further structures (non-spatial, seed controls): a compile
+        # apiece, which a preview does not need
+        line = ("LOO model comparisons: not run in quick mode (a preview); run without "
+                "--quick to rank the specifications")
+        say(line)
+        study.report.lines([line + "."])
+    else:
+        with Stage(study, "LOO model comparison"):
+            _loo_comparisons(study, fit)
 
 
 def _seed_fit(study: Study, fit: Callable, index: str, system) -> None:

@@ -187,7 +187,7 @@ def test_quick_tiny_study_writes_every_file_and_reproduces(tmp_path):
     tables = sorted(p.relative_to(first) for p in (first / "tables").glob("*.csv"))
     for name in ["table1_descriptive", "moran_i", "table2_pss_system", "table2_pss_compare",
                  "table2_pss_impacts", "table3_psd_system", "table3_psd_compare",
-                 "table3_psd_impacts", "loo_headline",
+                 "table3_psd_impacts",
                  "table4_alternative_measures", "table5_subsample_fixed_effects",
                  "table6_instruments", "table7_pss_regimes", "table8_psd_regimes",
                  "table9_quadratic", "table10_factor_model"]:
@@ -198,9 +198,11 @@ def test_quick_tiny_study_writes_every_file_and_reproduces(tmp_path):
         assert len(frame) > 0, rel
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
     for rel in ["report.md", "manifest.json", "data.nc", "posteriors/system_headline.nc",
-                "figures/figure1_moran_ER.png", "figures/loo_headline.png",
+                "figures/figure1_moran_ER.png",
                 "figures/headline_coefficients_forest.png"]:
         assert (first / rel).is_file(), rel
+    # a preview fits no further structures for the LOO ranking, and says so
+    assert not (first / "tables" / "loo_headline.csv").exists()
     assert len(list((first / "figures").glob("*.png"))) >= 12
     report = (first / "report.md").read_text()
     assert "## Verdicts" in report and "Table 2" in report and "| total |" in report
@@ -222,7 +224,8 @@ def test_quick_demo_reports_the_truth_and_draws_the_maps(tmp_path):
     compare = pd.read_csv(out / "tables" / "table2_pss_compare.csv")
     assert compare["truth"].notna().all() and {"ER", "PSS"} == set(compare["equation"])
     for name in ["map_indices.png", "map_lisa_ER.png", "headline_map_effect_PSS_on_ER.png",
-                 "headline_coefficients_forest.png", "loo_headline.png"]:
+                 "headline_coefficients_forest.png"]:
         assert (out / "figures" / name).is_file(), name
+    assert "LOO model comparisons: not run in quick mode (a preview)" in report
     table10 = pd.read_csv(out / "tables" / "table10_factor_model.csv")
     assert "Full sample Tobit" in table10.columns and "Full sample Bayes" not in table10.columns
