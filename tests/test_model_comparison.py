@@ -125,3 +125,30 @@ def test_non_spatial_system_gets_exact_log_likelihood():
             Ai = np.linalg.inv(np.eye(2) - B0)
             ref = multivariate_normal(np.zeros(2), Ai @ truth.Sigma @ Ai.T).logpdf(Y - xb @ Ai.T)
             np.testing.assert_allclose(ll.values[c, d], ref, rtol=1e-10)
+
+
+def test_study_loo_stage_ranks_the_headline_against_its_variants(tmp_path):
+    """The study's LOO stage (a full run's; quick mode skips it): the headline against its
+    non-spatial version and the seed's controls, a table, a verdict and a figure."""
+    from types import SimpleNamespace
+
+    from models.study_config import load_config
+    from models.study_run import Study, _loo_comparisons
+
+    study = Study(load_config(None), tmp_path, progress=False)
+    study.controls = list(study.cfg.controls)
+    study.fits["headline"] = SimpleNamespace(idata=fake(0.0, seed=1))
+    asked = []
+
+    def fit(formulas, **options):
+        asked.append((tuple(formulas), options))
+        return SimpleNamespace(idata=fake(0.5 + 0.5 * len(asked), seed=1 + len(asked)))
+
+    _loo_comparisons(study, fit)
+    assert len(asked) == 2 and all(o == {"frequentist": False} for _, o in asked)
+    assert not any("W(" in f for f in asked[0][0])            # the non-spatial version
+    table = pd.read_csv(tmp_path / "tables" / "loo_headline.csv")
+    assert table["model"].iloc[0] == "spatial (headline)"
+    assert set(table["model"]) == {"spatial (headline)", "non-spatial", "seed controls"}
+    assert (tmp_path / "figures" / "loo_headline.png").is_file()
+    assert any(v.startswith("LOO (headline): ") for v in study.report.verdicts)
