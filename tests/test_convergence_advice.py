@@ -159,7 +159,7 @@ def captured(monkeypatch):
 
     seen = {}
 
-    def compiled(model, jitter, nutpie_module):
+    def compiled(model, jitter):
         seen["model"] = model
         return object()
 

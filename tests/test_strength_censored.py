@@ -403,12 +403,14 @@ def test_fit_censored_passes_settings_and_records_the_choices(grouped, monkeypat
     monkeypatch.setattr(sampling, "sample", fake_sample)
     cm.fit_censored(grouped)
     assert seen == {"draws": 1000, "tune": 1000, "chains": 4, "seed": 0, "sampler": "nutpie",
-                    "progress": False, "target_accept": 0.9}         # the documented defaults
+                    "progress": False, "target_accept": 0.9, "max_treedepth": None,
+                    "checks": None}                              # the documented defaults
     idata = cm.fit_censored(grouped, {"phi_sd": 0.7}, draws=11, tune=12, chains=3, seed=4,
                             sampler="pymc", group_scale="per-factor",
                             city_parametrisation="centred")
     assert seen == {"draws": 11, "tune": 12, "chains": 3, "seed": 4, "sampler": "pymc",
-                    "progress": False, "target_accept": 0.9}
+                    "progress": False, "target_accept": 0.9, "max_treedepth": None,
+                    "checks": None}
     attrs = idata.posterior.attrs
     assert attrs["outcome"] == "y" and json.loads(attrs["factors"]) == ["x1", "x2"]
     assert attrs["group_column"] == "group" and attrs["effects"] == "city,year"
