@@ -148,4 +148,4 @@ def test_student_t_recovers_heavy_tailed_data():
 
 @pytest.mark.slow
 def test_student_t_on_gaussian_data():
-    check_gaussian(gaussian_case(32, **FULL), nu_floor=10.0, shift=0.25, rhat_bound=1.01)
+    check_gaussian(gaussian_case(32, **FULL), nu_floor=15.0, shift=0.25, rhat_bound=1.01)
