@@ -10,10 +10,12 @@ are fitted to the same data with fixed seeds. Asserted:
 * it beats the Gaussian fit in elpd_loo by more than 2 standard errors of the paired
   difference (Σ_r (elpd_t,r − elpd_n,r), se = √(n · Var_r));
 * the Gaussian fit does visibly worse: its posterior means are further from the truth
-  (root mean square over the 14 coefficients, measured ratio stated below) and its posterior
-  sds are wider;
-* with Gaussian data the posterior of ν is large (94 % HDI lower end above a measured bound)
-  and the Student-t coefficient means equal the Gaussian ones within a fraction of a posterior sd.
+  (root mean square over the 14 coefficients: measured 0.118 vs 0.045 at n = 1,024, 0.131 vs
+  0.102 at n = 289), its posterior sds wider (median ratio 2.7 and 1.65) and at n = 1,024 it
+  holds fewer truths (12 vs 14);
+* with Gaussian data the posterior of ν is large (94 % HDI lower end measured 23.6 at
+  n = 1,024 and 8.8 at n = 289; bounds 15 and 5) and the Student-t coefficient means equal the
+  Gaussian ones within 0.25 (0.5) posterior sd (measured 0.06 and 0.22).
 
 The default test runs n = 289 (17 × 17) with 2 chains × 500 draws; the slow one n = 1,024
 (32 × 32) with 4 chains × 1,000 draws. The figures of both are in the README ("Student-t errors").
