@@ -8,8 +8,13 @@ gives the posterior file's size, the largest R-hat of ``coef`` and how many true
 in their 94 % highest-density intervals.
 
 Functions for a harness: ``make_case(n, seed) -> paths`` and ``run_case(paths, ...) -> dict``.
+With ``--errors student-t`` the data have multivariate Student-t(3) errors per city and the fit
+is the Student-t system (``sample_posteriors.py --errors student-t``: per-city quadratic forms
+while sampling, the scale-mixture LOO afterwards).
+
 Usage: python benchmarks/bench_scale.py --n 10000 [--draws 1000 --tune 1000 --chains 4]
        [--keep-pointwise] [--quadrature] [--blas-threads 1] [--folder DIR]
+       [--relation rook|knn6] [--errors normal|student-t]
 The machine may be shared: run large n rarely; timings are indicative.
 """
 
@@ -32,14 +37,19 @@ STAGES = ("build", "spectrum", "model", "compile", "callbacks", "sampling", "imp
           "summary", "write")
 
 
+# degrees of freedom of the simulated Student-t errors (the recovery study's heavy tails)
+T_DATA_NU = 3.0
+
+
 def make_case(n: int, seed: int = 0, folder: str | Path | None = None,
-              relation: str = "rook") -> dict:
+              relation: str = "rook", errors: str = "normal") -> dict:
     """Simulate the default two-equation system and write data, map and truth.
 
     ``relation``: "rook" — a ⌊√n⌋² rook lattice (n rounded to a square number); "knn6" — the
     6-nearest-neighbour relation of n uniform random points, made symmetric by union (what
     ``prepare_data.py --symmetrise union`` builds), row-standardised; "demo" — the demo's
-    241-city contiguity map (``n`` is ignored).
+    241-city contiguity map (``n`` is ignored). ``errors="student-t"``: multivariate
+    Student-t(:data:`T_DATA_NU`) errors per city instead of normal ones.
     Returns paths ``data`` (CSV), ``weights`` (GAL), ``truth`` (JSON: formulas and the true
     coefficients) and ``folder``."""
     import numpy as np
@@ -60,7 +70,7 @@ def make_case(n: int, seed: int = 0, folder: str | Path | None = None,
     else:
         side = int(round(n ** 0.5))
         weights = lattice_weights(side)
-    sim = simulate_system(weights, seed=seed)
+    sim = simulate_system(weights, seed=seed, errors=errors, nu=T_DATA_NU)
     paths = {"folder": folder, "data": folder / "data.csv", "weights": folder / "map.gal",
              "truth": folder / "truth.json"}
     sim.data.to_csv(paths["data"], index=False)
@@ -217,10 +227,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--blas-threads", type=int, default=None,
                    help="BLAS threads of the fit (default: inherited from the environment)")
     p.add_argument("--folder", default=None, help="where the case is written (default: temp)")
+    p.add_argument("--relation", choices=("rook", "knn6"), default="rook",
+                   help="neighbour relation of the map (default rook lattice)")
+    p.add_argument("--errors", choices=("normal", "student-t"), default="normal",
+                   help="error law of the simulated data and of the fit (default normal)")
     args = p.parse_args(argv)
-    paths = make_case(args.n, seed=args.seed, folder=args.folder)
-    res = run_case(paths, args.draws, args.tune, args.chains, args.seed,
-                   ("--keep-pointwise",) if args.keep_pointwise else (),
+    paths = make_case(args.n, seed=args.seed, folder=args.folder, relation=args.relation,
+                      errors=args.errors)
+    extra = (("--keep-pointwise",) if args.keep_pointwise else ()) + \
+        (("--errors", args.errors) if args.errors != "normal" else ())
+    res = run_case(paths, args.draws, args.tune, args.chains, args.seed, extra,
                    quadrature=args.quadrature, blas_threads=args.blas_threads)
     for key in (*STAGES, "total", "wall"):
         print(f"{key:>10}: {res.get(key, float('nan')):8.1f} s   "

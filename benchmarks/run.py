@@ -10,8 +10,8 @@ ratio, and **met / not met**; the machine's description heads the file. Timings 
 machine and on what else it runs: the figures are those of the run that wrote the file.
 
 Checks (names for ``--only``): indices, gs3sls, bayes_small, gradient, quadrature, scale,
-heteroskedastic, compile (a first fit and a second process of the same structure, the 40-city
-quick study).
+scale_t (the Student-t system at n = 10⁵), heteroskedastic, compile (a first fit and a second
+process of the same structure, the 40-city quick study).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ for p in (str(ROOT), str(HERE)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-CHECKS = ("indices", "gs3sls", "bayes_small", "gradient", "quadrature", "scale",
+CHECKS = ("indices", "gs3sls", "bayes_small", "gradient", "quadrature", "scale", "scale_t",
           "heteroskedastic", "compile")
 
 
@@ -261,36 +261,48 @@ def check_heteroskedastic() -> list[dict]:
 
 def check_scale() -> list[dict]:
     """Two-equation system end to end through sample_posteriors.py at n = 10⁴ and 10⁵ (6-NN)."""
+    return [r for n, limit in ((10_000, 60.0), (100_000, 180.0)) for r in scale_rows(n, limit)]
+
+
+def check_scale_t() -> list[dict]:
+    """The Student-t system (t(3) data, ``--errors student-t``) end to end at n = 10⁵ (6-NN):
+    ≤ 3 min and ≤ 4 GB."""
+    return scale_rows(100_000, 180.0, errors="student-t")
+
+
+def scale_rows(n: int, limit: float, errors: str = "normal") -> list[dict]:
+    """The rows of one scale case: end-to-end time, peak memory, file size, R-hat, coverage."""
     from scipy import stats
 
     from bench_scale import make_case, run_case
 
-    rows = []
-    for n, limit in ((10_000, 60.0), (100_000, 180.0)):
-        with tempfile.TemporaryDirectory() as tmp:
-            r = run_case(make_case(n, seed=0, folder=tmp, relation="knn6"))
-        before = BEFORE[n]
-        total, inside = r["truth_terms"], r["truth_in_hdi"]
-        needed = int(stats.binom.ppf(0.01, total, 0.94))   # 1 % lower tail of Binomial(k, 0.94)
-        label = f"n = {n:,}"
-        stages = ", ".join(f"{k} {r[k]:.0f} s" for k in ("spectrum", "compile", "sampling",
-                                                           "impacts", "loo") if k in r)
-        rows += [
-            row(f"Bayesian 2-equation system, {label}, 6-NN (union) map, 4 × 1,000 draws: "
-                f"sample_posteriors.py end to end ({stages})", f"< {limit:.0f} s",
-                f"{r['wall']:.0f} s", r["wall"] < limit, baseline=before["seconds"],
-                ratio=f"{before['seconds_value'] / r['wall']:.1f} × faster"),
-            row(f"  {label}: peak memory", "< 4 GB", f"{r['peak_mb'] / 1024:.2f} GB",
-                r["peak_mb"] < 4096, baseline=before["memory"]),
-            row(f"  {label}: posterior file (default, lean)", "< 50 MB",
-                f"{r['file_mb']:.1f} MB", r["file_mb"] < 50, baseline=before["file"]),
-            row(f"  {label}: max R-hat of the coefficients", "≤ 1.01", f"{r['max_rhat']:.3f}",
-                r["max_rhat"] <= 1.01),
-            row(f"  {label}: true coefficients inside their 94 % HDI",
-                f"≥ {needed} of {total} (1 % tail of Binomial({total}, 0.94))",
-                f"{inside} of {total}", inside >= needed),
-        ]
-    return rows
+    with tempfile.TemporaryDirectory() as tmp:
+        case = make_case(n, seed=0, folder=tmp, relation="knn6", errors=errors)
+        r = run_case(case, extra_args=("--errors", errors) if errors != "normal" else ())
+    before = BEFORE[n] if errors == "normal" else {}
+    total, inside = r["truth_terms"], r["truth_in_hdi"]
+    needed = int(stats.binom.ppf(0.01, total, 0.94))   # 1 % lower tail of Binomial(k, 0.94)
+    label = f"n = {n:,}" + (", Student-t" if errors != "normal" else "")
+    stages = ", ".join(f"{k} {r[k]:.0f} s" for k in ("spectrum", "compile", "sampling",
+                                                       "impacts", "loo") if k in r)
+    system = ("Student-t system (t(3) data, --errors student-t)" if errors != "normal"
+              else "Bayesian 2-equation system")
+    ratio = (f"{before['seconds_value'] / r['wall']:.1f} × faster" if before else "")
+    return [
+        row(f"{system}, n = {n:,}, 6-NN (union) map, 4 × 1,000 draws: "
+            f"sample_posteriors.py end to end ({stages})", f"< {limit:.0f} s",
+            f"{r['wall']:.0f} s", r["wall"] < limit, baseline=before.get("seconds", ""),
+            ratio=ratio),
+        row(f"  {label}: peak memory", "< 4 GB", f"{r['peak_mb'] / 1024:.2f} GB",
+            r["peak_mb"] < 4096, baseline=before.get("memory", "")),
+        row(f"  {label}: posterior file (default, lean)", "< 50 MB",
+            f"{r['file_mb']:.1f} MB", r["file_mb"] < 50, baseline=before.get("file", "")),
+        row(f"  {label}: max R-hat of the coefficients{' and nu' if errors != 'normal' else ''}",
+            "≤ 1.01", f"{r['max_rhat']:.3f}", r["max_rhat"] <= 1.01),
+        row(f"  {label}: true coefficients inside their 94 % HDI",
+            f"≥ {needed} of {total} (1 % tail of Binomial({total}, 0.94))",
+            f"{inside} of {total}", inside >= needed),
+    ]
 
 
 # Before the compile cache (issue 21, 2 cores, nothing else running): sample_posteriors.py at

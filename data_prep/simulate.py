@@ -103,14 +103,19 @@ def _as_matrix(weights) -> tuple[sp.csr_matrix, np.ndarray]:
 
 def simulate_system(weights, truth: SystemTruth | None = None, seed: int = 0,
                     exogenous: pd.DataFrame | None = None,
-                    error_sd: np.ndarray | None = None) -> SimulatedSystem:
+                    error_sd: np.ndarray | None = None, errors: str = "normal",
+                    nu: float = 3.0, outlier_share: float = 0.0) -> SimulatedSystem:
     """Draw one data set from the structural system with parameters ``truth``.
 
     Exogenous base variables are iid N(0, 1) unless ``exogenous`` gives them (one row per city in
     the weights' order, a column per base variable; the errors are then the seed's first draws);
     errors are N(0, Σ) across equations — times ``error_sd[r]`` for city r when given
     (heteroskedastic: Var(ε_r) = error_sd[r]² Σ) — filtered by (I − ρ_g W)⁻¹ where ρ_g is
-    given. Returns the
+    given. ``errors="student-t"``: each city's error vector is multivariate Student-t(ν, Σ),
+    ε_r = z_r / √w_r with z_r ~ N(0, Σ) and w_r ~ Gamma(ν/2, rate ν/2) (the scale mixture of
+    the Bayesian model, METHOD.md §2c). ``outlier_share``: that share of cities (rounded, drawn
+    at random) get their error vector times :data:`OUTLIER_FACTOR`, gross outliers outside
+    either error law. Returns the
     data (``city``, dependents, exogenous bases) and one formula per equation in the
     specification's syntax.
     """
@@ -142,7 +147,7 @@ def simulate_system(weights, truth: SystemTruth | None = None, seed: int = 0,
         base = _lag_target(term)
         return W @ X[base] if base else X[term]
 
-    eps = rng.multivariate_normal(np.zeros(G), Sigma, size=n)  # (n, G)
+    eps = _errors(rng, Sigma, n, errors, nu, outlier_share)
     if error_sd is not None:
         eps *= np.asarray(error_sd, dtype=float).reshape(n, 1)
     rhs = np.empty((n, G))
@@ -173,6 +178,30 @@ def simulate_system(weights, truth: SystemTruth | None = None, seed: int = 0,
             rhs_text += " - 1"
         formulas.append(f"{dep} ~ {rhs_text}")
     return SimulatedSystem(data, formulas, truth, W, cities)
+
+
+OUTLIER_FACTOR = 10.0
+ERRORS = ("normal", "student-t")
+
+
+def _errors(rng: np.random.Generator, Sigma: np.ndarray, n: int, errors: str, nu: float,
+            outlier_share: float) -> np.ndarray:
+    """(n, G) error vectors: N(0, Σ), or t_ν(0, Σ) as z_r/√w_r, w_r ~ Gamma(ν/2, rate ν/2);
+    then round(share · n) random cities scaled by :data:`OUTLIER_FACTOR`."""
+    if errors not in ERRORS:
+        raise InputError(f"errors must be one of {', '.join(ERRORS)}, not {errors!r}")
+    if not nu > 0:
+        raise InputError(f"the degrees of freedom nu must be positive, not {nu}")
+    if not 0.0 <= outlier_share <= 1.0:
+        raise InputError(f"outlier_share must lie between 0 and 1, not {outlier_share}")
+    # normal errors are the seed's first error draws, as before the Student-t option existed
+    eps = rng.multivariate_normal(np.zeros(Sigma.shape[0]), Sigma, size=n)
+    if errors == "student-t":
+        eps /= np.sqrt(rng.gamma(0.5 * nu, 2.0 / nu, size=n))[:, None]
+    count = int(round(outlier_share * n))
+    if count:
+        eps[rng.choice(n, size=count, replace=False)] *= OUTLIER_FACTOR
+    return eps
 
 
 def lattice_weights(side: int, contiguity: str = "rook"):

@@ -193,6 +193,45 @@ def test_script_panel_recovers_truth_with_city_and_year_effects(tmp_path):
     assert summary["r_hat"].max() <= 1.02
 
 
+def test_script_panel_student_t_end_to_end(tmp_path):
+    """sample_posteriors.py --panel --errors student-t (subprocess, small panel, few draws): the
+    posterior has nu, the summary its row errors,nu after the coefficients and year contrasts,
+    the posterior is marked Student-t and LOO is skipped as for normal panel errors."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import arviz as az
+
+    from data_prep.weights import write_gal
+
+    root = Path(__file__).resolve().parents[1]
+    T = 3
+    frame, formulas, _, w, _ = _panel(side=5, T=T, seed=4)
+    frame.to_csv(tmp_path / "panel.csv", index=False)
+    write_gal(w, tmp_path / "w.gal")
+    out = tmp_path / "post.nc"
+    argv = [sys.executable, str(root / "scripts" / "sample_posteriors.py"), "--panel",
+            "--errors", "student-t"]
+    for f in formulas:
+        argv += ["--equation", f]
+    argv += ["--data", str(tmp_path / "panel.csv"), "--weights", str(tmp_path / "w.gal"),
+             "--draws", "60", "--tune", "60", "--chains", "2", "--seed", "3", "--quiet",
+             "--out", str(out)]
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=root, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "LOO skipped in panel mode" in proc.stdout
+    idata = az.from_netcdf(out)
+    assert idata.posterior["nu"].shape == (2, 60) and bool((idata.posterior["nu"] > 0).all())
+    assert idata.posterior.attrs["errors"] == "student-t"
+    assert "panel" in idata.posterior.attrs
+    assert "loo" not in idata.groups() and "log_likelihood" not in idata.groups()
+    summary = pd.read_csv(out.parent / "post_summary.csv")
+    assert list(summary[["equation", "term"]].iloc[-1]) == ["errors", "nu"]
+    assert len(summary) == 2 * 6 + 2 * (T - 1) + 1
+    assert "Intercept" not in set(summary.term)
+
+
 def test_script_panel_bad_input_exits_2(tmp_path, capsys):
     import importlib.util
     from pathlib import Path

@@ -91,3 +91,31 @@ def test_given_exogenous_data_replace_the_draws():
         simulate_system(lattice, seed=2, exogenous=given.drop(columns="z2"))
     with pytest.raises(InputError, match="rows"):
         simulate_system(lattice, seed=2, exogenous=given.iloc[:5])
+
+
+def test_student_t_errors_and_gross_outliers():
+    """errors="student-t": ε_r = z_r/√w_r, so the scaled quadratic form ε'Σ⁻¹ε/G is F(G, ν)
+    distributed; outlier_share scales that share of the cities' errors by 10."""
+    from scipy import stats
+
+    from data_prep.simulate import OUTLIER_FACTOR
+
+    w = lattice_weights(40)
+    truth = default_truth()
+    Sinv = np.linalg.inv(truth.Sigma)
+
+    def quad(sim):
+        u = structural_residuals(sim)
+        E = np.column_stack([u[d] for d in truth.dependents])
+        return np.einsum("ng,gh,nh->n", E, Sinv, E) / 2
+
+    q = quad(simulate_system(w, seed=4, errors="student-t", nu=3.0))
+    assert stats.kstest(q, stats.f(2, 3).cdf).pvalue > 0.01
+    assert stats.kstest(quad(simulate_system(w, seed=4)), stats.f(2, 3).cdf).pvalue < 1e-6
+    plain = quad(simulate_system(w, seed=4))
+    spoiled = quad(simulate_system(w, seed=4, outlier_share=0.01))
+    ratio = spoiled / plain
+    assert np.sum(np.isclose(ratio, OUTLIER_FACTOR ** 2)) == 16
+    assert np.sum(np.isclose(ratio, 1.0)) == 1600 - 16
+    with pytest.raises(InputError, match="errors must be one of"):
+        simulate_system(w, errors="cauchy")
