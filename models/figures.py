@@ -212,16 +212,15 @@ def effect_scales(data: pd.DataFrame, comparison: pd.DataFrame) -> pd.Series:
 
 # ----------------------------------------------------------------------------- frequentist effects
 
-def frequentist_effects(results, eigenvalues: np.ndarray, *, draws: int = 1000, seed: int = 0,
-                        level: float = 0.95, W=None) -> pd.DataFrame:
-    """GS3SLS impacts: plug-in estimate and a simulated ``level`` interval.
+def simulated_impacts(results, eigenvalues: np.ndarray, *, draws: int = 1000, seed: int = 0,
+                      W=None) -> tuple[xr.DataArray, xr.DataArray, float]:
+    """GS3SLS impacts at the estimate and at simulated parameter vectors.
 
     Parameter vectors δ_s ~ N(δ̂, V̂) (``results.params``, ``results.cov``); draws outside the
-    admissible region (``common.stability``: some real eigenvalue of B0 + B1 λ_k ≥ 1) are discarded and their share is reported
-    in ``attrs["discarded"]``. Returns columns effect, response, variable, estimate, low, high
-    (equal-tailed percentiles of the kept draws). Raises InputError when the estimate itself is
-    inadmissible (impacts undefined; weakly identified fits often are): draw the effects forest
-    with the posterior alone then (``frequentist_effects=None``).
+    admissible region (``common.stability``: some real eigenvalue of B0 + B1 λ_k ≥ 1) are
+    discarded. Returns (impacts at δ̂, impacts of the kept draws on dim ``sample``, the
+    discarded share). Raises InputError when the estimate itself is inadmissible (impacts
+    undefined; weakly identified fits often are).
     """
     from models.bayes.effects import coefficient_matrices, impacts
 
@@ -249,19 +248,36 @@ def frequentist_effects(results, eigenvalues: np.ndarray, *, draws: int = 1000, 
     imp = impacts(B0[keep], B1[keep], {k: (b[keep], None if t is None else t[keep])
                                        for k, (b, t) in betas.items()},
                   lam, row_standardised=rows_one, dependents=deps, W=W)["impact"]
-    point, sim = imp.isel(sample=0), imp.isel(sample=slice(1, None))
+    return (imp.isel(sample=0), imp.isel(sample=slice(1, None)),
+            float(1 - (keep.size - 1) / draws))
+
+
+def impact_intervals(point: xr.DataArray, sim: xr.DataArray, level: float) -> pd.DataFrame:
+    """Columns effect, response, variable, estimate, low, high: the plug-in impact and the
+    equal-tailed ``level`` percentiles of the simulated ones (:func:`simulated_impacts`)."""
     q = sim.quantile([(1 - level) / 2, (1 + level) / 2], dim="sample")
     rows = []
-    for e in imp["effect"].values:
-        for r in imp["response"].values:
-            for v in imp["variable"].values:
+    for e in point["effect"].values:
+        for r in point["response"].values:
+            for v in point["variable"].values:
                 at = dict(effect=e, response=r, variable=v)
                 rows.append({"effect": str(e), "response": str(r), "variable": str(v),
                              "estimate": float(point.sel(at)),
                              "low": float(q.sel(at).isel(quantile=0)),
                              "high": float(q.sel(at).isel(quantile=1))})
-    out = pd.DataFrame(rows)
-    out.attrs["discarded"] = float(1 - (keep.size - 1) / draws)
+    return pd.DataFrame(rows)
+
+
+def frequentist_effects(results, eigenvalues: np.ndarray, *, draws: int = 1000, seed: int = 0,
+                        level: float = 0.95, W=None) -> pd.DataFrame:
+    """GS3SLS impacts: plug-in estimate and a simulated ``level`` interval
+    (:func:`simulated_impacts`, :func:`impact_intervals`); the discarded share of the draws is
+    in ``attrs["discarded"]``. Raises InputError when the estimate itself is inadmissible: draw
+    the effects forest with the posterior alone then (``frequentist_effects=None``).
+    """
+    point, sim, discarded = simulated_impacts(results, eigenvalues, draws=draws, seed=seed, W=W)
+    out = impact_intervals(point, sim, level)
+    out.attrs["discarded"] = discarded
     return out
 
 

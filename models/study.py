@@ -193,18 +193,19 @@ def gs3sls_impacts(results, eigenvalues, *, seed: int = 0, W=None,
                    draws: int = 1000) -> pd.DataFrame:
     """GS3SLS impacts with their simulated 95 % interval and significance stars.
 
-    :func:`models.figures.frequentist_effects` at the 90, 95 and 99 % levels with one seed (the
-    same simulated parameter draws δ_s ~ N(δ̂, V̂), so the intervals are nested); ``stars`` marks
-    the widest of them that excludes 0 (``models.results.STAR_LEVELS``). Columns effect,
-    response, variable, estimate, low, high (95 %), stars. InputError when the estimate is
-    outside the admissible region (its impacts are undefined).
+    One set of simulated parameter draws δ_s ~ N(δ̂, V̂) (:func:`models.figures.simulated_impacts`)
+    read at the 90, 95 and 99 % levels, so the intervals are nested; ``stars`` marks the widest
+    of them that excludes 0 (``models.results.STAR_LEVELS``). Columns effect, response,
+    variable, estimate, low, high (95 %), stars. InputError when the estimate is outside the
+    admissible region (its impacts are undefined).
     """
-    from models.figures import frequentist_effects
+    from models.figures import impact_intervals, simulated_impacts
     from models.results import STAR_LEVELS
 
-    frames = {alpha: frequentist_effects(results, eigenvalues, draws=draws, seed=seed,
-                                         level=1 - alpha, W=W) for alpha, _ in STAR_LEVELS}
+    point, sim, discarded = simulated_impacts(results, eigenvalues, draws=draws, seed=seed, W=W)
+    frames = {alpha: impact_intervals(point, sim, 1 - alpha) for alpha, _ in STAR_LEVELS}
     out = frames[0.05].copy()
+    out.attrs["discarded"] = discarded
     marks = np.full(len(out), "", dtype=object)
     for alpha, mark in reversed(STAR_LEVELS):  # weakest first, so the strongest mark wins
         f = frames[alpha]

@@ -157,10 +157,14 @@ def _skipped(study: Study, number: int) -> bool:
     """True when the plan skips Table ``number``: said on the console and in the report."""
     if study.plan.runs(number):
         return False
-    line = study.plan.tables[number].skip_line()
+    _announce(study, study.plan.tables[number].skip_line())
+    return True
+
+
+def _announce(study: Study, line: str) -> None:
+    """A line for the user on the console and in the report (work the run does not do)."""
     say(line)
     study.report.lines([line + "."])
-    return True
 
 
 def stage_data(study: Study) -> None:
@@ -316,10 +320,8 @@ def stage_systems(study: Study) -> None:
     if cfg.quick:
         # each LOO comparison fits further structures (non-spatial, seed controls): a compile
         # apiece, which a preview does not need
-        line = ("LOO model comparisons: not run in quick mode (a preview); run without "
-                "--quick to rank the specifications")
-        say(line)
-        study.report.lines([line + "."])
+        _announce(study, "LOO model comparisons: not run in quick mode (a preview); run "
+                         "without --quick to rank the specifications")
     else:
         with Stage(study, "LOO model comparison"):
             _loo_comparisons(study, fit)
@@ -699,8 +701,9 @@ def stage_quadratic(study: Study) -> None:
             study.posterior(idata, f"quadratic_{index.lower()}")
             report = json.loads(idata.attrs.get("convergence_report", "[]"))
             study.report.lines([f"* {index}: {line}" for line in report])
-            text += f"; posterior {convergence_word(report)}" + (
-                "" if convergence_word(report).startswith("converged") else f" ({report[0]})")
+            word = convergence_word(report)
+            text += f"; posterior {word}" + ("" if word.startswith("converged") or not report
+                                             else f" ({report[0]})")
         verdicts.append(text)
         data = build_quadratic(study.frame, f"ER ~ {' + '.join([index, *study.controls])}",
                                index)
