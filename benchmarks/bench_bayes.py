@@ -31,17 +31,17 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from data_prep.simulate import lattice_weights, simulate_system
-from data_prep.spectrum import eigenvalues
+from data_prep.synthetic.simulate import lattice_weights, simulate_system
+from data_prep.spectrum.exact import eigenvalues
 from models.bayes.sampling import quiet_arviz
 from models.bayes.system import DEFAULT_PRIORS, build_system_model, system_layout
-from models.spec import build_system, parse_system
+from models.spec.system import build_system, parse_system
 
 
 def seed_sized_weights(lattice: bool):
     if lattice:
         return lattice_weights(16)  # 256 cells, the size quoted in METHOD.md §2b
-    from data_prep.synthetic import demo_inputs
+    from data_prep.synthetic.demo import demo_inputs
     from data_prep.weights import weights_from_polygons
 
     return weights_from_polygons(demo_inputs().geometry, island_policy="nearest")

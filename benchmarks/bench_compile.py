@@ -67,7 +67,7 @@ def study_runs(folder: Path) -> list[dict]:
         out = folder / f"study{i}"
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "scripts/run_all.py", "--quick", "--config",
-                               "configs/tiny.toml", "--out", str(out)], cwd=ROOT, env=env,
+                               "models/study/configs/tiny.toml", "--out", str(out)], cwd=ROOT, env=env,
                               capture_output=True, text=True)
         wall = time.perf_counter() - t0
         if proc.returncode != 0:

@@ -24,9 +24,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
-from data_prep.simulate import SystemTruth, default_truth, simulate_system
+from data_prep.synthetic.simulate import SystemTruth, default_truth, simulate_system
 from models.frequentist import estimate
-from models.spec import build_system, parse_system
+from models.spec.system import build_system, parse_system
 
 
 def knn_weights(n: int, k: int, seed: int) -> sp.csr_matrix:

@@ -2,7 +2,7 @@
 
 For a side × side rook lattice or a 6-nearest-neighbour relation made symmetric by union (random
 points in the unit square, fixed seed), both row-standardised, it times the exact dense spectrum
-and the Chebyshev / Lanczos quadratures of ``data_prep.quadrature``, and reports the largest
+and the Chebyshev / Lanczos quadratures of ``data_prep.spectrum.quadrature``, and reports the largest
 relative error of log|I − ρW| = Σ log(1 − ρλ) over a ρ grid on the admissible region: ``points``
 equally spaced values between 0.99/λ_min and 0.99/λ_max (the exact extremes), leaving out
 |ρ| < 0.05 where log|I − ρW| ≈ −ρ² tr(W²)/2 is nearly 0 and a relative error means little.
@@ -28,7 +28,7 @@ RELATIONS = ("rook", "knn6", "rook_binary")
 
 def benchmark_weights(side: int, relation: str = "rook", seed: int = 0):
     """The benchmark's W (SpatialWeights) with n = side²."""
-    from data_prep.simulate import lattice_weights
+    from data_prep.synthetic.simulate import lattice_weights
     from data_prep.weights import weights_from_coordinates
 
     if relation == "rook":
@@ -74,11 +74,12 @@ def logdet_accuracy(side: int, method: str = "chebyshev", *, relation: str = "ro
     """One benchmark row: seconds of the spectrum by ``method`` and (with ``exact``) of the
     dense spectrum, and the largest relative log-det error over :func:`rho_grid`.
 
-    ``options`` go to :func:`data_prep.quadrature.spectrum` (degree, probes, steps, deflate);
+    ``options`` go to :func:`data_prep.spectrum.quadrature.spectrum` (degree, probes, steps, deflate);
     ``eigenvalues`` reuses an exact spectrum already computed for the same W.
     """
-    from data_prep.quadrature import extreme_eigenvalues, spectrum
-    from data_prep.spectrum import eigenvalues as dense_eigenvalues
+    from data_prep.spectrum.extremes import extreme_eigenvalues
+    from data_prep.spectrum.chooser import spectrum
+    from data_prep.spectrum.exact import eigenvalues as dense_eigenvalues
 
     w = benchmark_weights(side, relation, seed)
     row = {"n": w.n, "relation": relation, "method": method}

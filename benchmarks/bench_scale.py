@@ -54,7 +54,7 @@ def make_case(n: int, seed: int = 0, folder: str | Path | None = None,
     coefficients) and ``folder``."""
     import numpy as np
 
-    from data_prep.simulate import lattice_weights, simulate_system
+    from data_prep.synthetic.simulate import lattice_weights, simulate_system
     from data_prep.weights import weights_from_coordinates, write_gal
 
     folder = Path(folder or tempfile.mkdtemp(prefix=f"scale{n}_"))
@@ -86,13 +86,13 @@ def _child(timing_file: str, argv: list[str]) -> int:
 
     With the environment variable BENCH_QUADRATURE=1 the spectrum chooser takes its quadrature
     at any n (threshold 0) instead of the exact spectrum below its threshold."""
-    import importlib.util
+    import importlib
 
     sys.path.insert(0, str(ROOT))
-    import common.files as files
+    import data_prep.files as files
 
     if os.environ.get("BENCH_QUADRATURE") == "1":
-        import data_prep.quadrature as quadrature
+        import data_prep.spectrum.quadrature as quadrature
 
         chooser = quadrature.spectrum
         quadrature.spectrum = lambda W, **kw: chooser(W, **{**kw, "threshold": 0})
@@ -102,11 +102,9 @@ def _child(timing_file: str, argv: list[str]) -> int:
     import models.bayes.postprocess as post
     import models.bayes.sampling as sampling
     import models.bayes.system as system
-    import models.spec as spec
+    import models.spec.system as spec
 
-    spec_ = importlib.util.spec_from_file_location("sample_posteriors", SCRIPT)
-    script = importlib.util.module_from_spec(spec_)
-    spec_.loader.exec_module(script)
+    script = importlib.import_module("models.cli.sample_posteriors")
     times: dict[str, float] = {}
     cpu: dict[str, float] = {}
 

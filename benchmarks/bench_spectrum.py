@@ -15,8 +15,8 @@ import time
 import numpy as np
 import scipy.linalg as la
 
-from data_prep.simulate import lattice_weights
-from data_prep.spectrum import eigenvalues
+from data_prep.synthetic.simulate import lattice_weights
+from data_prep.spectrum.exact import eigenvalues
 
 
 def main() -> None:

@@ -79,8 +79,8 @@ def simulated_case(n: int):
     on a ⌊√n⌋² rook lattice. Returns (SystemData, W)."""
     from bench_bayes import seed_sized_weights
 
-    from data_prep.simulate import lattice_weights, simulate_system
-    from models.spec import build_system, parse_system
+    from data_prep.synthetic.simulate import lattice_weights, simulate_system
+    from models.spec.system import build_system, parse_system
 
     w = seed_sized_weights(lattice=False) if n == 241 else lattice_weights(int(round(n ** 0.5)))
     sim = simulate_system(w, seed=0)
@@ -115,7 +115,7 @@ def check_gs3sls() -> list[dict]:
     """GS3SLS at n = 241 (< 0.1 s) and n = 10⁵ (< 10 s), and spatial 2SLS against spreg."""
     from bench_gs3sls import against_spreg, system_case, timed
     from models.frequentist import estimate
-    from models.spec import build_system
+    from models.spec.system import build_system
 
     rows = []
     sim, spec, W = system_case(241, 5)
@@ -143,9 +143,9 @@ def check_bayes_small() -> list[dict]:
     """Seed-sized Bayesian system: ≥ 1,000 ESS/s of sampling; < 60 s end to end from cold."""
     from bench_bayes import run_naive, run_ours, seed_sized_weights
 
-    from data_prep.simulate import simulate_system
-    from data_prep.spectrum import eigenvalues
-    from models.spec import build_system, parse_system
+    from data_prep.synthetic.simulate import simulate_system
+    from data_prep.spectrum.exact import eigenvalues
+    from models.spec.system import build_system, parse_system
 
     w = seed_sized_weights(lattice=False)
     sim = simulate_system(w, seed=1)
@@ -175,7 +175,7 @@ def check_gradient() -> list[dict]:
     import numpy as np
 
     from bench_bayes import naive_model
-    from data_prep.quadrature import spectrum
+    from data_prep.spectrum.chooser import spectrum
     from models.bayes.system import build_system_model
 
     def per_eval(model, repeats: int = 2000) -> float:
@@ -420,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     text = to_markdown(rows, header)
     print(text)
     if set(args.only) == set(CHECKS):
-        from common.files import atomic_write
+        from data_prep.files import atomic_write
 
         text += kept_notes(Path(args.out))
         atomic_write(args.out, lambda tmp: Path(tmp).write_text(text))

@@ -21,8 +21,8 @@ import pandas as pd
 import xarray as xr
 
 from data_prep import indices
-from common.errors import InputError
-from common.files import atomic_write
+from data_prep.errors import InputError
+from data_prep.files import atomic_write
 from data_prep.readers import (name_list, read_city_attributes, read_covariates,
                                read_employment, read_output)
 
@@ -158,8 +158,10 @@ def _with_spectrum(ds: xr.Dataset, W, threshold: int | None, method: str) -> xr.
     """The spectrum of W by the one chooser, stored with its choice (method, threshold, effort,
     seed) in ``attrs['spectrum_details']``; ``attrs['spectrum_method']`` is "symmetric" or
     "general" for exact eigenvalues and the quadrature's name otherwise."""
-    from data_prep.quadrature import DEFAULT_THRESHOLD, NoQuadrature, spectrum
-    from data_prep.spectrum import spectrum_to_dataset
+    from data_prep.spectrum.quadrature import DEFAULT_THRESHOLD
+    from data_prep.spectrum.extremes import NoQuadrature
+    from data_prep.spectrum.chooser import spectrum
+    from data_prep.spectrum.stored import spectrum_to_dataset
 
     try:
         result = spectrum(W.matrix,
@@ -201,7 +203,7 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
     "krugman", or "lq:<industry>"); PSD by ``psd_method`` ("shannon", "gini",
     "relative_diversity"); ``winsorize`` (p or (lower, upper)) also clips PSS and PSD. With
     ``coupling``, ``Interact_PSS`` and ``Interact_PSD`` (coupling-coordination degree with ER).
-    With weights and ``spectrum``, the spectrum of W by :func:`data_prep.quadrature.spectrum`
+    With weights and ``spectrum``, the spectrum of W by :func:`data_prep.spectrum.quadrature.spectrum`
     (``spectrum_method``; "auto": exact eigenvalues up to ``spectrum_threshold`` cities, default
     ``quadrature.DEFAULT_THRESHOLD``, Chebyshev quadrature nodes and weights above), the choice
     recorded in attrs. ``symmetrise="union"`` makes a weights file's neighbour relation
@@ -287,18 +289,18 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
 
 
 def demo_dataset(seed: int = 20240601, *, island_policy: str | None = None, **options) -> xr.Dataset:
-    """The embedded synthetic study (:func:`data_prep.synthetic.demo_inputs`) as a Dataset.
+    """The embedded synthetic study (:func:`data_prep.synthetic.demo.demo_inputs`) as a Dataset.
 
     The demo goes through the same :func:`build_dataset` as a user's files; its weights are the
     queen contiguity of the synthetic map with the island cities linked to their nearest city
     (the demo's ``island_policy``, overridable). ``options`` are passed to :func:`build_dataset`.
     The robustness inputs (covariate GDP, attribute region, industry output) come from
-    :mod:`data_prep.synthetic_output`. ``attrs["truth"]`` holds the structural system the demo's
-    indices follow (JSON; read it with :func:`data_prep.synthetic.demo_truth`), unless
+    :mod:`data_prep.synthetic.output`. ``attrs["truth"]`` holds the structural system the demo's
+    indices follow (JSON; read it with :func:`data_prep.synthetic.demo.demo_truth`), unless
     ``options`` change the indices or W.
     """
-    from data_prep.synthetic import demo_inputs
-    from data_prep.synthetic_output import with_output
+    from data_prep.synthetic.demo import demo_inputs
+    from data_prep.synthetic.output import with_output
     from data_prep.weights import weights_from_polygons
 
     demo, output = with_output(demo_inputs(seed))  # GDP, region and industry output
@@ -314,7 +316,7 @@ def demo_dataset(seed: int = 20240601, *, island_policy: str | None = None, **op
                 and options.get("er_benchmark", "industry_mix") == "industry_mix"
                 and not bool(ds["ER_flag"].any()))
     if as_built:
-        ds.attrs["truth"] = demo.truth_json  # read with data_prep.synthetic.demo_truth
+        ds.attrs["truth"] = demo.truth_json  # read with data_prep.synthetic.demo.demo_truth
     return ds
 
 

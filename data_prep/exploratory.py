@@ -18,8 +18,8 @@ import pandas as pd
 import scipy.sparse as sp
 import xarray as xr
 
-from common.errors import InputError
-from common.files import atomic_write
+from data_prep.errors import InputError
+from data_prep.files import atomic_write
 from data_prep.weights import SpatialWeights, row_standardise, weights_from_dataset
 
 

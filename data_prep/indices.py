@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import xlogy
 
-from common.errors import InputError
+from data_prep.errors import InputError
 
 DIMS = ("city", "year", "industry")
 # Near-zero counterfactual change: |ΔE^C_r,t+1| <= ER_THRESHOLD · E_rt. With national growth of a

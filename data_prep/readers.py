@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from common.errors import InputError
+from data_prep.errors import InputError
 
 FILL_POLICIES = ("refuse", "zero", "drop")
 

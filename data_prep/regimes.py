@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import xarray as xr
 
-from common.errors import InputError
+from data_prep.errors import InputError
 from data_prep.indices import winsorize
 
 THRESHOLD = "yearly cross-city mean of the winsorised index"

@@ -30,8 +30,8 @@ import xarray as xr
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from common.errors import InputError
-from common.files import atomic_write
+from data_prep.errors import InputError
+from data_prep.files import atomic_write
 
 ISLAND_POLICIES = ("refuse", "nearest", "keep")
 SYMMETRISE = (None, "union")
@@ -469,7 +469,7 @@ def weights_from_coordinates(coords, cities, *, k: int | None = None,
     Exactly one of ``k`` and ``threshold`` (Euclidean distance, same units as ``coords``).
     ``symmetrise="union"`` links r and s when either is among the other's k nearest: a
     symmetric relation (real spectrum; needed for the quadrature log-determinant above the
-    dense-spectrum threshold, see ``data_prep.quadrature``).
+    dense-spectrum threshold, see ``data_prep.spectrum.quadrature``).
     """
     from libpysal.weights import KNN, DistanceBand
 
@@ -551,7 +551,7 @@ def weights_to_dataset(ds: xr.Dataset, weights: SpatialWeights) -> xr.Dataset:
     """Store W as COO arrays on dim ``link`` aligned with ``ds.city`` (re-ordered if needed).
 
     Weights built from polygons also store their map: ``geometry_wkt`` (city), WKT polygons,
-    with the CRS in ``attrs["geometry_crs"]`` (for the choropleths of ``data_prep.maps``).
+    with the CRS in ``attrs["geometry_crs"]`` (for the choropleths of ``models.study.maps``).
     """
     if "city" not in ds.coords:
         raise InputError("the dataset has no 'city' coordinate to align the weights with")

@@ -8,60 +8,7 @@ cannot be written included, checked first) prints `error: ...` and exits with st
 prints `interrupted: ...` and exits with status 130.
 """
 
-from __future__ import annotations
-
-import argparse
-import json
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # allow running from a checkout without installing
-    sys.path.insert(0, str(ROOT))
-
-from common.errors import InputError  # noqa: E402
-from models.cli import run_reporting_errors  # noqa: E402
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--posterior", type=Path, required=True, help="InferenceData NetCDF (post.nc)")
-    p.add_argument("--out-dir", type=Path, required=True, help="folder for the PNG files")
-    p.add_argument("--prefix", default="", help="file-name prefix of the figures")
-    return p
-
-
-def run(args: argparse.Namespace) -> int:
-    from common.files import check_output_paths
-
-    check_output_paths(folders=[("--out-dir", args.out_dir)])
-    if not args.posterior.is_file():
-        raise InputError(f"--posterior {args.posterior}: file not found")
-    import arviz as az
-
-    from models.bayes.diagnostics_plots import diagnostic_figures
-
-    try:
-        idata = az.from_netcdf(args.posterior)
-    except (OSError, ValueError) as err:
-        raise InputError(f"--posterior {args.posterior}: not an InferenceData NetCDF "
-                         f"({str(err).splitlines()[0] if str(err) else type(err).__name__})"
-                         ) from None
-    if "posterior" not in idata.groups():
-        raise InputError(f"--posterior {args.posterior}: no posterior group")
-    written = diagnostic_figures(idata, args.out_dir, args.prefix)
-    stored = (idata.posterior.attrs.get("convergence_report")
-              or getattr(idata, "attrs", {}).get("convergence_report", "[]"))
-    for line in json.loads(stored):
-        print(line)
-    for path in written:
-        print(f"wrote {path}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_reporting_errors(run, build_parser().parse_args(argv))
-
+from models.cli.plot_diagnostics import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -37,7 +37,7 @@ Structure **(choices, documented defaults)**:
   the one-way ANOVA ratio of between-city to within-city mean squares of y exceeds 2. Measured:
   the ratio is 268 for the demo's Interact_PSS (148 for Interact_PSD), 1.6 for the simulated
   panels of the tests (non-centred there).
-* Mundlak device (``data.mundlak``, :mod:`models.factor_data`; off by default): the city means
+* Mundlak device (``data.mundlak``, :mod:`models.spec.factor`; off by default): the city means
   x̄_r of the factors that vary within cities enter with common slopes ξ (deterministic
   ``xi`` (dim ``mundlak``) on the original scale, summary terms ``mean(x)``; one slope for all groups, since
   they stand for the part of a_r that the factors predict), ξ_k ~ Normal(0, ``phi_sd``) on the
@@ -64,8 +64,8 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from common.errors import InputError
-from models.factor_data import FactorData
+from data_prep.errors import InputError
+from models.spec.factor import FactorData
 
 DEFAULT_PRIORS = {"intercept_sd": 2.0, "phi_sd": 1.0, "group_sd": 0.5, "city_sd": 1.0,
                   "year_sd": 1.0, "sigma_sd": 1.0}

@@ -25,7 +25,7 @@ such a function with f_g(λ) = Σ_h [(I_G − B0 − B1 λ)⁻¹]_gh (β_h + θ_
     direct_r = Σ_k U_rk² f_g(λ_k),    total_r = Σ_k (1'D^-½U)_k f_g(λ_k) U_rk d_r^½.
 
 One symmetric eigendecomposition of M (dense, O(n³), done once) and O(n² G) per draw. It is
-refused above the dense-spectrum limit (``data_prep.spectrum.MAX_DENSE_N``) and for W whose
+refused above the dense-spectrum limit (``data_prep.spectrum.exact.MAX_DENSE_N``) and for W whose
 relation is not symmetric (complex eigenvectors). Hand-written: no library computes per-region
 impacts of a simultaneous spatial system.
 """
@@ -37,8 +37,8 @@ import scipy.sparse as sp
 import xarray as xr
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
-from common.errors import InputError
-from common.stability import admissible_mask
+from data_prep.errors import InputError
+from data_prep.spectrum.stability import admissible_mask
 
 EFFECTS = ("direct", "indirect", "total")
 _SYM_TOL = 1e-9
@@ -76,7 +76,7 @@ def symmetrising_scale(W: sp.spmatrix) -> np.ndarray:
 
 def _eigen_parts(W: sp.spmatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(λ, P, Q): eigenvalues, P[r, k] = U_rk², Q[r, k] = U_rk d_r^½ (1'D^-½U)_k."""
-    from data_prep.spectrum import MAX_DENSE_N
+    from data_prep.spectrum.exact import MAX_DENSE_N
 
     n = W.shape[0]
     if n > MAX_DENSE_N:

@@ -99,7 +99,7 @@ class DiskEntry:
         return cres
 
     def save_overload(self, sig, cres) -> None:
-        from common.files import atomic_write
+        from data_prep.files import atomic_write
 
         if cres.library.has_dynamic_globals or any(not x.can_cache for x in cres.lifted):
             return

@@ -17,8 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from common.errors import InputError  # noqa: E402
-from common.files import write_together  # noqa: E402
+from data_prep.errors import InputError  # noqa: E402
+from data_prep.files import write_together  # noqa: E402
 
 
 def present_coefficients(posterior: xr.Dataset) -> xr.DataArray:

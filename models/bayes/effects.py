@@ -44,7 +44,7 @@ import scipy.sparse as sp
 import xarray as xr
 from scipy.sparse.linalg import splu
 
-from common.stability import admissible_mask
+from data_prep.spectrum.stability import admissible_mask
 from models.bayes.draws import as_draws
 
 # Minimum-degree ordering on A'+A: the system's pattern is (near) structurally symmetric, and this
@@ -82,7 +82,7 @@ def spectral_moments(B0: np.ndarray, B1: np.ndarray, eigenvalues: np.ndarray,
     """T0 = n⁻¹ Σ_k M_k and T1 = n⁻¹ Σ_k λ_k M_k with M_k = (I − B0 − B1 λ_k)⁻¹, per draw.
 
     These are n⁻¹ tr [𝒜⁻¹]_gh and n⁻¹ tr([𝒜⁻¹]_gh W) for all (g, h): shapes (S, G, G), real.
-    Raises ValueError when a draw lies outside the admissible region (``common.stability``).
+    Raises ValueError when a draw lies outside the admissible region (``data_prep.spectrum.stability``).
     """
     B0 = as_draws(B0, 2, "B0")
     B1 = as_draws(B1, 2, "B1")

@@ -17,7 +17,7 @@ G = 3, a batched ``det`` beyond). The per-evaluation cost is then one (n × (G+1
 product and n logarithms, whatever G is.
 
 Admissible region (METHOD.md §2b; the numpy reference and its derivation are in
-``common.stability``): the region connected to 𝒜 = I along the ray from it, where the system
+``data_prep.spectrum.stability``): the region connected to 𝒜 = I along the ray from it, where the system
 has a unique stable solution; outside it the log-density is −∞. With M_k = B0 + B1 λ_k and
 N_k = I − M_k, whose characteristic polynomial ν^G − c1 ν^(G−1) + c2 ν^(G−2) − … has c1 = tr N,
 c2 = the sum of the principal 2 × 2 minors and c_G = det N = f(λ_k):
@@ -41,7 +41,7 @@ c2 = the sum of the principal 2 × 2 minors and c_G = det N = f(λ_k):
 
 Written by hand because no library
 provides the spectral Jacobian of a simultaneous system; the spectrum itself comes from
-``data_prep.spectrum``. A node/weight pair (quadrature) may replace the spectrum for huge n.
+``data_prep.spectrum.exact``. A node/weight pair (quadrature) may replace the spectrum for huge n.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytensor.tensor as pt
 
-from common.errors import InputError
-from common.stability import REAL_TOL, admissible_mask, error_factor_mask
+from data_prep.errors import InputError
+from data_prep.spectrum.stability import REAL_TOL, admissible_mask, error_factor_mask
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def log_jacobian_numpy(B0, B1, eigenvalues, rho=None, weights=None) -> float:
     """Σ_k w_k log|det(I − B0 − B1 λ_k)| + Σ_g Σ_k w_k log|1 − ρ_g λ_k|, −∞ outside the region.
 
     Direct batched determinants, and the region from the batched eigenvalues of every
-    M_k = B0 + B1 λ_k (:func:`common.stability.admissible_mask`): an independent route from the
+    M_k = B0 + B1 λ_k (:func:`data_prep.spectrum.stability.admissible_mask`): an independent route from the
     closed forms used in the model. ``rho`` lists the spatial-error coefficients of the
     equations that have one (their factors need Re(1 − ρ λ_k) > 0).
     """
@@ -278,5 +278,5 @@ def log_jacobian(B0, B1, basis: SpectralBasis, G: int, rho=None, powers=None, po
 
 
 # ---------------------------------------------------------------- quadrature for huge n
-# One implementation, in data_prep.quadrature (re-exported here for existing callers).
-from data_prep.quadrature import lanczos_quadrature  # noqa: E402,F401
+# One implementation, in data_prep.spectrum.quadrature (re-exported here for existing callers).
+from data_prep.spectrum.quadrature import lanczos_quadrature  # noqa: E402,F401

@@ -34,8 +34,8 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from common.errors import InputError
-from common.files import save_figure
+from data_prep.errors import InputError
+from data_prep.files import save_figure
 
 COLUMNS = ["model", "elpd_loo", "se", "p_loo", "elpd_diff", "dse", "weight", "warning"]
 

@@ -55,11 +55,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from common.errors import InputError
+from data_prep.errors import InputError
 from models.bayes.panel import within_matrix
-from models.inputs import read_data
-from models.instruments import independent_columns
-from models.spec import SystemData, SystemSpec, build_system, parse_system
+from models.spec.inputs import read_data
+from models.spec.instruments import independent_columns
+from models.spec.system import SystemData, SystemSpec, build_system, parse_system
 
 YEAR_CONTRAST = "year_contrast[{}]"
 _SHOW = 6  # how many missing city-years an error message lists
@@ -125,7 +125,7 @@ def _intercept_free(spec) -> SystemSpec:
 def _spectrum(W: sp.csr_matrix, multiplicity: float):
     """Spectrum of W by the one chooser (exact up to its threshold, quadrature above), each
     node's weight times the panel multiplicity T − 1."""
-    from data_prep.quadrature import spectrum
+    from data_prep.spectrum.chooser import spectrum
 
     result = spectrum(W, seed=0)
     weights = np.ones(result.nodes.shape) if result.weights is None else result.weights
@@ -139,7 +139,7 @@ def panel_system(spec, data, weights=None, *, id_column: str = "city",
 
     ``spec``: formulas or a SystemSpec (any intercept is dropped); ``data``: long DataFrame, .csv
     or prepared .nc (its (city, year) variables, ER's undefined last year dropped); ``weights`` as
-    for ``models.spec.build_system`` (a sparse matrix follows the cities' order of first
+    for ``models.spec.system.build_system`` (a sparse matrix follows the cities' order of first
     appearance). Each year's rows go through ``build_system`` (so formula transforms are applied
     year by year), are stacked (T, n, ·) and projected on F' along the year axis.
     ``spectrum=False`` skips the eigenvalues (then ``eigenvalues`` is None).
@@ -210,7 +210,7 @@ def panel_system(spec, data, weights=None, *, id_column: str = "city",
     labels = np.array([f"{c}|contrast {k}" for k in range(1, T) for c in cities])
     Wbig = sp.kron(sp.identity(T - 1), W, format="csr") if W is not None else None
     system = SystemData(new_spec, labels, Wbig, Y, X, Q)
-    from models.identification import check_identification
+    from models.spec.identification import check_identification
 
     check_identification(system, spatial=Wbig is not None and new_spec.uses_weights)
     eigs, ew = (_spectrum(W, T - 1.0) if (spectrum and W is not None) else (None, None))

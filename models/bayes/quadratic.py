@@ -58,8 +58,8 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from common.errors import InputError
-from models.quadratic import QuadraticData
+from data_prep.errors import InputError
+from models.spec.quadratic import QuadraticData
 
 PRIOR_INVERTED_U = 0.25
 HDI_PROB = 0.94
@@ -70,14 +70,14 @@ RANGE_ROWS = {"p_inverted_u_range": "lind_mehlum_inverted_u",
 
 def spectrum_for(data: QuadraticData, eigenvalues=None) -> tuple[np.ndarray, np.ndarray | None]:
     """(nodes, weights) of the spectrum of W for the Jacobian: ``eigenvalues`` as given (an
-    array, weights None, or a ``data_prep.quadrature.Spectrum``), else from the one chooser
-    ``data_prep.quadrature.spectrum`` (exact up to its threshold, quadrature above); zeros
+    array, weights None, or a ``data_prep.spectrum.quadrature.Spectrum``), else from the one chooser
+    ``data_prep.spectrum.quadrature.spectrum`` (exact up to its threshold, quadrature above); zeros
     without weights (a Durbin term W(x) alone also brings W, whose spectrum the system model
     checks)."""
     if data.system.W is None:
         return np.zeros(data.y.size), None
     if eigenvalues is None:
-        from data_prep.quadrature import spectrum
+        from data_prep.spectrum.chooser import spectrum
 
         eigenvalues = spectrum(data.system.W)
     if hasattr(eigenvalues, "nodes"):

@@ -286,7 +286,7 @@ def study_checks(quick: bool) -> Checks:
 
 def check_sampler_settings(target_accept: float | None, max_treedepth: int | None) -> None:
     """Refuse a target acceptance outside (0, 1) or a tree depth below 1 (one line)."""
-    from common.errors import InputError
+    from data_prep.errors import InputError
 
     if target_accept is not None and not 0.0 < float(target_accept) < 1.0:
         raise InputError(f"the target acceptance must lie between 0 and 1, not {target_accept}")

@@ -63,8 +63,8 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
-from common.errors import InputError
-from data_prep.spectrum import check_spectrum
+from data_prep.errors import InputError
+from data_prep.spectrum.exact import check_spectrum
 from models.bayes.jacobian import SpectralBasis, log_jacobian, spectral_basis
 
 DEFAULT_PRIORS: dict[str, float] = {
@@ -365,7 +365,7 @@ def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = N
                        t_blocks: int = 1) -> pm.Model:
     """PyMC model of the spatial simultaneous system (module docstring gives model and priors).
 
-    ``system``: a ``models.spec.SystemData``; ``eigenvalues``: the spectrum of ``system.W`` (real,
+    ``system``: a ``models.spec.system.SystemData``; ``eigenvalues``: the spectrum of ``system.W`` (real,
     or complex in conjugate pairs; or quadrature nodes with ``eigen_weights``). Free variables
     ``structural_std``, ``beta_std`` (standardised scale), the error scales and correlation
     (``sd_std`` for G = 1; ``sd_std`` and ``corr_u`` with r = 2u − 1 for G = 2; the LKJ Cholesky

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from common.stability import admissible_mask, inadmissible_intervals
+from data_prep.spectrum.stability import admissible_mask, inadmissible_intervals
 from models.frequentist.iv import Projector
 
 WEAK_F = 10.0
@@ -139,9 +139,9 @@ def lag_only_identification(equation: str, excluded: Sequence[str], n_endog: int
 
 def spectrum_range(W, eigenvalues=None) -> tuple[float, float] | None:
     """[λ_min, λ_max] of the real parts of W's spectrum: from ``eigenvalues`` when given, else
-    the extreme eigenvalues (``data_prep.extremes``, sparse Lanczos; W similar to a symmetric
+    the extreme eigenvalues (``data_prep.spectrum.extremes``, sparse Lanczos; W similar to a symmetric
     matrix); None when neither is available (a complex spectrum without its eigenvalues)."""
-    from data_prep.extremes import NoQuadrature, extreme_eigenvalues
+    from data_prep.spectrum.extremes import NoQuadrature, extreme_eigenvalues
 
     if eigenvalues is not None:
         re = np.real(np.asarray(eigenvalues))
@@ -158,19 +158,19 @@ def stability_warning(B0: np.ndarray, B1: np.ndarray, W, *, eigenvalues=None,
                       extremes: tuple[float, float] | None = None) -> str | None:
     """Plain-words warning when estimates leave the system's admissible region.
 
-    The region (METHOD.md §2b, ``common.stability``): for every eigenvalue λ of W, every real
+    The region (METHOD.md §2b, ``data_prep.spectrum.stability``): for every eigenvalue λ of W, every real
     eigenvalue of M(λ) = B0 + B1 λ is below 1 (Re μ < 1 for complex λ); outside it the reduced
     form y = 𝒜⁻¹(Xb + u) is not the stable equilibrium connected to 𝒜 = I. With the spectrum
     (``eigenvalues``, exact) the rule is applied at every eigenvalue. Without it, on the whole
     interval [λ_min, λ_max] of ``extremes`` (or of :func:`spectrum_range`), exactly: the
     verdict can only change where f(λ) = det(I − B0 − B1 λ) or the discriminant of M(λ) vanishes
-    (``common.stability.inadmissible_intervals``); that is conservative for the discrete
+    (``data_prep.spectrum.stability.inadmissible_intervals``); that is conservative for the discrete
     spectrum inside the interval. A W whose spectrum is complex and not given is checked
-    through its dense eigenvalues (up to ``data_prep.spectrum.MAX_DENSE_N`` cities). With
+    through its dense eigenvalues (up to ``data_prep.spectrum.exact.MAX_DENSE_N`` cities). With
     B1 = 0 the check is on I − B0 alone (no W needed). No row-standardisation is assumed.
     """
-    from data_prep.spectrum import MAX_DENSE_N
-    from data_prep.spectrum import eigenvalues as dense_eigenvalues
+    from data_prep.spectrum.exact import MAX_DENSE_N
+    from data_prep.spectrum.exact import eigenvalues as dense_eigenvalues
 
     B0, B1 = np.atleast_2d(np.asarray(B0, float)), np.atleast_2d(np.asarray(B1, float))
     if not np.any(B1):

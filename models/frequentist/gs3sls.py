@@ -37,7 +37,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from common.errors import InputError
+from data_prep.errors import InputError
 from models.frequentist.diagnostics import (COLUMNS, first_stage, lag_only_identification,
                                             spectrum_range, stability_warning,
                                             weak_identification_warnings)
@@ -59,7 +59,7 @@ def _identification_notes(system, hnames: tuple[str, ...]) -> list[str]:
     """The specification's plain-words note (identification through spatial lags only), or,
     for a system built elsewhere, the same check on the actual instrument names."""
     try:
-        from models.spec import identification_note
+        from models.spec.system import identification_note
     except ImportError:
         identification_note = None
     if identification_note is not None:
@@ -125,7 +125,7 @@ def estimate(system, method: str = "gs3sls", *,
              heteroskedastic: bool = False) -> SystemResults:
     """Estimate the system by ``method`` in {"2sls", "3sls", "gs2sls", "gs3sls"}.
 
-    ``system`` is a :class:`models.spec.SystemData`; ``eigenvalues``, when known, the spectrum
+    ``system`` is a :class:`models.spec.system.SystemData`; ``eigenvalues``, when known, the spectrum
     of its W (the exact stability check and the ρ range use it). ``rho_bounds`` is the search
     range of the GM spatial-error ρ; by default 0.99·(1/λ_min, 1/λ_max) from the spectrum or
     the extreme eigenvalues of W (:func:`models.frequentist.gm.spectral_bounds`), and spreg's

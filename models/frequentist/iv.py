@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from common.errors import InputError
+from data_prep.errors import InputError
 
 RANK_TOL = 1e-10  # relative tolerance on singular values of the column-scaled small matrices
 GRAM_TOL = 1e-13  # λ_min/λ_max of the scaled H'H at or below which H is called singular

@@ -36,8 +36,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy import stats
 
-from common.errors import InputError
-from models.quadratic import QuadraticData, slope, turning_point
+from data_prep.errors import InputError
+from models.spec.quadratic import QuadraticData, slope, turning_point
 
 LEVEL = 0.95
 COLUMNS = ("equation", "term", "estimate", "std_error", "statistic", "p_value", "ci_low",
@@ -222,7 +222,7 @@ class QuadraticFit:
         return pd.concat([self.coefficients, extra], ignore_index=True)
 
     def summary(self) -> str:
-        from models.results import stars
+        from models.spec.coefficient_tables import stars
 
         dist = "normal" if self.df is None else f"t({self.df:g})"
         lines = [f"Quadratic model of {self.outcome} in {self.term} ({self.method}), "

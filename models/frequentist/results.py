@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from models.results import stars  # one definition of the significance marks
+from models.spec.coefficient_tables import stars  # one definition of the significance marks
 
 
 @dataclass

@@ -27,7 +27,7 @@ instead.
 
 **Which assumption each fit makes.** With city dummies the slopes allow any correlation between
 the city effects and the factors (fixed effects, with the caveat above). Without them and with
-``mundlak`` (:mod:`models.factor_data`) the design carries the city means x̄_r, the pooled Tobit
+``mundlak`` (:mod:`models.spec.factor`) the design carries the city means x̄_r, the pooled Tobit
 of Mundlak's correlated random effects a_r = x̄_r'ξ + u_r: the latent model stays linear with a
 normal error u_r + e_rt, so the slopes are consistent, but the rows of a city are not independent
 and the reported standard errors (which treat them so) are too small.
@@ -42,9 +42,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from common.errors import InputError
-from models.factor_data import FactorData
-from models.results import COEF_COLUMNS
+from data_prep.errors import InputError
+from models.spec.factor import FactorData
+from models.spec.coefficient_tables import COEF_COLUMNS
 
 INCIDENTAL_NOTE = ("city fixed effects as dummies in a Tobit suffer from the incidental-parameter "
                    "problem (Greene 2004): with few years per city sigma is biased downwards and "

@@ -43,7 +43,7 @@ PLANTED = {
         'pm.Normal("structural_std", 0.0, hp["structural_sigma"]',
         'pm.Normal("structural_std", 0.0, 2 * hp["structural_sigma"]'),
     "simulator spatial lags 20 % low": (
-        "data_prep/simulate.py",
+        "data_prep/synthetic/simulate.py",
         "B1[g, index[target]] = value", "B1[g, index[target]] = 0.8 * value"),
     "2SLS/GS2SLS cross-equation covariance blocks zeroed": (
         "models/frequentist/iv.py",

@@ -40,28 +40,28 @@ EXCLUDE_OPERATORS = [
     r"core/VariableInserter", r"core/VariableReplacer", r"core/RemoveDecorator",
 ]
 
-FREQ_TESTS = ["tests/test_strength_frequentist.py", "tests/test_frequentist.py"]
-BAYES_POST = ["tests/test_strength_bayes.py", "-k",
+FREQ_TESTS = ["tests/models/frequentist/test_gs3sls_references.py", "tests/models/frequentist/test_frequentist.py"]
+BAYES_POST = ["tests/models/bayes/test_system_references.py", "-k",
               "summary or dagger or add_effects or quadrature or excluded or binary "
               "or predictive_mean or seeded_and_thinning or thinning_cap"]
 TARGETS: dict[str, dict] = {
     "frequentist_results": {"module": "models/frequentist/results.py",
-                            "tests": FREQ_TESTS + ["tests/test_strength_summary.py",
-                                                   "tests/test_results.py"], "timeout": 120},
+                            "tests": FREQ_TESTS + ["tests/models/frequentist/test_summary.py",
+                                                   "tests/models/spec/test_coefficient_tables.py"], "timeout": 120},
     "frequentist_diagnostics": {"module": "models/frequentist/diagnostics.py",
                                 "tests": FREQ_TESTS, "timeout": 120},
-    "simulate": {"module": "data_prep/simulate.py",
-                 "tests": ["tests/test_strength_simulate.py", "tests/test_simulate.py"],
+    "simulate": {"module": "data_prep/synthetic/simulate.py",
+                 "tests": ["tests/data_prep/synthetic/test_simulate_references.py", "tests/data_prep/synthetic/test_simulate.py"],
                  "timeout": 120},
-    "results": {"module": "models/results.py",
-                "tests": ["tests/test_results.py", "tests/test_strength_tables.py",
-                          "tests/test_strength_frequentist.py"],
+    "results": {"module": "models/spec/coefficient_tables.py",
+                "tests": ["tests/models/spec/test_coefficient_tables.py", "tests/models/spec/test_coefficient_tables_references.py",
+                          "tests/models/frequentist/test_gs3sls_references.py"],
                 "timeout": 120},
     # the streamed LOO and the lean-file rule are checked by test_lean_outputs (its two script
     # tests are deselected by -k: they add a sampling run and test the command line)
     "bayes_postprocess": {"module": "models/bayes/postprocess.py",
-                          "tests": BAYES_POST[:1] + ["tests/test_predictive_group.py",
-                                                     "tests/test_lean_outputs.py"]
+                          "tests": BAYES_POST[:1] + ["tests/models/bayes/test_predictive_group.py",
+                                                     "tests/models/cli/test_lean_outputs.py"]
                           + BAYES_POST[1:2] + [BAYES_POST[2] + " or streamed or stored_loo "
                                                "or lean_rule or comparison_same or lean_files"],
                           "timeout": 300},
@@ -69,25 +69,25 @@ TARGETS: dict[str, dict] = {
     # the reported prior sds (line numbers of the current file: update them when it changes)
     "bayes_priors": {"module": "models/bayes/system.py",
                      "lines": ["51-57", "323-329", "345-375", "394-395"],
-                     "tests": ["tests/test_strength_bayes.py", "tests/test_bayes_logp.py", "-k",
+                     "tests": ["tests/models/bayes/test_system_references.py", "tests/models/bayes/test_bayes_logp.py", "-k",
                                "prior or lkj or contraction or another_map or structural_terms "
                                "or complex_spectrum"], "timeout": 600},
     # the model families added with Tables 9 and 10
     "frequentist_quadratic": {"module": "models/frequentist/quadratic.py",
-                              "tests": ["tests/test_strength_quadratic_ols.py",
-                                        "tests/test_quadratic_frequentist.py"],
+                              "tests": ["tests/models/frequentist/test_quadratic_references.py",
+                                        "tests/models/frequentist/test_quadratic_frequentist.py"],
                               "timeout": 120},
     "tobit": {"module": "models/frequentist/tobit.py",
-              "tests": ["tests/test_tobit.py", "tests/test_strength_tobit.py"], "timeout": 120},
+              "tests": ["tests/models/frequentist/test_tobit.py", "tests/models/frequentist/test_tobit_references.py"], "timeout": 120},
     # the shape quantities users read: the prior values, the deterministics of the model and
     # the posterior summaries (line numbers of the current file: update them when it changes)
     "bayes_quadratic": {"module": "models/bayes/quadratic.py",
                         "lines": ["80-88", "108-129", "177-232"],
-                        "tests": ["tests/test_strength_quadratic.py",
-                                  "tests/test_quadratic_bayes.py"], "timeout": 400},
+                        "tests": ["tests/models/bayes/test_quadratic_references.py",
+                                  "tests/models/bayes/test_quadratic_bayes.py"], "timeout": 400},
     # the fast tests only (no NUTS): survivors are then rechecked with the sampling tests too
     "bayes_censored": {"module": "models/bayes/censored.py",
-                       "tests": ["tests/test_strength_censored.py", "tests/test_censored_bayes.py",
+                       "tests": ["tests/models/bayes/test_censored_references.py", "tests/models/bayes/test_censored_bayes.py",
                                  "-k", "strength or loglik"], "timeout": 300},
 }
 

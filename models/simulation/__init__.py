@@ -1,0 +1,1 @@
+"""Simulation studies: parameter recovery, simulation-based calibration, coverage."""
