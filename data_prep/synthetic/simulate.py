@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from data_prep.errors import InputError
+from data_prep.terms import lag_target, structural_slot
 from data_prep.weights import SpatialWeights, row_standardise
 
 
@@ -67,10 +68,6 @@ def default_truth(dependents: Sequence[str] = ("ER", "PSS")) -> SystemTruth:
     return SystemTruth(coefficients, np.array([[1.0, 0.3], [0.3, 0.8]]))
 
 
-def _lag_target(term: str) -> str | None:
-    return term[2:-1] if term.startswith("W(") and term.endswith(")") else None
-
-
 def structural_parts(truth: SystemTruth):
     """Split the coefficient dicts into B0, B1 and the exogenous terms of each equation."""
     deps = truth.dependents
@@ -81,15 +78,15 @@ def structural_parts(truth: SystemTruth):
     for g, dep in enumerate(deps):
         terms: dict[str, float] = {}
         for term, value in truth.coefficients[dep].items():
-            target = _lag_target(term)
-            if target in index:
-                B1[g, index[target]] = value
-            elif term in index:
-                if term == dep:
-                    raise InputError(f"equation {dep}: a dependent cannot be its own regressor")
-                B0[g, index[term]] = value
-            else:
+            slot = structural_slot(term, index)
+            if slot is None:
                 terms[term] = value
+            elif slot[1] == 1:
+                B1[g, index[slot[0]]] = value
+            elif term == dep:
+                raise InputError(f"equation {dep}: a dependent cannot be its own regressor")
+            else:
+                B0[g, index[term]] = value
         exog.append(terms)
     return B0, B1, exog
 
@@ -130,7 +127,7 @@ def simulate_system(weights, truth: SystemTruth | None = None, seed: int = 0,
     B0, B1, exog = structural_parts(truth)
     rng = np.random.default_rng(seed)
 
-    bases = sorted({_lag_target(t) or t for terms in exog for t in terms} - {"Intercept"})
+    bases = sorted({lag_target(t) or t for terms in exog for t in terms} - {"Intercept"})
     if exogenous is None:
         X = {name: rng.standard_normal(n) for name in bases}
     else:
@@ -144,7 +141,7 @@ def simulate_system(weights, truth: SystemTruth | None = None, seed: int = 0,
     def column(term: str) -> np.ndarray:
         if term == "Intercept":
             return np.ones(n)
-        base = _lag_target(term)
+        base = lag_target(term)
         return W @ X[base] if base else X[term]
 
     eps = _errors(rng, Sigma, n, errors, nu, outlier_share)

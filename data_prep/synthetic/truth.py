@@ -47,6 +47,7 @@ import pandas as pd
 from data_prep.errors import InputError
 from data_prep.spectrum.stability import is_admissible
 from data_prep.synthetic.simulate import SystemTruth, structural_parts
+from data_prep.terms import lag_target
 
 DEPENDENTS: tuple[str, ...] = ("ER", "PSS", "PSD")
 CONTROLS: tuple[str, ...] = ("Gov", "PGDP", "Fdi", "Fix_cap", "RnD", "HumCap", "Rd", "Popden",
@@ -126,7 +127,7 @@ def raw_truth(z_scale: Mapping[str, float], x_mean: Mapping[str, float],
         terms: dict[str, float] = {}
         intercept = location[dep]
         for term, value in STRUCTURAL[dep].items():
-            other = term[2:-1] if term.startswith("W(") else term
+            other = lag_target(term) or term
             terms[term] = value * s_g / z_scale[other]
             intercept -= terms[term] * location[other]
         for x, value in SLOPES[dep].items():

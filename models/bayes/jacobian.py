@@ -275,8 +275,3 @@ def log_jacobian(B0, B1, basis: SpectralBasis, G: int, rho=None, powers=None, po
             total = total + 0.5 * pt.sum(
                 w[:, None] * pt.log(pt.switch(fr > 0, fr ** 2 + fri ** 2, 1.0)))
     return pt.switch(inside, total, -np.inf), inside
-
-
-# ---------------------------------------------------------------- quadrature for huge n
-# One implementation, in data_prep.spectrum.quadrature (re-exported here for existing callers).
-from data_prep.spectrum.quadrature import lanczos_quadrature  # noqa: E402,F401

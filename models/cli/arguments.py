@@ -143,10 +143,11 @@ class _PipeSafeStdout:
         return getattr(self._stream, name)
 
 
-def run_reporting_errors(run, args) -> int:
+def run_reporting_errors(run, args, *, interrupted: str | None = None) -> int:
     """``run(args)`` with the scripts' exit conventions.
 
-    Bad input, numerical failure or file trouble → one ``error:`` line, status 2; Ctrl-C (during
+    Bad input, numerical failure or file trouble → one ``error:`` line per problem (a study
+    plan reports all its problems at once, one a line), status 2; Ctrl-C (during
     imports, compilation, sampling or writing) → one ``interrupted:`` line, status 130, no
     traceback (SIGTERM is treated alike); a closed stdout pipe → the run goes on quietly (its files are still written).
     Nothing has been written when an error or interrupt surfaces here: the scripts check their
@@ -165,7 +166,7 @@ def run_reporting_errors(run, args) -> int:
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main else None
     try:
-        return _run(run, args)
+        return _run(run, args, interrupted)
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)
@@ -179,7 +180,7 @@ def _terminate(signum, frame):
                             "they were")
 
 
-def _run(run, args) -> int:
+def _run(run, args, interrupted: str | None) -> int:
     import sys
 
     try:
@@ -188,7 +189,8 @@ def _run(run, args) -> int:
         try:
             return run(args)
         except InputError as err:
-            print(f"error: {err}", file=sys.stderr)
+            for problem in str(err).splitlines() or [""]:
+                print(f"error: {problem}", file=sys.stderr)
             return EXIT_BAD_INPUT
         except (ArithmeticError, ValueError) as err:
             import numpy as np
@@ -205,6 +207,6 @@ def _run(run, args) -> int:
             print(f"error: cannot read or write a file ({err})", file=sys.stderr)
             return EXIT_BAD_INPUT
     except KeyboardInterrupt as err:
-        detail = str(err) or "nothing written; earlier outputs left as they were"
+        detail = str(err) or interrupted or "nothing written; earlier outputs left as they were"
         print(f"interrupted: {detail}", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -20,6 +20,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from models.cli.arguments import run_reporting_errors
+
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,33 +39,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="load the data, print the study plan (tables, fits, which are "
                              "skipped and why) and stop without writing anything")
     args = parser.parse_args(argv)
-    try:
-        from data_prep.errors import InputError
-        from models.study.config import load_config
-        from models.study.run import prepare_study, run_study, say
+    return run_reporting_errors(_run, args, interrupted="nothing was written (the previous "
+                                                        "results are untouched)")
 
-        try:
-            cfg = load_config(args.config, args.quick)
-            study = prepare_study(cfg, progress=not args.quick)
-            if args.dry_run:
-                print(study.plan.text())
-                return 0
-            written = run_study(cfg, args.out, progress=not args.quick, study=study)
-        except InputError as err:
-            for problem in str(err).splitlines():  # the plan lists every problem, one a line
-                print(f"error: {problem}", file=sys.stderr)
-            return 2
-        say(f"wrote {len(written)} files to {args.out}:")
-        for path in written:
-            print(f"  {path}")
-    except KeyboardInterrupt:
-        print("interrupted: nothing was written (the previous results are untouched)",
-              file=sys.stderr)
-        return 130
-    except BrokenPipeError:
+
+def _run(args) -> int:
+    from models.study.config import load_config  # lazy: --help must answer without PyMC
+    from models.study.run import prepare_study, run_study, say
+
+    cfg = load_config(args.config, args.quick)
+    study = prepare_study(cfg, progress=not args.quick)
+    if args.dry_run:
+        print(study.plan.text())
         return 0
+    written = run_study(cfg, args.out, progress=not args.quick, study=study)
+    say(f"wrote {len(written)} files to {args.out}:")
+    for path in written:
+        print(f"  {path}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

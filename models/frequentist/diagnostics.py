@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from data_prep.spectrum.stability import admissible_mask, inadmissible_intervals
+from data_prep.terms import is_lag
 from models.frequentist.iv import Projector
 
 WEAK_F = 10.0
@@ -130,7 +131,7 @@ def lag_only_identification(equation: str, excluded: Sequence[str], n_endog: int
     """Note when every excluded instrument of an endogenous equation is a spatial lag W(x)/W2(x)."""
     if n_endog == 0 or not excluded:
         return None
-    if all(name.startswith(("W(", "W2(")) for name in excluded):
+    if all(is_lag(name) for name in excluded):
         return (f"equation {equation}: identification comes only from spatial lags of the "
                 "exogenous variables (no excluded exogenous variable or user instrument); "
                 "estimates can be fragile — add an excluded instrument if theory offers one")

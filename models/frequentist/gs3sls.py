@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from data_prep.errors import InputError
+from data_prep.terms import is_lag
 from models.frequentist.diagnostics import (COLUMNS, first_stage, lag_only_identification,
                                             spectrum_range, stability_warning,
                                             weak_identification_warnings)
@@ -156,7 +157,7 @@ def estimate(system, method: str = "gs3sls", *,
         raise InputError("the system uses W() terms or spatial errors but no weights were given")
     # Spatial H whenever W() terms are present, and for GS methods with spatial errors
     # (Z* = Z − ρWZ then involves W X); spatial errors alone do not change H for 2sls/3sls.
-    has_w_terms = any(eq.spatial_lags or any(x.startswith("W(") for x in eq.exogenous)
+    has_w_terms = any(eq.spatial_lags or any(is_lag(x) for x in eq.exogenous)
                       for eq in spec.equations)
     has_errors = any(eq.spatial_error for eq in spec.equations)
     spatial = has_w_terms or (has_errors and method.startswith("gs"))

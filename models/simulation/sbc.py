@@ -31,14 +31,10 @@ from scipy import stats
 
 from data_prep.errors import InputError
 from data_prep.synthetic.simulate import SystemTruth, structural_parts
+from data_prep.terms import is_structural
 
 RANK_COLUMNS = ("replication", "equation", "term", "truth", "rank", "draws")
 MAX_REJECTIONS = 10_000
-
-
-def _is_structural(term: str, dependents) -> bool:
-    target = term[2:-1] if term.startswith("W(") and term.endswith(")") else None
-    return target in dependents or term in dependents
 
 
 def prior_truth(template: SystemTruth, eigenvalues, priors: Mapping[str, float] | None,
@@ -57,7 +53,7 @@ def prior_truth(template: SystemTruth, eigenvalues, priors: Mapping[str, float] 
     if G > 2:
         raise InputError(f"SBC prior draws are implemented for one or two equations, not {G}")
     slots = [(eq, t) for eq in deps for t in template.coefficients[eq]]
-    structural = [k for k in slots if _is_structural(k[1], deps)]
+    structural = [k for k in slots if is_structural(k[1], deps)]
     for _ in range(MAX_REJECTIONS):
         values = dict(zip(structural, rng.normal(0.0, hp["structural_sigma"], len(structural))))
         trial = SystemTruth({eq: {t: values.get((eq, t), 0.0) for t in template.coefficients[eq]}

@@ -31,6 +31,7 @@ import pandas as pd
 
 from data_prep.errors import InputError
 from data_prep.files import atomic_write
+from data_prep.terms import lag_name
 
 COEF_COLUMNS = ("equation", "term", "estimate", "std_error", "statistic", "p_value")
 POSTERIOR_COLUMNS = ("equation", "term", "mean", "sd", "hdi_low", "hdi_high", "r_hat", "ess_bulk")
@@ -121,7 +122,7 @@ def row_order(frames: Mapping[str, pd.DataFrame]) -> list[str]:
     """
     deps = list(dict.fromkeys(eq for f in frames.values() for eq in f["equation"]))
     terms = list(dict.fromkeys(t for f in frames.values() for t in f["term"]))
-    lags = [f"W({d})" for d in deps if f"W({d})" in terms]
+    lags = [lag_name(d) for d in deps if lag_name(d) in terms]
     endo = [t for t in terms if t in deps]
     tail = [t for t in terms if t == "Intercept"]
     controls = [t for t in terms if t not in lags and t not in endo and t not in tail]

@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from data_prep.errors import InputError
+from data_prep.terms import is_lag, lag_name
 from models.spec.formula import unique
-from models.spec.instruments import LAG_POWER, unit_columns
+from models.spec.instruments import unit_columns
 
 
 def check_identification(system, spatial: bool = True) -> None:
@@ -29,7 +30,7 @@ def check_identification(system, spatial: bool = True) -> None:
     # tolerance is not, and a column in units of 10^12 would otherwise hide the others.
     Q = np.linalg.qr(unit_columns(H), mode="reduced")[0] if H.shape[1] else None
     for j, eq in enumerate(system.spec.equations):
-        endo = eq.endogenous + tuple(f"W({v})" for v in eq.spatial_lags)
+        endo = eq.endogenous + tuple(lag_name(v) for v in eq.spatial_lags)
         k_j = system.X[j].shape[1]
         excluded = H.shape[1] - k_j
         if len(endo) > excluded:
@@ -62,9 +63,9 @@ def identification_note(system) -> str | None:
     union = unique(nm for eq in spec.equations for nm in eq.exogenous)
     lines = []
     for eq in spec.equations:
-        endo = eq.endogenous + tuple(f"W({v})" for v in eq.spatial_lags)
+        endo = eq.endogenous + tuple(lag_name(v) for v in eq.spatial_lags)
         plain = len(spec.instruments) + sum(
-            1 for nm in union if nm not in eq.exogenous and not LAG_POWER.match(nm))
+            1 for nm in union if nm not in eq.exogenous and not is_lag(nm))
         hint = ("An exogenous variable left out of this equation, or --instruments, would "
                 "strengthen identification.")
         if endo and plain == 0:

@@ -7,26 +7,11 @@ name before any arithmetic.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 # A column is dropped from H when its component orthogonal to the kept ones is this small
 # relative to its own norm: exact duplicates/collinearity leave ~1e-15, real signal far more.
 COLLINEAR_TOL = 1e-8
-
-LAG_POWER = re.compile(r"^W(\d*)\((.*)\)$", re.S)
-
-
-def lag_name(name: str, power: int) -> str:
-    """Name of W^power applied to column ``name``: "W(x)", "W2(x)"; a Durbin column "W(x)"
-    lagged once is "W2(x)", so numerically identical columns also share their name."""
-    m = LAG_POWER.match(name)
-    if m and name != "Intercept":
-        power += int(m.group(1) or 1)
-        name = m.group(2)
-    return f"W({name})" if power == 1 else f"W{power}({name})"
-
 
 def unit_columns(M: np.ndarray) -> np.ndarray:
     """``M`` with every nonzero column scaled to unit Euclidean length (zero columns stay zero).

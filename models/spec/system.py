@@ -34,11 +34,12 @@ import scipy.sparse as sp
 from formulaic import Formula, model_matrix
 
 from data_prep.errors import InputError
+from data_prep.terms import is_lag, lag_name
 from models.spec.formula import (NAME, ParsedEquation, classify_terms, plain_error_text,
                             read_formula, spatial_error_set, unique)
 from models.spec.identification import check_identification, identification_note
 from models.spec.inputs import align_weights, check_finite, cities_text, numeric_check, read_data
-from models.spec.instruments import independent_columns, lag_name
+from models.spec.instruments import independent_columns
 
 __all__ = ["EquationSpec", "SystemSpec", "SystemData", "parse_system", "build_system",
            "check_identification", "identification_note"]
@@ -58,12 +59,12 @@ class EquationSpec:
     @property
     def terms(self) -> tuple[str, ...]:
         """Column order of Z_j: spatial lags W(v), endogenous regressors, exogenous terms."""
-        return tuple(f"W({v})" for v in self.spatial_lags) + self.endogenous + self.exogenous
+        return tuple(lag_name(v) for v in self.spatial_lags) + self.endogenous + self.exogenous
 
     @property
     def endogenous_terms(self) -> tuple[str, ...]:
         """The right-hand-side terms that need instruments (lags of dependents included)."""
-        return tuple(f"W({v})" for v in self.spatial_lags) + self.endogenous
+        return tuple(lag_name(v) for v in self.spatial_lags) + self.endogenous
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class SystemSpec:
     def uses_weights(self) -> bool:
         """True if any equation has a W() term or spatially autoregressive errors."""
         return any(eq.spatial_error or eq.spatial_lags
-                   or any(t.startswith("W(") for t in eq.exogenous) for eq in self.equations)
+                   or any(is_lag(t) for t in eq.exogenous) for eq in self.equations)
 
     def structural_matrices(self, coefficient) -> tuple[np.ndarray, np.ndarray]:
         """B0 (contemporaneous endogenous) and B1 (spatial lags) of 𝒜 = I − (B0 ⊗ I + B1 ⊗ W).
@@ -94,7 +95,7 @@ class SystemSpec:
         B0, B1 = np.zeros((G, G)), np.zeros((G, G))
         for g, eq in enumerate(self.equations):
             for v in eq.spatial_lags:
-                B1[g, index[v]] = coefficient(eq.dependent, f"W({v})")
+                B1[g, index[v]] = coefficient(eq.dependent, lag_name(v))
             for v in eq.endogenous:
                 B0[g, index[v]] = coefficient(eq.dependent, v)
         return B0, B1
@@ -149,7 +150,7 @@ def _equation_from(p: ParsedEquation, spatial_error: bool,
     endog = unique(t for k, _, t in p.pieces if k == "endog")
     if names is None:  # provisional names before data: one per term as written
         names = (("Intercept",) if p.intercept else ()) + unique(
-            (f"W({t})" if k == "durbin" else t) for k, s, t in p.pieces
+            (lag_name(t) if k == "durbin" else t) for k, s, t in p.pieces
             if k in ("durbin", "exog") and s == "+")
     return EquationSpec(p.dependent, p.formula, lags, endog, tuple(names), spatial_error)
 
@@ -289,7 +290,7 @@ def _exogenous_design(p: ParsedEquation, frame: pd.DataFrame, W, cities):
             for col in inner.columns:
                 x = inner[col].to_numpy(dtype=float)
                 check_finite(x, col, cities, where)
-                out.setdefault(f"W({col})", W @ x)
+                out.setdefault(lag_name(col), W @ x)
     for term in slices:  # anything formulaic expanded that the walk did not reach
         emit_term(term)
     names = tuple(out)
@@ -335,7 +336,7 @@ def build_system(spec: SystemSpec | Sequence[str], data, weights=None,
     W = align_weights(weights, cities) if weights is not None else None
     if W is None:
         for eq in spec.equations:
-            lagged = [f"W({v})" for v in eq.spatial_lags]
+            lagged = [lag_name(v) for v in eq.spatial_lags]
             if lagged or eq.spatial_error:
                 what = ", ".join(lagged) if lagged else "spatially autoregressive errors"
                 raise InputError(f"equation {eq.dependent} uses {what} but no spatial weights "

@@ -41,6 +41,7 @@ from scipy import stats  # noqa: E402
 from data_prep.errors import InputError  # noqa: E402
 from data_prep.files import save_figure  # noqa: E402
 from data_prep.spectrum.stability import admissible_mask  # noqa: E402
+from data_prep.terms import lag_target
 
 INTERCEPT = "Intercept"
 SOURCES = ("posterior", "GS3SLS", "truth")
@@ -52,10 +53,6 @@ _COLUMNS = ["equation", "term", "source", "value", "low", "high"]
 
 
 # ----------------------------------------------------------------------------- scales
-
-def _lag_target(term: str) -> str | None:
-    return term[2:-1] if term.startswith("W(") and term.endswith(")") else None
-
 
 def _weights_matrix(weights, data: pd.DataFrame) -> sp.csr_matrix:
     """W aligned with the rows of ``data`` (by its ``city`` column when W carries city names)."""
@@ -92,7 +89,7 @@ def coefficient_scales(data: pd.DataFrame, pairs: Iterable[tuple[str, str]],
             out[(equation, term)] = np.nan
             continue
         y = _column(data, equation, f"dependent of equation {equation}")
-        lagged = _lag_target(term)
+        lagged = lag_target(term)
         if lagged is not None:
             if weights is None:
                 raise InputError(f"term {term} of equation {equation}: weights are needed to "

@@ -27,6 +27,7 @@ import pandas as pd
 import xarray as xr
 
 from data_prep.errors import InputError
+from data_prep.terms import is_lag
 from models.study.config import HISTORICAL_INSTRUMENTS, SEED_CONTROLS  # noqa: F401 (re-export)
 
 DEMO_SEED = 20240601
@@ -106,38 +107,9 @@ def plain_formulas(formulas: Sequence[str]) -> list[str]:
     out = []
     for f in formulas:
         dep, rhs = (part.strip() for part in f.split("~", 1))
-        terms = [t.strip() for t in rhs.split("+") if not t.strip().startswith("W(")]
+        terms = [t.strip() for t in rhs.split("+") if not is_lag(t.strip())]
         out.append(f"{dep} ~ {' + '.join(terms) if terms else '1'}")
     return out
-
-
-def system_table(fits: Mapping, equations: Sequence[str] | None = None) -> pd.DataFrame:
-    """Seed layout of Tables 2–3: per fit label, its GS3SLS and 3SLS columns (coefficient with
-    stars over z) beside its posterior column (mean† over sd), one column per equation.
-
-    ``fits``: label → ``models.study.system_fit.SystemFit``; ``equations`` restricts the columns
-    (a joint system shown one index at a time).
-    """
-    from models.spec.coefficient_tables import combined_table
-
-    keep = None if equations is None else set(equations)
-
-    def shown(frame: pd.DataFrame) -> pd.DataFrame:
-        return frame if keep is None else frame[frame["equation"].isin(keep)]
-
-    freq, post, nobs, rsquared = {}, {}, {}, {}
-    for label, fit in fits.items():
-        for method, res in fit.frequentist.items():
-            key = f"{label} {method}".strip()
-            freq[key] = shown(res.to_frame())
-            for eq, r2 in res.rsquared.items():
-                rsquared[f"{key}: {eq}"], nobs[f"{key}: {eq}"] = r2, res.nobs
-        if fit.summary is not None:
-            key = f"{label} Bayes".strip()
-            post[key] = shown(fit.summary)
-            for eq in post[key]["equation"].unique():
-                nobs[f"{key}: {eq}"] = fit.nobs
-    return combined_table(freq, post, nobs=nobs, rsquared=rsquared)
 
 
 # ----------------------------------------------------------------------------- truth

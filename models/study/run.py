@@ -372,15 +372,15 @@ def _gs3sls_impacts(study: Study, index: str) -> pd.DataFrame | None:
 
 def _system_tables(study: Study, k: int, index: str) -> None:
     from models.study.compare import CRITERION_NOTE, compare_estimates, comparison_sentence
-    from models.study.headline import IMPACT_NOTE, impact_sentence, impact_table, system_table
-    from models.study.system_fit import TABLE_NOTE, warning_lines
+    from models.study.headline import IMPACT_NOTE, impact_sentence, impact_table
+    from models.study.system_fit import TABLE_NOTE, paper_system_table, warning_lines
 
     head = _headline_for(study, index)
     seed = study.fits.get(f"seed_{index.lower()}")
     eqs = ["ER", index]
     fits = {"": head, **({"Seed": seed} if seed is not None else {})}
     stem = f"table{k}_{index.lower()}"
-    study.table(system_table(fits, eqs), f"{stem}_system",
+    study.table(paper_system_table(fits, equations=eqs), f"{stem}_system",
                 f"Table {k}. ER and {index}: GS3SLS, 3SLS and posterior",
                 "The headline specification by GS3SLS (spatial), 3SLS (non-spatial) and its "
                 "posterior, then the seed's specification (\"Seed\" columns) the same ways. "

@@ -11,7 +11,7 @@ equations, ``models.spec.system`` syntax) and returns a :class:`SystemFit` holdi
   (``models.bayes.system.build_system_model``, METHOD.md §2b), its contract-2 summary and the
   sampler's plain-words convergence report.
 
-:func:`seed_table` lays one or more fits side by side: frequentist columns (coefficient with
+:func:`paper_system_table` lays one or more fits side by side: frequentist columns (coefficient with
 stars over its z statistic) beside posterior columns (mean, † when the 94 % HDI excludes 0,
 over the posterior sd), one shared row order (``models.spec.coefficient_tables.combined_table``); a posterior
 that failed its convergence checks carries no †, and a row "Posterior" (present only then) gives
@@ -95,8 +95,8 @@ class SystemFit:
 
     def table(self, methods: Sequence[str] = FREQUENTIST_METHODS, *, show_controls: bool = True,
               digits: int = 3) -> pd.DataFrame:
-        """This fit alone in the seed's layout (see :func:`seed_table`)."""
-        return seed_table({"": self}, methods=methods, show_controls=show_controls,
+        """This fit alone in the seed's layout (see :func:`paper_system_table`)."""
+        return paper_system_table({"": self}, methods=methods, show_controls=show_controls,
                           digits=digits)
 
 
@@ -205,7 +205,10 @@ def structural_terms(fit: SystemFit) -> set[str]:
     return set(deps) | {f"W({d})" for d in deps}
 
 
-def _shown(frame: pd.DataFrame, keep: set[str] | None) -> pd.DataFrame:
+def _shown(frame: pd.DataFrame, keep: set[str] | None,
+           equations: Sequence[str] | None = None) -> pd.DataFrame:
+    if equations is not None:
+        frame = frame[frame["equation"].isin(equations)]
     return frame if keep is None else frame[frame["term"].isin(keep)]
 
 
@@ -213,12 +216,15 @@ def _prefix(label: str, name: str) -> str:
     return f"{label} {name}".strip()
 
 
-def seed_table(fits: Mapping[str, SystemFit], methods: Sequence[str] = FREQUENTIST_METHODS, *,
-               bayes: bool = True, show_controls: bool = True, show_terms: Sequence[str] = (),
-               indicators: Mapping[str, str | Mapping[str, str]] | None = None,
-               missing: Mapping[str, Sequence[str]] | None = None,
-               order: Sequence[str] | None = None, digits: int = 3) -> pd.DataFrame:
-    """Several fits side by side in the seed's layout, columns "<label> <method>: <equation>".
+def paper_system_table(fits: Mapping[str, SystemFit],
+                       methods: Sequence[str] = FREQUENTIST_METHODS, *, bayes: bool = True,
+                       show_controls: bool = True, show_terms: Sequence[str] = (),
+                       indicators: Mapping[str, str | Mapping[str, str]] | None = None,
+                       missing: Mapping[str, Sequence[str]] | None = None,
+                       order: Sequence[str] | None = None,
+                       equations: Sequence[str] | None = None,
+                       digits: int = 3) -> pd.DataFrame:
+    """Several fits side by side in the paper's layout, columns "<label> <method>: <equation>".
 
     ``methods``: the frequentist fits shown (those a fit lacks are skipped); ``bayes``: add the
     posterior columns where a posterior exists. ``show_controls=False`` keeps only the
@@ -228,7 +234,8 @@ def seed_table(fits: Mapping[str, SystemFit], methods: Sequence[str] = FREQUENTI
     {label: [missing inputs]}; each appears as a column whose "Missing input" row names the
     inputs. A frequentist fit whose normal matrix was singular appears as a column whose
     "Not estimable" row says so. ``order``: labels (of ``fits`` and ``missing``) in display
-    order, default fits then missing.
+    order, default fits then missing. ``equations``: only these equations' columns (a joint
+    system shown one index at a time, Tables 2–3).
     """
     missing = dict(missing or {})
     labels = list(order) if order is not None else [*fits, *missing]
@@ -260,13 +267,15 @@ def seed_table(fits: Mapping[str, SystemFit], methods: Sequence[str] = FREQUENTI
                                    "singular normal matrix (see the fit's warnings)")
             res = fit.frequentist.get(method)
             if res is not None:
-                freq[key] = _shown(res.to_frame(), keep)
-                register(key, list(res.rsquared), label, res.nobs, res.rsquared)
+                freq[key] = _shown(res.to_frame(), keep, equations)
+                register(key, [eq for eq in res.rsquared if equations is None or eq in equations],
+                         label, res.nobs, res.rsquared)
         if bayes and fit.summary is not None:
             key = _prefix(label, BAYES_LABEL)
             prefixes.append(key)
-            post[key] = _shown(fit.summary, keep)
-            register(key, fit.dependents, label, fit.nobs)
+            post[key] = _shown(fit.summary, keep, equations)
+            register(key, [eq for eq in fit.dependents if equations is None or eq in equations],
+                     label, fit.nobs)
             if fit.posterior_failed:
                 failed.add(key)
     from models.spec.coefficient_tables import combined_table

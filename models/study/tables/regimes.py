@@ -26,7 +26,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from data_prep.errors import InputError
-from models.study.system_fit import SystemFit, fit_system, seed_table
+from models.study.system_fit import SystemFit, fit_system, paper_system_table
 
 RESILIENCE = "ER"
 
@@ -83,7 +83,7 @@ def regime_table(frame: pd.DataFrame, weights, eigenvalues, index: str,
     fit = fit_system(regime_formulas(index, controls, exclude), frame, weights, eigenvalues,
                      plain_formulas=regime_formulas(index, controls, exclude, spatial=False),
                      instruments=instruments, **fit_options)
-    return seed_table({"": fit}, show_controls=show_controls), fit
+    return paper_system_table({"": fit}, show_controls=show_controls), fit
 
 
 def point_mass_note(frame: pd.DataFrame, index: str) -> str:

@@ -50,7 +50,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from data_prep.errors import InputError
-from models.study.system_fit import SystemFit, fit_system, missing_columns, seed_table
+from models.study.system_fit import SystemFit, fit_system, missing_columns, paper_system_table
 
 ALTERNATIVES = {"ER": "ER_GDP", "ER_national": "ER_national", "PSS": "PSS_output",
                 "PSD": "PSD_gini"}
@@ -128,7 +128,7 @@ def alternative_measures_table(frame: pd.DataFrame, weights, eigenvalues,
             continue
         data = frame.assign(ER=frame[er_column], **{agg: frame[agg_column]})
         fits[label] = _pair(data, weights, eigenvalues, agg, controls, exclude, **fit_options)
-    table = seed_table(fits, methods, show_controls=False, missing=missing, order=order)
+    table = paper_system_table(fits, methods, show_controls=False, missing=missing, order=order)
     return table, fits
 
 
@@ -264,7 +264,7 @@ def sample_and_effects_table(frame: pd.DataFrame, panel: pd.DataFrame | None, we
         what = [region] if panel is not None else ["the (city, year) panel"]
         missing.update({f"{agg}, year x region effects": what for agg in agglomeration})
     effects = {label: ("Yes" if "year x region" in label else "No") for label in fits}
-    table = seed_table(fits, methods, show_controls=False, missing=missing,
+    table = paper_system_table(fits, methods, show_controls=False, missing=missing,
                        indicators={"Year x region effects": effects})
     return table, fits
 
@@ -301,7 +301,7 @@ def instruments_table(frame: pd.DataFrame, weights, eigenvalues, controls: Seque
                                      spatial_instruments=list(columns),
                                      bayes_formulas=bayes_formulas, **fit_options)
             shown |= set(columns)
-    table = seed_table(fits, methods, show_controls=False, show_terms=sorted(shown),
+    table = paper_system_table(fits, methods, show_controls=False, show_terms=sorted(shown),
                        missing=missing)
     return table, fits
 

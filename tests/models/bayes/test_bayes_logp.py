@@ -301,7 +301,7 @@ def test_complex_spectrum_matches_dense(errors):
 
 def test_lanczos_quadrature_error_is_small():
     """Measured error of the quadrature log-Jacobian against the exact spectrum (n = 900)."""
-    from models.bayes.jacobian import lanczos_quadrature
+    from data_prep.spectrum.quadrature import lanczos_quadrature
 
     w = lattice_weights(30, "queen")
     lam = np.linalg.eigvals(w.matrix.toarray()).real

@@ -19,7 +19,7 @@ from data_prep.synthetic.simulate import lattice_weights, simulate_system
 from data_prep.weights import write_gal
 from models.bayes.sampling import (FULL, PREVIEW, convergence_report, convergence_word,
                                    study_checks)
-from models.study.system_fit import SystemFit, seed_table, warning_lines
+from models.study.system_fit import SystemFit, paper_system_table, warning_lines
 
 ROOT = Path(__file__).resolve().parents[3]
 FORMULAS = ["ER ~ W(ER) + W(PSS) + PSS + x1 + x2 + z1",
@@ -103,7 +103,7 @@ def test_failed_posterior_column_has_no_dagger_and_says_so():
     assert fit.posterior_failed and fit.verdict == "did NOT converge"
     good = _failed_fit()
     good.convergence = ["Convergence checks passed: smallest bulk-ESS 900."]
-    table = seed_table({"(1)": fit, "(2)": good}, methods=())
+    table = paper_system_table({"(1)": fit, "(2)": good}, methods=())
     rows = table.set_index("term")
     assert "†" not in "".join(table["(1) Bayes: ER"])        # every interval excludes 0
     assert rows.loc["W(ER)", "(2) Bayes: ER"] == "0.500†"

@@ -95,15 +95,6 @@ def test_index_and_effect_maps(small, tmp_path):
     plt.close(fig)
     path = maps.effect_maps(ds, effects, "ER", "PSS", tmp_path / "effects.png")
     assert path.exists() and path.stat().st_size > 5000
-    paths, notes, table = maps.study_maps(ds, tmp_path / "all", idata=idata, permutations=19)
-    assert [p.name for p in paths] == ["map_indices.png", "map_lisa_ER.png",
-                                       "map_effect_PSS_on_ER.png", "map_effect_ER_on_PSS.png"]
-    assert notes == [] and len(table) == SIDE * SIDE
-    idata.posterior["coef"][:, :, 0, 0] = 1.5  # explosive: effects undefined, maps skipped
-    paths, notes, _ = maps.study_maps(ds, tmp_path / "bad", idata=idata, permutations=19)
-    assert len(paths) == 2 and notes[0].startswith("per-city effect maps skipped: 40 of 40 draws")
-    paths, notes, _ = maps.study_maps(ds.drop_vars("geometry_wkt"), tmp_path / "none")
-    assert paths == [] and notes[0].startswith("maps skipped: the dataset holds no map")
     with pytest.raises(InputError, match="effects: no variable 'nope'"):
         maps.effect_maps(ds, effects, "ER", "nope", tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()

@@ -7,7 +7,7 @@ import pytest
 
 from data_prep.errors import InputError
 from models.spec.coefficient_tables import combined_table
-from models.study.system_fit import SystemFit, seed_table
+from models.study.system_fit import SystemFit, paper_system_table
 
 
 class _Result:
@@ -63,7 +63,7 @@ def test_seed_table_hides_controls_and_reports_missing_and_failed_fits():
     fit.frequentist["GS3SLS"] = _Result(FREQ, {"ER": 0.25, "A": 0.5}, 10)
     fit.failed["3SLS"] = "the 3SLS normal matrix is singular"
     fit.summary = POST
-    table = seed_table({"(1)": fit}, show_controls=False, missing={"(2)": ["ER_GDP"]},
+    table = paper_system_table({"(1)": fit}, show_controls=False, missing={"(2)": ["ER_GDP"]},
                        indicators={"Year x region effects": {"(1)": "No"}},
                        order=["(2)", "(1)"])
     assert list(table.columns) == ["term", "(2)", "(1) GS3SLS: ER", "(1) GS3SLS: A", "(1) 3SLS",
