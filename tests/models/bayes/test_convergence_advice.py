@@ -129,7 +129,7 @@ def test_every_warning_reaches_the_report_grouped():
 
 def test_loo_ranking_leaves_out_non_converged_fits():
     from models.bayes.model_comparison import compare_models
-    from test_model_comparison import fake
+    from tests.models.bayes.test_model_comparison import fake
 
     models = {"a": fake(0.0, seed=1), "b": fake(0.05, seed=1), "bad": fake(-2.0, seed=2)}
     models["bad"].attrs["convergence_report"] = json.dumps(

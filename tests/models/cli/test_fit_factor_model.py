@@ -118,7 +118,7 @@ def cross_section_csv(tmp_path_factory):
 def test_tobit_on_a_cross_section_without_a_city_column(cross_section_csv):
     """Rows are the units; the estimates equal the direct ML of the Tobit log-likelihood."""
     import numpy as np
-    from test_tobit import _brute_force
+    from tests.models.frequentist.test_tobit import _brute_force
 
     folder, y, X = cross_section_csv
     out = folder / "tobit.csv"

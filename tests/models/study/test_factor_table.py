@@ -63,7 +63,7 @@ def test_contrasts(tables):
 
 
 def test_notes_say_what_each_column_assumes_and_mundlak_adds_the_means():
-    from test_tobit import correlated_city_panel
+    from tests.models.frequentist.test_tobit import correlated_city_panel
 
     panel = correlated_city_panel(n_cities=60, n_years=4)
     panel = panel[panel.groupby("city")["y"].transform("max") > 0]   # finite city dummies
