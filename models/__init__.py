@@ -16,10 +16,9 @@ from models import api
 __all__ = list(api.__all__)
 
 if TYPE_CHECKING:
-    from models.api.censored import CensoredFactorModel, CensoredPosterior, TobitResults
-    from models.api.posterior import Posterior
-    from models.api.quadratic import (QuadraticModel, QuadraticPosteriorResults,
-                                      QuadraticResults)
+    from models.api.censored import CensoredFactorModel, TobitResults
+    from models.api.posterior import CensoredPosterior, Posterior, QuadraticPosteriorResults
+    from models.api.quadratic import QuadraticModel, QuadraticResults
     from models.api.study import plan_study, run_study
     from models.api.system import SpatialSystem, SpatialSystemResults
 

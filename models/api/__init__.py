@@ -5,10 +5,10 @@
   ``.sample()`` → :class:`~models.api.posterior.Posterior` (the full-information posterior);
 * :class:`~models.api.quadratic.QuadraticModel` — the quadratic (inverted-U) model;
   ``.fit()`` → :class:`~models.api.quadratic.QuadraticResults`, ``.sample()`` →
-  :class:`~models.api.quadratic.QuadraticPosteriorResults`;
+  :class:`~models.api.posterior.QuadraticPosteriorResults`;
 * :class:`~models.api.censored.CensoredFactorModel` — the censored factor model;
   ``.fit()`` → :class:`~models.api.censored.TobitResults`, ``.sample()`` →
-  :class:`~models.api.censored.CensoredPosterior`;
+  :class:`~models.api.posterior.CensoredPosterior`;
 * :func:`~models.api.study.run_study` — the whole study pipeline into a results folder.
 
 Every name is imported on first use (PEP 562), so ``import models`` stays light and the
@@ -26,10 +26,10 @@ EXPORTS: dict[str, str] = {
     "Posterior": "models.api.posterior",
     "QuadraticModel": "models.api.quadratic",
     "QuadraticResults": "models.api.quadratic",
-    "QuadraticPosteriorResults": "models.api.quadratic",
+    "QuadraticPosteriorResults": "models.api.posterior",
     "CensoredFactorModel": "models.api.censored",
     "TobitResults": "models.api.censored",
-    "CensoredPosterior": "models.api.censored",
+    "CensoredPosterior": "models.api.posterior",
     "run_study": "models.api.study",
     "plan_study": "models.api.study",
 }

@@ -10,8 +10,9 @@ posterior, with the truth where the data are simulated) and the LOO comparisons;
 Before any estimation the data are loaded and the whole study is planned (every table, its
 systems and their identification, ``models/study/plan.py``): every problem is listed at once,
 each naming the config key to change, and nothing is written (exit 2). ``--dry-run`` prints
-the plan and stops. The config keys are documented in ``models/study/config.py``; the modelling
-lives in models/.
+the plan and stops. The config keys are documented in ``models/study/config.py``. The script is
+the Python API's ``run_study`` / ``plan_study`` (models.api.study); the modelling lives in
+models/.
 """
 
 from __future__ import annotations
@@ -38,17 +39,16 @@ def main(argv: list[str] | None = None) -> int:
                              "skipped and why) and stop without writing anything")
     args = parser.parse_args(argv)
     try:
+        # lazy: --help stays fast, and a Ctrl-C while importing is reported in one line
         from data_prep.errors import InputError
-        from models.study.config import load_config
-        from models.study.run import prepare_study, run_study, say
+        from models.api.study import plan_study, run_study
+        from models.study.run import say
 
         try:
-            cfg = load_config(args.config, args.quick)
-            study = prepare_study(cfg, progress=not args.quick)
             if args.dry_run:
-                print(study.plan.text())
+                print(plan_study(args.config, args.quick).text())
                 return 0
-            written = run_study(cfg, args.out, progress=not args.quick, study=study)
+            written = run_study(args.config, args.out, args.quick)
         except InputError as err:
             for problem in str(err).splitlines():  # the plan lists every problem, one a line
                 print(f"error: {problem}", file=sys.stderr)
