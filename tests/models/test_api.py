@@ -277,3 +277,70 @@ def test_a_prepared_dataset_brings_weights_and_spectrum(tmp_path):
                                    "--out", str(tmp_path / "c.csv")]) == 0
     pd.testing.assert_frame_equal(model.fit().params, read_exact(tmp_path / "c.csv"),
                                   check_exact=True)
+
+
+# ------------------------------------------------------------------ the other model families
+
+def test_quadratic_model_equals_fit_quadratic(tmp_path):
+    """QuadraticModel with a libpysal W and a spatial lag: the script's table exactly."""
+    import libpysal
+
+    from models import QuadraticModel
+    from models.cli import fit_quadratic
+
+    w = libpysal.weights.lat2W(8, 8)
+    w.transform = "r"
+    rng = np.random.default_rng(17)
+    A, x1 = rng.uniform(0, 4, 64), rng.normal(size=64)
+    y = 1 + 2 * A - 0.5 * A ** 2 + 0.7 * x1 + 0.8 * rng.normal(size=64)
+    data = pd.DataFrame({"city": w.id_order, "y": y, "A": A, "x1": x1})
+    model = QuadraticModel("y ~ A + x1", data, "A", w, spatial_lag=True)
+    results = model.fit()
+    assert results.params["term"].tolist()[-2:] == ["turning_point", "lind_mehlum"]
+    assert "Fieller 95% set" in results.summary()
+    data.to_csv(tmp_path / "d.csv", index=False)
+    f = libpysal.io.open(str(tmp_path / "w.gal"), "w")
+    f.write(w)
+    f.close()
+    assert fit_quadratic.main(["--data", str(tmp_path / "d.csv"), "--formula", "y ~ A + x1",
+                               "--quadratic", "A", "--method", "ols", "--spatial-lag",
+                               "--weights", str(tmp_path / "w.gal"),
+                               "--out", str(tmp_path / "q.csv")]) == 0
+    pd.testing.assert_frame_equal(results.params, read_exact(tmp_path / "q.csv"),
+                                  check_exact=True)
+    with pytest.raises(InputError, match="--spatial-lag needs spatial weights"):
+        QuadraticModel("y ~ A + x1", data, "A", spatial_lag=True)
+
+
+def test_censored_factor_model_equals_fit_factor_model(tmp_path):
+    from data_prep.synthetic.censored import simulate_censored_panel
+    from models import CensoredFactorModel
+    from models.cli import fit_factor_model
+
+    sim = simulate_censored_panel((6, 6), n_years=4, upper=1.0, alpha=0.5, sd_city=0.1, seed=6)
+    model = CensoredFactorModel("y ~ x1 + x2", sim.data, lower=0, upper=1, group="group",
+                                effects="year")
+    results = model.fit()
+    assert {"x1", "sigma", "x1[g1]"} <= set(results.params["term"])
+    assert results.summary().startswith("Tobit ML (full sample)")
+    sim.data.to_csv(tmp_path / "d.csv", index=False)
+    assert fit_factor_model.main(["--data", str(tmp_path / "d.csv"), "--formula", "y ~ x1 + x2",
+                                  "--lower", "0", "--upper", "1", "--method", "tobit",
+                                  "--group", "group", "--effects", "year",
+                                  "--out", str(tmp_path / "t.csv")]) == 0
+    pd.testing.assert_frame_equal(results.params, read_exact(tmp_path / "t.csv"),
+                                  check_exact=True)
+    with pytest.raises(InputError) as err:
+        CensoredFactorModel("y ~ x1 + nope", sim.data, lower=0)
+    assert "nope" in _one_line(err)
+
+
+def test_plan_study_of_the_demo_and_a_bad_config(tmp_path):
+    from models import plan_study, run_study
+
+    plan = plan_study(quick=True)
+    assert "Table 2" in plan.text()
+    (tmp_path / "bad.toml").write_text("[study]\ncontrols = 3\n")
+    with pytest.raises(InputError, match="bad.toml"):
+        run_study(tmp_path / "bad.toml", out=tmp_path / "out", quick=True)
+    assert not (tmp_path / "out").exists()
