@@ -72,8 +72,8 @@ class SpatialSystem:
     ``SpatialWeights`` or a sparse matrix in the data's row order (None: the dataset's own);
     ids are matched to the cities as the scripts match them, islands follow ``island_policy``.
     ``instruments``: extra excluded instruments (column names); ``spatial_errors``: "none",
-    "all", or the dependents with u = ρWu + ε. ``panel``: None detects a panel (a
-    ``year_column`` with repeated cities); a panel is fitted by :meth:`sample` after the Lee–Yu
+    "all", or the dependents with u = ρWu + ε. ``panel``: None detects a panel (a table with
+    a ``year_column`` and repeated cities); a panel is fitted by :meth:`sample` after the Lee–Yu
     within transformation (city effects, and year effects unless ``year_effects=False``;
     ``models.bayes.panel_system``).
 
@@ -96,18 +96,19 @@ class SpatialSystem:
                             spatial_errors=spatial_errors)
         data = prepared_data(data)
         resolved = resolve_weights(weights, island_policy)
-        if panel is None:
-            panel = (isinstance(data, pd.DataFrame)
-                     and _is_panel(data, id_column, year_column))
-        self.panel: PanelSystem | None = None
-        if panel:
-            self.panel = panel_system(spec, data, weights=resolved, id_column=id_column,
-                                      year_column=year_column, year_effects=year_effects)
-            self.system: SystemData = self.panel.system
-            self.frame: pd.DataFrame | None = None
-            self._stored: Spectrum | None = None
-        else:
+        frame = stored = None
+        if not panel:  # the table (a dataset's: its period-mean cross-section)
             frame, stored = read_data(data, id_column)
+            panel = panel is None and _is_panel(frame, id_column, year_column)
+        self.panel: PanelSystem | None = None
+        self.frame: pd.DataFrame | None = None
+        self._stored: Spectrum | None = None
+        if panel:
+            self.panel = panel_system(spec, data if frame is None else frame, weights=resolved,
+                                      id_column=id_column, year_column=year_column,
+                                      year_effects=year_effects)
+            self.system: SystemData = self.panel.system
+        else:
             self.frame = frame
             self.system = build_system(spec, frame, weights=resolved if resolved is not None
                                        else stored, id_column=id_column)
