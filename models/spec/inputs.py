@@ -11,7 +11,8 @@ import xarray as xr
 
 from data_prep.dataset import cross_section, load_dataset
 from data_prep.errors import InputError
-from data_prep.weights import is_libpysal_weights, weights_from_dataset, weights_from_libpysal
+from data_prep.weights import (is_libpysal_weights, weights_from_dataset, weights_from_file,
+                               weights_from_libpysal)
 
 
 def cities_text(cities, mask, limit: int = 5) -> str:
@@ -81,8 +82,6 @@ def align_weights(weights, cities: np.ndarray) -> sp.csr_matrix:
     """
     n = cities.size
     if isinstance(weights, (str, Path)):
-        from data_prep.weights import weights_from_file
-
         weights = weights_from_file(weights)
     elif is_libpysal_weights(weights):
         weights = weights_from_libpysal(weights)
