@@ -2,12 +2,15 @@
 
 Sources (all through libpysal): queen or rook contiguity of polygons (GeoJSON/Shapefile or a
 GeoDataFrame with a ``city`` column), GAL and GWT neighbour files whose ids are city names,
-k-nearest neighbours and distance bands from coordinates. Every builder returns a
-:class:`SpatialWeights` whose sparse matrix is aligned with a given city order.
+k-nearest neighbours and distance bands from coordinates, and a libpysal ``W`` built elsewhere
+(:func:`weights_from_libpysal`). Every builder returns a :class:`SpatialWeights` whose sparse
+matrix is aligned with a given city order.
 
 The neighbour relation C (binary, or the weights of a GWT file) becomes W by row
-standardisation W = D⁻¹C with D = diag(C 1) (transform "R"; Anselin 1988, ch. 3), or stays the
-0/1 relation (transform "B"). W has a zero diagonal and is never held as a dense n × n array.
+standardisation W = D⁻¹C with D = diag(C 1) (transform "R"; Anselin 1988, ch. 3), stays the
+0/1 relation (transform "B"), or keeps its own weights as given (transform "O", libpysal's name
+for the weights a W was built with). W has a zero diagonal and is never held as a dense n × n
+array.
 
 Islands (cities with no neighbour) follow an explicit policy (METHOD.md, DESIGN.md provenance):
 ``"refuse"`` raises :class:`InputError` naming them; ``"nearest"`` links each island to its
@@ -35,7 +38,7 @@ from data_prep.files import atomic_write
 
 ISLAND_POLICIES = ("refuse", "nearest", "keep")
 SYMMETRISE = (None, "union")
-TRANSFORMS = ("R", "B")
+TRANSFORMS = ("R", "B", "O")
 POLYGON_SUFFIXES = (".geojson", ".json", ".shp", ".gpkg")
 _WEIGHT_VARS = ("weight_origin", "weight_neighbor", "weight_value")
 GEOMETRY_VAR = "geometry_wkt"  # (city) WKT polygons of the map, CRS in attrs["geometry_crs"]
@@ -188,8 +191,8 @@ def _finalise(C: sp.spmatrix, ids: Sequence[str], cities, *, source: str, island
     if island_policy not in ISLAND_POLICIES:
         raise InputError(f"island_policy must be one of {ISLAND_POLICIES}, not {island_policy!r}")
     if transform not in TRANSFORMS:
-        raise InputError(f"transform must be 'R' (row-standardised) or 'B' (binary), "
-                         f"not {transform!r}")
+        raise InputError(f"transform must be 'R' (row-standardised), 'B' (binary) or 'O' "
+                         f"(the weights as given), not {transform!r}")
     ids = _city_tuple(ids, source)
     cities = ids if cities is None else _city_tuple(cities, "cities")
     order = _alignment(ids, cities, source)
@@ -222,7 +225,12 @@ def _finalise(C: sp.spmatrix, ids: Sequence[str], cities, *, source: str, island
         warnings.warn(f"{source}: the weights split into {count} disconnected components of "
                       f"sizes {_name_list(sizes.tolist())}", stacklevel=3)
     symmetric = _pattern_symmetric(C)
-    W = row_standardise(C) if transform == "R" else sp.csr_matrix((C != 0).astype(float))
+    if transform == "R":
+        W = row_standardise(C)
+    elif transform == "B":
+        W = sp.csr_matrix((C != 0).astype(float))
+    else:
+        W = sp.csr_matrix(C, dtype=float)
     W.sort_indices()
     return SpatialWeights(W, cities, transform, symmetric, source, island_policy, islands, count)
 
@@ -254,6 +262,61 @@ def _from_libpysal(w, ids_hint=None) -> tuple[sp.csr_matrix, tuple[str, ...]]:
     """(C, ids) from a libpysal W: C in the order of w.id_order, ids as strings."""
     ids = tuple(str(i) for i in w.id_order)
     return sp.csr_matrix(w.sparse, dtype=float), ids
+
+
+def is_libpysal_weights(obj) -> bool:
+    """True for a libpysal ``W`` (``Queen``, ``KNN``, ``lat2W(...)`` and the like), recognised by
+    its attributes so that libpysal need not be imported to ask."""
+    return all(hasattr(obj, a) for a in ("neighbors", "weights", "id_order", "transformations",
+                                         "transform"))
+
+
+def _libpysal_relation(w, weights: Mapping) -> sp.csr_matrix:
+    """The n × n sparse matrix of ``weights`` (a libpysal id → list-of-weights mapping aligned
+    with ``w.neighbors``), rows and columns in the order of ``w.id_order``; O(links)."""
+    ids = list(w.id_order)
+    pos = {i: k for k, i in enumerate(ids)}
+    counts = np.array([len(w.neighbors[i]) for i in ids], dtype=np.int64)
+    rows = np.repeat(np.arange(len(ids)), counts)
+    cols = np.fromiter((pos[j] for i in ids for j in w.neighbors[i]), dtype=np.int64,
+                       count=int(counts.sum()))
+    vals = np.fromiter((float(v) for i in ids for v in weights[i]), dtype=float,
+                       count=int(counts.sum()))
+    return sp.csr_matrix((vals, (rows, cols)), shape=(len(ids), len(ids)))
+
+
+def weights_from_libpysal(w, cities=None, *, island_policy: str = "refuse", coordinates=None,
+                          k_islands: int = 1) -> SpatialWeights:
+    """A libpysal ``W`` as :class:`SpatialWeights`, keeping its ids and its transform.
+
+    Ids become text (``0`` → ``"0"``, matched against the data's city column read as text);
+    ``cities`` aligns the result as every builder here does. The W's transform is kept:
+    ``"R"`` (``w.transform = "r"``) is the W's original relation row-standardised here, and
+    ``"B"`` its 0/1 relation — the same W a GAL/GWT file of that relation gives — while ``"O"``
+    (libpysal's default, the weights the W was built with) and the other libpysal transforms
+    (``"D"``, ``"V"``) keep the W's current weights as they are, with a warning for ``"O"``:
+    such a W is not row-standardised unless it was built so. Islands follow ``island_policy``
+    as for the files ('nearest' needs ``coordinates``); only the sparse matrix is built.
+    """
+    if not is_libpysal_weights(w):
+        raise InputError(f"expected a libpysal W, not {type(w).__name__}")
+    transform = str(w.transform).upper()
+    source = f"libpysal {type(w).__name__}"
+    original = w.transformations.get("O", w.weights)
+    if transform in ("R", "B"):
+        C, kept = _libpysal_relation(w, original), transform
+    else:
+        C, kept = _libpysal_relation(w, w.weights), "O"
+        if transform == "O" and not np.allclose(np.asarray(C.sum(axis=1)).ravel()[
+                np.diff(C.indptr) > 0], 1.0):
+            warnings.warn(f"{source} with transform 'O' is used as given, not "
+                          f"row-standardised; set w.transform = 'r' first for the "
+                          f"row-standardised W of the usual spatial models", stacklevel=2)
+    ids = [str(i) for i in w.id_order]
+    out = _finalise(C, ids, cities, source=f"{source} (transform {transform})",
+                    island_policy=island_policy, k_islands=k_islands, transform=kept,
+                    coordinates=coordinates)
+    return out if kept != "O" else replace(out, transform=transform)
 
 
 def to_libpysal(weights: SpatialWeights):

@@ -243,6 +243,8 @@ SETTING_WORDS: dict[str, dict[str, str]] = {
                "draws": "--draws {}"},
     "study": {"target_accept": "[bayes] target_accept = {}",
               "max_treedepth": "[bayes] max_treedepth = {}", "draws": "[bayes] draws = {}"},
+    "python": {"target_accept": "target_accept={}", "max_treedepth": "max_treedepth={}",
+               "draws": "draws={}"},
 }
 
 
@@ -259,7 +261,8 @@ class Checks:
     flags chains more than about 0.45 sd apart, while 1.01 fails well-mixed short chains by the
     estimator's own noise (measured: the largest R-hat of 30 parameters, each 2 chains × 200
     independent draws, exceeds 1.01 in 87 % of 200 replications and 1.05 in none).
-    ``where``: "script" (the advice names command-line flags) or "study" (config keys).
+    ``where``: "script" (the advice names command-line flags), "study" (config keys) or
+    "python" (the keyword arguments of the Python API's ``sample``).
     """
 
     rhat_max: float = 1.01
@@ -277,6 +280,7 @@ class Checks:
 
 FULL = Checks()
 PREVIEW = Checks(rhat_max=1.05, ess_min=100.0, preview=True)
+PYTHON = Checks(where="python")  # the Python API's: keyword arguments in the advice
 
 
 def study_checks(quick: bool) -> Checks:

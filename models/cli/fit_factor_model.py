@@ -17,7 +17,9 @@ one separate Tobit per group, terms x1[g]). --method bayes writes InferenceData 
 overall slopes x1, group slopes x1[g], sigma), with --group also <stem>_contrasts.csv (every
 group against the last), and with --plots DIR the posterior predictive check
 DIR/<stem>_ppc.png. Bad input: one `error:` line, exit status 2, nothing written.
-The modelling lives in models.spec.factor, models.frequentist.tobit and models.bayes.censored.
+The script is the Python API's ``CensoredFactorModel`` (models.api.censored; the modelling in
+models.spec.factor, models.frequentist.tobit and models.bayes.censored): it parses arguments and
+writes files.
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
-
-import pandas as pd
 
 from data_prep.errors import InputError
 from models.cli.arguments import (add_sampler_arguments, add_tuning_arguments, priors_argument,
@@ -97,11 +97,11 @@ def _print_warnings(caught) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.dataset import panel_table
-    from models.spec.factor import factor_data
-    from models.spec.inputs import read_data
+    # lazy: --help stays fast, and a Ctrl-C while importing is reported in one line
+    import pandas as pd
+
     from data_prep.files import check_output_paths
-    from models.spec.coefficient_tables import coefficient_frame, posterior_frame
+    from models.api.censored import CensoredFactorModel
 
     out = Path(args.out)
     bayes_files = [("summary", out.parent / f"{out.stem}_summary.csv")] + (
@@ -110,51 +110,41 @@ def run(args: argparse.Namespace) -> int:
                        folders=[("--plots", Path(args.plots))] if args.plots else [])
     _validate_counts(args)
     priors = priors_argument(args.prior, PRIOR_NAMES)
-    frame, _ = read_data(args.data, args.id_column, table=panel_table)
-    data = factor_data(frame, args.formula, args.lower, args.upper, group=args.group,
-                       effects=args.effects, id_column=args.id_column,
-                       year_column=args.year_column, source=str(args.data),
-                       mundlak=args.mundlak)
+    model = CensoredFactorModel(args.formula, args.data, lower=args.lower, upper=args.upper,
+                                group=args.group, effects=args.effects, mundlak=args.mundlak,
+                                id_column=args.id_column, year_column=args.year_column)
     if args.method == "tobit":
-        from models.frequentist.tobit import fit_tobit, fit_tobit_groups
-
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            fit = fit_tobit_groups(data) if data.groups else fit_tobit(data)
-        table = coefficient_frame(fit.to_frame())
+            results = model.fit()
+        table = results.params
         _print_warnings(caught)
         if args.plots:
             print("note: --plots draws the posterior predictive check of --method bayes only")
-        print(fit.summary())
+        print(results.summary())
         write_outputs([(out, lambda tmp: table.to_csv(tmp, index=False))])
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         return 0
 
-    from models.bayes.censored import (check_priors, fit_censored, group_contrasts,
-                                       posterior_predictive, summary_frame)
-    from models.bayes.censored_plots import plot_censored_ppc
-    from models.bayes.sampling import check_sampler_settings, quiet_arviz
+    from models.bayes.censored_plots import plot_censored_ppc  # lazy: matplotlib
+    from models.bayes.sampling import FULL
 
-    check_priors(priors)    # refuses bad priors before the long run
-    check_sampler_settings(args.target_accept, args.max_treedepth)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        idata = fit_censored(data, priors, draws=args.draws, tune=args.tune,
-                             chains=args.chains, seed=args.seed, sampler=args.sampler,
-                             progress=not args.quiet,
-                             city_parametrisation=args.city_parametrisation,
-                             group_parametrisation=args.group_parametrisation,
-                             group_scale=args.group_scale,
-                             target_accept=args.target_accept,
-                             max_treedepth=args.max_treedepth)
-        with quiet_arviz():
-            summary = posterior_frame(summary_frame(idata))
-            contrasts = group_contrasts(idata) if data.groups else None
+        post = model.sample(draws=args.draws, tune=args.tune, chains=args.chains,
+                            seed=args.seed, sampler=args.sampler, progress=not args.quiet,
+                            priors=priors, city_parametrisation=args.city_parametrisation,
+                            group_parametrisation=args.group_parametrisation,
+                            group_scale=args.group_scale, target_accept=args.target_accept,
+                            max_treedepth=args.max_treedepth, checks=FULL)
+        summary = post.summary()
+        contrasts = post.contrasts() if model.data.groups else None
     _print_warnings(caught)
+    idata = post.idata
     figure = None
     if args.plots:
-        replicates = posterior_predictive(idata, data, seed=args.seed)
-        figure = (Path(args.plots) / f"{out.stem}_ppc.png", plot_censored_ppc(replicates, data))
+        figure = (Path(args.plots) / f"{out.stem}_ppc.png",
+                  plot_censored_ppc(post.predictive(seed=args.seed), model.data))
     outputs = [(out, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf")),
                (out.parent / f"{out.stem}_summary.csv",
                 lambda tmp: summary.to_csv(tmp, index=False))]

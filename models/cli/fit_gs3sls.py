@@ -15,8 +15,9 @@ heteroskedasticity-robust GM (Arraiz, Drukker, Kelejian & Prucha 2010) and repor
 heteroskedasticity-robust standard errors; with spatial errors the CSV then has a row with term
 `rho` per such equation (DESIGN.md contract 9). Bad input (an output path that cannot be written included, checked before
 any work): a one-line `error: ...` on stderr, exit status 2, nothing written; Ctrl-C: one line
-`interrupted: ...`, exit status 130, nothing written. The modelling lives in
-models.spec.system and models.frequentist; this script only parses arguments and writes files.
+`interrupted: ...`, exit status 130, nothing written. The script is the Python API's
+``SpatialSystem(...).fit(...)`` (models.api.system; the modelling in models.spec.system and
+models.frequentist): it only parses arguments and writes files.
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ import warnings
 from pathlib import Path
 
 from data_prep.errors import InputError
-from models.cli.arguments import (FORMULA_HELP, add_system_arguments, run_reporting_errors,
-                        weights_argument)
+from models.cli.arguments import FORMULA_HELP, add_system_arguments, run_reporting_errors
 
 METHOD_CHOICES = ("gs3sls", "gs2sls", "3sls", "2sls")
 
@@ -65,55 +65,36 @@ def output_paths(args: argparse.Namespace) -> list[tuple[str, str]]:
     return paths
 
 
-def _clusters(args: argparse.Namespace):
-    """The --cluster column of the data, aligned with the system's rows (None without --cov
-    clustered)."""
+def _check_cov(args: argparse.Namespace) -> None:
+    """--cov clustered goes with --cluster COL, and excludes --heteroskedastic."""
     if (args.cov == "clustered") != bool(args.cluster):
         raise InputError("--cov clustered and --cluster COL go together")
-    if not args.cluster:
-        return None
-    from models.spec.inputs import read_data
-
-    frame, _ = read_data(args.data, args.id_column)
-    if args.cluster not in frame.columns:
-        raise InputError(f"--cluster {args.cluster}: the data have no column {args.cluster}")
-    return frame[args.cluster].to_numpy()
+    if args.heteroskedastic and args.cov == "clustered":
+        raise InputError("--heteroskedastic and --cov clustered exclude each other: the "
+                         "clustered sandwich is already robust to heteroskedasticity")
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.files import check_output_paths
+    # lazy: --help stays fast, and a Ctrl-C while importing is reported in one line
+    from data_prep.files import check_output_paths, write_together
+    from models.api.system import SpatialSystem
+    from models.spec.coefficient_tables import FREQUENTIST_NOTE, to_latex, to_markdown
 
     paths = output_paths(args)
     check_output_paths(files=paths)
-
-    import numpy as np
-
-    from data_prep.files import write_together
-    from models.frequentist import estimate
-    from models.spec.coefficient_tables import (FREQUENTIST_NOTE, coefficient_frame, paper_table, to_latex,
-                                to_markdown)
-    from models.spec.system import build_system, parse_system
-
+    _check_cov(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        spec = parse_system(args.equation, instruments=args.instruments,
-                            spatial_errors=args.spatial_errors)
-        system = build_system(spec, args.data, weights=weights_argument(args),
-                              id_column=args.id_column)
-        clusters = _clusters(args)
-        options = {} if clusters is None else {"cov_type": "clustered", "clusters": clusters}
-        if args.heteroskedastic:
-            options["heteroskedastic"] = True
-        results = estimate(system, args.method, **options)
-        frame = coefficient_frame(results.to_frame())
-        if not np.all(np.isfinite(frame[["estimate", "std_error"]].to_numpy())):
-            raise InputError("the estimates or their standard errors are not finite; the system "
-                             "is not identified by these data (see the first-stage diagnostics)")
+        model = SpatialSystem(args.equation, args.data, args.weights or None,
+                              instruments=args.instruments, spatial_errors=args.spatial_errors,
+                              id_column=args.id_column, island_policy=args.island_policy,
+                              panel=False)
+        results = model.fit(args.method, cov="robust" if args.heteroskedastic else args.cov,
+                            clusters=args.cluster or None)
+        frame = results.params
         outputs = [lambda tmp: frame.to_csv(tmp, index=False)]
         if args.table:
-            table = paper_table({eq: frame[frame["equation"] == eq]
-                                 for eq in system.spec.dependents},
-                                nobs=results.nobs, rsquared=results.rsquared)
+            table = results.table()
             md = to_markdown(table, note=FREQUENTIST_NOTE)
             tex = to_latex(table, note=FREQUENTIST_NOTE)
             outputs += [lambda tmp: table.to_csv(tmp, index=False),

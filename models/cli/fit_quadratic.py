@@ -19,9 +19,9 @@ observed range) and p_turning_point_in_range (P(min A < turning point < max A)).
 adds the fitted curve with its band, the observed range, the turning point and a data rug.
 bayes: --target-accept, --max-treedepth and --prior NAME=SCALE (repeatable; beta_sigma replaces
 the slopes' VIF-based scale) tune the sampler and the priors. Bad input: a one-line
-`error: ...` on stderr, exit status 2, nothing written. The modelling lives in models.spec.quadratic,
-models.frequentist.quadratic and models.bayes.quadratic; this script parses arguments and
-writes files.
+`error: ...` on stderr, exit status 2, nothing written. The script is the Python API's
+``QuadraticModel`` (models.api.quadratic; the modelling in models.spec.quadratic,
+models.frequentist.quadratic and models.bayes.quadratic): it parses arguments and writes files.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import warnings
 from pathlib import Path
 
 from models.cli.arguments import (add_sampler_arguments, add_tuning_arguments, priors_argument,
-                        run_reporting_errors, weights_argument, write_outputs)
+                        run_reporting_errors, write_outputs)
 
 # the quadratic is the one-equation system model: its priors are models.bayes.system's
 PRIOR_NAMES = ("structural_sigma", "beta_sigma", "intercept_sigma", "sd_sigma")
@@ -70,25 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _stored_spectrum(args, data):
-    """The spectrum stored in a prepared .nc (eigenvalues, or quadrature nodes and weights, as
-    ``data_prep.spectrum.quadrature.Spectrum``; used when its own weights are), else None."""
-    if not (data.system.W is not None and str(args.data).endswith(".nc")
-            and args.weights is None):
-        return None
-    from data_prep.dataset import load_dataset
-    from data_prep.spectrum.stored import stored_spectrum
-
-    ds = load_dataset(args.data)
-    if "W_eigenvalues" in ds and ds.sizes.get("city") == data.y.size:
-        return stored_spectrum(ds)
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
+    # lazy: --help stays fast, and a Ctrl-C while importing is reported in one line
     from data_prep.files import check_output_paths
+    from models.api.quadratic import QuadraticModel
     from models.bayes.sampling import check_sampler_settings
-    from models.spec.quadratic import build_quadratic
 
     priors = priors_argument(args.prior, PRIOR_NAMES)
     check_sampler_settings(args.target_accept, args.max_treedepth)
@@ -100,46 +86,41 @@ def run(args: argparse.Namespace) -> int:
                        folders=[("--plots", Path(args.plots))] if args.plots else [])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        data = build_quadratic(args.data, args.formula, args.quadratic,
-                               weights=weights_argument(args), spatial_lag=args.spatial_lag,
-                               id_column=args.id_column)
+        model = QuadraticModel(args.formula, args.data, args.quadratic, args.weights or None,
+                               spatial_lag=args.spatial_lag, id_column=args.id_column,
+                               island_policy=args.island_policy)
     for message in dict.fromkeys(str(w.message) for w in caught
                                  if issubclass(w.category, UserWarning)):
         print(f"warning: {message}", file=sys.stderr)
-    if args.weights and data.system.W is None:
+    if args.weights and not model.uses_weights:
         print("note: --weights is not used: the model has no spatial lag (add --spatial-lag)")
+    data = model.data
     figure = (Path(args.plots) / f"quadratic_{data.outcome}_{data.term}.png"
               if args.plots else None)
 
     if args.method == "ols":
-        from models.frequentist.quadratic import fit_quadratic_frequentist
-
-        fit = fit_quadratic_frequentist(data)
-        frame = fit.to_frame()
+        results = model.fit()
+        frame = results.params
         fig = None
         if figure is not None:
-            from models.study.quadratic_plot import quadratic_figure
+            from models.study.quadratic_plot import quadratic_figure  # lazy: matplotlib
 
-            fig = quadratic_figure(data, fit=fit)
-        print(fit.summary())
+            fig = quadratic_figure(data, fit=results.fit)
+        print(results.summary())
         write_outputs([(out, lambda tmp: frame.to_csv(tmp, index=False))],
                       [(figure, fig, 120)] if fig is not None else [])
         return 0
 
-    from models.bayes.quadratic import sample_quadratic
-    from models.spec.coefficient_tables import posterior_frame
+    from models.bayes.sampling import FULL
 
-    idata, post = sample_quadratic(data, draws=args.draws, tune=args.tune, chains=args.chains,
-                                   seed=args.seed, sampler=args.sampler,
-                                   progress=not args.quiet,
-                                   eigenvalues=_stored_spectrum(args, data), priors=priors,
-                                   target_accept=args.target_accept,
-                                   max_treedepth=args.max_treedepth)
-    summary = posterior_frame(post.summary)
-    idata.posterior.attrs["formula"] = args.formula
+    post = model.sample(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
+                        sampler=args.sampler, progress=not args.quiet, priors=priors,
+                        target_accept=args.target_accept, max_treedepth=args.max_treedepth,
+                        checks=FULL)
+    idata, summary = post.idata, post.summary()
     fig = None
     if figure is not None:
-        from models.study.quadratic_plot import quadratic_figure
+        from models.study.quadratic_plot import quadratic_figure  # lazy: matplotlib
 
         fig = quadratic_figure(data, idata=idata)
     print(post.describe())
@@ -148,7 +129,6 @@ def run(args: argparse.Namespace) -> int:
                   [(figure, fig, 120)] if fig is not None else [])
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
-
 
 
 def main(argv: list[str] | None = None) -> int:

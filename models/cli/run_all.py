@@ -10,8 +10,9 @@ posterior, with the truth where the data are simulated) and the LOO comparisons;
 Before any estimation the data are loaded and the whole study is planned (every table, its
 systems and their identification, ``models/study/plan.py``): every problem is listed at once,
 each naming the config key to change, and nothing is written (exit 2). ``--dry-run`` prints
-the plan and stops. The config keys are documented in ``models/study/config.py``; the modelling
-lives in models/.
+the plan and stops. The config keys are documented in ``models/study/config.py``. The script is
+the Python API's ``run_study`` / ``plan_study`` (models.api.study); the modelling lives in
+models/.
 """
 
 from __future__ import annotations
@@ -44,19 +45,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    from models.study.config import load_config  # lazy: --help must answer without PyMC
-    from models.study.run import prepare_study, run_study, say
+    from models.api.study import plan_study, run_study  # lazy: --help must answer without PyMC
+    from models.study.run import say
 
-    cfg = load_config(args.config, args.quick)
-    study = prepare_study(cfg, progress=not args.quick)
     if args.dry_run:
-        print(study.plan.text())
+        print(plan_study(args.config, args.quick).text())
         return 0
-    written = run_study(cfg, args.out, progress=not args.quick, study=study)
+    written = run_study(args.config, args.out, args.quick)
     say(f"wrote {len(written)} files to {args.out}:")
     for path in written:
         print(f"  {path}")
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -29,7 +29,9 @@ does not converge is still written, with its diagnostics printed and stored in i
 --target-accept, --max-treedepth and --prior NAME=SCALE (repeatable; the names of
 models.bayes.system.DEFAULT_PRIORS) tune the sampler and the priors; the convergence messages name
 the flag to change.
-The modelling lives in models.spec.system and models.bayes; this script parses arguments and writes files.
+The script is the Python API's ``SpatialSystem(...).sample(...)`` (models.api.system), whose
+complete fit is models.bayes.fit.fit_posterior (spectrum, model, draws, impacts, LOO); it only
+parses arguments and writes files.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from pathlib import Path
 from data_prep.errors import InputError
 from models.cli.arguments import (EXIT_INTERRUPTED, FORMULA_HELP, add_sampler_arguments,
                         add_system_arguments, add_tuning_arguments, priors_argument,
-                        run_reporting_errors, weights_argument)
+                        run_reporting_errors)
 
 # the prior settings of models.bayes.system.DEFAULT_PRIORS (not imported: --help stays fast)
 # the system model's DEFAULT_PRIORS, then STUDENT_T_PRIORS (only with --errors student-t)
@@ -101,30 +103,6 @@ def summary_path(out) -> Path:
     return out.with_name(f"{out.stem}_summary.csv")
 
 
-def _spectrum(args, system) -> tuple[np.ndarray, np.ndarray | None]:
-    """The spectrum of W stored in a prepared .nc for the same cities, else from the one chooser
-    (``data_prep.spectrum.quadrature.spectrum``): eigenvalues and None, or quadrature nodes and weights
-    (above its threshold of cities), with a warning saying which quadrature."""
-    from data_prep.spectrum.chooser import spectrum
-
-    result = None
-    if str(args.data).endswith(".nc") and args.weights is None:
-        from data_prep.dataset import load_dataset
-        from data_prep.spectrum.stored import stored_spectrum
-
-        ds = load_dataset(args.data)
-        if "W_eigenvalues" in ds and ds.sizes.get("city") == system.n:
-            result = stored_spectrum(ds)
-    if result is None:
-        result = spectrum(system.W, seed=args.seed)
-    if result.weights is not None:
-        d = result.details
-        warnings.warn(f"{system.n} cities: the log-Jacobian uses a {result.method} quadrature "
-                      f"of the spectrum of W ({result.nodes.size} nodes, seed "
-                      f"{d.get('seed', '?')}), not its exact eigenvalues")
-    return result.nodes, result.weights
-
-
 def _validate_counts(args) -> None:
     for name in ("draws", "tune", "chains", "predictive_draws"):
         value = getattr(args, name)
@@ -133,105 +111,72 @@ def _validate_counts(args) -> None:
                              f"not {value}")
 
 
+class _Warnings:
+    """The run's warnings as one ``warning: ...`` line each on stderr (UserWarnings, once each,
+    PyTensor's BLAS notice left out), printed when :meth:`flush` is called: before sampling
+    starts and after the post-processing."""
+
+    def __init__(self, caught: list) -> None:
+        self.caught = caught
+        self.shown: set[str] = set()
+
+    def flush(self) -> None:
+        for w in self.caught:
+            message = str(w.message)
+            if (issubclass(w.category, UserWarning) and "BLAS" not in message
+                    and message not in self.shown):
+                print(f"warning: {message}", file=sys.stderr)
+                self.shown.add(message)
+
+
 def run(args: argparse.Namespace) -> int:
     _validate_counts(args)
-    from models.bayes.sampling import check_sampler_settings
+    # lazy: --help stays fast, and a Ctrl-C while importing is reported in one line
+    import pandas as pd
+
+    from data_prep.files import check_output_paths, write_together
+    from models.api.system import SpatialSystem
+    from models.bayes.fit import posterior_summary
+    from models.bayes.sampling import FULL, SamplingInterrupted, check_sampler_settings
 
     priors = priors_argument(args.prior, PRIOR_NAMES)
     check_sampler_settings(args.target_accept, args.max_treedepth)
     out = Path(args.out)
     summary_file = summary_path(out)
-    from data_prep.files import check_output_paths
-
     check_output_paths(files=[("--out", out), ("summary", summary_file)])
 
-    import numpy as np
-    import pandas as pd
-
-    from data_prep.files import write_together
-    from models.bayes.postprocess import (add_effects_and_loo, add_posterior_predictive,
-                                          summary_frame)
-    from models.bayes.sampling import SamplingInterrupted, quiet_arviz, sample
-    from models.bayes.system import build_system_model
-    from models.spec.coefficient_tables import posterior_frame
-    from models.spec.system import build_system, parse_system
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        spec = parse_system(args.equation, instruments=args.instruments,
-                            spatial_errors=args.spatial_errors)
-        panel = None
-        if args.panel:
-            from models.bayes.panel_system import panel_system
-
-            panel = panel_system(spec, args.data, weights=weights_argument(args),
-                                 id_column=args.id_column, year_column=args.year_column,
-                                 year_effects=not args.no_year_effects)
-            system = panel.system
-            eigs, eig_weights = ((panel.eigenvalues, panel.eigen_weights)
-                                 if system.W is not None else (np.zeros(system.n), None))
-        else:
-            system = build_system(spec, args.data, weights=weights_argument(args),
-                                  id_column=args.id_column)
-            eigs, eig_weights = (_spectrum(args, system) if system.W is not None
-                                 else (np.zeros(system.n), None))
-        model = build_system_model(system, eigs, priors, eigen_weights=eig_weights,
-                                   errors=args.errors,
-                                   t_blocks=panel.T - 1 if panel is not None else 1)
-    for message in dict.fromkeys(str(w.message) for w in caught
-                                 if issubclass(w.category, UserWarning)
-                                 and "BLAS" not in str(w.message)):
-        print(f"warning: {message}", file=sys.stderr)
-
     def started() -> None:
+        shown.flush()
         print(f"sampling: {args.chains} chains x {args.draws} draws after {args.tune} tuning "
               f"steps ({args.sampler}); Ctrl-C stops", flush=True)
 
-    try:
-        idata = sample(model, draws=args.draws, tune=args.tune, chains=args.chains,
-                       seed=args.seed, sampler=args.sampler, progress=not args.quiet,
-                       started=started, target_accept=args.target_accept,
-                       max_treedepth=args.max_treedepth)
-    except SamplingInterrupted as stop:
-        if not args.keep_partial:
-            raise
-        return _write_partial(stop, args, out, summary_file)
-    notes = []
-    if not args.no_effects:
-        contrasts = tuple(t for eq in system.spec.equations for t in eq.exogenous
-                          if t.startswith("year_contrast[")) if panel else ()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            notes = add_effects_and_loo(idata, system, eigs, eig_weights, loo=panel is None,
-                                        exclude_variables=contrasts,
-                                        keep_pointwise=True if args.keep_pointwise else None)
-        if panel is not None:
-            print("note: LOO skipped in panel mode (the within-transformed rows are arbitrary "
-                  "year contrasts, not cities, so leave-one-out over them has no meaning)")
-    if "loo" in idata.groups() and "log_likelihood" not in idata.groups():
-        print(f"note: {idata.posterior.sizes['chain'] * idata.posterior.sizes['draw']} draws x "
-              f"{system.n} cities: the file keeps the per-city PSIS-LOO result (group loo), not "
-              f"the pointwise densities; --keep-pointwise stores them too")
-    if args.predictive and panel is not None:
-        print("note: --predictive is for cross-section fits; skipped in panel mode")
-    elif args.predictive:
-        add_posterior_predictive(idata, system, seed=args.seed, max_draws=args.predictive_draws)
-    for note in notes:
-        print(f"warning: {note}", file=sys.stderr)
-    report = json.loads(idata.attrs.get("convergence_report", "[]"))
-    idata.posterior.attrs.update({"convergence_report": json.dumps(report),
-                                  "equations": json.dumps(list(args.equation)),
-                                  "spatial_errors": str(args.spatial_errors),
-                                  "errors": args.errors,
-                                  "seed": int(args.seed), "sampler": args.sampler})
-    if panel is not None:
-        idata.posterior.attrs["panel"] = json.dumps(
-            {"years": [int(y) if isinstance(y, (int, np.integer)) else str(y)
-                       for y in panel.years], "cities": int(panel.n_cities),
-             "year_effects": bool(panel.year_effects),
-             "method": "Lee-Yu orthonormal within transformation (Helmert contrasts)"})
-    with quiet_arviz():
-        summary = posterior_frame(summary_frame(idata))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        shown = _Warnings(caught)
+        model = SpatialSystem(args.equation, args.data, args.weights or None,
+                              instruments=args.instruments, spatial_errors=args.spatial_errors,
+                              id_column=args.id_column, island_policy=args.island_policy,
+                              panel=args.panel, year_column=args.year_column,
+                              year_effects=not args.no_year_effects)
+        try:
+            post = model.sample(draws=args.draws, tune=args.tune, chains=args.chains,
+                                seed=args.seed, sampler=args.sampler, progress=not args.quiet,
+                                started=started, target_accept=args.target_accept,
+                                max_treedepth=args.max_treedepth, priors=priors,
+                                errors=args.errors, effects=not args.no_effects,
+                                keep_pointwise=True if args.keep_pointwise else None,
+                                predictive=args.predictive,
+                                predictive_draws=args.predictive_draws, checks=FULL)
+        except SamplingInterrupted as stop:
+            shown.flush()
+            if not args.keep_partial:
+                raise
+            return _write_partial(stop, args, out, summary_file)
+        for message in post.messages:
+            print(f"note: {message}")
+        shown.flush()
+    idata = post.idata
+    summary = posterior_summary(idata)
     write_together([(out, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf")),
                     (summary_file, lambda tmp: summary.to_csv(tmp, index=False))])
     print(f"wrote {out}")
@@ -243,10 +188,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _write_partial(stop, args, out: Path, summary_file: Path) -> int:
     """--keep-partial after Ctrl-C: the draws made so far, marked partial (no impacts, no LOO)."""
+    # lazy: the sampler's modules are loaded by run() already; --help stays fast
     from data_prep.files import write_together
-    from models.bayes.postprocess import summary_frame
-    from models.bayes.sampling import quiet_arviz
-    from models.spec.coefficient_tables import posterior_frame
+    from models.bayes.fit import posterior_summary
 
     done = ", ".join(str(d) for d in stop.draws_per_chain)
     if stop.idata is None:
@@ -261,8 +205,7 @@ def _write_partial(stop, args, out: Path, summary_file: Path) -> int:
              "sampler": args.sampler}
     idata.attrs.update(attrs)
     idata.posterior.attrs.update(attrs)
-    with quiet_arviz():
-        summary = posterior_frame(summary_frame(idata))
+    summary = posterior_summary(idata)
     write_together([(out, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf")),
                     (summary_file, lambda tmp: summary.to_csv(tmp, index=False))])
     print(f"interrupted: PARTIAL posterior written to {out} and {summary_file}: {kept} of "

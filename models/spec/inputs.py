@@ -7,8 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import xarray as xr
 
+from data_prep.dataset import cross_section, load_dataset
 from data_prep.errors import InputError
+from data_prep.weights import (is_libpysal_weights, weights_from_dataset, weights_from_file,
+                               weights_from_libpysal)
 
 
 def cities_text(cities, mask, limit: int = 5) -> str:
@@ -39,11 +43,14 @@ def check_finite(values: np.ndarray, column: str, cities, where: str) -> None:
 def read_data(data, id_column: str, table=None):
     """Return (DataFrame, weights found alongside the data or None).
 
-    ``data``: a DataFrame, a .csv, or a prepared .nc turned into a table by ``table`` (default
-    :func:`data_prep.dataset.cross_section`, one row per city).
+    ``data``: a DataFrame, a .csv, or a prepared dataset (an ``xarray.Dataset`` or its .nc)
+    turned into a table by ``table`` (default :func:`data_prep.dataset.cross_section`, one row
+    per city); the weights found alongside are those the dataset stores.
     """
     if isinstance(data, pd.DataFrame):
         return data, None
+    if isinstance(data, xr.Dataset):
+        return _dataset_table(data, table)
     path = Path(str(data))
     if not path.exists():
         raise InputError(f"data file {path} not found")
@@ -55,23 +62,29 @@ def read_data(data, id_column: str, table=None):
         except Exception as err:
             raise InputError(f"{path}: cannot read as CSV ({err})") from None
     if suffix == ".nc":
-        from data_prep.dataset import cross_section, load_dataset
-        from data_prep.weights import weights_from_dataset
-
-        ds = load_dataset(path)
-        frame = (table or cross_section)(ds)
-        weights = weights_from_dataset(ds) if "weight_origin" in ds else None
-        return frame, weights
+        return _dataset_table(load_dataset(path), table)
     raise InputError(f"data file {path}: unknown format {suffix!r} (expected .csv or .nc)")
 
 
+def _dataset_table(ds: xr.Dataset, table=None):
+    """(table of a prepared dataset, its stored weights or None)."""
+    frame = (table or cross_section)(ds)
+    weights = weights_from_dataset(ds) if "weight_origin" in ds else None
+    return frame, weights
+
+
 def align_weights(weights, cities: np.ndarray) -> sp.csr_matrix:
-    """Weights as a CSR matrix whose rows/columns follow the data's city order."""
+    """Weights as a CSR matrix whose rows/columns follow the data's city order.
+
+    ``weights``: a :class:`data_prep.weights.SpatialWeights` or a libpysal ``W`` (ids matched
+    to the cities as text, :func:`data_prep.weights.weights_from_libpysal`), a path
+    (.gal/.gwt/polygon file), or a sparse matrix already in the data's row order.
+    """
     n = cities.size
     if isinstance(weights, (str, Path)):
-        from data_prep.weights import weights_from_file
-
         weights = weights_from_file(weights)
+    elif is_libpysal_weights(weights):
+        weights = weights_from_libpysal(weights)
     if sp.issparse(weights):
         W = sp.csr_matrix(weights, dtype=float)
         if W.shape != (n, n):
@@ -94,8 +107,8 @@ def align_weights(weights, cities: np.ndarray) -> sp.csr_matrix:
         idx = np.array([pos[c] for c in cities])
         W = sp.csr_matrix(weights.matrix, dtype=float)[idx][:, idx]
     else:
-        raise InputError(f"weights must be a SpatialWeights, a sparse matrix or a file path, "
-                         f"not {type(weights).__name__}")
+        raise InputError(f"weights must be a libpysal W, a SpatialWeights, a sparse matrix or a "
+                         f"file path, not {type(weights).__name__}")
     if not np.all(np.isfinite(W.data)):
         raise InputError("weights contain missing or non-finite values")
     return sp.csr_matrix(W)

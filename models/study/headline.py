@@ -187,16 +187,12 @@ def gs3sls_impacts(results, eigenvalues, *, seed: int = 0, W=None,
 
 
 def _posterior_impacts(idata, hdi_prob: float) -> pd.DataFrame:
-    """Mean, sd and HDI of the posterior ``impact`` per (effect, response, variable)."""
-    import arviz as az
+    """Mean, sd and HDI of the posterior ``impact`` per (effect, response, variable)
+    (:func:`models.bayes.fit.impact_summary`, indexed by those three)."""
+    # lazy: models.bayes.fit loads PyMC; the frequentist tables stay free of it
+    from models.bayes.fit import impact_summary
 
-    da = idata.posterior["impact"].drop_vars("variable_kind", errors="ignore")
-    da = da.transpose("chain", "draw", "effect", "response", "variable")
-    hdi = az.hdi(da, hdi_prob=hdi_prob)["impact"]
-    return pd.DataFrame({"mean": da.mean(("chain", "draw")).to_series(),
-                         "sd": da.std(("chain", "draw"), ddof=1).to_series(),
-                         "hdi_low": hdi.sel(hdi="lower").drop_vars("hdi").to_series(),
-                         "hdi_high": hdi.sel(hdi="higher").drop_vars("hdi").to_series()})
+    return impact_summary(idata, hdi_prob).set_index(["effect", "response", "variable"])
 
 
 def impact_table(fit, gs3sls: pd.DataFrame | None, responses: Sequence[str], *,
