@@ -122,13 +122,19 @@ def coef_grid(coef) -> xr.DataArray:
 
 def rho_grid(posterior: xr.Dataset) -> xr.DataArray | None:
     """``rho`` over every equation (NaN without a spatial error), from either layout; None when
-    the posterior has no ``rho``. The equations are the posterior's ``equation`` coordinate."""
+    the posterior has no ``rho``. The equations are the posterior's ``equation`` coordinate
+    (kept by :func:`tidy_posterior`), else those of ``coef``."""
     if "rho" not in posterior:
         return None
     rho = posterior["rho"]
     if "equation" in rho.dims:
         return rho
-    equations = [str(e) for e in posterior["equation"].values]
+    if "equation" in posterior.coords:
+        equations = [str(e) for e in posterior["equation"].values]
+    elif "coef" in posterior:
+        equations = list(dict.fromkeys(e for e, _ in coefficient_pairs(posterior)))
+    else:
+        equations = [str(e) for e in rho[RHO_DIM].values]
     return (rho.rename({RHO_DIM: "equation"})
             .reindex(equation=equations)          # absent equations become NaN
             .assign_coords(equation=equations))
@@ -144,11 +150,12 @@ def _present_rho(rho: xr.DataArray) -> xr.DataArray:
     return rho.isel(equation=np.flatnonzero(keep)).rename({"equation": RHO_DIM})
 
 
-def _without_unused_coords(ds: xr.Dataset) -> xr.Dataset:
+def _without_unused_coords(ds: xr.Dataset, keep: tuple[str, ...] = ()) -> xr.Dataset:
     """``ds`` without the coordinates of dimensions none of its variables uses (the moved
-    variables' ``structural``, ``exogenous``, ``sd_std_log___dim_0`` …)."""
+    variables' ``structural``, ``exogenous``, ``sd_std_log___dim_0`` …), except ``keep``."""
     used = {d for da in ds.data_vars.values() for d in da.dims}
-    drop = [name for name, c in ds.coords.items() if not set(c.dims) <= used]
+    drop = [name for name, c in ds.coords.items()
+            if name not in keep and not set(c.dims) <= used]
     return ds.drop_vars(drop)
 
 
@@ -192,7 +199,10 @@ def tidy_posterior(idata):
             da = _present_rho(da)
         variables[name] = da
     tidy = xr.Dataset(variables, attrs=dict(post.attrs))
-    idata.posterior = _without_unused_coords(tidy)
+    if "equation" in post.coords:
+        # the equations and their order, for coef_grid and rho_grid (Sigma has them too)
+        tidy = tidy.assign_coords(equation=post["equation"].values)
+    idata.posterior = _without_unused_coords(tidy, keep=("equation",))
     return idata
 
 
