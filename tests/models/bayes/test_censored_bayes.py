@@ -170,9 +170,9 @@ def test_group_slope_coverage_over_replications():
 
 def test_mundlak_means_let_random_city_effects_correlate_with_a_factor():
     """Random city effects taken as independent of x1, on a panel whose city effect correlates
-    with it (tests/models/frequentist/test_tobit.correlated_city_panel; truth 0.5), put part of
-    the city effect on x1; with the Mundlak means the posterior recovers 0.5. Measured
-    (2 chains x 300 draws, seed 1): 0.81 (sd 0.05) without, 0.53 (sd 0.06) with the means."""
+    with it (tests/test_tobit.correlated_city_panel; truth 0.5), put part of the city effect on
+    x1; with the Mundlak means the posterior recovers 0.5. Measured (2 chains x 300 draws,
+    seed 1): 0.81 (sd 0.05) without, 0.53 (sd 0.06) with the means."""
     from tests.models.frequentist.test_tobit import correlated_city_panel
 
     frame = correlated_city_panel()
