@@ -21,15 +21,18 @@ NaN row:
     innovations ``group_z`` and ``city_z``). :func:`is_internal` is the rule.
 
 ``coef`` (choice). The model computes the coefficients as a full equation × term grid, NaN where
-an equation lacks a term; ArviZ would report those cells as NaN rows (6 of 28 in the seed's
-two-equation system). A zero-filled grid with a boolean mask would still give rows, with sd 0
-and R-hat NaN, for coefficients that do not exist. So the posterior holds ``coef`` stacked over
-the present pairs only: one dimension ``coefficient`` labelled ``"ER: W(PSS)"`` (the labels of
-the model's ``structural`` and ``exogenous`` coordinates), with the coordinates ``coef_equation``
-and ``coef_term`` giving each entry's equation and term (``equation`` itself cannot be reused:
-it is the dimension of ``Sigma``). Order: the grid's, row by row, so the entries of one equation are
-contiguous, in the model's term order (the union of the equations' terms, first equation first). Readers that need the grid (effects, LOO, predictive)
-take :func:`coef_grid`, which accepts either layout (files written before this layout too).
+an equation lacks a term, and ArviZ reports every such cell as a NaN row. A zero-filled grid with
+a boolean mask would still give rows, with sd 0 and R-hat NaN, for coefficients that do not
+exist. So the posterior holds ``coef`` stacked over the present pairs only: one dimension
+``coefficient`` labelled ``"ER: W(PSS)"`` (the labels of the model's ``structural`` and
+``exogenous`` coordinates), with the coordinates ``coef_equation`` and ``coef_term`` giving each
+entry's equation and term (``equation`` itself cannot be reused: it is the dimension of
+``Sigma``, and stays in the posterior as the list of equations). Order: the grid's, row by row,
+so the entries of one equation are contiguous, in the model's term order (the union of the
+equations' terms, first equation first). Readers that need the grid (effects, LOO, predictive)
+take :func:`coef_grid`, which accepts either layout (files written before this layout too);
+``rho`` likewise has only the equations with a spatial error, and :func:`rho_grid` gives it
+over every equation.
 """
 
 from __future__ import annotations
@@ -46,7 +49,6 @@ RHO_DIM = "error_equation"
 # correlation, the sampled spatial-error coefficients (the same values as ``rho``) and the
 # non-centred innovations of the censored model's hierarchical effects
 INTERNAL_NAMES = frozenset({"corr_u", "rho_error", "group_z", "city_z"})
-SAMPLE_DIMS = ("chain", "draw")
 
 
 def is_internal(name: str) -> bool:
