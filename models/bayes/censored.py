@@ -9,6 +9,9 @@ inside (a Tobit likelihood). Everything is fitted on a standardised scale: the o
 bounds) by its sample mean and sd, each factor Z̃_k = (Z_k − mean)/sd; the results are reported on
 the original scale as deterministics ``phi`` (factor), ``phi_group`` (group, factor), ``sigma`` and,
 without groups, ``Intercept`` (the mean of μ at zero factors, the first year and the average city).
+After sampling the posterior holds only these (and ``xi``); the standardised variables
+(``alpha_std``, ``phi_std``, ``sigma_std``, the city and year effects …) are in the group
+``unconstrained_posterior`` (:mod:`models.bayes.idata`).
 
 Structure **(choices, documented defaults)**:
 
@@ -65,6 +68,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from data_prep.errors import InputError
+from models.bayes.idata import posterior_and_internal
 from models.spec.factor import FactorData
 
 DEFAULT_PRIORS = {"intercept_sd": 2.0, "phi_sd": 1.0, "group_sd": 0.5, "city_sd": 1.0,
@@ -335,7 +339,8 @@ def posterior_predictive(idata: az.InferenceData, data: FactorData, *, max_draws
                          seed: int = 0) -> np.ndarray:
     """(S, n) replicated outcomes on the original scale, censored at the bounds, from at most
     ``max_draws`` posterior draws spread evenly over the chains."""
-    post = idata.posterior.stack(sample=("chain", "draw"))
+    # the standardised parameters sit in the sampling-scale group (models.bayes.idata)
+    post = posterior_and_internal(idata).stack(sample=("chain", "draw"))
     total = post.sizes["sample"]
     take = np.unique(np.linspace(0, total - 1, min(max_draws, total)).astype(int))
     names = [v for v in ("alpha_std", "phi_std", "phi_group_std", "xi_std", "a_city_std",

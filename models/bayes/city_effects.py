@@ -99,6 +99,7 @@ def city_effects(idata, W, *, max_draws: int = 200, shocks: bool = True) -> xr.D
     dims (sample, effect, response, variable, city) and coordinate ``variable_kind``.
     """
     from models.bayes.effects import coefficient_matrices
+    from models.bayes.idata import coef_grid
     from models.bayes.postprocess import thinned_draws
 
     cities = None
@@ -111,7 +112,7 @@ def city_effects(idata, W, *, max_draws: int = 200, shocks: bool = True) -> xr.D
     if "coef" not in post:
         raise InputError("the posterior has no variable 'coef'")
     keep = thinned_draws(post.sizes["draw"], post.sizes["chain"], max_draws)
-    B0, B1, betas, deps = coefficient_matrices(post["coef"].isel(draw=keep))
+    B0, B1, betas, deps = coefficient_matrices(coef_grid(post.isel(draw=keep)))
     S, G = B0.shape[0], len(deps)
     lam, P, Q = _eigen_parts(W)
 

@@ -1,7 +1,7 @@
 """ArviZ diagnostic figures of a fitted system: trace, rank, forest and energy plots.
 
-The posterior ``coef`` has NaN where a term is absent from an equation; the plots use only the
-(equation, term) pairs that are present, flattened to one labelled ``coefficient`` dimension.
+The plots show the posterior ``coef`` over the (equation, term) pairs that are present, one
+labelled ``coefficient`` dimension (the posterior's own layout, :mod:`models.bayes.idata`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import arviz as az  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from data_prep.errors import InputError  # noqa: E402
@@ -22,14 +21,14 @@ from data_prep.files import write_together  # noqa: E402
 
 
 def present_coefficients(posterior: xr.Dataset) -> xr.DataArray:
-    """``coef`` restricted to its present (equation, term) pairs, dim ``coefficient``."""
+    """``coef`` restricted to its present (equation, term) pairs, dim ``coefficient`` labelled
+    ``"ER: W(PSS)"`` (the posterior's stacked layout, :mod:`models.bayes.idata`; a grid with
+    NaN cells is stacked)."""
+    from models.bayes.idata import COEF_EQUATION, COEF_TERM, stacked_coef
+
     if "coef" not in posterior:
         raise InputError("the posterior has no variable 'coef' (write it with sample_posteriors.py)")
-    flat = posterior["coef"].stack(coefficient=("equation", "term"))
-    keep = ~np.isnan(flat).all(("chain", "draw")).values
-    flat = flat.isel(coefficient=np.flatnonzero(keep))
-    labels = [f"{e}: {t}" for e, t in flat["coefficient"].values]
-    return flat.drop_vars(["coefficient", "equation", "term"]).assign_coords(coefficient=labels)
+    return stacked_coef(posterior).drop_vars([COEF_EQUATION, COEF_TERM])
 
 
 def diagnostic_figures(idata: az.InferenceData, folder, prefix: str = "") -> list[Path]:

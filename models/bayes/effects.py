@@ -46,6 +46,7 @@ from scipy.sparse.linalg import splu
 
 from data_prep.spectrum.stability import admissible_mask
 from models.bayes.draws import as_draws
+from models.bayes.idata import coef_grid
 
 # Minimum-degree ordering on A'+A: the system's pattern is (near) structurally symmetric, and this
 # ordering gave half the fill and 1.3-3.7x faster factorisations than SuperLU's default COLAMD on
@@ -256,7 +257,11 @@ def coefficient_matrices(coef: xr.DataArray) -> tuple[np.ndarray, np.ndarray, Be
     an exogenous Durbin lag (theta of x), anything else an exogenous coefficient (beta of x);
     NaN marks terms absent from an equation. ``Intercept`` is skipped (it has no impact).
     Draws are flattened chain-major to a leading sample axis (also accepts dims (sample, equation, term)).
+    The stacked ``coef`` of the posterior (dimension ``coefficient``, :mod:`models.bayes.idata`)
+    is put back on the grid first, its dependents in order of first appearance (pass
+    ``coef_grid(posterior)`` to follow the posterior's ``equation`` coordinate instead).
     """
+    coef = coef_grid(coef)
     if {"chain", "draw"} <= set(coef.dims):
         coef = coef.stack(sample=("chain", "draw"))
     values = coef.transpose("sample", "equation", "term").values

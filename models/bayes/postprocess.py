@@ -1,7 +1,8 @@
 """After sampling: the contract-2 posterior summary, the impacts and the LOO densities.
 
-:func:`summary_frame` reduces the posterior ``coef`` to the (equation, term) pairs present in the
-system (columns of DESIGN.md contract 2, 94 % highest-density intervals by default);
+:func:`summary_frame` summarises the posterior ``coef``, one row per (equation, term) pair present
+in the system (the stacked layout of :mod:`models.bayes.idata`; columns of DESIGN.md contract 2,
+94 % highest-density intervals by default);
 :func:`add_effects_and_loo` attaches the direct / indirect / total impacts
 (:mod:`models.bayes.effects`) to the posterior and the leave-one-city-out conditional densities
 (:mod:`models.bayes.loo`) streamed into their PSIS-LOO result (group ``loo``; the pointwise
@@ -23,13 +24,17 @@ def summary_frame(idata, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
     """Posterior summary of ``coef`` for the (equation, term) pairs present in the system, and
     for Student-t errors one more row (equation ``errors``, term ``nu``): the degrees of freedom.
 
-    The absent pairs (NaN in every draw by design) are dropped *before* ArviZ computes the
-    intervals and diagnostics, so it has no NaN to warn about."""
-    from models.bayes.sampling import present_entries
+    One row per entry of the stacked ``coef`` (:mod:`models.bayes.idata`), so exactly the terms
+    each equation has; a grid ``coef`` (earlier files, constructed posteriors) is stacked first,
+    its absent pairs (NaN in every draw) dropped *before* ArviZ computes the intervals and
+    diagnostics, so it has no NaN to warn about."""
+    from models.bayes.idata import COEF_DIM, COEF_EQUATION, COEF_TERM, stacked_coef
 
-    flat = present_entries(idata.posterior["coef"])
-    pairs = [label.split(", ", 1) for label in flat["entry"].values]
-    frame = _summary_rows(flat, [e for e, _ in pairs], [t for _, t in pairs], hdi_prob)
+    coef = stacked_coef(idata.posterior)
+    equations = [str(e) for e in coef[COEF_EQUATION].values]
+    terms = [str(t) for t in coef[COEF_TERM].values]
+    flat = coef.drop_vars([COEF_DIM, COEF_EQUATION, COEF_TERM]).rename({COEF_DIM: "entry"})
+    frame = _summary_rows(flat, equations, terms, hdi_prob)
     if "nu" in idata.posterior:
         nu = idata.posterior["nu"].expand_dims(entry=["errors, nu"], axis=-1)
         frame = pd.concat([frame, _summary_rows(nu, ["errors"], ["nu"], hdi_prob)],
@@ -116,6 +121,7 @@ def _add_effects_and_loo(idata, system, eigs: np.ndarray,
     import xarray as xr
 
     from models.bayes.effects import coefficient_matrices, impacts
+    from models.bayes.idata import coef_grid, rho_grid
     from models.bayes.loo import (LOO_GROUP, iter_loglik, iter_loglik_t, log_likelihood_dataset,
                                   loo_dataset, relative_efficiency)
     from models.bayes.psis_stream import StreamedLoo
@@ -123,12 +129,13 @@ def _add_effects_and_loo(idata, system, eigs: np.ndarray,
     notes = []
     post = idata.posterior
     chains, draws = post.sizes["chain"], post.sizes["draw"]
-    B0, B1, betas, deps = coefficient_matrices(post["coef"])
+    grid = coef_grid(post)
+    B0, B1, betas, deps = coefficient_matrices(grid)
     betas = {k: v for k, v in betas.items() if k[1] not in set(exclude_variables)}
     Sigma = post["Sigma"].stack(sample=("chain", "draw")).transpose("sample", ...).values
     rho = None
     if "rho" in post:
-        rho = np.nan_to_num(post["rho"].stack(sample=("chain", "draw"))
+        rho = np.nan_to_num(rho_grid(post).stack(sample=("chain", "draw"))
                             .transpose("sample", ...).values)
     W = system.W
     rows_one = W is not None and np.allclose(np.asarray(W.sum(axis=1)).ravel(), 1.0)
@@ -144,8 +151,8 @@ def _add_effects_and_loo(idata, system, eigs: np.ndarray,
             coords={**coords, "chain": post["chain"].values, "draw": post["draw"].values})
     if not loo:
         return notes
-    coef = post["coef"].stack(sample=("chain", "draw")).transpose("sample", ...).values
-    terms = [str(t) for t in post["term"].values]
+    coef = grid.stack(sample=("chain", "draw")).transpose("sample", ...).values
+    terms = [str(t) for t in grid["term"].values]
     S, n = chains * draws, system.n
     cities = [str(c) for c in system.cities]
     keep = keeps_pointwise(S, n, keep_pointwise)
@@ -205,20 +212,22 @@ def add_posterior_predictive(idata, system, seed: int, max_draws: int = 500):
     import xarray as xr
 
     from models.bayes.effects import coefficient_matrices
+    from models.bayes.idata import coef_grid, rho_grid
     from models.bayes.predictive import posterior_predictive
 
     post = idata.posterior
     chains, draws = post.sizes["chain"], post.sizes["draw"]
     keep = thinned_draws(draws, chains, max_draws)
     sub = post.isel(draw=keep)
-    B0, B1, _, deps = coefficient_matrices(sub["coef"])
+    grid = coef_grid(sub)
+    B0, B1, _, deps = coefficient_matrices(grid)
 
     def stack(da):
         return da.stack(sample=("chain", "draw")).transpose("sample", ...).values
 
     Sigma = stack(sub["Sigma"])
-    rho = stack(sub["rho"]) if "rho" in sub else None
-    xb = exogenous_part(system, stack(sub["coef"]), [str(t) for t in post["term"].values])
+    rho = stack(rho_grid(sub)) if "rho" in sub else None
+    xb = exogenous_part(system, stack(grid), [str(t) for t in grid["term"].values])
     y = posterior_predictive(xb, system.W, B0, B1, Sigma, rho, seed=seed)   # (S, n, G)
     y = y.reshape(chains, keep.size, system.n, system.G)
     coords = {"chain": post["chain"].values, "draw": post["draw"].values[keep],

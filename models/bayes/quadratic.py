@@ -124,8 +124,9 @@ def build_quadratic_model(data: QuadraticData, eigenvalues=None,
                           errors: str = "normal") -> pm.Model:
     """PyMC model of the quadratic (module docstring); ``eigenvalues`` of W with a spatial lag
     (computed when None); ``errors="student-t"`` for Student-t(ν) errors (the G = 1 case of
-    ``models.bayes.system``, free variable ``nu``). The posterior holds ``coef`` (equation, term) as in contract 2 plus
-    the deterministics listed above."""
+    ``models.bayes.system``, free variable ``nu``). The model's ``coef`` is the system model's
+    (equation, term) grid; after sampling the posterior holds it stacked over ``coefficient``
+    (:mod:`models.bayes.idata`) plus the deterministics listed above."""
     from models.bayes.system import build_system_model
 
     settings = {"beta_sigma": slope_prior_sd(data)}
@@ -222,6 +223,7 @@ def quadratic_posterior(idata, model: pm.Model) -> QuadraticPosterior:
 
     import arviz as az
 
+    from models.bayes.idata import coef_grid
     from models.bayes.postprocess import summary_frame
     from models.bayes.sampling import quiet_arviz
 
@@ -236,14 +238,14 @@ def quadratic_posterior(idata, model: pm.Model) -> QuadraticPosterior:
             *(_scalar_row(idata, name, data.outcome, term, True)
               for term, name in RANGE_ROWS.items())])
         hdi = az.hdi(post[["turning_point"]], hdi_prob=HDI_PROB)["turning_point"].values
-    c2_mean = float(post["coef"].sel(term=data.square).mean())
+    c2 = coef_grid(post).sel(term=data.square).values
+    c2_mean = float(np.mean(c2))
     shape = "inverted U" if c2_mean < 0 else "U"
     lm_name = "lind_mehlum_inverted_u" if c2_mean < 0 else "lind_mehlum_u"
     probs = {k: float(post[k].mean()) for k in ("inverted_u", "u_shape", "inside_range")}
     probs["lind_mehlum"] = float(post[lm_name].mean())
     probs["inverted_u_range"] = float(post["lind_mehlum_inverted_u"].mean())
     notes = []
-    c2 = post["coef"].sel(term=data.square).values
     if np.mean(np.sign(c2) != np.sign(c2_mean)) > 0.05:
         notes.append(f"the sign of the curvature {data.square} is uncertain (more than 5 % of the "
                      f"draws have the other sign), so the turning point's posterior has heavy "

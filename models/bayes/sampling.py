@@ -27,6 +27,8 @@ import arviz as az
 import numpy as np
 import pymc as pm
 
+from models.bayes.idata import posterior_and_internal, tidy_posterior
+
 # Free variables that must start exactly at their initial value (0 = the identity system 𝒜 = I,
 # always admissible) instead of a random jitter that could fall outside the admissible region.
 NO_JITTER: tuple[str, ...] = ("structural_std",)
@@ -72,6 +74,7 @@ def _check_complete(idata: az.InferenceData, draws: int, chains: int) -> None:
     partial = idata.isel(draw=slice(0, keep), groups=["posterior", "sample_stats"]) \
         if keep else None
     if partial is not None:
+        tidy_posterior(partial)
         partial.attrs.update(partial="true", draws_per_chain=json.dumps(done),
                              draws_requested=int(draws), draws_kept_per_chain=int(keep))
     raise SamplingInterrupted(partial, done, draws)
@@ -83,6 +86,10 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
            started=None, target_accept: float | None = None,
            max_treedepth: int | None = None, checks: Checks | None = None) -> az.InferenceData:
     """Draw from the posterior of ``model`` with NUTS; returns InferenceData with a report in attrs.
+
+    The InferenceData is in the layout of :mod:`models.bayes.idata` (:func:`tidy_posterior`):
+    the posterior holds the reported quantities (``coef`` stacked over its present
+    coefficients), the sampling-scale variables are in the group ``unconstrained_posterior``.
 
     Ctrl-C while sampling raises :class:`SamplingInterrupted` carrying the draws made so far
     (both samplers would otherwise return the short chains as if complete); ``started()``, when
@@ -131,6 +138,8 @@ def sample(model: pm.Model, draws: int = 1000, tune: int = 1000, chains: int = 4
                               cores=min(chains, os.cpu_count() or 1), progressbar=progress,
                               compute_convergence_checks=False, nuts=nuts)
     _check_complete(idata, draws, chains)
+    # the reported quantities in the posterior, the sampling-scale ones in their own group
+    tidy_posterior(idata)
     idata.attrs["sampler"] = sampler
     idata.attrs["seed"] = int(seed)
     # the settings in force, so the report's advice can propose the next value
@@ -203,8 +212,10 @@ def quiet_arviz():
 
 def present_entries(da):
     """``da`` with its non-sample dimensions flattened to one dimension ``entry`` labelled
-    ``"ER, W(ER)"``, keeping only entries with a finite value in some draw: ``coef`` is NaN by
-    design where a term is absent from an equation, and ArviZ would warn about those NaN."""
+    ``"ER, W(ER)"`` (a single dimension: its own labels, e.g. the stacked ``coef``'s
+    ``"ER: W(ER)"``), keeping only entries with a finite value in some draw: a grid ``coef``
+    (files of the earlier layout, constructed posteriors) is NaN where a term is absent from an
+    equation, and ArviZ would warn about those NaN."""
     extra = [d for d in da.dims if d not in ("chain", "draw")]
     if not extra:
         return da
@@ -213,7 +224,9 @@ def present_entries(da):
     labels = [", ".join(str(v) for v in (e if isinstance(e, tuple) else (e,)))
               for e in flat["entry"].values[keep]]
     flat = flat.isel(entry=keep)
-    return flat.drop_vars(["entry", *extra]).assign_coords(entry=labels)
+    # every coordinate along the entries goes (the stacked coef's coef_equation, coef_term too)
+    along = [name for name, c in flat.coords.items() if "entry" in c.dims]
+    return flat.drop_vars(along).assign_coords(entry=labels)
 
 
 def _present(post):
@@ -228,9 +241,14 @@ def _present(post):
     return xr.Dataset(out)
 
 
-def _summary_vars(idata: az.InferenceData, var_names) -> list[str]:
-    names = var_names or [v for v in SUMMARY_VARS if v in idata.posterior]
-    return names or list(idata.posterior.data_vars)
+def _report_variables(idata: az.InferenceData, var_names):
+    """The variables the convergence report judges: ``var_names``, else :data:`SUMMARY_VARS`
+    of the posterior, else every drawn variable, the sampling-scale group's included (the
+    censored model: its hierarchical scales are the slowest to mix)."""
+    drawn = posterior_and_internal(idata)
+    names = list(var_names or [v for v in SUMMARY_VARS if v in drawn]) \
+        or list(drawn.data_vars)
+    return drawn[names]
 
 
 SYSTEM_ADVICE = ("The system may be weakly identified; add excluded exogenous variables (a "
@@ -350,13 +368,12 @@ def convergence_report(idata: az.InferenceData, var_names: Sequence[str] | None 
     efficiency warning (Stan's reading), not a failure.
     """
     checks = checks or FULL
-    names = _summary_vars(idata, var_names)
     lines: list[str] = []
     ok = True
     n_div = 0
     if "sample_stats" in idata and "diverging" in idata.sample_stats:
         n_div = int(idata.sample_stats["diverging"].sum())
-    post = _present(idata.posterior[names])
+    post = _present(_report_variables(idata, var_names))
     nchains = post.sizes.get("chain", 1)
     with quiet_arviz():
         ess = az.ess(post, method="bulk")
@@ -408,10 +425,11 @@ def convergence_report(idata: az.InferenceData, var_names: Sequence[str] | None 
 
 def _contraction_lines(idata, prior_sd: dict, threshold: float) -> list[str]:
     weak = []
+    drawn = posterior_and_internal(idata)      # the free variables sit in the internal group
     for name, sd0 in prior_sd.items():
-        if name not in idata.posterior:
+        if name not in drawn:
             continue
-        da = idata.posterior[name]
+        da = drawn[name]
         post_sd = da.std(("chain", "draw")).values
         contraction = 1.0 - (post_sd / np.broadcast_to(np.asarray(sd0, float), post_sd.shape)) ** 2
         dim = [d for d in da.dims if d not in ("chain", "draw")]

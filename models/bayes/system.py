@@ -20,7 +20,8 @@ B̃ = S⁻¹ B S (same Jacobian), β̃ = β s_x / s_g, Σ̃ = S⁻¹ Σ S⁻¹. 
 equation has an intercept and every row of W sums to one (otherwise centring would leak into
 non-constant terms); then only scaled by their root mean square. The log-density is that of the
 original y (the −n Σ log s_g change-of-variable term is included), and ``coef``, ``Sigma`` and
-``rho`` are reported on the original scale.
+``rho`` are reported on the original scale (the posterior group holds only these; the
+standardised parameters are kept in ``unconstrained_posterior``, :mod:`models.bayes.idata`).
 
 Priors (choice, overridable through ``priors``; all on the standardised scale, or on the
 original scale with ``standardise=False``):
@@ -371,7 +372,11 @@ def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = N
     (``sd_std`` for G = 1; ``sd_std`` and ``corr_u`` with r = 2u − 1 for G = 2; the LKJ Cholesky
     ``chol_std`` for G ≥ 3) and ``rho_error``; deterministics on the original scale: ``coef``
     (equation, term; NaN where a term is absent from an equation), ``Sigma`` (equation,
-    equation2) and ``rho`` (equation; NaN without a spatial error). The likelihood is the
+    equation2) and ``rho`` (equation; NaN without a spatial error). After sampling
+    (:func:`models.bayes.sampling.sample`) the InferenceData is in the layout of
+    :mod:`models.bayes.idata`: the posterior holds ``coef`` over its present coefficients only,
+    ``Sigma`` and ``rho`` over the equations with a spatial error, the free variables above are
+    in the group ``unconstrained_posterior``. The likelihood is the
     potential ``loglik`` (the exact log-density of the original y, normalising constant
     included), so ``model.compile_logp()`` is the exact log posterior density.
     ``standardise=False`` puts the parameters, and so the priors, on the original scale of the

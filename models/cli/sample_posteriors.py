@@ -7,8 +7,11 @@ Example:
         --data cities.csv --weights cities.gal --draws 1000 --tune 1000 --chains 4 --seed 1 \\
         --out post.nc
 
-Writes an ArviZ InferenceData NetCDF (posterior ``coef`` with dims chain, draw, equation, term;
-``Sigma``; ``rho`` with spatial errors; ``nu`` with --errors student-t; the impacts ``impact``; the PSIS-LOO result of the
+Writes an ArviZ InferenceData NetCDF in the layout of models.bayes.idata (posterior ``coef`` with
+dims chain, draw, coefficient: one entry per present (equation, term) pair, labelled "ER: W(PSS)",
+coordinates coef_equation and coef_term; ``Sigma``; ``rho`` over the equations with a spatial
+error; ``nu`` with --errors student-t; the impacts ``impact``; the sampling-scale variables in
+the group ``unconstrained_posterior``; the PSIS-LOO result of the
 leave-one-city-out conditional densities as a group ``loo`` (elpd_i, p_loo_i, pareto_k per city;
 elpd_loo, se, p_loo in its attrs); the pointwise (chain, draw, city) ``log_likelihood`` group
 only when chains x draws x cities <= 4e6 or with --keep-pointwise, so files stay small at large

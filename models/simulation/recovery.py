@@ -146,6 +146,7 @@ def _fit_gs3sls(system, level: float) -> tuple[dict, dict, dict]:
 def _fit_bayes(system, design: StudyDesign, seed: int, level: float):
     """Posterior mean, central interval and (for SBC) the flat draws of ``coef``; notes."""
     from models.bayes import sampling
+    from models.bayes.idata import coef_grid
     from models.bayes.system import build_system_model
 
     model = build_system_model(system, design.eigenvalues, dict(design.priors) or None,
@@ -155,7 +156,7 @@ def _fit_bayes(system, design: StudyDesign, seed: int, level: float):
         idata = sampling.sample(model, draws=design.draws, tune=design.tune,
                                 chains=design.chains, seed=seed, progress=False,
                                 target_accept=design.target_accept)
-    coef = idata.posterior["coef"]
+    coef = coef_grid(idata.posterior)
     flat = coef.stack(sample=("chain", "draw")).transpose("equation", "term", "sample")
     report = json.loads(idata.attrs["convergence_report"])
     ess = _min_ess(idata)

@@ -145,11 +145,12 @@ def coefficient_comparison(idata, frequentist: pd.DataFrame | None = None,
     posterior: mean and ``hdi_prob`` HDI of ``coef``; GS3SLS: the contract-2 frame's estimate
     ± z·std_error at ``level``; truth (optional frame equation, term, truth): value only.
     """
+    from models.bayes.idata import coef_grid
     from models.spec.coefficient_tables import coefficient_frame
 
     if "coef" not in idata.posterior:
         raise InputError("the posterior has no variable 'coef'")
-    parts = [_posterior_rows(idata.posterior["coef"], ["equation", "term"], hdi_prob)]
+    parts = [_posterior_rows(coef_grid(idata.posterior), ["equation", "term"], hdi_prob)]
     if frequentist is not None:
         f = coefficient_frame(frequentist)
         z = stats.norm.ppf(0.5 + level / 2)

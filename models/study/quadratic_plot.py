@@ -51,7 +51,9 @@ def curve_band_posterior(data: QuadraticData, idata, grid: np.ndarray, hdi_prob:
     """(posterior mean, low, high) of the curve; pointwise HDI of the draws z'b_s."""
     import arviz as az
 
-    coef = idata.posterior["coef"].isel(equation=0).sel(term=list(data.terms))
+    from models.bayes.idata import coef_grid
+
+    coef = coef_grid(idata.posterior).isel(equation=0).sel(term=list(data.terms))
     B = coef.stack(sample=("chain", "draw")).transpose("sample", "term").values
     draws = B @ curve_design(data, grid).T                    # (S, grid)
     hdi = az.hdi(draws[None, :, :], hdi_prob=hdi_prob)        # (grid, 2)

@@ -25,6 +25,7 @@ from data_prep.errors import InputError
 from data_prep.indices import winsorize
 from data_prep.regimes import THRESHOLD, add_regimes, regime_split
 from data_prep.synthetic.simulate import SystemTruth, lattice_weights, simulate_system
+from models.bayes.idata import coef_grid
 
 
 def _panel(values, name="PSS") -> xr.Dataset:
@@ -119,8 +120,8 @@ def test_three_equation_system_recovered():
     fit = fit_system(sim.formulas, sim.data, w, eigenvalues(w), draws=500, tune=500, chains=2,
                      seed=1, effects=False)
     res = fit.frequentist["GS3SLS"]
-    coef = fit.idata.posterior["coef"]
-    assert coef.sizes["equation"] == 3 and "chol_std" in fit.idata.posterior
+    coef = coef_grid(fit.idata.posterior)
+    assert coef.sizes["equation"] == 3 and "chol_std" in fit.idata.unconstrained_posterior
     misses = []
     for eq, terms in sim.truth.coefficients.items():
         for term, value in terms.items():

@@ -44,7 +44,7 @@ def test_same_structure_reuses_the_compilation_and_draws_identically():
     other = _model(second, lam, rename={"z1": "zeta"})   # other data, other labels
     reused = sampling.sample(other, draws=30, tune=30, chains=2, seed=5, progress=False)
     assert sampling.compiled_structures() == 1
-    assert "zeta" in reused.posterior["coef"]["term"].values
+    assert "zeta" in reused.posterior["coef"]["coef_term"].values
     sampling._BY_STRUCTURE.clear()
     fresh = sampling.sample(_model(second, lam, rename={"z1": "zeta"}), draws=30, tune=30,
                             chains=2, seed=5, progress=False)

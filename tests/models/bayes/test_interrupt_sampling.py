@@ -99,6 +99,6 @@ def test_keep_partial_writes_marked_draws(inputs, tmp_path):
     kept = idata.posterior.sizes["draw"]
     assert len(per_chain) == 2 and kept == min(per_chain) and 0 < kept < 100000
     assert int(attrs["draws_kept_per_chain"]) == kept
-    coef = idata.posterior["coef"].sel(equation="ER", term="z1").values
+    coef = idata.posterior["coef"].sel(coefficient="ER: z1").values
     assert np.isfinite(coef).all()                # cut to the shortest chain: no NaN padding
     assert (tmp_path / "post_summary.csv").is_file()

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from data_prep.errors import InputError
 from data_prep.synthetic.simulate import default_truth, lattice_weights, simulate_system
+from models.bayes.idata import coef_grid
 from models.bayes.panel import within_loglik, within_matrix
 from models.bayes.panel_system import panel_system
 from models.bayes.system import build_system_model
@@ -171,7 +172,7 @@ def test_script_panel_recovers_truth_with_city_and_year_effects(tmp_path):
     impact_vars = [str(v) for v in idata.posterior["impact"]["variable"].values]
     assert "x1" in impact_vars and not any("year_contrast" in v for v in impact_vars)
     summary = pd.read_csv(out.parent / "post_summary.csv")
-    coef = idata.posterior["coef"]
+    coef = coef_grid(idata.posterior)
     F = within_matrix(T)
     misses, checked = [], 0
     for g, (dep, terms) in enumerate(truth.coefficients.items()):

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from data_prep.synthetic.simulate import SystemTruth, lattice_weights, simulate_system
+from models.bayes.idata import coef_grid
 from models.spec.system import build_system, parse_system
 
 
@@ -43,7 +44,7 @@ def test_posterior_means_agree_with_gs3sls_fast():
     idata = sample(model, draws=400, tune=400, chains=2, seed=4, progress=False)
     report = json.loads(idata.attrs["convergence_report"])
     assert int(idata.sample_stats["diverging"].sum()) == 0, report
-    coef = idata.posterior["coef"]
+    coef = coef_grid(idata.posterior)
     freq = estimate(system, "gs3sls")
     worst = 0.0
     for (eq, term), est in freq.params.items():

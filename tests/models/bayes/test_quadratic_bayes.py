@@ -16,6 +16,7 @@ import scipy.sparse.linalg as spla
 from scipy import stats
 
 from data_prep.synthetic.simulate import lattice_weights
+from models.bayes.idata import coef_grid
 from models.bayes.quadratic import build_quadratic_model, sample_quadratic
 from models.spec.quadratic import build_quadratic
 
@@ -108,7 +109,7 @@ def test_sar_student_t_loglik_and_sample(sar):
 
 def test_sar_posterior_recovers_rho_curvature_and_turning_point(sar):
     idata, post = sample_quadratic(sar, draws=400, tune=400, chains=2, seed=5)
-    coef = idata.posterior["coef"].sel(equation="y")
+    coef = coef_grid(idata.posterior).sel(equation="y")
     for term, truth in (("W(y)", 0.4), ("A", 2.0), ("A^2", -0.5)):
         draws = coef.sel(term=term).values
         assert abs(draws.mean() - truth) < 3 * draws.std(), term
@@ -147,7 +148,7 @@ def test_no_effect_of_A_gives_the_prior_probability():
     df = pd.DataFrame({"city": [f"c{i:04d}" for i in range(n)], "y": y, "A": A, "x1": x1})
     data = build_quadratic(df, "y ~ A + x1", "A")
     idata, post = sample_quadratic(data, draws=400, tune=400, chains=2, seed=9)
-    c = idata.posterior["coef"].sel(equation="y")
+    c = coef_grid(idata.posterior).sel(equation="y")
     c1, c2 = c.sel(term="A").values.ravel(), c.sel(term="A^2").values.ravel()
     r = np.corrcoef(c1, -c2)[0, 1]
     assert abs(r) < 0.2

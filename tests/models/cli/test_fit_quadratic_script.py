@@ -13,6 +13,7 @@ import pytest
 
 from data_prep.synthetic.simulate import lattice_weights
 from data_prep.weights import write_gal
+from models.bayes.idata import coef_grid, is_internal
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "fit_quadratic.py"
@@ -135,9 +136,11 @@ def test_bayes_contract_and_recovery(inputs):
         assert abs(rows.loc[term, "mean"] - ols.coef(term)) < 0.25 * rows.loc[term, "sd"], term
     idata = az.from_netcdf(out)
     post = idata.posterior
-    assert post["coef"].dims == ("chain", "draw", "equation", "term")
+    assert post["coef"].dims == ("chain", "draw", "coefficient")   # models.bayes.idata
     assert post["coef"].shape[:2] == (2, 400)
-    c = post["coef"].sel(equation="y")
+    assert not any(is_internal(name) for name in post.data_vars)
+    assert "beta_std" in idata.unconstrained_posterior
+    c = coef_grid(post).sel(equation="y")
     p = float(((c.sel(term="A") > 0) & (c.sel(term="A^2") < 0)).mean())
     assert rows.loc["p_inverted_u", "mean"] == pytest.approx(p)
     assert float(post["inside_range"].mean()) > 0.99
