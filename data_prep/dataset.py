@@ -1,4 +1,4 @@
-"""Assemble, save and load the study Dataset (DESIGN.md "Data model").
+"""Assemble, save and load the study Dataset (docs/contracts.md "Data model").
 
 :func:`build_dataset` turns validated tables into one :class:`xarray.Dataset`: employment, the
 indices ER / ER_flag / PSS / PSD and their coupling-coordination degrees, covariates, city
@@ -203,13 +203,13 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
     "krugman", or "lq:<industry>"); PSD by ``psd_method`` ("shannon", "gini",
     "relative_diversity"); ``winsorize`` (p or (lower, upper)) also clips PSS and PSD. With
     ``coupling``, ``Interact_PSS`` and ``Interact_PSD`` (coupling-coordination degree with ER).
-    With weights and ``spectrum``, the spectrum of W by :func:`data_prep.spectrum.quadrature.spectrum`
+    With weights and ``spectrum``, the spectrum of W by :func:`data_prep.spectrum.chooser.spectrum`
     (``spectrum_method``; "auto": exact eigenvalues up to ``spectrum_threshold`` cities, default
     ``quadrature.DEFAULT_THRESHOLD``, Chebyshev quadrature nodes and weights above), the choice
     recorded in attrs. ``symmetrise="union"`` makes a weights file's neighbour relation
     symmetric (``weights.symmetrised``).
 
-    Robustness measures (METHOD.md §6, seed Table 4), each with attrs naming the choice:
+    Robustness measures (docs/method.md §6, seed Table 4), each with attrs naming the choice:
     ``PSD_gini`` (1 − Gini of the shares) and ``ER_national`` (ER against the aggregate
     national growth rate, whatever ``er_benchmark`` is) always; ``ER_GDP`` (:func:`indices.gdp_growth_change`
     against ``gdp_benchmark``) when a covariate ``GDP`` is given; ``PSS_output``

@@ -1,7 +1,7 @@
 """Panel mode of the Bayesian system: city (and year) fixed effects by the Lee & Yu transformation.
 
 Lee, L.-f. and Yu, J. (2010), "Estimation of spatial autoregressive panel data models with fixed
-effects", Journal of Econometrics 154(2), 165–185 (METHOD.md §2b, panel mode).
+effects", Journal of Econometrics 154(2), 165–185 (docs/method.md §2b, panel mode).
 
 Data: a long table, one row per (city, year), balanced. With F the orthonormal Helmert basis
 (T × (T − 1), F'F = I, F'1 = 0; ``models.bayes.panel.within_matrix``) every column v (T years ×

@@ -13,7 +13,7 @@ large (opposite signs, about √VIF in size, for a curve whose vertex lies insid
 system model's Normal(0, 1) would shrink them hard (measured: c1 = 2.79 by OLS, posterior mean
 1.5 under Normal(0, 1)). s is about the marginal prior sd that unit-scale priors on the slope
 at the mean of A and the curvature imply. Every prior is overridable through ``priors``.
-Added as deterministics (METHOD.md §3):
+Added as deterministics (docs/method.md §3):
 
 * ``turning_point`` θ = −c1/(2c2);
 * ``slope_ends`` s(x_l), s(x_h) with s(a) = c1 + 2c2·a at the ends of the observed range of A;
@@ -23,9 +23,9 @@ Added as deterministics (METHOD.md §3):
   shape of the posterior-mean c2): the Bayesian reading of the Lind–Mehlum hypothesis,
   a turning point of the right shape inside [x_l, x_h].
 
-The summary (DESIGN.md contract 6) carries ``p_inverted_u`` = P(c1 > 0, c2 < 0) as the contract
+The summary (docs/contracts.md contract 6) carries ``p_inverted_u`` = P(c1 > 0, c2 < 0) as the contract
 says, but that is the sign of the slope at A = 0, a point outside the data when A ≥ 1 (PSS), so
-it is not the verdict. It adds the probabilities on the observed range (METHOD.md §3):
+it is not the verdict. It adds the probabilities on the observed range (docs/method.md §3):
 ``p_inverted_u_range`` = P(s(x_l) > 0 > s(x_h)), the posterior mean of
 ``lind_mehlum_inverted_u`` whatever the shape of the posterior mean, and
 ``p_turning_point_in_range`` = P(x_l ≤ θ ≤ x_h), the posterior mean of ``inside_range``
@@ -71,7 +71,7 @@ RANGE_ROWS = {"p_inverted_u_range": "lind_mehlum_inverted_u",
 def spectrum_for(data: QuadraticData, eigenvalues=None) -> tuple[np.ndarray, np.ndarray | None]:
     """(nodes, weights) of the spectrum of W for the Jacobian: ``eigenvalues`` as given (an
     array, weights None, or a ``data_prep.spectrum.quadrature.Spectrum``), else from the one chooser
-    ``data_prep.spectrum.quadrature.spectrum`` (exact up to its threshold, quadrature above); zeros
+    ``data_prep.spectrum.chooser.spectrum`` (exact up to its threshold, quadrature above); zeros
     without weights (a Durbin term W(x) alone also brings W, whose spectrum the system model
     checks)."""
     if data.system.W is None:

@@ -1,4 +1,4 @@
-"""Command-line arguments that describe a system (DESIGN.md contract 2), shared by the scripts."""
+"""Command-line arguments that describe a system (docs/contracts.md contract 2), shared by the scripts."""
 
 from __future__ import annotations
 

@@ -158,7 +158,7 @@ def stability_warning(B0: np.ndarray, B1: np.ndarray, W, *, eigenvalues=None,
                       extremes: tuple[float, float] | None = None) -> str | None:
     """Plain-words warning when estimates leave the system's admissible region.
 
-    The region (METHOD.md §2b, ``data_prep.spectrum.stability``): for every eigenvalue λ of W, every real
+    The region (docs/method.md §2b, ``data_prep.spectrum.stability``): for every eigenvalue λ of W, every real
     eigenvalue of M(λ) = B0 + B1 λ is below 1 (Re μ < 1 for complex λ); outside it the reduced
     form y = 𝒜⁻¹(Xb + u) is not the stable equilibrium connected to 𝒜 = I. With the spectrum
     (``eigenvalues``, exact) the rule is applied at every eigenvalue. Without it, on the whole

@@ -1,6 +1,6 @@
 """Heteroskedasticity-robust GM estimator of a SAR error coefficient ρ and the GS2SLS around it.
 
-Model: y = Zδ + u, u = ρWu + ε, ε_i independent with unknown variances σ_i² (METHOD.md §2c).
+Model: y = Zδ + u, u = ρWu + ε, ε_i independent with unknown variances σ_i² (docs/method.md §2c).
 Arraiz, Drukker, Kelejian & Prucha (2010, J. Regional Science 50(2), "ADKP") and Kelejian &
 Prucha (2010, J. Econometrics 157) use the moments E[ε'A_qε]/n = 0 for the zero-diagonal
 A1 = W'W − diag(w_i'w_i) and A2 = W, which hold under heteroskedasticity. In the residuals u

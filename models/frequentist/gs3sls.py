@@ -1,4 +1,4 @@
-"""System estimators 2SLS, 3SLS, GS2SLS and GS3SLS (Kelejian & Prucha 2004), METHOD.md §2a.
+"""System estimators 2SLS, 3SLS, GS2SLS and GS3SLS (Kelejian & Prucha 2004), docs/method.md §2a.
 
 Equation j: y_j = Z_j δ_j + u_j, Z_j = [spatial lags W y, other dependents, X_j];
 instruments H from :meth:`SystemData.instruments` (spatial H = [Xu, W Xu, W² Xu, Q] whenever
@@ -19,7 +19,7 @@ treats ρ̃ as known, as Kelejian & Prucha (2004) and spreg do.
 ``iv.clustered_cov`` on the estimated (for GS methods, spatially filtered) equations: for a
 stacked (city, year) panel, clusters = the city lets a city's errors be correlated over years.
 
-``heteroskedastic=True`` (METHOD.md §2c): step 2 becomes the heteroskedasticity-robust GM of
+``heteroskedastic=True`` (docs/method.md §2c): step 2 becomes the heteroskedasticity-robust GM of
 ``gm_het`` (Arraiz, Drukker, Kelejian & Prucha 2010: initial ρ̃, GS2SLS at ρ̃, efficient ρ̂),
 and the covariance the robust sandwich ``iv.robust_cov`` with one city per cluster, the city's
 residual vector ε̂_r correlated across equations (Drukker, Egger & Prucha 2023). ``gs2sls``

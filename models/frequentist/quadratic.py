@@ -1,5 +1,5 @@
 """Frequentist quadratic model (seed Table 9): OLS or spatial 2SLS, turning point, Fieller set,
-Lind–Mehlum U test (METHOD.md §3).
+Lind–Mehlum U test (docs/method.md §3).
 
 Conventions, as Stata's ``utest`` and R's ``lm``:
 

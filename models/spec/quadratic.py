@@ -1,12 +1,12 @@
 """The quadratic specification of seed Table 9, shared by the frequentist and Bayesian fits.
 
-    y = c0 + c1·A + c2·A² + X·β (+ ρ·W·y) + ε            (METHOD.md §3)
+    y = c0 + c1·A + c2·A² + X·β (+ ρ·W·y) + ε            (docs/method.md §3)
 
 The user writes an ordinary one-equation formula, ``"ER ~ PSS + Gov + Fdi"``, and names the
 term A that enters squared (``quadratic="PSS"``). This module adds the square as a data column
 placed right after A, puts the spatial lag W(y) in front when asked, evaluates the formula with
 the one system specification (:func:`models.spec.system.build_system`) and names the square's term
-``"A^2"`` (DESIGN.md contract 6). The derived quantities of a quadratic,
+``"A^2"`` (docs/contracts.md contract 6). The derived quantities of a quadratic,
 
     turning point θ = −c1 / (2 c2),     slope s(a) = c1 + 2 c2 a,
 

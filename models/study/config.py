@@ -1,4 +1,4 @@
-"""The study configuration (DESIGN.md contract 4): one TOML file, validated before any work.
+"""The study configuration (docs/contracts.md contract 4): one TOML file, validated before any work.
 
 Without a ``[data]`` table the embedded demo runs with the demo's defaults (the seed's controls,
 its historical instruments, factors and groups, the seed-specification diagnostic;

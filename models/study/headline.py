@@ -7,7 +7,7 @@ Beside Tables 2–3, :func:`impact_table` gives what the systems imply: the LeSa
 indirect and total impacts (posterior beside GS3SLS), since a structural coefficient of a
 simultaneous spatial system is not the effect of its variable.
 
-Two specifications (METHOD.md §2, identification warning):
+Two specifications (docs/method.md §2, identification warning):
 
 * the **headline** (:func:`joint_formulas`): one system in which ER, PSS and PSD are determined
   together (the ER equation holds both indices, so fitting ER ↔ PSS and ER ↔ PSD separately
@@ -67,7 +67,7 @@ def descriptive_table(ds: xr.Dataset, variables: Sequence[str]) -> pd.DataFrame:
 
 def system_formulas(agglomeration: str, controls: Sequence[str], spatial: bool = True,
                     exclude: tuple[Sequence[str], Sequence[str]] = ((), ())) -> list[str]:
-    """The seed's two-equation system for ER and an agglomeration index A (METHOD.md §2).
+    """The seed's two-equation system for ER and an agglomeration index A (docs/method.md §2).
 
     ER = α1 W·ER + α2 W·A + α3 A + X1 β1 + ε1;  A = γ1 W·A + γ2 W·ER + γ3 ER + X2 β2 + ε2.
     X1 and X2 are ``controls`` less ``exclude[0]`` and ``exclude[1]`` respectively (the seed

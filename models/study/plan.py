@@ -7,7 +7,7 @@ functions the stages use: ``models.study.headline.joint_formulas`` / ``system_fo
 ``models.study.tables.robustness.pair_formulas`` and ``alternative_systems``,
 ``models.study.tables.regimes.regime_formulas``); and checks every system's order and rank conditions
 with the instruments its estimators use (spatial lags of X counted; ``models.spec.system.build_system``
-→ ``models.spec.identification.check_identification``, METHOD.md §2). Every problem is collected,
+→ ``models.spec.identification.check_identification``, docs/method.md §2). Every problem is collected,
 each naming the config key to change, so that one run lists them all.
 """
 

@@ -1,4 +1,4 @@
-"""Run the whole study (DESIGN.md contract 4): stages in the seed's order, one report.
+"""Run the whole study (docs/contracts.md contract 4): stages in the seed's order, one report.
 
 Stages: data (indices, regimes, weights, spectrum → ``data.nc``); Table 1 and Moran's I
 (Figures 1–3) with maps; Tables 2–3 — the headline specification beside the seed's, by GS3SLS,
@@ -196,7 +196,7 @@ def stage_data(study: Study) -> None:
 
 
 def _with_regimes(ds, indices):
-    """High/low regime variables A_H, A_L (METHOD.md §4) when the regimes module is present."""
+    """High/low regime variables A_H, A_L (docs/method.md §4) when the regimes module is present."""
     try:
         from data_prep.regimes import add_regimes
     except ImportError:

@@ -4,11 +4,11 @@
 equations, ``models.spec.system`` syntax) and returns a :class:`SystemFit` holding
 
 * ``frequentist["GS3SLS"]``: the Kelejian–Prucha (2004) GS3SLS fit of the spatial formulas
-  (METHOD.md §2a), with optional extra excluded instruments ``spatial_instruments`` in H;
+  (docs/method.md §2a), with optional extra excluded instruments ``spatial_instruments`` in H;
 * ``frequentist["3SLS"]``: the 3SLS fit of ``plain_formulas`` (the seed's non-spatial columns),
   H = X plus ``instruments``, when ``plain_formulas`` are given;
 * ``idata``: the posterior of the full-information model of the *spatial* formulas
-  (``models.bayes.system.build_system_model``, METHOD.md §2b), its contract-2 summary and the
+  (``models.bayes.system.build_system_model``, docs/method.md §2b), its contract-2 summary and the
   sampler's plain-words convergence report.
 
 :func:`seed_table` lays one or more fits side by side: frequentist columns (coefficient with

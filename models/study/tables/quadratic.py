@@ -1,6 +1,6 @@
 """Seed Table 9: the quadratic (inverted-U) model of ER in PSS and in PSD, OLS beside posterior.
 
-For each index A the outcome is regressed on A, A² and the controls (METHOD.md §3), by OLS (or
+For each index A the outcome is regressed on A, A² and the controls (docs/method.md §3), by OLS (or
 the spatial 2SLS with ``spatial_lag``; :mod:`models.frequentist.quadratic`) and by the Bayesian
 model of :mod:`models.bayes.quadratic`. Layout: two columns per index, "A: OLS" (coefficient
 with stars over its t statistic) and "A: posterior" (posterior mean with † when the 94 % HDI
@@ -14,7 +14,7 @@ index A is), the controls, the constant, then
   turning point inside the range);
 * P(inverted U on the observed range) = P(slope > 0 at min A and < 0 at max A) and P(turning
   point inside range) over its prior value (which depends on the range of A), posterior only:
-  the verdict (METHOD.md §3);
+  the verdict (docs/method.md §3);
 * Observations, R² (OLS);
 * P(c1 > 0, c2 < 0), labelled as the slope signs at A = 0 (a point outside the data when
   min A > 0; prior value 1/4, in the note), posterior only, last: shown, not the summary.

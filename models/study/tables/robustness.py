@@ -1,4 +1,4 @@
-"""Seed Tables 4–6: robustness of the ER ↔ agglomeration systems (METHOD.md §6).
+"""Seed Tables 4–6: robustness of the ER ↔ agglomeration systems (docs/method.md §6).
 
 Every system is the seed's pair of ``models.study.headline.system_formulas`` (ER with W·ER, W·A, A and
 controls; A with W·A, W·ER, ER and controls), fitted by GS3SLS and by the Bayesian

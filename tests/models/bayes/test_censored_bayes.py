@@ -60,7 +60,7 @@ def test_weak_prior_posterior_close_to_mle():
     0, year effects on both sides).
 
     Measured with data seeds 0, 1, 2 (2 chains x 500 draws): the posterior mean sits 0.10-0.20
-    posterior sd from the MLE for the slopes and 0.45-0.52 sd *above* it for sigma (METHOD.md §8:
+    posterior sd from the MLE for the slopes and 0.45-0.52 sd *above* it for sigma (docs/method.md §8:
     0.18 and 0.56 sd at 75 % censoring). The sigma gap is not an error: the posterior of a scale
     is right-skewed and averages over the slopes, which is what the ML divisor-n bias ignores.
     So the slopes are held to 0.35 sd, sigma to (0, 0.8) sd, and the exact comparison is made

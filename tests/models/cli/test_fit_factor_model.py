@@ -1,4 +1,4 @@
-"""scripts/fit_factor_model.py (DESIGN.md contract 5) end to end, and its refusals."""
+"""scripts/fit_factor_model.py (docs/contracts.md contract 5) end to end, and its refusals."""
 
 import subprocess
 import sys

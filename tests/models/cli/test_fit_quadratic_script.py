@@ -1,4 +1,4 @@
-"""scripts/fit_quadratic.py end to end (DESIGN.md contract 6): outputs, figures, bad input."""
+"""scripts/fit_quadratic.py end to end (docs/contracts.md contract 6): outputs, figures, bad input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""scripts/prepare_data.py end to end (DESIGN.md contract 1), run as a subprocess."""
+"""scripts/prepare_data.py end to end (docs/contracts.md contract 1), run as a subprocess."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Fast test: a simulated two-equation system (n = 400 lattice, identified by one excluded exogenous
 variable per equation) sampled through scripts/sample_posteriors.py (2 chains × 500 draws, fixed
-seed); 90 % central intervals must cover the truth with binomial slack (METHOD.md §8: with 14
+seed); 90 % central intervals must cover the truth with binomial slack (docs/method.md §8: with 14
 coefficients ≥ 4 misses has probability 0.044 when the intervals are right), R-hat ≤ 1.02 (the
 measured spread of this short run) and no divergences. The same run checks the output contract (NetCDF layout, summary.csv) and bad input.
 Slow tests compare posterior means with GS3SLS and the posterior mode (MAP) with spreg's ML_Lag.
@@ -162,7 +162,7 @@ def _symmetric_form(W) -> np.ndarray:
 @pytest.mark.slow
 def test_lag_model_map_matches_spreg_ml_lag():
     """G = 1 spatial lag model: the posterior mode (MAP, weak priors, n = 2,500) equals spreg's
-    maximum-likelihood ML_Lag within 0.1 posterior sd (mode vs MLE, as METHOD.md §8 advises)."""
+    maximum-likelihood ML_Lag within 0.1 posterior sd (mode vs MLE, as docs/method.md §8 advises)."""
     import pymc as pm
     from spreg import ML_Lag
 
