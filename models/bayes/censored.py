@@ -65,6 +65,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from data_prep.errors import InputError
+from models.bayes import sampling  # sampling.sample looked up per call: tests replace it
 from models.spec.factor import FactorData
 
 DEFAULT_PRIORS = {"intercept_sd": 2.0, "phi_sd": 1.0, "group_sd": 0.5, "city_sd": 1.0,
@@ -239,14 +240,12 @@ def fit_censored(data: FactorData, priors: dict | None = None, *, draws: int = 1
 
     ``target_accept`` 0.9 (above NUTS' usual 0.8): hierarchical scales near zero make small steps
     necessary. ``max_treedepth`` and ``checks`` go to the sampler as they are."""
-    from models.bayes.sampling import sample
-
     model = censored_factor_model(data, priors, city_parametrisation=city_parametrisation,
                                   group_parametrisation=group_parametrisation,
                                   group_scale=group_scale)
-    idata = sample(model, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
-                   progress=progress, target_accept=target_accept,
-                   max_treedepth=max_treedepth, checks=checks)
+    idata = sampling.sample(model, draws=draws, tune=tune, chains=chains, seed=seed,
+                            sampler=sampler, progress=progress, target_accept=target_accept,
+                            max_treedepth=max_treedepth, checks=checks)
     idata.posterior.attrs.update({
         "outcome": data.outcome, "factors": json.dumps(list(data.factors)),
         "group_column": data.group_column or "", "effects": ",".join(data.effects),

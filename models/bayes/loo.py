@@ -376,6 +376,7 @@ def relative_efficiency(posterior, var_names: Sequence[str] = ("coef", "Sigma", 
     20 % tail). One chain: 1, as in ArviZ."""
     import arviz as az
 
+    # lazy: sampling imports PyMC; reading a stored LOO result (model comparison) must not need it
     from models.bayes.sampling import present_entries, quiet_arviz
 
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]

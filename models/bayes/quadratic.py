@@ -59,6 +59,11 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from data_prep.errors import InputError
+from data_prep.spectrum.chooser import spectrum
+from models.bayes.postprocess import summary_frame
+from models.bayes import sampling  # sampling.sample looked up per call: tests replace it
+from models.bayes.sampling import quiet_arviz
+from models.bayes.system import build_system_model
 from models.spec.quadratic import QuadraticData
 
 PRIOR_INVERTED_U = 0.25
@@ -77,8 +82,6 @@ def spectrum_for(data: QuadraticData, eigenvalues=None) -> tuple[np.ndarray, np.
     if data.system.W is None:
         return np.zeros(data.y.size), None
     if eigenvalues is None:
-        from data_prep.spectrum.chooser import spectrum
-
         eigenvalues = spectrum(data.system.W)
     if hasattr(eigenvalues, "nodes"):
         return eigenvalues.nodes, eigenvalues.weights
@@ -126,8 +129,6 @@ def build_quadratic_model(data: QuadraticData, eigenvalues=None,
     (computed when None); ``errors="student-t"`` for Student-t(ν) errors (the G = 1 case of
     ``models.bayes.system``, free variable ``nu``). The posterior holds ``coef`` (equation, term) as in contract 2 plus
     the deterministics listed above."""
-    from models.bayes.system import build_system_model
-
     settings = {"beta_sigma": slope_prior_sd(data)}
     settings.update(priors or {})
     nodes, weights = spectrum_for(data, eigenvalues)
@@ -222,9 +223,6 @@ def quadratic_posterior(idata, model: pm.Model) -> QuadraticPosterior:
 
     import arviz as az
 
-    from models.bayes.postprocess import summary_frame
-    from models.bayes.sampling import quiet_arviz
-
     data: QuadraticData = model.quadratic  # type: ignore[attr-defined]
     post = idata.posterior
     with warnings.catch_warnings(), quiet_arviz():
@@ -268,15 +266,13 @@ def sample_quadratic(data: QuadraticData, *, draws: int = 1000, tune: int = 1000
     stored in ``idata.posterior.attrs`` as JSON. ``priors`` override the system model's
     (:data:`models.bayes.system.DEFAULT_PRIORS`; ``beta_sigma`` replaces the VIF-based slope
     scale); ``target_accept``, ``max_treedepth`` and ``checks`` go to the sampler."""
-    from models.bayes.sampling import sample
-
     for name, value, least in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
         if int(value) < least:
             raise InputError(f"--{name} must be at least {least}, not {value}")
     model = build_quadratic_model(data, eigenvalues, priors, errors=errors)
-    idata = sample(model, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
-                   progress=progress, target_accept=target_accept, max_treedepth=max_treedepth,
-                   checks=checks)
+    idata = sampling.sample(model, draws=draws, tune=tune, chains=chains, seed=seed,
+                            sampler=sampler, progress=progress, target_accept=target_accept,
+                            max_treedepth=max_treedepth, checks=checks)
     result = quadratic_posterior(idata, model)
     idata.posterior.attrs.update({
         "quadratic_term": data.term, "outcome": data.outcome,

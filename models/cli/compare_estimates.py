@@ -19,9 +19,9 @@ import argparse
 import sys
 from pathlib import Path
 
-
-from data_prep.errors import InputError  # noqa: E402
-from models.cli.arguments import run_reporting_errors  # noqa: E402
+from data_prep.errors import InputError
+from data_prep.files import check_output_paths, write_together
+from models.cli.arguments import run_reporting_errors
 
 
 def _read(path: Path, validate, option: str):
@@ -56,12 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.files import check_output_paths
-
     outputs = [("--out", args.out)] + ([("--markdown", args.markdown)] if args.markdown else [])
     check_output_paths(files=outputs)
 
-    from data_prep.files import write_together
+    # lazy: --help answers without loading numpy, pandas and the estimators
     from models.study.compare import compare_estimates, match_report, outside_one_se
     from models.spec.coefficient_tables import coefficient_frame, posterior_frame, to_markdown
 

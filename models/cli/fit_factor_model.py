@@ -30,8 +30,9 @@ from pathlib import Path
 import pandas as pd
 
 from data_prep.errors import InputError
+from data_prep.files import check_output_paths
 from models.cli.arguments import (add_sampler_arguments, add_tuning_arguments, priors_argument,
-                        run_reporting_errors, write_outputs)
+                                  run_reporting_errors, write_outputs)
 
 # models.bayes.censored.DEFAULT_PRIORS (standardised scale; not imported: --help stays fast)
 PRIOR_NAMES = ("intercept_sd", "phi_sd", "group_sd", "city_sd", "year_sd", "sigma_sd")
@@ -97,10 +98,10 @@ def _print_warnings(caught) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # lazy: --help answers without loading xarray, scipy and the estimators
     from data_prep.dataset import panel_table
     from models.spec.factor import factor_data
     from models.spec.inputs import read_data
-    from data_prep.files import check_output_paths
     from models.spec.coefficient_tables import coefficient_frame, posterior_frame
 
     out = Path(args.out)
@@ -116,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
                        year_column=args.year_column, source=str(args.data),
                        mundlak=args.mundlak)
     if args.method == "tobit":
+        # lazy: --help answers without loading xarray, scipy and the estimators
         from models.frequentist.tobit import fit_tobit, fit_tobit_groups
 
         with warnings.catch_warnings(record=True) as caught:
@@ -130,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         return 0
 
+    # lazy: PyMC is needed by --method bayes only
     from models.bayes.censored import (check_priors, fit_censored, group_contrasts,
                                        posterior_predictive, summary_frame)
     from models.bayes.censored_plots import plot_censored_ppc

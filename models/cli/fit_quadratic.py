@@ -31,8 +31,9 @@ import sys
 import warnings
 from pathlib import Path
 
+from data_prep.files import check_output_paths
 from models.cli.arguments import (add_sampler_arguments, add_tuning_arguments, priors_argument,
-                        run_reporting_errors, weights_argument, write_outputs)
+                                  run_reporting_errors, weights_argument, write_outputs)
 
 # the quadratic is the one-equation system model: its priors are models.bayes.system's
 PRIOR_NAMES = ("structural_sigma", "beta_sigma", "intercept_sigma", "sd_sigma")
@@ -76,6 +77,7 @@ def _stored_spectrum(args, data):
     if not (data.system.W is not None and str(args.data).endswith(".nc")
             and args.weights is None):
         return None
+    # lazy: --help answers without loading numpy, pandas and the estimators
     from data_prep.dataset import load_dataset
     from data_prep.spectrum.stored import stored_spectrum
 
@@ -86,7 +88,7 @@ def _stored_spectrum(args, data):
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.files import check_output_paths
+    # lazy: --help answers without loading numpy, pandas, PyMC and the estimators
     from models.bayes.sampling import check_sampler_settings
     from models.spec.quadratic import build_quadratic
 
@@ -112,12 +114,14 @@ def run(args: argparse.Namespace) -> int:
               if args.plots else None)
 
     if args.method == "ols":
+        # lazy: --help answers without loading numpy, pandas and the estimators
         from models.frequentist.quadratic import fit_quadratic_frequentist
 
         fit = fit_quadratic_frequentist(data)
         frame = fit.to_frame()
         fig = None
         if figure is not None:
+            # lazy: --help answers without loading numpy, pandas and the estimators
             from models.study.quadratic_plot import quadratic_figure
 
             fig = quadratic_figure(data, fit=fit)
@@ -126,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
                       [(figure, fig, 120)] if fig is not None else [])
         return 0
 
+    # lazy: --help answers without loading numpy, pandas and the estimators
     from models.bayes.quadratic import sample_quadratic
     from models.spec.coefficient_tables import posterior_frame
 
@@ -139,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     idata.posterior.attrs["formula"] = args.formula
     fig = None
     if figure is not None:
+        # lazy: --help answers without loading numpy, pandas and the estimators
         from models.study.quadratic_plot import quadratic_figure
 
         fig = quadratic_figure(data, idata=idata)

@@ -26,17 +26,17 @@ import sys
 import warnings
 from pathlib import Path
 
-
-from data_prep.errors import InputError  # noqa: E402
-from models.cli.arguments import run_reporting_errors  # noqa: E402
+from data_prep.dataset import build_dataset, demo_dataset, save_dataset
+from data_prep.errors import InputError
+from data_prep.files import check_output_paths
+from data_prep.indices import ER_BENCHMARKS, ER_THRESHOLD
+from data_prep.spectrum.quadrature import DEFAULT_THRESHOLD, METHODS
+from models.cli.arguments import run_reporting_errors
 
 ROBUSTNESS = ("ER_GDP", "ER_national", "PSS_output", "PSD_gini")
 
 
 def _parser() -> argparse.ArgumentParser:
-    from data_prep.indices import ER_BENCHMARKS, ER_THRESHOLD
-    from data_prep.spectrum.quadrature import DEFAULT_THRESHOLD, METHODS
-
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -77,8 +77,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _build(args):
-    from data_prep.dataset import build_dataset, demo_dataset
-
     common = dict(er_threshold=args.er_threshold, er_benchmark=args.er_benchmark,
                   winsorize=args.winsorize,
                   fill_policy=args.fill_policy, spectrum_threshold=args.spectrum_threshold,
@@ -126,16 +124,12 @@ def _summary(ds) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.files import check_output_paths
-
     if args.out.suffix.lower() != ".nc":
         raise InputError(f"--out {args.out}: the output must be a .nc file")
     check_output_paths(files=[("--out", args.out)], create_folders=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ds = _build(args)
-    from data_prep.dataset import save_dataset
-
     save_dataset(ds, args.out)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)

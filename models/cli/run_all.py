@@ -20,6 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from data_prep.errors import InputError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
                              "skipped and why) and stop without writing anything")
     args = parser.parse_args(argv)
     try:
-        from data_prep.errors import InputError
+        # lazy: --help answers without loading numpy, pandas and the estimators
         from models.study.config import load_config
         from models.study.run import prepare_study, run_study, say
 

@@ -28,6 +28,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from data_prep.spectrum import exact  # exact.MAX_DENSE_N read per call: a changed limit applies
+from data_prep.spectrum.exact import eigenvalues as dense_eigenvalues
+from data_prep.spectrum.extremes import NoQuadrature, extreme_eigenvalues
 from data_prep.spectrum.stability import admissible_mask, inadmissible_intervals
 from models.frequentist.iv import Projector
 
@@ -141,8 +144,6 @@ def spectrum_range(W, eigenvalues=None) -> tuple[float, float] | None:
     """[λ_min, λ_max] of the real parts of W's spectrum: from ``eigenvalues`` when given, else
     the extreme eigenvalues (``data_prep.spectrum.extremes``, sparse Lanczos; W similar to a symmetric
     matrix); None when neither is available (a complex spectrum without its eigenvalues)."""
-    from data_prep.spectrum.extremes import NoQuadrature, extreme_eigenvalues
-
     if eigenvalues is not None:
         re = np.real(np.asarray(eigenvalues))
         return float(re.min()), float(re.max())
@@ -169,9 +170,6 @@ def stability_warning(B0: np.ndarray, B1: np.ndarray, W, *, eigenvalues=None,
     through its dense eigenvalues (up to ``data_prep.spectrum.exact.MAX_DENSE_N`` cities). With
     B1 = 0 the check is on I − B0 alone (no W needed). No row-standardisation is assumed.
     """
-    from data_prep.spectrum.exact import MAX_DENSE_N
-    from data_prep.spectrum.exact import eigenvalues as dense_eigenvalues
-
     B0, B1 = np.atleast_2d(np.asarray(B0, float)), np.atleast_2d(np.asarray(B1, float))
     if not np.any(B1):
         bad = inadmissible_intervals(B0, B1, 0.0, 0.0)
@@ -180,7 +178,7 @@ def stability_warning(B0: np.ndarray, B1: np.ndarray, W, *, eigenvalues=None,
         if W is None:
             return None
         extremes = spectrum_range(W)
-        if extremes is None and W.shape[0] <= MAX_DENSE_N:
+        if extremes is None and W.shape[0] <= exact.MAX_DENSE_N:
             eigenvalues = dense_eigenvalues(W)
         elif extremes is None:
             return None

@@ -39,7 +39,7 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from models.frequentist.gm import DEFAULT_BOUNDS, _stationary_points, bound_warning
+from models.frequentist.gm import DEFAULT_BOUNDS, bound_warning, stationary_points
 from models.frequentist.iv import Projector, SingularSystemError, TwoSLSFit, robust_cov, two_sls
 
 
@@ -106,7 +106,7 @@ def weighted_rho(G: np.ndarray, g: np.ndarray, Psi: np.ndarray | None,
                 "residuals carry too little information about spatial error dependence") from None
     a, b, c = E @ g, E @ G[:, 0], E @ G[:, 1]
     lo, hi = bounds
-    candidates = [lo, hi] + [r for r in _stationary_points(a, b, c) if lo <= r <= hi]
+    candidates = [lo, hi] + [r for r in stationary_points(a, b, c) if lo <= r <= hi]
     values = [float(np.sum((a - b * r - c * r * r) ** 2)) for r in candidates]
     return float(candidates[int(np.argmin(values))])
 

@@ -24,6 +24,7 @@ import pandas as pd
 from data_prep.errors import InputError
 from models.spec.formula import LAG, NAME, read_formula
 from models.spec.inputs import numeric_check, read_data
+from models.spec.system import SystemSpec, build_system, parse_system
 
 SQUARE_SUFFIX = "^2"
 
@@ -133,8 +134,6 @@ def build_quadratic(data, formula: str, quadratic: str, weights=None, spatial_la
     two distinct values (A² collinear with A), a regressor without variation, a spatial lag
     without weights, or anything :func:`models.spec.system.build_system` rejects.
     """
-    from models.spec.system import SystemSpec, build_system, parse_system
-
     frame, stored = read_data(data, id_column)
     frame = frame.copy()
     placeholder = f"{quadratic}__squared"

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from data_prep.errors import InputError
 from models.spec.coefficient_tables import coefficient_frame, posterior_frame
 
 WITHIN = "within_1se"
@@ -80,8 +81,6 @@ def match_report(frequentist: pd.DataFrame, posterior: pd.DataFrame, frequentist
     both files. The same equations with terms found in one table only (a term added or dropped
     between the fits) return a warning listing them; None when every term matches.
     """
-    from data_prep.errors import InputError
-
     f_eqs = list(dict.fromkeys(frequentist["equation"].astype(str)))
     p_eqs = list(dict.fromkeys(posterior["equation"].astype(str)))
     if set(f_eqs) != set(p_eqs):

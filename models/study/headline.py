@@ -26,7 +26,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from data_prep.dataset import build_dataset, demo_dataset
 from data_prep.errors import InputError
+from data_prep.synthetic.demo import demo_truth_frame
+from models.bayes.effects import EFFECTS
+from models.spec.coefficient_tables import DAGGER, STAR_LEVELS, combined_table
 from models.study.config import HISTORICAL_INSTRUMENTS, SEED_CONTROLS  # noqa: F401 (re-export)
 
 DEMO_SEED = 20240601
@@ -34,8 +38,6 @@ DEMO_SEED = 20240601
 
 def study_dataset(data: dict, seed: int = DEMO_SEED) -> xr.Dataset:
     """The study Dataset from a config's ``[data]`` table, or the embedded demo when it is empty."""
-    from data_prep.dataset import build_dataset, demo_dataset
-
     if not data.get("employment"):
         return demo_dataset(seed)
     if not data.get("weights"):
@@ -118,8 +120,6 @@ def system_table(fits: Mapping, equations: Sequence[str] | None = None) -> pd.Da
     ``fits``: label → ``models.study.system_fit.SystemFit``; ``equations`` restricts the columns
     (a joint system shown one index at a time).
     """
-    from models.spec.coefficient_tables import combined_table
-
     keep = None if equations is None else set(equations)
 
     def shown(frame: pd.DataFrame) -> pd.DataFrame:
@@ -147,7 +147,6 @@ def truth_frame(ds: xr.Dataset) -> pd.DataFrame | None:
     None for data without one (a user's data): ``data_prep.synthetic.demo.demo_truth_frame``."""
     if not ds.attrs.get("truth"):
         return None
-    from data_prep.synthetic.demo import demo_truth_frame
 
     return demo_truth_frame(ds)
 
@@ -199,8 +198,8 @@ def gs3sls_impacts(results, eigenvalues, *, seed: int = 0, W=None,
     variable, estimate, low, high (95 %), stars. InputError when the estimate is outside the
     admissible region (its impacts are undefined).
     """
+    # lazy: matplotlib only to draw; the study plan (--dry-run) imports this module
     from models.study.figures import impact_intervals, simulated_impacts
-    from models.spec.coefficient_tables import STAR_LEVELS
 
     point, sim, discarded = simulated_impacts(results, eigenvalues, draws=draws, seed=seed, W=W)
     frames = {alpha: impact_intervals(point, sim, 1 - alpha) for alpha, _ in STAR_LEVELS}
@@ -237,9 +236,6 @@ def impact_table(fit, gs3sls: pd.DataFrame | None, responses: Sequence[str], *,
     (``models.bayes.effects.impacts``); ``gs3sls``: :func:`gs3sls_impacts` output or None.
     A side that is missing leaves its columns empty.
     """
-    from models.bayes.effects import EFFECTS
-    from models.spec.coefficient_tables import DAGGER
-
     keys = ["effect", "response", "variable"]
     parts = []
     if fit.idata is not None and "impact" in fit.idata.posterior:

@@ -28,8 +28,10 @@ import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from data_prep.errors import InputError  # noqa: E402
+from data_prep.exploratory import city_values, subset_matrix  # noqa: E402
 from data_prep.files import save_figure  # noqa: E402
-from data_prep.weights import GEOMETRY_VAR, weights_from_dataset  # noqa: E402
+from data_prep.weights import GEOMETRY_VAR, to_libpysal, weights_from_dataset  # noqa: E402
+from models.bayes.city_effects import city_effects  # noqa: E402
 
 QUADRANTS = {1: "HH", 2: "LH", 3: "LL", 4: "HL"}  # esda's Moran_Local.q codes
 NOT_SIGNIFICANT = "not significant"
@@ -105,8 +107,6 @@ def choropleth_figure(ds: xr.Dataset, panels: Mapping[str, np.ndarray], *,
 
 def index_maps(ds: xr.Dataset, path, variables: Sequence[str] = ("ER", "PSS", "PSD")) -> Path:
     """Choropleths of the period means (over the defined years) of ``variables``."""
-    from data_prep.exploratory import city_values
-
     panels = {f"{v} (period mean)": city_values(ds, v, None) for v in variables}
     return choropleths(ds, panels, path, diverging=["ER (period mean)"])
 
@@ -200,9 +200,6 @@ def lisa(ds: xr.Dataset, variable: str = "ER", *, year=None, permutations: int =
     """
     import esda
 
-    from data_prep.exploratory import subset_matrix, city_values
-    from data_prep.weights import to_libpysal
-
     if permutations < 1:
         raise InputError(f"permutations must be at least 1, not {permutations}")
     weights = weights_from_dataset(ds)
@@ -265,8 +262,6 @@ def study_maps(ds: xr.Dataset, folder, *, idata=None, pairs=None, prefix: str = 
     with a plain note, and so is everything when the Dataset holds no map (weights from a
     neighbour file). Returns (paths written, notes, LISA table).
     """
-    from models.bayes.city_effects import city_effects
-
     if GEOMETRY_VAR not in ds:
         return [], ["maps skipped: the dataset holds no map (the weights did not come from a "
                     "polygon file)"], pd.DataFrame(columns=["city", "value", "I", "p_value",

@@ -26,6 +26,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from data_prep.errors import InputError
+from models.study.headline import HISTORICAL_INSTRUMENTS
 from models.study.system_fit import SystemFit, fit_system, seed_table
 
 RESILIENCE = "ER"
@@ -69,8 +70,6 @@ def regime_table(frame: pd.DataFrame, weights, eigenvalues, index: str,
     ``fit_options`` go to :func:`models.study.system_fit.fit_system` (draws, tune, chains, seed,
     sampler, bayes, ...). InputError (one line) names a missing column.
     """
-    from models.study.headline import HISTORICAL_INSTRUMENTS
-
     high, low = regime_names(index)
     instruments = list(HISTORICAL_INSTRUMENTS if instruments is None else instruments)
     needed = [RESILIENCE, high, low, *controls, *instruments]
