@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     outputs = [("--out", args.out)] + ([("--markdown", args.markdown)] if args.markdown else [])
     check_output_paths(files=outputs)
 
-    # lazy: --help answers without loading numpy, pandas and the estimators
+    # lazy: fast --help, and a one-line Ctrl-C while numpy, pandas and the models load
     from models.study.compare import compare_estimates, match_report, outside_one_se
     from models.spec.coefficient_tables import coefficient_frame, posterior_frame, to_markdown
 

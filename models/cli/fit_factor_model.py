@@ -98,7 +98,7 @@ def _print_warnings(caught) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # lazy: --help answers without loading xarray, scipy and the estimators
+    # lazy: fast --help, and a one-line Ctrl-C while xarray, scipy and the models load
     from data_prep.dataset import panel_table
     from models.spec.factor import factor_data
     from models.spec.inputs import read_data
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
                        year_column=args.year_column, source=str(args.data),
                        mundlak=args.mundlak)
     if args.method == "tobit":
-        # lazy: --help answers without loading xarray, scipy and the estimators
+        # lazy: fast --help, and a one-line Ctrl-C while xarray, scipy and the models load
         from models.frequentist.tobit import fit_tobit, fit_tobit_groups
 
         with warnings.catch_warnings(record=True) as caught:

@@ -77,7 +77,7 @@ def _stored_spectrum(args, data):
     if not (data.system.W is not None and str(args.data).endswith(".nc")
             and args.weights is None):
         return None
-    # lazy: --help answers without loading numpy, pandas and the estimators
+    # lazy: fast --help, and a one-line Ctrl-C while numpy, pandas and the models load
     from data_prep.dataset import load_dataset
     from data_prep.spectrum.stored import stored_spectrum
 
@@ -88,7 +88,7 @@ def _stored_spectrum(args, data):
 
 
 def run(args: argparse.Namespace) -> int:
-    # lazy: --help answers without loading numpy, pandas, PyMC and the estimators
+    # lazy: fast --help, and a one-line Ctrl-C while numpy, pandas, PyMC and the models load
     from models.bayes.sampling import check_sampler_settings
     from models.spec.quadratic import build_quadratic
 
@@ -114,14 +114,14 @@ def run(args: argparse.Namespace) -> int:
               if args.plots else None)
 
     if args.method == "ols":
-        # lazy: --help answers without loading numpy, pandas and the estimators
+        # lazy: fast --help, and a one-line Ctrl-C while numpy, pandas and the models load
         from models.frequentist.quadratic import fit_quadratic_frequentist
 
         fit = fit_quadratic_frequentist(data)
         frame = fit.to_frame()
         fig = None
         if figure is not None:
-            # lazy: --help answers without loading numpy, pandas and the estimators
+            # lazy: fast --help, and a one-line Ctrl-C while numpy, pandas and the models load
             from models.study.quadratic_plot import quadratic_figure
 
             fig = quadratic_figure(data, fit=fit)
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
                       [(figure, fig, 120)] if fig is not None else [])
         return 0
 
-    # lazy: --help answers without loading numpy, pandas and the estimators
+    # lazy: fast --help, and a one-line Ctrl-C while numpy, pandas and the models load
     from models.bayes.quadratic import sample_quadratic
     from models.spec.coefficient_tables import posterior_frame
 
@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     idata.posterior.attrs["formula"] = args.formula
     fig = None
     if figure is not None:
-        # lazy: --help answers without loading numpy, pandas and the estimators
+        # lazy: fast --help, and a one-line Ctrl-C while numpy, pandas and the models load
         from models.study.quadratic_plot import quadratic_figure
 
         fig = quadratic_figure(data, idata=idata)
@@ -154,7 +154,6 @@ def run(args: argparse.Namespace) -> int:
                   [(figure, fig, 120)] if fig is not None else [])
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
-
 
 
 def main(argv: list[str] | None = None) -> int:

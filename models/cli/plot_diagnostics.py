@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--posterior {args.posterior}: file not found")
     import arviz as az
 
-    # lazy: --help answers without loading ArviZ and matplotlib
+    # lazy: fast --help, and a one-line Ctrl-C while ArviZ and matplotlib load
     from models.bayes.diagnostics_plots import diagnostic_figures
 
     try:

@@ -26,17 +26,18 @@ import sys
 import warnings
 from pathlib import Path
 
-from data_prep.dataset import build_dataset, demo_dataset, save_dataset
 from data_prep.errors import InputError
 from data_prep.files import check_output_paths
-from data_prep.indices import ER_BENCHMARKS, ER_THRESHOLD
-from data_prep.spectrum.quadrature import DEFAULT_THRESHOLD, METHODS
 from models.cli.arguments import run_reporting_errors
 
 ROBUSTNESS = ("ER_GDP", "ER_national", "PSS_output", "PSD_gini")
 
 
 def _parser() -> argparse.ArgumentParser:
+    # lazy: fast --help, and a one-line Ctrl-C while numpy and xarray load
+    from data_prep.indices import ER_BENCHMARKS, ER_THRESHOLD
+    from data_prep.spectrum.quadrature import DEFAULT_THRESHOLD, METHODS
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -77,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _build(args):
+    # lazy: fast --help, and a one-line Ctrl-C while numpy and xarray load
+    from data_prep.dataset import build_dataset, demo_dataset
+
     common = dict(er_threshold=args.er_threshold, er_benchmark=args.er_benchmark,
                   winsorize=args.winsorize,
                   fill_policy=args.fill_policy, spectrum_threshold=args.spectrum_threshold,
@@ -130,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ds = _build(args)
+    # lazy: fast --help, and a one-line Ctrl-C while numpy and xarray load
+    from data_prep.dataset import save_dataset
+
     save_dataset(ds, args.out)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)

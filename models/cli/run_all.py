@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
                              "skipped and why) and stop without writing anything")
     args = parser.parse_args(argv)
     try:
-        # lazy: --help answers without loading numpy, pandas and the estimators
+        # lazy: fast --help, and a one-line Ctrl-C while numpy, pandas and the models load
         from models.study.config import load_config
         from models.study.run import prepare_study, run_study, say
 

@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _design(args):
     import numpy as np
 
-    # lazy: --help answers without loading numpy, pandas and the estimators
+    # lazy: fast --help, and a one-line Ctrl-C while numpy, pandas and the models load
     from data_prep.synthetic.simulate import default_truth
     from data_prep.spectrum.exact import eigenvalues
     from models.simulation.recovery import StudyDesign, check_methods, lattice_map
@@ -76,7 +76,7 @@ def _design(args):
     if args.workers < 0:
         raise InputError(f"--workers must be 0 (in-process) or more, not {args.workers}")
     if args.weights:
-        # lazy: --help answers without loading numpy, pandas and the estimators
+        # lazy: fast --help, and a one-line Ctrl-C while numpy, pandas and the models load
         from data_prep.weights import weights_from_file
 
         weights = weights_from_file(args.weights)
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_paths(folders=[("--out", out)])
     design = _design(args)
 
-    # lazy: --help answers without loading numpy, pandas and the estimators
+    # lazy: fast --help, and a one-line Ctrl-C while numpy, pandas and the models load
     from models.simulation.recovery import ESTIMATE_COLUMNS, combine, diagnostics_frame, recovery_table
     from models.simulation.report import coverage_figure, study_verdict
     from models.simulation.run import dask_client, run_study
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
                (out / "replications.csv", lambda tmp: estimates.to_csv(tmp, index=False)),
                (out / "diagnostics.csv", lambda tmp: diagnostics.to_csv(tmp, index=False))]
     if args.sbc:
-        # lazy: --help answers without loading numpy, pandas and the estimators
+        # lazy: fast --help, and a one-line Ctrl-C while numpy, pandas and the models load
         from models.simulation.sbc import rank_histogram_figure, rank_uniformity, uniformity_verdict
 
         uniform = rank_uniformity(ranks)
