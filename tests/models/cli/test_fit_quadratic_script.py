@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from data_prep.synthetic.simulate import lattice_weights
-from data_prep.weights import write_gal
+from tests.fixtures import write_city_files
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "fit_quadratic.py"
@@ -32,8 +32,7 @@ def inputs(tmp_path_factory):
     y = 1 + 2 * A - 0.5 * A ** 2 + 0.7 * x1 - 0.3 * x2 + 0.8 * rng.normal(size=n)
     df = pd.DataFrame({"city": list(w.cities), "y": y, "A": A, "x1": x1, "x2": x2,
                        "binary": (A > 2).astype(int), "flat": 5.0})
-    df.to_csv(folder / "d.csv", index=False)
-    write_gal(w, folder / "w.gal")
+    write_city_files(folder, df, w)
     return folder, df
 
 

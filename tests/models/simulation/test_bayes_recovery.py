@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from data_prep.synthetic.simulate import SystemTruth, lattice_weights, simulate_system
-from data_prep.weights import write_gal
+from tests.fixtures import write_lattice_case
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "sample_posteriors.py"
@@ -35,12 +35,8 @@ def _argv(folder: Path, formulas, *extra) -> list[str]:
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("bayes")
-    w = lattice_weights(20)
-    sim = simulate_system(w, seed=7)
-    sim.data.to_csv(folder / "d.csv", index=False)
-    write_gal(w, folder / "w.gal")
-    return folder, sim
+    case = write_lattice_case(tmp_path_factory.mktemp("bayes"), side=20, seed=7)
+    return case.folder, case.sim
 
 
 def _truth_frame(truth: SystemTruth) -> pd.Series:
