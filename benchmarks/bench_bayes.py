@@ -40,7 +40,7 @@ from models.spec.system import build_system, parse_system
 
 def seed_sized_weights(lattice: bool):
     if lattice:
-        return lattice_weights(16)  # 256 cells, the size quoted in METHOD.md §2b
+        return lattice_weights(16)  # 256 cells, the size quoted in docs/method.md §2b
     from data_prep.synthetic.demo import demo_inputs
     from data_prep.weights import weights_from_polygons
 

@@ -1,4 +1,4 @@
-"""Benchmark: the indices of METHOD.md §1 on a large synthetic employment cube.
+"""Benchmark: the indices of docs/method.md §1 on a large synthetic employment cube.
 
     python benchmarks/bench_indices.py [--cities 3000] [--years 30] [--industries 100] [--repeat 3]
 

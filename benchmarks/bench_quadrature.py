@@ -74,7 +74,7 @@ def logdet_accuracy(side: int, method: str = "chebyshev", *, relation: str = "ro
     """One benchmark row: seconds of the spectrum by ``method`` and (with ``exact``) of the
     dense spectrum, and the largest relative log-det error over :func:`rho_grid`.
 
-    ``options`` go to :func:`data_prep.spectrum.quadrature.spectrum` (degree, probes, steps, deflate);
+    ``options`` go to :func:`data_prep.spectrum.chooser.spectrum` (degree, probes, steps, deflate);
     ``eigenvalues`` reuses an exact spectrum already computed for the same W.
     """
     from data_prep.spectrum.extremes import extreme_eigenvalues

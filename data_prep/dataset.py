@@ -1,4 +1,4 @@
-"""Assemble, save and load the study Dataset (DESIGN.md "Data model").
+"""Assemble, save and load the study Dataset (docs/contracts.md "Data model").
 
 :func:`build_dataset` turns validated tables into one :class:`xarray.Dataset`: employment, the
 indices ER / ER_flag / PSS / PSD and their coupling-coordination degrees, covariates, city
@@ -23,8 +23,16 @@ import xarray as xr
 from data_prep import indices
 from data_prep.errors import InputError
 from data_prep.files import atomic_write
-from data_prep.readers import (name_list, read_city_attributes, read_covariates,
-                               read_employment, read_output)
+from data_prep.readers import (name_list, read_city_attributes, read_covariates, read_employment,
+                               read_output)
+from data_prep.spectrum.chooser import spectrum
+from data_prep.spectrum.extremes import NoQuadrature
+from data_prep.spectrum.quadrature import DEFAULT_THRESHOLD
+from data_prep.spectrum.stored import spectrum_to_dataset
+from data_prep.synthetic.demo import demo_inputs
+from data_prep.synthetic.output import with_output
+from data_prep.weights import (POLYGON_SUFFIXES, restrict_weights, weights_from_file,
+                               weights_from_polygons, weights_to_dataset)
 
 PSS_METHODS = ("max_lq", "krugman", "lq:<industry>")
 PSD_METHODS = ("shannon", "gini", "relative_diversity")
@@ -62,8 +70,6 @@ def _employment(employment, fill_policy: str) -> xr.DataArray:
 def _without_dropped(weights, dropped: Sequence[str]):
     """The weights restricted to the cities kept by fill policy 'drop' (re-row-standardised when
     W is row-standardised), with a warning; InputError if that leaves a city without neighbours."""
-    from data_prep.weights import restrict_weights
-
     drop = set(dropped) & set(weights.cities)
     if not drop:
         return weights
@@ -85,7 +91,6 @@ def _load_weights(weights, cities: Sequence[str], island_policy: str, attributes
                          "symmetrise='union' instead")
     if weights is None or hasattr(weights, "matrix"):
         return weights
-    from data_prep.weights import POLYGON_SUFFIXES, weights_from_file
 
     kwargs = {"island_policy": island_policy}
     if symmetrise is not None:
@@ -158,11 +163,6 @@ def _with_spectrum(ds: xr.Dataset, W, threshold: int | None, method: str) -> xr.
     """The spectrum of W by the one chooser, stored with its choice (method, threshold, effort,
     seed) in ``attrs['spectrum_details']``; ``attrs['spectrum_method']`` is "symmetric" or
     "general" for exact eigenvalues and the quadrature's name otherwise."""
-    from data_prep.spectrum.quadrature import DEFAULT_THRESHOLD
-    from data_prep.spectrum.extremes import NoQuadrature
-    from data_prep.spectrum.chooser import spectrum
-    from data_prep.spectrum.stored import spectrum_to_dataset
-
     try:
         result = spectrum(W.matrix,
                           threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
@@ -203,13 +203,13 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
     "krugman", or "lq:<industry>"); PSD by ``psd_method`` ("shannon", "gini",
     "relative_diversity"); ``winsorize`` (p or (lower, upper)) also clips PSS and PSD. With
     ``coupling``, ``Interact_PSS`` and ``Interact_PSD`` (coupling-coordination degree with ER).
-    With weights and ``spectrum``, the spectrum of W by :func:`data_prep.spectrum.quadrature.spectrum`
+    With weights and ``spectrum``, the spectrum of W by :func:`data_prep.spectrum.chooser.spectrum`
     (``spectrum_method``; "auto": exact eigenvalues up to ``spectrum_threshold`` cities, default
     ``quadrature.DEFAULT_THRESHOLD``, Chebyshev quadrature nodes and weights above), the choice
     recorded in attrs. ``symmetrise="union"`` makes a weights file's neighbour relation
     symmetric (``weights.symmetrised``).
 
-    Robustness measures (METHOD.md §6, seed Table 4), each with attrs naming the choice:
+    Robustness measures (docs/method.md §6, seed Table 4), each with attrs naming the choice:
     ``PSD_gini`` (1 − Gini of the shares) and ``ER_national`` (ER against the aggregate
     national growth rate, whatever ``er_benchmark`` is) always; ``ER_GDP`` (:func:`indices.gdp_growth_change`
     against ``gdp_benchmark``) when a covariate ``GDP`` is given; ``PSS_output``
@@ -256,8 +256,6 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
 
     stored_method = None
     if W is not None:
-        from data_prep.weights import weights_to_dataset
-
         ds = weights_to_dataset(ds, W)
         if spectrum:
             ds = _with_spectrum(ds, W, spectrum_threshold, spectrum_method)
@@ -299,10 +297,6 @@ def demo_dataset(seed: int = 20240601, *, island_policy: str | None = None, **op
     indices follow (JSON; read it with :func:`data_prep.synthetic.demo.demo_truth`), unless
     ``options`` change the indices or W.
     """
-    from data_prep.synthetic.demo import demo_inputs
-    from data_prep.synthetic.output import with_output
-    from data_prep.weights import weights_from_polygons
-
     demo, output = with_output(demo_inputs(seed))  # GDP, region and industry output
     weights = weights_from_polygons(demo.geometry, list(demo.cities["city"]),
                                     island_policy=island_policy or demo.island_policy)

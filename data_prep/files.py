@@ -10,7 +10,7 @@
   target folder at the end; :func:`write_manifest` records what produced it.
 
 An interrupted or failed run never leaves a half-written file, and never a mixture of old and new
-outputs (DESIGN.md, command-line contracts). Ctrl-C during the final renames is deferred until
+outputs (docs/contracts.md, command-line contracts). Ctrl-C during the final renames is deferred until
 they are done (:func:`deferred_interrupt`).
 """
 

@@ -1,4 +1,4 @@
-"""The study's indices from ``employment(city, year, industry)`` (METHOD.md §1).
+"""The study's indices from ``employment(city, year, industry)`` (docs/method.md §1).
 
 Every function takes and returns :class:`xarray.DataArray` objects and is vectorised over cities
 and years (float64). Notation: E_rit employment of city r in industry i in year t;
@@ -128,7 +128,7 @@ def sensitivity_index(employment: xr.DataArray, threshold: float = ER_THRESHOLD,
 
     with the counterfactual change ΔE^C by ``benchmark``:
 
-    * "industry_mix" (default, METHOD.md §1): each industry grows at its national rate,
+    * "industry_mix" (default, docs/method.md §1): each industry grows at its national rate,
           g_i,t+1 = (E_·i,t+1 − E_·it) / E_·it,   ΔE^C_r,t+1 = Σ_i g_i,t+1 · E_rit.
       This nets out the shift-share structural (industry-mix) part of the city's change, the
       channel through which specialisation and diversity act.
@@ -209,7 +209,7 @@ def gdp_growth_change(gdp: xr.DataArray, benchmark: str = "national") -> xr.Data
     rates; with GDP, which has no industry breakdown, that counterfactual is the national
     growth rate, and (ΔY^A − ΔY^C) / Y_rt = g_r,t+1 − G_t+1 is Martin's numerator per unit of
     the city's GDP. It is the difference, not Martin's ratio over |ΔY^C|: national growth can
-    pass near zero in a shock year and the ratio would then explode as ER does (METHOD.md §1);
+    pass near zero in a shock year and the ratio would then explode as ER does (docs/method.md §1);
     the difference stays bounded. Positive means the city grew faster than the nation (more
     resistant), like a positive ER. "own_trend" reads "change in the growth rate" literally:
     growth in excess of the city's own mean growth of the previous years (undefined in the
@@ -426,7 +426,7 @@ def _min_max(da: xr.DataArray, what: str) -> np.ndarray:
 
 
 def coupling_coordination(agglomeration: xr.DataArray, resilience: xr.DataArray) -> xr.DataArray:
-    """Coupling-coordination degree D of agglomeration and resilience (METHOD.md §1 "Interact").
+    """Coupling-coordination degree D of agglomeration and resilience (docs/method.md §1 "Interact").
 
     U1, U2 = min–max normalised agglomeration and resilience over the sample (all non-NaN cells);
     C = 2·sqrt(U1·U2) / (U1 + U2) (0 when both are 0), T = (U1 + U2) / 2, D = sqrt(C·T) ∈ [0, 1]
@@ -455,7 +455,7 @@ def coupling_coordination(agglomeration: xr.DataArray, resilience: xr.DataArray)
 def period_mean(da: xr.DataArray, dim: str = "year") -> xr.DataArray:
     """Mean over ``dim`` of the defined (non-NaN) cells: x̄_r = (1/|T_r|) Σ_{t∈T_r} x_rt.
 
-    The seed's 241-row cross-section (METHOD.md §1 choice). All-NaN rows stay NaN.
+    The seed's 241-row cross-section (docs/method.md §1 choice). All-NaN rows stay NaN.
     """
     if dim not in da.dims:
         raise InputError(f"{da.name}: no dimension {dim!r} to average over")

@@ -1,4 +1,4 @@
-"""Load and validate the study's input tables (DESIGN.md contract 1).
+"""Load and validate the study's input tables (docs/contracts.md contract 1).
 
 * employment, long: ``city, year, industry, employment`` → ``employment(city, year, industry)``;
 * covariates: ``city, year, <covariates…>`` → variables on ``(city, year)``;

@@ -1,4 +1,4 @@
-"""High and low agglomeration regimes (METHOD.md §4, seed Tables 7–8).
+"""High and low agglomeration regimes (docs/method.md §4, seed Tables 7–8).
 
 For an index A (PSS or PSD) on the (city, year) panel:
 

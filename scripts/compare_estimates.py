@@ -3,7 +3,7 @@
     python scripts/compare_estimates.py --frequentist coef.csv --posterior post_summary.csv \\
         --out compare.csv [--markdown compare.md]
 
-coef.csv is written by fit_gs3sls.py, post_summary.csv by sample_posteriors.py (DESIGN.md
+coef.csv is written by fit_gs3sls.py, post_summary.csv by sample_posteriors.py (docs/contracts.md
 contract 2). The output adds, per (equation, term), the difference of the posterior mean from the
 estimate, that difference in GS3SLS standard errors (gap_se) and in posterior sds (gap_sd), and
 within_1se = |gap_se| <= 1; coefficients beyond one standard error are listed (models.study.compare

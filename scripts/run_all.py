@@ -1,4 +1,4 @@
-"""Run the whole study and write results/ (DESIGN.md contract 4).
+"""Run the whole study and write results/ (docs/contracts.md contract 4).
 
     python scripts/run_all.py [--config FILE.toml] [--quick] [--out results] [--dry-run]
 

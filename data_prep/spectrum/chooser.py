@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from data_prep.errors import InputError
-from data_prep.spectrum.exact import MAX_DENSE_N, eigenvalues, symmetriser
+from data_prep.spectrum import exact  # exact.MAX_DENSE_N read per call: a changed limit applies
+from data_prep.spectrum.exact import eigenvalues, symmetriser
 from data_prep.spectrum.extremes import as_csr, symmetric_form
 from data_prep.spectrum.quadrature import (CHEBYSHEV_DEGREE, DEFAULT_THRESHOLD, LANCZOS_PROBES,
                                            LANCZOS_STEPS, METHODS, chebyshev_quadrature,
@@ -51,7 +52,7 @@ def spectrum(W, *, threshold: int = DEFAULT_THRESHOLD, method: str = "auto", see
 
     ``method``: "auto" (exact if n ≤ threshold, else Chebyshev), or "exact", "chebyshev",
     "lanczos" regardless of n. A W not similar to a symmetric matrix (complex spectrum) has no
-    quadrature: "auto" then takes the exact dense route up to ``spectrum.MAX_DENSE_N`` cities
+    quadrature: "auto" then takes the exact dense route up to ``exact.MAX_DENSE_N`` cities
     (recorded in ``details['reason']``) and refuses above; "chebyshev"/"lanczos" refuse it.
     ``probes`` defaults to :func:`chebyshev_probes` (Chebyshev) or 100 (Lanczos).
     """
@@ -69,7 +70,7 @@ def spectrum(W, *, threshold: int = DEFAULT_THRESHOLD, method: str = "auto", see
     if method == "auto":
         chosen = "exact" if n <= threshold else "chebyshev"
         if chosen != "exact" and not symmetric:
-            if n > MAX_DENSE_N:
+            if n > exact.MAX_DENSE_N:
                 symmetric_form(Wc)  # raises the one-line reason
             chosen = "exact"
             details["reason"] = ("W is not similar to a symmetric matrix: no quadrature "

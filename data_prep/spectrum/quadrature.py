@@ -1,7 +1,7 @@
 """Spectrum of W without a dense eigendecomposition: quadrature nodes θ_q and weights τ_q.
 
 Every spectral quantity the models need is a trace Σ_k h(λ_k) = tr h(W) (the log-Jacobian with
-h(λ) = log|det(I − B0 − B1 λ)|, METHOD.md §2b; the impacts with h(λ) = (I − B0 − B1 λ)⁻¹ λ^p).
+h(λ) = log|det(I − B0 − B1 λ)|, docs/method.md §2b; the impacts with h(λ) = (I − B0 − B1 λ)⁻¹ λ^p).
 Above a few thousand cities a dense eigendecomposition (O(n³)) is replaced by a quadrature
 Σ_q τ_q h(θ_q), τ summing to n, which drops into the same code as an exact spectrum (nodes =
 eigenvalues, weights = 1).

@@ -1,6 +1,6 @@
 """The admissible (stable) region of a spatial simultaneous system: numpy reference.
 
-The system 𝒜 y = X̃ b + ε has 𝒜 = I_Gn − (B0 ⊗ I_n + B1 ⊗ W) (METHOD.md §2b). With λ_k the
+The system 𝒜 y = X̃ b + ε has 𝒜 = I_Gn − (B0 ⊗ I_n + B1 ⊗ W) (docs/method.md §2b). With λ_k the
 eigenvalues of W, 𝒜 is similar to blocks I_G − M_k, M_k = B0 + B1 λ_k. Along the ray 𝒜(τ) =
 I − τ(B0 ⊗ I + B1 ⊗ W), τ ∈ [0, 1], from 𝒜 = I,
 

@@ -3,7 +3,7 @@
 y*_rt = α + a_r + τ_t + Σ_k Z_rtk φ_{g(r),k} + σ e_rt, e ~ N(0, 1), a_r ~ N(0, sd_city²),
 τ_t ~ N(0, sd_year²) with τ_1 = 0, Z ~ N(0, 1) (plus a city-level component of share
 ``z_city_share``, so factors correlate with the city effect as real panels do);
-y = min(max(y*, lower), upper). This is the data-generating process of METHOD.md §5 and of
+y = min(max(y*, lower), upper). This is the data-generating process of docs/method.md §5 and of
 :func:`models.bayes.censored.censored_factor_model`.
 """
 

@@ -44,8 +44,9 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
-from data_prep.synthetic import truth as demo_system
+from data_prep import indices
 from data_prep.errors import InputError
+from data_prep.synthetic import truth as demo_system
 from data_prep.synthetic.employment import demo_employment
 from data_prep.weights import weights_from_polygons
 
@@ -305,8 +306,6 @@ def _tolerance(employment: pd.DataFrame, names: np.ndarray, targets: pd.DataFram
     as the dataset builder does.
     """
     import xarray as xr
-
-    from data_prep import indices
 
     n, T, K = len(names), len(YEARS), len(INDUSTRIES)
     cube = xr.DataArray(employment["employment"].to_numpy().reshape(n, T, K),

@@ -1,7 +1,7 @@
 """Employment shaped so that the study's indices take given values (the demo's inverse problem).
 
 Given, for every city r and year t, targets for the largest location quotient PSS_rt, the Shannon
-entropy PSD_rt and the Martin sensitivity index ER_rt (METHOD.md §1; :mod:`data_prep.indices`),
+entropy PSD_rt and the Martin sensitivity index ER_rt (docs/method.md §1; :mod:`data_prep.indices`),
 find employment E_rit = T_rt s_rit whose indices, computed by the ordinary pipeline, are these
 targets. Nothing is overwritten after computation: the indices of the returned cube are the
 targets up to the convergence tolerance.

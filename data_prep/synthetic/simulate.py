@@ -1,6 +1,6 @@
 """Structural simulator: draws data from the spatial simultaneous system with known parameters.
 
-The system (METHOD.md §2) for G dependents y_1..y_G over n cities is
+The system (docs/method.md §2) for G dependents y_1..y_G over n cities is
 
     y_g = Σ_h B1[g,h] W y_h + Σ_{h≠g} B0[g,h] y_h + X_g β_g + u_g,
     u_g = ρ_g W u_g + ε_g,        (ε_1r, …, ε_Gr) ~ iid N(0, Σ) over cities r,
@@ -56,7 +56,7 @@ def default_truth(dependents: Sequence[str] = ("ER", "PSS")) -> SystemTruth:
 
     Both equations carry own and cross spatial lags and the other dependent; they share x1, x2,
     and each has one excluded exogenous variable (z1 only in the first, z2 only in the second),
-    so identification does not rest on spatial lags alone (METHOD.md §2, identification warning).
+    so identification does not rest on spatial lags alone (docs/method.md §2, identification warning).
     """
     y1, y2 = dependents
     coefficients = {
@@ -110,7 +110,7 @@ def simulate_system(weights, truth: SystemTruth | None = None, seed: int = 0,
     (heteroskedastic: Var(ε_r) = error_sd[r]² Σ) — filtered by (I − ρ_g W)⁻¹ where ρ_g is
     given. ``errors="student-t"``: each city's error vector is multivariate Student-t(ν, Σ),
     ε_r = z_r / √w_r with z_r ~ N(0, Σ) and w_r ~ Gamma(ν/2, rate ν/2) (the scale mixture of
-    the Bayesian model, METHOD.md §2c). ``outlier_share``: that share of cities (rounded, drawn
+    the Bayesian model, docs/method.md §2c). ``outlier_share``: that share of cities (rounded, drawn
     at random) get their error vector times :data:`OUTLIER_FACTOR`, gross outliers outside
     either error law. Returns the
     data (``city``, dependents, exogenous bases) and one formula per equation in the

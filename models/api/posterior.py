@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
@@ -35,9 +35,6 @@ from models.bayes.quadratic import QuadraticPosterior, sample_quadratic
 from models.bayes.sampling import PYTHON, check_sampler_settings, convergence_word, quiet_arviz
 from models.spec.coefficient_tables import posterior_frame
 
-if TYPE_CHECKING:
-    from models.api.system import SpatialSystem
-
 
 @dataclass(eq=False)
 class Posterior:
@@ -52,7 +49,7 @@ class Posterior:
     """
 
     fit: PosteriorFit
-    model: "SpatialSystem"
+    model: Any  # the models.api.system.SpatialSystem sampled
 
     @property
     def idata(self):
@@ -115,7 +112,7 @@ class Posterior:
                 + self.summary().to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
 
-def sample_system(model: "SpatialSystem", *, seed: int, checks=None,
+def sample_system(model, *, seed: int, checks=None,
                   **settings: Any) -> Posterior:
     """The posterior of ``model`` by :func:`models.bayes.fit.fit_posterior` (its settings:
     :meth:`models.api.system.SpatialSystem.sample`; ``checks`` None: the full-run thresholds,

@@ -1,4 +1,4 @@
-"""The hierarchical censored factor model (METHOD.md §5; the Bayesian side of the seed's Table 10).
+"""The hierarchical censored factor model (docs/method.md §5; the Bayesian side of the seed's Table 10).
 
     y_rt = min(max(y*_rt, L), U),  y*_rt ~ Normal(μ_rt, σ),
     μ_rt = α + a_r + τ_t + Σ_k Z̃_rtk φ_{g(r),k},
@@ -69,6 +69,7 @@ import pytensor.tensor as pt
 
 from data_prep.errors import InputError
 from models.bayes.idata import posterior_and_internal
+from models.bayes import sampling  # sampling.sample looked up per call: tests replace it
 from models.spec.factor import FactorData
 
 DEFAULT_PRIORS = {"intercept_sd": 2.0, "phi_sd": 1.0, "group_sd": 0.5, "city_sd": 1.0,
@@ -243,14 +244,12 @@ def fit_censored(data: FactorData, priors: dict | None = None, *, draws: int = 1
 
     ``target_accept`` 0.9 (above NUTS' usual 0.8): hierarchical scales near zero make small steps
     necessary. ``max_treedepth`` and ``checks`` go to the sampler as they are."""
-    from models.bayes.sampling import sample
-
     model = censored_factor_model(data, priors, city_parametrisation=city_parametrisation,
                                   group_parametrisation=group_parametrisation,
                                   group_scale=group_scale)
-    idata = sample(model, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
-                   progress=progress, target_accept=target_accept,
-                   max_treedepth=max_treedepth, checks=checks)
+    idata = sampling.sample(model, draws=draws, tune=tune, chains=chains, seed=seed,
+                            sampler=sampler, progress=progress, target_accept=target_accept,
+                            max_treedepth=max_treedepth, checks=checks)
     idata.posterior.attrs.update({
         "outcome": data.outcome, "factors": json.dumps(list(data.factors)),
         "group_column": data.group_column or "", "effects": ",".join(data.effects),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from data_prep.files import atomic_write
 from models.spec.factor import FactorData
 
 
@@ -55,7 +56,5 @@ def plot_censored_ppc(replicates: np.ndarray, data: FactorData, path=None, *,
     fig.suptitle(title or f"Posterior predictive check: {data.outcome}")
     fig.tight_layout()
     if path is not None:
-        from data_prep.files import atomic_write
-
         atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120), create_folder=True)
     return fig

@@ -38,7 +38,11 @@ import xarray as xr
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 
 from data_prep.errors import InputError
+from data_prep.spectrum import exact  # exact.MAX_DENSE_N read per call: a changed limit applies
 from data_prep.spectrum.stability import admissible_mask
+from models.bayes.effects import coefficient_matrices
+from models.bayes.idata import coef_grid
+from models.bayes.postprocess import thinned_draws
 
 EFFECTS = ("direct", "indirect", "total")
 _SYM_TOL = 1e-9
@@ -76,12 +80,10 @@ def symmetrising_scale(W: sp.spmatrix) -> np.ndarray:
 
 def _eigen_parts(W: sp.spmatrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(λ, P, Q): eigenvalues, P[r, k] = U_rk², Q[r, k] = U_rk d_r^½ (1'D^-½U)_k."""
-    from data_prep.spectrum.exact import MAX_DENSE_N
-
     n = W.shape[0]
-    if n > MAX_DENSE_N:
+    if n > exact.MAX_DENSE_N:
         raise InputError(f"{n} cities: per-city effects need the eigenvectors of W, computed "
-                         f"densely only up to {MAX_DENSE_N} cities; skipped")
+                         f"densely only up to {exact.MAX_DENSE_N} cities; skipped")
     d = symmetrising_scale(W)
     h = np.sqrt(d)
     M = (sp.diags(h) @ sp.csr_matrix(W, dtype=float) @ sp.diags(1.0 / h)).toarray()
@@ -98,10 +100,6 @@ def city_effects(idata, W, *, max_draws: int = 200, shocks: bool = True) -> xr.D
     (:func:`models.bayes.postprocess.thinned_draws`). Returns a Dataset with ``city_effect``
     dims (sample, effect, response, variable, city) and coordinate ``variable_kind``.
     """
-    from models.bayes.effects import coefficient_matrices
-    from models.bayes.idata import coef_grid
-    from models.bayes.postprocess import thinned_draws
-
     cities = None
     if hasattr(W, "matrix"):
         W, cities = W.matrix, list(W.cities)

@@ -38,6 +38,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from data_prep.files import atomic_write
+
 ENV_DIR = "RESILIENCE_CACHE_DIR"
 ENV_OFF = "RESILIENCE_NO_CACHE"
 FORMAT = 1  # bump when the layout of an entry changes
@@ -99,8 +101,6 @@ class DiskEntry:
         return cres
 
     def save_overload(self, sig, cres) -> None:
-        from data_prep.files import atomic_write
-
         if cres.library.has_dynamic_globals or any(not x.can_cache for x in cres.lifted):
             return
         data = pickle.dumps((self.key, cres._reduce()), protocol=pickle.HIGHEST_PROTOCOL)

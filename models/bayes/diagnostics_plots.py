@@ -18,13 +18,13 @@ import xarray as xr  # noqa: E402
 
 from data_prep.errors import InputError  # noqa: E402
 from data_prep.files import write_together  # noqa: E402
+from models.bayes.idata import COEF_EQUATION, COEF_TERM, stacked_coef  # noqa: E402
 
 
 def present_coefficients(posterior: xr.Dataset) -> xr.DataArray:
     """``coef`` restricted to its present (equation, term) pairs, dim ``coefficient`` labelled
     ``"ER: W(PSS)"`` (the posterior's stacked layout, :mod:`models.bayes.idata`; a grid with
     NaN cells is stacked)."""
-    from models.bayes.idata import COEF_EQUATION, COEF_TERM, stacked_coef
 
     if "coef" not in posterior:
         raise InputError("the posterior has no variable 'coef' (write it with sample_posteriors.py)")

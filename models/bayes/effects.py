@@ -4,7 +4,7 @@ LeSage & Pace (2009, *Introduction to Spatial Econometrics*, ch. 2.7) summarise 
 of partial derivatives ∂y/∂x' of a spatial lag model by three scalars: the average own-city
 effect (direct = n⁻¹ tr S), the average total effect (total = n⁻¹ 1'S1) and their difference
 (indirect, the average spill-over). For the system 𝒜(θ) y = X̃ b + u with
-𝒜 = I_Gn − (B0 ⊗ I_n + B1 ⊗ W) (METHOD.md §2b), an exogenous variable x that enters equation h
+𝒜 = I_Gn − (B0 ⊗ I_n + B1 ⊗ W) (docs/method.md §2b), an exogenous variable x that enters equation h
 with coefficient β_h (and possibly its Durbin lag W(x) with θ_h) moves dependent g through
 
     S_gh(W) = [𝒜⁻¹]_gh (β_h I + θ_h W),
@@ -113,7 +113,7 @@ def spectral_moments(B0: np.ndarray, B1: np.ndarray, eigenvalues: np.ndarray,
             K = eye - B0[sl, None] - B1[sl, None] * lam[None, :, None, None]
             det = np.linalg.det(K)
             M = None
-        # METHOD.md §2b: the impacts exist only inside the admissible region (every real
+        # docs/method.md §2b: the impacts exist only inside the admissible region (every real
         # eigenvalue of B0 + B1 λ_k below 1; a positive det is not enough for G ≥ 2)
         bad = ~np.all(admissible_mask(B0[sl], B1[sl], lam), axis=1)
         if bad.any():

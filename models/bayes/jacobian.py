@@ -1,6 +1,6 @@
 """Log-Jacobian of the spatial simultaneous system in O(n) per evaluation, from the spectrum of W.
 
-The system (METHOD.md §2b) is 𝒜 y = X̃ b + ε with 𝒜 = I_Gn − (B0 ⊗ I_n + B1 ⊗ W). Every block of
+The system (docs/method.md §2b) is 𝒜 y = X̃ b + ε with 𝒜 = I_Gn − (B0 ⊗ I_n + B1 ⊗ W). Every block of
 𝒜 is a polynomial in W, so with λ_1..λ_n the eigenvalues of W
 
     log|det 𝒜| = Σ_k log det(I_G − B0 − B1 λ_k)                        (LeSage & Pace 2009, §4;
@@ -16,7 +16,7 @@ interpolation of G + 1 small determinants at Chebyshev nodes (closed-form 3 × 3
 G = 3, a batched ``det`` beyond). The per-evaluation cost is then one (n × (G+1)) matrix–vector
 product and n logarithms, whatever G is.
 
-Admissible region (METHOD.md §2b; the numpy reference and its derivation are in
+Admissible region (docs/method.md §2b; the numpy reference and its derivation are in
 ``data_prep.spectrum.stability``): the region connected to 𝒜 = I along the ray from it, where the system
 has a unique stable solution; outside it the log-density is −∞. With M_k = B0 + B1 λ_k and
 N_k = I − M_k, whose characteristic polynomial ν^G − c1 ν^(G−1) + c2 ν^(G−2) − … has c1 = tr N,

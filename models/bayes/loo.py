@@ -1,6 +1,6 @@
 """Leave-one-city-out log predictive densities for the (non-factorised) spatial system likelihood.
 
-The system 𝒜 y = X̃ b + u, u_g = ρ_g W u_g + ε_g, ε_r ~ N(0, Σ) (METHOD.md §2b) makes y a single
+The system 𝒜 y = X̃ b + u, u_g = ρ_g W u_g + ε_g, ε_r ~ N(0, Σ) (docs/method.md §2b) makes y a single
 multivariate normal over all Gn values, y ~ N(μ, Q⁻¹), with
 
     K = R 𝒜,  R = blockdiag_g(I − ρ_g W),  ε = K y − R X̃ b,
@@ -376,6 +376,7 @@ def relative_efficiency(posterior, var_names: Sequence[str] = ("coef", "Sigma", 
     20 % tail). One chain: 1, as in ArviZ."""
     import arviz as az
 
+    # lazy: sampling imports PyMC; reading a stored LOO result (model comparison) must not need it
     from models.bayes.sampling import present_entries, quiet_arviz
 
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]

@@ -36,6 +36,7 @@ import pandas as pd
 
 from data_prep.errors import InputError
 from data_prep.files import save_figure
+from models.bayes.loo import LOO_GROUP, loo_result
 
 COLUMNS = ["model", "elpd_loo", "se", "p_loo", "elpd_diff", "dse", "weight", "warning"]
 
@@ -79,8 +80,6 @@ def _left_out_sentence(left: Mapping[str, str]) -> str:
 def _outcome(name: str, idata) -> tuple:
     """(log-likelihood variable, cities, dependents, outcome fingerprint) of one model, checked
     for a LOO result: the stored per-city ``loo`` group or the pointwise ``log_likelihood``."""
-    from models.bayes.loo import LOO_GROUP
-
     groups = idata.groups()
     if LOO_GROUP in groups:
         ds = idata[LOO_GROUP]
@@ -176,7 +175,6 @@ def compare_models(models: Mapping[str, object], *, method: str = "stacking") ->
     if len(models) < 2:
         raise InputError(f"no LOO ranking: {len(models)} of {len(models) + len(left)} models "
                          f"converged, a comparison needs two. " + _left_out_sentence(left))
-    from models.bayes.loo import loo_result
 
     loos = {name: loo_result(idata) for name, idata in models.items()}
     with warnings.catch_warnings():

@@ -1,7 +1,7 @@
 """Panel mode of the Bayesian system: city (and year) fixed effects by the Lee & Yu transformation.
 
 Lee, L.-f. and Yu, J. (2010), "Estimation of spatial autoregressive panel data models with fixed
-effects", Journal of Econometrics 154(2), 165–185 (METHOD.md §2b, panel mode).
+effects", Journal of Econometrics 154(2), 165–185 (docs/method.md §2b, panel mode).
 
 Data: a long table, one row per (city, year), balanced. With F the orthonormal Helmert basis
 (T × (T − 1), F'F = I, F'1 = 0; ``models.bayes.panel.within_matrix``) every column v (T years ×
@@ -55,8 +55,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from data_prep.dataset import panel_table
 from data_prep.errors import InputError
+from data_prep.spectrum.chooser import spectrum
 from models.bayes.panel import within_matrix
+from models.spec.identification import check_identification
 from models.spec.inputs import read_data
 from models.spec.instruments import independent_columns
 from models.spec.system import SystemData, SystemSpec, build_system, parse_system
@@ -125,8 +128,6 @@ def _intercept_free(spec) -> SystemSpec:
 def _spectrum(W: sp.csr_matrix, multiplicity: float):
     """Spectrum of W by the one chooser (exact up to its threshold, quadrature above), each
     node's weight times the panel multiplicity T − 1."""
-    from data_prep.spectrum.chooser import spectrum
-
     result = spectrum(W, seed=0)
     weights = np.ones(result.nodes.shape) if result.weights is None else result.weights
     return result.nodes, weights * multiplicity
@@ -144,8 +145,6 @@ def panel_system(spec, data, weights=None, *, id_column: str = "city",
     year by year), are stacked (T, n, ·) and projected on F' along the year axis.
     ``spectrum=False`` skips the eigenvalues (then ``eigenvalues`` is None).
     """
-    from data_prep.dataset import panel_table
-
     frame, stored = read_data(data, id_column, table=panel_table)
     if not isinstance(data, pd.DataFrame):
         frame = frame.rename(columns={"city": id_column, "year": year_column})
@@ -210,7 +209,6 @@ def panel_system(spec, data, weights=None, *, id_column: str = "city",
     labels = np.array([f"{c}|contrast {k}" for k in range(1, T) for c in cities])
     Wbig = sp.kron(sp.identity(T - 1), W, format="csr") if W is not None else None
     system = SystemData(new_spec, labels, Wbig, Y, X, Q)
-    from models.spec.identification import check_identification
 
     check_identification(system, spatial=Wbig is not None and new_spec.uses_weights)
     eigs, ew = (_spectrum(W, T - 1.0) if (spectrum and W is not None) else (None, None))

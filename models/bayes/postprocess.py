@@ -17,6 +17,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from models.bayes.effects import coefficient_matrices, impacts
+from models.bayes.idata import COEF_DIM, COEF_EQUATION, COEF_TERM, coef_grid, rho_grid, stacked_coef
+from models.bayes.loo import (LOO_GROUP, iter_loglik, iter_loglik_t, log_likelihood_dataset,
+                              loo_dataset, relative_efficiency)
+from models.bayes.predictive import posterior_predictive
+from models.bayes.psis_stream import StreamedLoo
+
 HDI_PROB = 0.94
 
 
@@ -28,7 +35,6 @@ def summary_frame(idata, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
     each equation has; a grid ``coef`` (earlier files, constructed posteriors) is stacked first,
     its absent pairs (NaN in every draw) dropped *before* ArviZ computes the intervals and
     diagnostics, so it has no NaN to warn about."""
-    from models.bayes.idata import COEF_DIM, COEF_EQUATION, COEF_TERM, stacked_coef
 
     coef = stacked_coef(idata.posterior)
     equations = [str(e) for e in coef[COEF_EQUATION].values]
@@ -118,13 +124,6 @@ def _add_effects_and_loo(idata, system, eigs: np.ndarray,
     arbitrary contrasts, not cities). ``exclude_variables`` are exogenous terms without an
     impact (the year-effect contrast dummies of panel mode).
     """
-    import xarray as xr
-
-    from models.bayes.effects import coefficient_matrices, impacts
-    from models.bayes.idata import coef_grid, rho_grid
-    from models.bayes.loo import (LOO_GROUP, iter_loglik, iter_loglik_t, log_likelihood_dataset,
-                                  loo_dataset, relative_efficiency)
-    from models.bayes.psis_stream import StreamedLoo
 
     notes = []
     post = idata.posterior
@@ -209,11 +208,6 @@ def add_posterior_predictive(idata, system, seed: int, max_draws: int = 500):
     coordinate. Variables are named after the dependents, dims (chain, draw, city), in the
     data's units. The same seed gives identical replicates. Returns the idata.
     """
-    import xarray as xr
-
-    from models.bayes.effects import coefficient_matrices
-    from models.bayes.idata import coef_grid, rho_grid
-    from models.bayes.predictive import posterior_predictive
 
     post = idata.posterior
     chains, draws = post.sizes["chain"], post.sizes["draw"]

@@ -1,6 +1,6 @@
 """Posterior predictive draws of the spatial simultaneous system from its reduced form.
 
-For each posterior draw θ_s (METHOD.md §2b),
+For each posterior draw θ_s (docs/method.md §2b),
 
     ε ~ N(0, Σ ⊗ I_n)  (ε_r ~ N(0, Σ) over cities r),
     u_g = (I − ρ_g W)⁻¹ ε_g,

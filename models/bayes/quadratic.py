@@ -13,7 +13,7 @@ large (opposite signs, about √VIF in size, for a curve whose vertex lies insid
 system model's Normal(0, 1) would shrink them hard (measured: c1 = 2.79 by OLS, posterior mean
 1.5 under Normal(0, 1)). s is about the marginal prior sd that unit-scale priors on the slope
 at the mean of A and the curvature imply. Every prior is overridable through ``priors``.
-Added as deterministics (METHOD.md §3):
+Added as deterministics (docs/method.md §3):
 
 * ``turning_point`` θ = −c1/(2c2);
 * ``slope_ends`` s(x_l), s(x_h) with s(a) = c1 + 2c2·a at the ends of the observed range of A;
@@ -23,9 +23,9 @@ Added as deterministics (METHOD.md §3):
   shape of the posterior-mean c2): the Bayesian reading of the Lind–Mehlum hypothesis,
   a turning point of the right shape inside [x_l, x_h].
 
-The summary (DESIGN.md contract 6) carries ``p_inverted_u`` = P(c1 > 0, c2 < 0) as the contract
+The summary (docs/contracts.md contract 6) carries ``p_inverted_u`` = P(c1 > 0, c2 < 0) as the contract
 says, but that is the sign of the slope at A = 0, a point outside the data when A ≥ 1 (PSS), so
-it is not the verdict. It adds the probabilities on the observed range (METHOD.md §3):
+it is not the verdict. It adds the probabilities on the observed range (docs/method.md §3):
 ``p_inverted_u_range`` = P(s(x_l) > 0 > s(x_h)), the posterior mean of
 ``lind_mehlum_inverted_u`` whatever the shape of the posterior mean, and
 ``p_turning_point_in_range`` = P(x_l ≤ θ ≤ x_h), the posterior mean of ``inside_range``
@@ -59,6 +59,12 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from data_prep.errors import InputError
+from data_prep.spectrum.chooser import spectrum
+from models.bayes.idata import coef_grid
+from models.bayes.postprocess import summary_frame
+from models.bayes import sampling  # sampling.sample looked up per call: tests replace it
+from models.bayes.sampling import quiet_arviz
+from models.bayes.system import build_system_model
 from models.spec.quadratic import QuadraticData
 
 PRIOR_INVERTED_U = 0.25
@@ -71,14 +77,12 @@ RANGE_ROWS = {"p_inverted_u_range": "lind_mehlum_inverted_u",
 def spectrum_for(data: QuadraticData, eigenvalues=None) -> tuple[np.ndarray, np.ndarray | None]:
     """(nodes, weights) of the spectrum of W for the Jacobian: ``eigenvalues`` as given (an
     array, weights None, or a ``data_prep.spectrum.quadrature.Spectrum``), else from the one chooser
-    ``data_prep.spectrum.quadrature.spectrum`` (exact up to its threshold, quadrature above); zeros
+    ``data_prep.spectrum.chooser.spectrum`` (exact up to its threshold, quadrature above); zeros
     without weights (a Durbin term W(x) alone also brings W, whose spectrum the system model
     checks)."""
     if data.system.W is None:
         return np.zeros(data.y.size), None
     if eigenvalues is None:
-        from data_prep.spectrum.chooser import spectrum
-
         eigenvalues = spectrum(data.system.W)
     if hasattr(eigenvalues, "nodes"):
         return eigenvalues.nodes, eigenvalues.weights
@@ -127,8 +131,6 @@ def build_quadratic_model(data: QuadraticData, eigenvalues=None,
     ``models.bayes.system``, free variable ``nu``). The model's ``coef`` is the system model's
     (equation, term) grid; after sampling the posterior holds it stacked over ``coefficient``
     (:mod:`models.bayes.idata`) plus the deterministics listed above."""
-    from models.bayes.system import build_system_model
-
     settings = {"beta_sigma": slope_prior_sd(data)}
     settings.update(priors or {})
     nodes, weights = spectrum_for(data, eigenvalues)
@@ -223,10 +225,6 @@ def quadratic_posterior(idata, model: pm.Model) -> QuadraticPosterior:
 
     import arviz as az
 
-    from models.bayes.idata import coef_grid
-    from models.bayes.postprocess import summary_frame
-    from models.bayes.sampling import quiet_arviz
-
     data: QuadraticData = model.quadratic  # type: ignore[attr-defined]
     post = idata.posterior
     with warnings.catch_warnings(), quiet_arviz():
@@ -270,15 +268,13 @@ def sample_quadratic(data: QuadraticData, *, draws: int = 1000, tune: int = 1000
     stored in ``idata.posterior.attrs`` as JSON. ``priors`` override the system model's
     (:data:`models.bayes.system.DEFAULT_PRIORS`; ``beta_sigma`` replaces the VIF-based slope
     scale); ``target_accept``, ``max_treedepth`` and ``checks`` go to the sampler."""
-    from models.bayes.sampling import sample
-
     for name, value, least in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
         if int(value) < least:
             raise InputError(f"--{name} must be at least {least}, not {value}")
     model = build_quadratic_model(data, eigenvalues, priors, errors=errors)
-    idata = sample(model, draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
-                   progress=progress, target_accept=target_accept, max_treedepth=max_treedepth,
-                   checks=checks)
+    idata = sampling.sample(model, draws=draws, tune=tune, chains=chains, seed=seed,
+                            sampler=sampler, progress=progress, target_accept=target_accept,
+                            max_treedepth=max_treedepth, checks=checks)
     result = quadratic_posterior(idata, model)
     idata.posterior.attrs.update({
         "quadratic_term": data.term, "outcome": data.outcome,

@@ -27,6 +27,8 @@ import arviz as az
 import numpy as np
 import pymc as pm
 
+from data_prep.errors import InputError
+from models.bayes import compile_cache
 from models.bayes.idata import posterior_and_internal, tidy_posterior
 
 # Free variables that must start exactly at their initial value (0 = the identity system 𝒜 = I,
@@ -182,9 +184,7 @@ def _compiled(model: pm.Model, jitter: set):
         coords.update({name: pd.Index(values) for name, values in model.coords.items()})
         compiled = dataclasses.replace(base.with_data(**data), _coords=coords)
     else:
-        from models.bayes.compile_cache import compile_nutpie_model
-
-        compiled, hits = compile_nutpie_model(model, jitter)
+        compiled, hits = compile_cache.compile_nutpie_model(model, jitter)
         _DISK_HITS.append(hits)
         if key is not None:
             _BY_STRUCTURE[key] = compiled
@@ -308,8 +308,6 @@ def study_checks(quick: bool) -> Checks:
 
 def check_sampler_settings(target_accept: float | None, max_treedepth: int | None) -> None:
     """Refuse a target acceptance outside (0, 1) or a tree depth below 1 (one line)."""
-    from data_prep.errors import InputError
-
     if target_accept is not None and not 0.0 < float(target_accept) < 1.0:
         raise InputError(f"the target acceptance must lie between 0 and 1, not {target_accept}")
     if max_treedepth is not None and (int(max_treedepth) != max_treedepth or max_treedepth < 1):

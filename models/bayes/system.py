@@ -472,18 +472,3 @@ def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = N
     model.prior_sd = {"structural_std": hp["structural_sigma"],  # type: ignore[attr-defined]
                       "beta_std": bsd}
     return model
-
-
-class SpatialSystemModel:
-    """Thin convenience wrapper: build the model once, sample, keep the InferenceData."""
-
-    def __init__(self, system, eigenvalues, priors: Mapping[str, Any] | None = None):
-        self.system = system
-        self.model = build_system_model(system, eigenvalues, priors)
-        self.layout: SystemLayout = self.model.layout  # type: ignore[attr-defined]
-        self.idata = None
-
-    def sample(self, **kwargs):
-        from models.bayes.sampling import sample
-        self.idata = sample(self.model, **kwargs)
-        return self.idata

@@ -1,8 +1,11 @@
-"""Command-line arguments that describe a system (DESIGN.md contract 2), shared by the scripts."""
+"""Command-line arguments that describe a system (docs/contracts.md contract 2), shared by the scripts."""
 
 from __future__ import annotations
 
 import argparse
+
+from data_prep.errors import InputError
+from data_prep.files import figure_writer, write_together
 
 FORMULA_HELP = ("Formulas: W(v) is the spatial lag of v; a regressor that is another "
                 "equation's dependent is endogenous; an intercept is included unless '- 1'.")
@@ -58,8 +61,6 @@ def add_tuning_arguments(p: argparse.ArgumentParser, prior_names, *,
 def priors_argument(items, prior_names) -> dict[str, float]:
     """{name: scale} from the --prior NAME=SCALE items; a malformed item or an unknown name is
     a one-line InputError listing the allowed names."""
-    from data_prep.errors import InputError
-
     out: dict[str, float] = {}
     for item in items:
         name, _, value = item.partition("=")
@@ -82,8 +83,6 @@ def write_outputs(outputs, figures=()) -> None:
     """
     import matplotlib.pyplot as plt
 
-    from data_prep.files import figure_writer, write_together
-
     try:
         written = write_together([*outputs, *((path, figure_writer(fig, dpi=dpi))
                                               for path, fig, dpi in figures)])
@@ -97,6 +96,7 @@ def write_outputs(outputs, figures=()) -> None:
 def weights_argument(args):
     """The --weights path, read with the --island-policy when that is not the default."""
     if args.weights and args.island_policy != "refuse":
+        # lazy: every script imports this module; its --help must not load numpy and scipy
         from data_prep.weights import weights_from_file
 
         return weights_from_file(args.weights, island_policy=args.island_policy)
@@ -184,8 +184,6 @@ def _run(run, args, interrupted: str | None) -> int:
     import sys
 
     try:
-        from data_prep.errors import InputError
-
         try:
             return run(args)
         except InputError as err:

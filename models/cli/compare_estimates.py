@@ -3,7 +3,7 @@
     python scripts/compare_estimates.py --frequentist coef.csv --posterior post_summary.csv \\
         --out compare.csv [--markdown compare.md]
 
-coef.csv is written by fit_gs3sls.py, post_summary.csv by sample_posteriors.py (DESIGN.md
+coef.csv is written by fit_gs3sls.py, post_summary.csv by sample_posteriors.py (docs/contracts.md
 contract 2). The output adds, per (equation, term), the difference of the posterior mean from the
 estimate, that difference in GS3SLS standard errors (gap_se) and in posterior sds (gap_sd), and
 within_1se = |gap_se| <= 1; coefficients beyond one standard error are listed (models.study.compare
@@ -19,9 +19,9 @@ import argparse
 import sys
 from pathlib import Path
 
-
-from data_prep.errors import InputError  # noqa: E402
-from models.cli.arguments import run_reporting_errors  # noqa: E402
+from data_prep.errors import InputError
+from data_prep.files import check_output_paths, write_together
+from models.cli.arguments import run_reporting_errors
 
 
 def _read(path: Path, validate, option: str):
@@ -56,12 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.files import check_output_paths
-
     outputs = [("--out", args.out)] + ([("--markdown", args.markdown)] if args.markdown else [])
     check_output_paths(files=outputs)
 
-    from data_prep.files import write_together
+    # lazy: fast --help, and a one-line Ctrl-C while numpy, pandas and the models load
     from models.study.compare import compare_estimates, match_report, outside_one_se
     from models.spec.coefficient_tables import coefficient_frame, posterior_frame, to_markdown
 

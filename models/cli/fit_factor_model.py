@@ -30,8 +30,9 @@ import warnings
 from pathlib import Path
 
 from data_prep.errors import InputError
+from data_prep.files import check_output_paths
 from models.cli.arguments import (add_sampler_arguments, add_tuning_arguments, priors_argument,
-                        run_reporting_errors, write_outputs)
+                                  run_reporting_errors, write_outputs)
 
 # models.bayes.censored.DEFAULT_PRIORS (standardised scale; not imported: --help stays fast)
 PRIOR_NAMES = ("intercept_sd", "phi_sd", "group_sd", "city_sd", "year_sd", "sigma_sd")
@@ -100,8 +101,7 @@ def run(args: argparse.Namespace) -> int:
     # lazy: --help stays fast, and a Ctrl-C while importing is reported in one line
     import pandas as pd
 
-    from data_prep.files import check_output_paths
-    from models.api.censored import CensoredFactorModel
+    from models.api.censored import CensoredFactorModel  # lazy: PyMC only past --help
 
     out = Path(args.out)
     bayes_files = [("summary", out.parent / f"{out.stem}_summary.csv")] + (

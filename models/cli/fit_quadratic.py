@@ -31,6 +31,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from data_prep.files import check_output_paths
 from models.cli.arguments import (add_sampler_arguments, add_tuning_arguments, priors_argument,
                         run_reporting_errors, write_outputs)
 
@@ -72,7 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     # lazy: --help stays fast, and a Ctrl-C while importing is reported in one line
-    from data_prep.files import check_output_paths
     from models.api.quadratic import QuadraticModel
     from models.bayes.sampling import check_sampler_settings
 
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
                       [(figure, fig, 120)] if fig is not None else [])
         return 0
 
-    from models.bayes.sampling import FULL
+    from models.bayes.sampling import FULL  # lazy: PyMC only with --method bayes
 
     post = model.sample(draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
                         sampler=args.sampler, progress=not args.quiet, priors=priors,

@@ -15,9 +15,9 @@ import json
 import sys
 from pathlib import Path
 
-
-from data_prep.errors import InputError  # noqa: E402
-from models.cli.arguments import run_reporting_errors  # noqa: E402
+from data_prep.errors import InputError
+from data_prep.files import check_output_paths
+from models.cli.arguments import run_reporting_errors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,13 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.files import check_output_paths
-
     check_output_paths(folders=[("--out-dir", args.out_dir)])
     if not args.posterior.is_file():
         raise InputError(f"--posterior {args.posterior}: file not found")
     import arviz as az
 
+    # lazy: fast --help, and a one-line Ctrl-C while ArviZ and matplotlib load
     from models.bayes.diagnostics_plots import diagnostic_figures
 
     try:

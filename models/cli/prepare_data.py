@@ -26,14 +26,15 @@ import sys
 import warnings
 from pathlib import Path
 
-
-from data_prep.errors import InputError  # noqa: E402
-from models.cli.arguments import run_reporting_errors  # noqa: E402
+from data_prep.errors import InputError
+from data_prep.files import check_output_paths
+from models.cli.arguments import run_reporting_errors
 
 ROBUSTNESS = ("ER_GDP", "ER_national", "PSS_output", "PSD_gini")
 
 
 def _parser() -> argparse.ArgumentParser:
+    # lazy: fast --help, and a one-line Ctrl-C while numpy and xarray load
     from data_prep.indices import ER_BENCHMARKS, ER_THRESHOLD
     from data_prep.spectrum.quadrature import DEFAULT_THRESHOLD, METHODS
 
@@ -77,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _build(args):
+    # lazy: fast --help, and a one-line Ctrl-C while numpy and xarray load
     from data_prep.dataset import build_dataset, demo_dataset
 
     common = dict(er_threshold=args.er_threshold, er_benchmark=args.er_benchmark,
@@ -126,14 +128,13 @@ def _summary(ds) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.files import check_output_paths
-
     if args.out.suffix.lower() != ".nc":
         raise InputError(f"--out {args.out}: the output must be a .nc file")
     check_output_paths(files=[("--out", args.out)], create_folders=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ds = _build(args)
+    # lazy: fast --help, and a one-line Ctrl-C while numpy and xarray load
     from data_prep.dataset import save_dataset
 
     save_dataset(ds, args.out)

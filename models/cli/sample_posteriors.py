@@ -137,9 +137,10 @@ def run(args: argparse.Namespace) -> int:
     # lazy: --help stays fast, and a Ctrl-C while importing is reported in one line
     import pandas as pd
 
+    # lazy: fast --help, and a one-line Ctrl-C while PyMC loads
     from data_prep.files import check_output_paths, write_together
-    from models.api.system import SpatialSystem
-    from models.bayes.fit import posterior_summary
+    from models.api.system import SpatialSystem  # lazy: as above
+    from models.bayes.fit import posterior_summary  # lazy: as above
     from models.bayes.sampling import FULL, SamplingInterrupted, check_sampler_settings
 
     priors = priors_argument(args.prior, PRIOR_NAMES)

@@ -25,9 +25,9 @@ import argparse
 import sys
 from pathlib import Path
 
-
-from data_prep.errors import InputError  # noqa: E402
-from models.cli.arguments import run_reporting_errors  # noqa: E402
+from data_prep.errors import InputError
+from data_prep.files import check_output_paths
+from models.cli.arguments import run_reporting_errors, write_outputs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _design(args):
     import numpy as np
 
+    # lazy: fast --help, and a one-line Ctrl-C while numpy, pandas and the models load
     from data_prep.synthetic.simulate import default_truth
     from data_prep.spectrum.exact import eigenvalues
     from models.simulation.recovery import StudyDesign, check_methods, lattice_map
@@ -75,6 +76,7 @@ def _design(args):
     if args.workers < 0:
         raise InputError(f"--workers must be 0 (in-process) or more, not {args.workers}")
     if args.weights:
+        # lazy: fast --help, and a one-line Ctrl-C while numpy, pandas and the models load
         from data_prep.weights import weights_from_file
 
         weights = weights_from_file(args.weights)
@@ -93,12 +95,11 @@ def _progress(done: int, total: int, res) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from data_prep.files import check_output_paths
-
     out = Path(args.out)
     check_output_paths(folders=[("--out", out)])
     design = _design(args)
 
+    # lazy: fast --help, and a one-line Ctrl-C while numpy, pandas and the models load
     from models.simulation.recovery import ESTIMATE_COLUMNS, combine, diagnostics_frame, recovery_table
     from models.simulation.report import coverage_figure, study_verdict
     from models.simulation.run import dask_client, run_study
@@ -122,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
                (out / "replications.csv", lambda tmp: estimates.to_csv(tmp, index=False)),
                (out / "diagnostics.csv", lambda tmp: diagnostics.to_csv(tmp, index=False))]
     if args.sbc:
+        # lazy: fast --help, and a one-line Ctrl-C while numpy, pandas and the models load
         from models.simulation.sbc import rank_histogram_figure, rank_uniformity, uniformity_verdict
 
         uniform = rank_uniformity(ranks)
@@ -133,8 +135,6 @@ def run(args: argparse.Namespace) -> int:
                             design.sbc_draws if args.sbc else None)
     text = "\n".join(verdict) + "\n"
     outputs.append((out / "verdict.txt", lambda tmp: Path(tmp).write_text(text, "utf-8")))
-
-    from models.cli.arguments import write_outputs
 
     write_outputs(outputs, figures)
     print(text, end="")

@@ -28,6 +28,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from data_prep.spectrum import exact  # exact.MAX_DENSE_N read per call: a changed limit applies
+from data_prep.spectrum.exact import eigenvalues as dense_eigenvalues
+from data_prep.spectrum.extremes import NoQuadrature, extreme_eigenvalues
 from data_prep.spectrum.stability import admissible_mask, inadmissible_intervals
 from data_prep.terms import is_lag
 from models.frequentist.iv import Projector
@@ -142,8 +145,6 @@ def spectrum_range(W, eigenvalues=None) -> tuple[float, float] | None:
     """[λ_min, λ_max] of the real parts of W's spectrum: from ``eigenvalues`` when given, else
     the extreme eigenvalues (``data_prep.spectrum.extremes``, sparse Lanczos; W similar to a symmetric
     matrix); None when neither is available (a complex spectrum without its eigenvalues)."""
-    from data_prep.spectrum.extremes import NoQuadrature, extreme_eigenvalues
-
     if eigenvalues is not None:
         re = np.real(np.asarray(eigenvalues))
         return float(re.min()), float(re.max())
@@ -159,7 +160,7 @@ def stability_warning(B0: np.ndarray, B1: np.ndarray, W, *, eigenvalues=None,
                       extremes: tuple[float, float] | None = None) -> str | None:
     """Plain-words warning when estimates leave the system's admissible region.
 
-    The region (METHOD.md §2b, ``data_prep.spectrum.stability``): for every eigenvalue λ of W, every real
+    The region (docs/method.md §2b, ``data_prep.spectrum.stability``): for every eigenvalue λ of W, every real
     eigenvalue of M(λ) = B0 + B1 λ is below 1 (Re μ < 1 for complex λ); outside it the reduced
     form y = 𝒜⁻¹(Xb + u) is not the stable equilibrium connected to 𝒜 = I. With the spectrum
     (``eigenvalues``, exact) the rule is applied at every eigenvalue. Without it, on the whole
@@ -170,9 +171,6 @@ def stability_warning(B0: np.ndarray, B1: np.ndarray, W, *, eigenvalues=None,
     through its dense eigenvalues (up to ``data_prep.spectrum.exact.MAX_DENSE_N`` cities). With
     B1 = 0 the check is on I − B0 alone (no W needed). No row-standardisation is assumed.
     """
-    from data_prep.spectrum.exact import MAX_DENSE_N
-    from data_prep.spectrum.exact import eigenvalues as dense_eigenvalues
-
     B0, B1 = np.atleast_2d(np.asarray(B0, float)), np.atleast_2d(np.asarray(B1, float))
     if not np.any(B1):
         bad = inadmissible_intervals(B0, B1, 0.0, 0.0)
@@ -181,7 +179,7 @@ def stability_warning(B0: np.ndarray, B1: np.ndarray, W, *, eigenvalues=None,
         if W is None:
             return None
         extremes = spectrum_range(W)
-        if extremes is None and W.shape[0] <= MAX_DENSE_N:
+        if extremes is None and W.shape[0] <= exact.MAX_DENSE_N:
             eigenvalues = dense_eigenvalues(W)
         elif extremes is None:
             return None

@@ -81,7 +81,7 @@ def _profile_sigma2(G: np.ndarray, g: np.ndarray, rho: float) -> float:
     return max(0.0, float(s2))
 
 
-def _stationary_points(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+def stationary_points(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Real roots of d/dρ ‖a − bρ − cρ²‖², i.e. of
     a'b + (2a'c − b'b)ρ − 3b'c ρ² − 2c'c ρ³ = 0."""
     coeffs = [-2.0 * (c @ c), -3.0 * (b @ c), 2.0 * (a @ c) - b @ b, a @ b]
@@ -101,8 +101,8 @@ def gm_rho(G: np.ndarray, g: np.ndarray,
     g3 = G[:, 2]
     M = np.eye(3) - np.outer(g3, g3) / (g3 @ g3)
     candidates = [lo, hi]
-    candidates += list(_stationary_points(M @ g, M @ G[:, 0], M @ G[:, 1]))
-    candidates += list(_stationary_points(g, G[:, 0], G[:, 1]))
+    candidates += list(stationary_points(M @ g, M @ G[:, 0], M @ G[:, 1]))
+    candidates += list(stationary_points(g, G[:, 0], G[:, 1]))
     # σ²(ρ) = 0  ⇔  g3'(g − G1ρ − G2ρ²) = 0
     q = np.roots([-(g3 @ G[:, 1]), -(g3 @ G[:, 0]), g3 @ g])
     candidates += list(q[np.abs(q.imag) < 1e-12].real)

@@ -1,6 +1,6 @@
 """Heteroskedasticity-robust GM estimator of a SAR error coefficient ρ and the GS2SLS around it.
 
-Model: y = Zδ + u, u = ρWu + ε, ε_i independent with unknown variances σ_i² (METHOD.md §2c).
+Model: y = Zδ + u, u = ρWu + ε, ε_i independent with unknown variances σ_i² (docs/method.md §2c).
 Arraiz, Drukker, Kelejian & Prucha (2010, J. Regional Science 50(2), "ADKP") and Kelejian &
 Prucha (2010, J. Econometrics 157) use the moments E[ε'A_qε]/n = 0 for the zero-diagonal
 A1 = W'W − diag(w_i'w_i) and A2 = W, which hold under heteroskedasticity. In the residuals u
@@ -39,7 +39,7 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from models.frequentist.gm import DEFAULT_BOUNDS, _stationary_points, bound_warning
+from models.frequentist.gm import DEFAULT_BOUNDS, bound_warning, stationary_points
 from models.frequentist.iv import Projector, SingularSystemError, TwoSLSFit, robust_cov, two_sls
 
 
@@ -106,7 +106,7 @@ def weighted_rho(G: np.ndarray, g: np.ndarray, Psi: np.ndarray | None,
                 "residuals carry too little information about spatial error dependence") from None
     a, b, c = E @ g, E @ G[:, 0], E @ G[:, 1]
     lo, hi = bounds
-    candidates = [lo, hi] + [r for r in _stationary_points(a, b, c) if lo <= r <= hi]
+    candidates = [lo, hi] + [r for r in stationary_points(a, b, c) if lo <= r <= hi]
     values = [float(np.sum((a - b * r - c * r * r) ** 2)) for r in candidates]
     return float(candidates[int(np.argmin(values))])
 

@@ -1,4 +1,4 @@
-"""System estimators 2SLS, 3SLS, GS2SLS and GS3SLS (Kelejian & Prucha 2004), METHOD.md §2a.
+"""System estimators 2SLS, 3SLS, GS2SLS and GS3SLS (Kelejian & Prucha 2004), docs/method.md §2a.
 
 Equation j: y_j = Z_j δ_j + u_j, Z_j = [spatial lags W y, other dependents, X_j];
 instruments H from :meth:`SystemData.instruments` (spatial H = [Xu, W Xu, W² Xu, Q] whenever
@@ -19,7 +19,7 @@ treats ρ̃ as known, as Kelejian & Prucha (2004) and spreg do.
 ``iv.clustered_cov`` on the estimated (for GS methods, spatially filtered) equations: for a
 stacked (city, year) panel, clusters = the city lets a city's errors be correlated over years.
 
-``heteroskedastic=True`` (METHOD.md §2c): step 2 becomes the heteroskedasticity-robust GM of
+``heteroskedastic=True`` (docs/method.md §2c): step 2 becomes the heteroskedasticity-robust GM of
 ``gm_het`` (Arraiz, Drukker, Kelejian & Prucha 2010: initial ρ̃, GS2SLS at ρ̃, efficient ρ̂),
 and the covariance the robust sandwich ``iv.robust_cov`` with one city per cluster, the city's
 residual vector ε̂_r correlated across equations (Drukker, Egger & Prucha 2023). ``gs2sls``
@@ -39,14 +39,14 @@ import pandas as pd
 
 from data_prep.errors import InputError
 from data_prep.terms import is_lag
-from models.frequentist.diagnostics import (COLUMNS, first_stage, lag_only_identification,
-                                            spectrum_range, stability_warning,
-                                            weak_identification_warnings)
+from models.frequentist.diagnostics import (COLUMNS, first_stage, spectrum_range,
+                                            stability_warning, weak_identification_warnings)
 from models.frequentist.gm import DEFAULT_BOUNDS, estimate_rho, spectral_bounds
 from models.frequentist.gm_het import HetMatrices, RobustGM, robust_gs2sls
 from models.frequentist.iv import (Projector, clustered_cov, residual_covariance, robust_cov,
                                    sigma_inverse, system_2sls_cov, three_sls, two_sls)
 from models.frequentist.results import SystemResults
+from models.spec.identification import identification_note
 
 METHODS = ("2sls", "3sls", "gs2sls", "gs3sls")
 COV_TYPES = ("unadjusted", "clustered")  # heteroskedastic=True reports cov_type "robust"
@@ -56,23 +56,10 @@ def _n_endogenous(eq) -> int:
     return len(eq.spatial_lags) + len(eq.endogenous)
 
 
-def _identification_notes(system, hnames: tuple[str, ...]) -> list[str]:
-    """The specification's plain-words note (identification through spatial lags only), or,
-    for a system built elsewhere, the same check on the actual instrument names."""
-    try:
-        from models.spec.system import identification_note
-    except ImportError:
-        identification_note = None
-    if identification_note is not None:
-        note = identification_note(system)
-        return note.split("\n") if note else []
-    notes = []
-    for eq in system.spec.equations:
-        excluded = [h for h in hnames if h not in set(eq.exogenous)]
-        msg = lag_only_identification(eq.dependent, excluded, _n_endogenous(eq))
-        if msg:
-            notes.append(msg)
-    return notes
+def _identification_notes(system) -> list[str]:
+    """The specification's plain-words note (identification through spatial lags only)."""
+    note = identification_note(system)
+    return note.split("\n") if note else []
 
 
 def _bounds_note(W, bounds: tuple[float, float]) -> list[str]:
@@ -231,7 +218,7 @@ def estimate(system, method: str = "gs3sls", *,
     tables = [t for t in tables if not t.empty]
     fs = (pd.concat(tables, ignore_index=True) if tables
           else pd.DataFrame(columns=list(COLUMNS)))
-    messages += weak_identification_warnings(fs) + _identification_notes(system, hnames)
+    messages += weak_identification_warnings(fs) + _identification_notes(system)
     values = dict(zip([(eq, t) for eq, ts in zip(equations, terms) for t in ts],
                       np.concatenate(deltas)))
     unstable = stability_warning(*spec.structural_matrices(lambda e, t: values[(e, t)]), W,

@@ -152,7 +152,7 @@ def two_sls(y: np.ndarray, Z: np.ndarray, proj: Projector, terms: Sequence[str],
 
 
 def residual_covariance(E: np.ndarray) -> np.ndarray:
-    """Σ̂ = Ê'Ê / n (divide by n, METHOD.md §2a step 3)."""
+    """Σ̂ = Ê'Ê / n (divide by n, docs/method.md §2a step 3)."""
     E = np.asarray(E, dtype=float)
     return E.T @ E / E.shape[0]
 

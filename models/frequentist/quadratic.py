@@ -1,5 +1,5 @@
 """Frequentist quadratic model (seed Table 9): OLS or spatial 2SLS, turning point, Fieller set,
-Lind–Mehlum U test (METHOD.md §3).
+Lind–Mehlum U test (docs/method.md §3).
 
 Conventions, as Stata's ``utest`` and R's ``lm``:
 
@@ -37,6 +37,8 @@ import scipy.sparse.linalg as spla
 from scipy import stats
 
 from data_prep.errors import InputError
+from models.frequentist import estimate
+from models.spec.coefficient_tables import stars
 from models.spec.quadratic import QuadraticData, slope, turning_point
 
 LEVEL = 0.95
@@ -222,8 +224,6 @@ class QuadraticFit:
         return pd.concat([self.coefficients, extra], ignore_index=True)
 
     def summary(self) -> str:
-        from models.spec.coefficient_tables import stars
-
         dist = "normal" if self.df is None else f"t({self.df:g})"
         lines = [f"Quadratic model of {self.outcome} in {self.term} ({self.method}), "
                  f"n = {self.nobs}, R² = {self.rsquared:.4f}",
@@ -266,8 +266,6 @@ def fit_quadratic_frequentist(data: QuadraticData) -> QuadraticFit:
     rho = total = mult = None
     if data.spatial_lag:
         import warnings
-
-        from models.frequentist import estimate
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

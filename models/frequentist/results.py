@@ -13,7 +13,7 @@ Inference conventions (documented choices):
   (heteroskedasticity-robust, ``models.frequentist.iv.robust_cov``); the coefficient table
   (contract 2) has the same columns either way. With "robust" each spatial-error equation's
   table gains a row with term ``rho`` (the robust GM estimate, its standard error from the
-  joint covariance of (δ̂, ρ̂), z and p as for the other rows; DESIGN.md contract 9).
+  joint covariance of (δ̂, ρ̂), z and p as for the other rows; docs/contracts.md contract 9).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Monte Carlo coverage of robust vs homoskedastic GS3SLS intervals under heteroskedasticity.
 
-Design (METHOD.md §2c, issue 19): the simulator's two-equation system (``default_truth``: own
+Design (docs/method.md §2c, issue 19): the simulator's two-equation system (``default_truth``: own
 and cross spatial lags, the other dependent, x1, x2 and one excluded z per equation, here with
 coefficient 1.5) with
 spatially autoregressive errors in the first equation (ρ = 0.4) on a side × side rook lattice.

@@ -34,6 +34,10 @@ from scipy.stats import norm
 
 from data_prep.errors import InputError
 from data_prep.synthetic.simulate import SystemTruth, lattice_weights, simulate_system
+from data_prep.weights import restrict_weights
+from models.frequentist import estimate
+from models.simulation.sbc import prior_truth, thinned_ranks
+from models.spec.system import build_system, parse_system
 
 METHODS: tuple[str, ...] = ("bayes", "gs3sls")
 LEVEL = 0.90
@@ -92,8 +96,6 @@ def check_methods(methods: Sequence[str], sbc: bool = False) -> None:
 def lattice_map(n: int, contiguity: str = "queen"):
     """Row-standardised contiguity on the first n cells (row by row) of the smallest square
     lattice that holds them, so any n ≥ 4 has a map (n = 241 fills 15 rows of 16 and one cell)."""
-    from data_prep.weights import restrict_weights
-
     if n < 4:
         raise InputError(f"--n must be at least 4 cities, not {n}")
     side = math.isqrt(n - 1) + 1
@@ -135,8 +137,6 @@ def _rows(r: int, method: str, truth, values: Mapping, lower: Mapping, upper: Ma
 
 
 def _fit_gs3sls(system, level: float) -> tuple[dict, dict, dict]:
-    from models.frequentist import estimate
-
     res = estimate(system, "gs3sls")
     z = norm.ppf(0.5 + level / 2)
     est, se = res.params, res.std_errors
@@ -145,6 +145,7 @@ def _fit_gs3sls(system, level: float) -> tuple[dict, dict, dict]:
 
 def _fit_bayes(system, design: StudyDesign, seed: int, level: float):
     """Posterior mean, central interval and (for SBC) the flat draws of ``coef``; notes."""
+    # lazy: PyMC only with the Bayesian method (a GS3SLS-only study runs without it)
     from models.bayes import sampling
     from models.bayes.idata import coef_grid
     from models.bayes.system import build_system_model
@@ -182,6 +183,7 @@ def _fit_bayes(system, design: StudyDesign, seed: int, level: float):
 def _min_ess(idata) -> float:
     import arviz as az
 
+    # lazy: PyMC only with the Bayesian method (a GS3SLS-only study runs without it)
     from models.bayes.sampling import present_entries, quiet_arviz
 
     with quiet_arviz():
@@ -197,9 +199,6 @@ def run_replication(design: StudyDesign, r: int, seed: np.random.SeedSequence,
     A method that fails on these data (a singular system, a sampler error) gives NaN estimates
     for the replication and its message in ``notes["failures"]``; it is reported, not hidden.
     """
-    from models.simulation.sbc import prior_truth, thinned_ranks
-    from models.spec.system import build_system, parse_system
-
     truth_seed, data_seed, sampler_seed = (int(s) for s in seed.generate_state(3))
     truth = (prior_truth(design.truth, design.eigenvalues, design.priors,
                          np.random.default_rng(truth_seed)) if design.sbc else design.truth)

@@ -44,6 +44,7 @@ def prior_truth(template: SystemTruth, eigenvalues, priors: Mapping[str, float] 
     Raises InputError when no admissible structural draw is found in ``MAX_REJECTIONS`` tries
     (a prior that puts almost no mass on the admissible region) or for G > 2 equations.
     """
+    # lazy: pytensor and PyMC only for SBC prior draws (the recovery study imports this module)
     from models.bayes.jacobian import log_jacobian_numpy
     from models.bayes.system import DEFAULT_PRIORS
 

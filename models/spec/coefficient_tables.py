@@ -1,6 +1,6 @@
 """Coefficient tables shared by every estimator: contract-2 frames, paper layout, writers.
 
-Two long formats (DESIGN.md, contract 2):
+Two long formats (docs/contracts.md, contract 2):
 
 * frequentist: ``equation, term, estimate, std_error, statistic, p_value``
 * posterior summary: ``equation, term, mean, sd, hdi_low, hdi_high, r_hat, ess_bulk``

@@ -1,4 +1,4 @@
-"""The data of the censored factor model (METHOD.md §5), read and checked once for both sides.
+"""The data of the censored factor model (docs/method.md §5), read and checked once for both sides.
 
 ``Interact_rt`` (the coupling-coordination degree, bounded in [0, 1]) is observed at its bounds
 for some (city, year) cells and regressed on the factors Z_rt with city and year effects and,
@@ -9,7 +9,7 @@ Bayesian model (:mod:`models.bayes.censored`). Every bad input is an InputError 
 
 The id column is needed only by what uses it: city effects, groups (a city attribute) and the
 Mundlak device. Without them a table without the id column is a plain cross-section whose rows
-are the units (DESIGN.md, additions: ``fit_factor_model.py`` needs an id column only with
+are the units (docs/contracts.md contract 9: ``fit_factor_model.py`` needs an id column only with
 ``--effects`` or ``--group``).
 
 **Mundlak device** (Mundlak 1978, Econometrica 46, 69–85; Wooldridge, Econometric Analysis of

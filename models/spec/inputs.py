@@ -11,6 +11,7 @@ import xarray as xr
 
 from data_prep.dataset import cross_section, load_dataset
 from data_prep.errors import InputError
+from data_prep.readers import overflow_limit
 from data_prep.weights import (is_libpysal_weights, weights_from_dataset, weights_from_file,
                                weights_from_libpysal)
 
@@ -25,8 +26,6 @@ def check_finite(values: np.ndarray, column: str, cities, where: str) -> None:
     """Missing/non-finite values, then values so large that the estimators' squares and
     cross-products would overflow (:func:`data_prep.readers.overflow_limit`), each refused with
     a message naming the column and the cities."""
-    from data_prep.readers import overflow_limit
-
     bad = ~np.isfinite(values)
     if bad.any():
         raise InputError(f"{where}column {column} has missing or non-finite values for "

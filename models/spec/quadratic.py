@@ -1,12 +1,12 @@
 """The quadratic specification of seed Table 9, shared by the frequentist and Bayesian fits.
 
-    y = c0 + c1·A + c2·A² + X·β (+ ρ·W·y) + ε            (METHOD.md §3)
+    y = c0 + c1·A + c2·A² + X·β (+ ρ·W·y) + ε            (docs/method.md §3)
 
 The user writes an ordinary one-equation formula, ``"ER ~ PSS + Gov + Fdi"``, and names the
 term A that enters squared (``quadratic="PSS"``). This module adds the square as a data column
 placed right after A, puts the spatial lag W(y) in front when asked, evaluates the formula with
 the one system specification (:func:`models.spec.system.build_system`) and names the square's term
-``"A^2"`` (DESIGN.md contract 6). The derived quantities of a quadratic,
+``"A^2"`` (docs/contracts.md contract 6). The derived quantities of a quadratic,
 
     turning point θ = −c1 / (2 c2),     slope s(a) = c1 + 2 c2 a,
 
@@ -24,6 +24,7 @@ import pandas as pd
 from data_prep.errors import InputError
 from models.spec.formula import LAG, NAME, read_formula
 from models.spec.inputs import numeric_check, read_data
+from models.spec.system import SystemSpec, build_system, parse_system
 
 SQUARE_SUFFIX = "^2"
 
@@ -133,8 +134,6 @@ def build_quadratic(data, formula: str, quadratic: str, weights=None, spatial_la
     two distinct values (A² collinear with A), a regressor without variation, a spatial lag
     without weights, or anything :func:`models.spec.system.build_system` rejects.
     """
-    from models.spec.system import SystemSpec, build_system, parse_system
-
     frame, stored = read_data(data, id_column)
     frame = frame.copy()
     placeholder = f"{quadratic}__squared"

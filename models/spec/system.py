@@ -1,6 +1,6 @@
 """The one system specification shared by the frequentist and the Bayesian estimators.
 
-A system of G equations (METHOD.md §2) is written as formulas such as
+A system of G equations (docs/method.md §2) is written as formulas such as
 
     "ER ~ PSS + W(ER) + W(PSS) + Gov + log(PGDP) - 1"
 
@@ -88,7 +88,7 @@ class SystemSpec:
         """B0 (contemporaneous endogenous) and B1 (spatial lags) of 𝒜 = I − (B0 ⊗ I + B1 ⊗ W).
 
         ``coefficient(equation, term)`` gives the value of a term; B0[g, h] is equation g's
-        coefficient on y_h and B1[g, h] its coefficient on W(y_h) (METHOD.md §2b).
+        coefficient on y_h and B1[g, h] its coefficient on W(y_h) (docs/method.md §2b).
         """
         index = {d: g for g, d in enumerate(self.dependents)}
         G = len(index)

@@ -12,7 +12,7 @@ GS3SLS (full rather than limited information), Var(d) ≈ se² − sd² (Hausman
 z = d / √(sd² + se²) ≤ 2 therefore let gaps of up to 2√2 ≈ 2.8 GS3SLS standard errors pass and
 could practically not fail. Measured against the GS3SLS standard error — the frequentist's own
 uncertainty — a correct model on a sample large enough for the posterior to be near normal gives
-gaps of a small fraction of one se (METHOD.md §8: skewed posteriors make gaps of 0.1–0.2
+gaps of a small fraction of one se (docs/method.md §8: skewed posteriors make gaps of 0.1–0.2
 posterior sd expected), while a posterior pulled away by its prior, a misspecified likelihood or
 an unconverged sampler moves by a sizable share of it. Under the approximation above,
 P(|gap_se| > 1) = 2Φ(−1/√(1 − (sd/se)²)): 2 % for sd = 0.9 se, 10 % for sd = 0.8 se — so the
@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from data_prep.errors import InputError
 from models.spec.coefficient_tables import coefficient_frame, posterior_frame
 
 WITHIN = "within_1se"
@@ -80,8 +81,6 @@ def match_report(frequentist: pd.DataFrame, posterior: pd.DataFrame, frequentist
     both files. The same equations with terms found in one table only (a term added or dropped
     between the fits) return a warning listing them; None when every term matches.
     """
-    from data_prep.errors import InputError
-
     f_eqs = list(dict.fromkeys(frequentist["equation"].astype(str)))
     p_eqs = list(dict.fromkeys(posterior["equation"].astype(str)))
     if set(f_eqs) != set(p_eqs):

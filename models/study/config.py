@@ -1,4 +1,4 @@
-"""The study configuration (DESIGN.md contract 4): one TOML file, validated before any work.
+"""The study configuration (docs/contracts.md contract 4): one TOML file, validated before any work.
 
 Without a ``[data]`` table the embedded demo runs with the demo's defaults (the seed's controls,
 its historical instruments, factors and groups, the seed-specification diagnostic;
@@ -219,7 +219,7 @@ class BayesTable(_Table):
 
 def _priors_table() -> type[_Table]:
     """One optional positive number per prior scale of the Bayesian system (DEFAULT_PRIORS)."""
-    from models.bayes.system import DEFAULT_PRIORS  # heavy import: only when [priors] is given
+    from models.bayes.system import DEFAULT_PRIORS  # lazy: PyMC only when [priors] is given
 
     fields = {name: (float | None, Field(None, gt=0.0, description="a number"))
               for name in DEFAULT_PRIORS}

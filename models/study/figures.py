@@ -42,6 +42,9 @@ from data_prep.errors import InputError  # noqa: E402
 from data_prep.files import save_figure  # noqa: E402
 from data_prep.spectrum.stability import admissible_mask  # noqa: E402
 from data_prep.terms import lag_target
+from models.bayes.effects import coefficient_matrices, impacts  # noqa: E402
+from models.bayes.idata import coef_grid  # noqa: E402
+from models.spec.coefficient_tables import coefficient_frame  # noqa: E402
 
 INTERCEPT = "Intercept"
 SOURCES = ("posterior", "GS3SLS", "truth")
@@ -145,9 +148,6 @@ def coefficient_comparison(idata, frequentist: pd.DataFrame | None = None,
     posterior: mean and ``hdi_prob`` HDI of ``coef``; GS3SLS: the contract-2 frame's estimate
     ± z·std_error at ``level``; truth (optional frame equation, term, truth): value only.
     """
-    from models.bayes.idata import coef_grid
-    from models.spec.coefficient_tables import coefficient_frame
-
     if "coef" not in idata.posterior:
         raise InputError("the posterior has no variable 'coef'")
     parts = [_posterior_rows(coef_grid(idata.posterior), ["equation", "term"], hdi_prob)]
@@ -220,8 +220,6 @@ def simulated_impacts(results, eigenvalues: np.ndarray, *, draws: int = 1000, se
     discarded share). Raises InputError when the estimate itself is inadmissible (impacts
     undefined; weakly identified fits often are).
     """
-    from models.bayes.effects import coefficient_matrices, impacts
-
     index = results.params.index
     equations = list(dict.fromkeys(str(e) for e, _ in index))
     terms = list(dict.fromkeys(str(t) for _, t in index))

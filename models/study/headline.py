@@ -7,7 +7,7 @@ Beside Tables 2–3, :func:`impact_table` gives what the systems imply: the LeSa
 indirect and total impacts (posterior beside GS3SLS), since a structural coefficient of a
 simultaneous spatial system is not the effect of its variable.
 
-Two specifications (METHOD.md §2, identification warning):
+Two specifications (docs/method.md §2, identification warning):
 
 * the **headline** (:func:`joint_formulas`): one system in which ER, PSS and PSD are determined
   together (the ER equation holds both indices, so fitting ER ↔ PSS and ER ↔ PSD separately
@@ -26,8 +26,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from data_prep.dataset import build_dataset, demo_dataset
 from data_prep.errors import InputError
 from data_prep.terms import is_lag
+from data_prep.synthetic.demo import demo_truth_frame
+from models.bayes.effects import EFFECTS
+from models.spec.coefficient_tables import DAGGER, STAR_LEVELS
 from models.study.config import HISTORICAL_INSTRUMENTS, SEED_CONTROLS  # noqa: F401 (re-export)
 
 DEMO_SEED = 20240601
@@ -35,8 +39,6 @@ DEMO_SEED = 20240601
 
 def study_dataset(data: dict, seed: int = DEMO_SEED) -> xr.Dataset:
     """The study Dataset from a config's ``[data]`` table, or the embedded demo when it is empty."""
-    from data_prep.dataset import build_dataset, demo_dataset
-
     if not data.get("employment"):
         return demo_dataset(seed)
     if not data.get("weights"):
@@ -68,7 +70,7 @@ def descriptive_table(ds: xr.Dataset, variables: Sequence[str]) -> pd.DataFrame:
 
 def system_formulas(agglomeration: str, controls: Sequence[str], spatial: bool = True,
                     exclude: tuple[Sequence[str], Sequence[str]] = ((), ())) -> list[str]:
-    """The seed's two-equation system for ER and an agglomeration index A (METHOD.md §2).
+    """The seed's two-equation system for ER and an agglomeration index A (docs/method.md §2).
 
     ER = α1 W·ER + α2 W·A + α3 A + X1 β1 + ε1;  A = γ1 W·A + γ2 W·ER + γ3 ER + X2 β2 + ε2.
     X1 and X2 are ``controls`` less ``exclude[0]`` and ``exclude[1]`` respectively (the seed
@@ -119,7 +121,6 @@ def truth_frame(ds: xr.Dataset) -> pd.DataFrame | None:
     None for data without one (a user's data): ``data_prep.synthetic.demo.demo_truth_frame``."""
     if not ds.attrs.get("truth"):
         return None
-    from data_prep.synthetic.demo import demo_truth_frame
 
     return demo_truth_frame(ds)
 
@@ -171,8 +172,8 @@ def gs3sls_impacts(results, eigenvalues, *, seed: int = 0, W=None,
     variable, estimate, low, high (95 %), stars. InputError when the estimate is outside the
     admissible region (its impacts are undefined).
     """
+    # lazy: matplotlib only to draw; the study plan (--dry-run) imports this module
     from models.study.figures import impact_intervals, simulated_impacts
-    from models.spec.coefficient_tables import STAR_LEVELS
 
     point, sim, discarded = simulated_impacts(results, eigenvalues, draws=draws, seed=seed, W=W)
     frames = {alpha: impact_intervals(point, sim, 1 - alpha) for alpha, _ in STAR_LEVELS}
@@ -205,9 +206,6 @@ def impact_table(fit, gs3sls: pd.DataFrame | None, responses: Sequence[str], *,
     (``models.bayes.effects.impacts``); ``gs3sls``: :func:`gs3sls_impacts` output or None.
     A side that is missing leaves its columns empty.
     """
-    from models.bayes.effects import EFFECTS
-    from models.spec.coefficient_tables import DAGGER
-
     keys = ["effect", "response", "variable"]
     parts = []
     if fit.idata is not None and "impact" in fit.idata.posterior:

@@ -28,8 +28,9 @@ import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from data_prep.errors import InputError  # noqa: E402
+from data_prep.exploratory import city_values, subset_matrix  # noqa: E402
 from data_prep.files import save_figure  # noqa: E402
-from data_prep.weights import GEOMETRY_VAR, weights_from_dataset  # noqa: E402
+from data_prep.weights import GEOMETRY_VAR, to_libpysal, weights_from_dataset  # noqa: E402
 
 QUADRANTS = {1: "HH", 2: "LH", 3: "LL", 4: "HL"}  # esda's Moran_Local.q codes
 NOT_SIGNIFICANT = "not significant"
@@ -105,8 +106,6 @@ def choropleth_figure(ds: xr.Dataset, panels: Mapping[str, np.ndarray], *,
 
 def index_maps(ds: xr.Dataset, path, variables: Sequence[str] = ("ER", "PSS", "PSD")) -> Path:
     """Choropleths of the period means (over the defined years) of ``variables``."""
-    from data_prep.exploratory import city_values
-
     panels = {f"{v} (period mean)": city_values(ds, v, None) for v in variables}
     return choropleths(ds, panels, path, diverging=["ER (period mean)"])
 
@@ -199,9 +198,6 @@ def lisa(ds: xr.Dataset, variable: str = "ER", *, year=None, permutations: int =
     Cities without a value are left out (W restricted to the others, as in the global test).
     """
     import esda
-
-    from data_prep.exploratory import subset_matrix, city_values
-    from data_prep.weights import to_libpysal
 
     if permutations < 1:
         raise InputError(f"permutations must be at least 1, not {permutations}")

@@ -7,7 +7,7 @@ functions the stages use: ``models.study.headline.joint_formulas`` / ``system_fo
 ``models.study.tables.robustness.pair_formulas`` and ``alternative_systems``,
 ``models.study.tables.regimes.regime_formulas``); and checks every system's order and rank conditions
 with the instruments its estimators use (spatial lags of X counted; ``models.spec.system.build_system``
-→ ``models.spec.identification.check_identification``, METHOD.md §2). Every problem is collected,
+→ ``models.spec.identification.check_identification``, docs/method.md §2). Every problem is collected,
 each naming the config key to change, so that one run lists them all.
 """
 
@@ -21,7 +21,11 @@ import numpy as np
 import pandas as pd
 
 from data_prep.errors import InputError
+from models.spec.system import build_system, parse_system
 from models.study.config import StudyConfig
+from models.study.headline import joint_formulas, plain_formulas, system_formulas
+from models.study.tables.regimes import regime_formulas, regime_names
+from models.study.tables.robustness import alternative_systems, pair_formulas
 
 TITLES = {1: "descriptive statistics and Moran's I", 4: "alternative measures",
           5: "without capitals; year × region effects", 6: "historical instruments",
@@ -99,8 +103,6 @@ class StudyPlan:
 
 def headline_formulas(cfg: StudyConfig) -> dict[str, list[str]]:
     """The identified headline system(s): one joint system, or one per index."""
-    from models.study.headline import joint_formulas
-
     if cfg.joint:
         return {"headline": joint_formulas(cfg.agglomeration, cfg.controls,
                                            exclude=cfg.exclude)}
@@ -112,8 +114,6 @@ def identification_error(formulas: Sequence[str], frame: pd.DataFrame, weights=N
                          instruments: Sequence[str] = ()) -> str | None:
     """Why ``formulas`` cannot be estimated on ``frame`` (order or rank condition, with the
     spatial lags of X as instruments when ``weights`` are given), or None."""
-    from models.spec.system import build_system, parse_system
-
     try:
         build_system(parse_system(list(formulas), instruments=list(instruments)), frame,
                      weights)
@@ -181,8 +181,6 @@ def _present(cfg: StudyConfig, ds) -> StudyConfig:
 
 def _systems_tables(cfg: StudyConfig, frame, weights, plan: StudyPlan) -> None:
     """Tables 2–3 (one per index): the headline system(s) and the seed's diagnostic pairs."""
-    from models.study.headline import plain_formulas, system_formulas
-
     headline = []
     for name, formulas in headline_formulas(cfg).items():
         system = SystemPlan(name, formulas, plain_formulas(formulas))
@@ -208,8 +206,6 @@ def _systems_tables(cfg: StudyConfig, frame, weights, plan: StudyPlan) -> None:
 
 def _seed_system(cfg: StudyConfig, index: str, frame, weights, system_formulas) -> SystemPlan:
     """The seed's same-controls pair, a diagnostic: what cannot be identified is a note."""
-    from models.study.headline import plain_formulas
-
     formulas = system_formulas(index, cfg.controls)
     system = SystemPlan(f"seed specification ER <-> {index}", formulas,
                         plain_formulas(formulas))
@@ -231,8 +227,6 @@ def _seed_system(cfg: StudyConfig, index: str, frame, weights, system_formulas) 
 def _pair_systems(cfg: StudyConfig, frame, weights, indices, what: str, plan: StudyPlan
                   ) -> list[SystemPlan]:
     """The ER ↔ index pairs of Tables 4–6 with the headline's exclusions (GS3SLS only)."""
-    from models.study.tables.robustness import pair_formulas
-
     systems = []
     for index in indices:
         formulas = pair_formulas(index, cfg.controls, cfg.exclude)
@@ -244,8 +238,6 @@ def _pair_systems(cfg: StudyConfig, frame, weights, indices, what: str, plan: St
 
 
 def _table4(cfg: StudyConfig, frame, weights, plan: StudyPlan) -> TablePlan:
-    from models.study.tables.robustness import alternative_systems
-
     table = TablePlan(4, TITLES[4])
     enable = {"ER_GDP": "a GDP column in [data] covariates",
               "PSS_output": "an output table ([data] output)"}
@@ -292,8 +284,6 @@ def _table6(cfg: StudyConfig, frame, weights, plan: StudyPlan) -> TablePlan:
 
 
 def _regime_table(cfg: StudyConfig, k: int, frame, weights, plan: StudyPlan) -> TablePlan:
-    from models.study.tables.regimes import regime_formulas, regime_names
-
     table = TablePlan(k, TITLES[k])
     position = k - 7
     if position >= len(cfg.agglomeration):

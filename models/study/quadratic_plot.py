@@ -20,6 +20,9 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from data_prep.files import save_figure as save  # noqa: E402
+from models.bayes.idata import coef_grid  # noqa: E402
+from models.frequentist.quadratic import critical_value  # noqa: E402
 from models.spec.quadratic import QuadraticData  # noqa: E402
 
 GRID = 200
@@ -38,8 +41,6 @@ def curve_design(data: QuadraticData, grid: np.ndarray) -> np.ndarray:
 
 def curve_band_frequentist(data: QuadraticData, fit, grid: np.ndarray):
     """(fit, low, high) of the 95 % pointwise confidence band of an OLS / spatial 2SLS fit."""
-    from models.frequentist.quadratic import critical_value
-
     Z = curve_design(data, grid)
     b = fit.coefficients["estimate"].to_numpy(dtype=float)
     mid = Z @ b
@@ -51,7 +52,6 @@ def curve_band_posterior(data: QuadraticData, idata, grid: np.ndarray, hdi_prob:
     """(posterior mean, low, high) of the curve; pointwise HDI of the draws z'b_s."""
     import arviz as az
 
-    from models.bayes.idata import coef_grid
 
     coef = coef_grid(idata.posterior).isel(equation=0).sel(term=list(data.terms))
     B = coef.stack(sample=("chain", "draw")).transpose("sample", "term").values
@@ -135,8 +135,6 @@ def quadratic_figure(data: QuadraticData, *, fit=None, idata=None):
 
 def save_figure(fig, path) -> Path:
     """Write ``fig`` as PNG through a temporary file, then close it."""
-    from data_prep.files import save_figure as save
-
     return save(fig, path, dpi=120)
 
 

@@ -1,4 +1,4 @@
-"""Run the whole study (DESIGN.md contract 4): stages in the seed's order, one report.
+"""Run the whole study (docs/contracts.md contract 4): stages in the seed's order, one report.
 
 Stages: data (indices, regimes, weights, spectrum → ``data.nc``); Table 1 and Moran's I
 (Figures 1–3) with maps; Tables 2–3 — the headline specification beside the seed's, by GS3SLS,
@@ -20,10 +20,34 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from data_prep.dataset import cross_section, panel_table, save_dataset
 from data_prep.errors import InputError
-from models.study.report import Report, versions
+from data_prep.exploratory import moran_scatter, morans_i
+from data_prep.files import (atomic_write, check_output_paths, file_sha256, staged_folder,
+                             write_manifest)
+from data_prep.regimes import add_regimes
+from data_prep.spectrum.stored import spectrum_from_dataset
+from data_prep.weights import weights_from_dataset
+from models.bayes.city_effects import city_effects
+from models.bayes.model_comparison import compare_models, comparison_plot
+from models.bayes.postprocess import summary_frame
+from models.spec.coefficient_tables import to_markdown, write_csv_atomic, write_text_atomic
+from models.spec.quadratic import build_quadratic
+from models.study import headline as seed_study
+from models.study.compare import CRITERION_NOTE, compare_estimates, comparison_sentence
 from models.study.config import StudyConfig
+from models.study.headline import (IMPACT_NOTE, gs3sls_impacts, impact_sentence, impact_table,
+                                   joint_formulas, plain_formulas, recovery)
 from models.study.plan import StudyPlan, build_plan, headline_formulas
+from models.study.report import Report, versions
+from models.study.system_fit import TABLE_NOTE, fit_system, paper_system_table, warning_lines
+from models.study.tables.factor import NOTE as FACTOR_NOTE, factor_tables
+from models.study.tables.quadratic import NOTE as QUADRATIC_NOTE
+from models.study.tables.quadratic import quadratic_fits, quadratic_table_from_fits
+from models.study.tables.regimes import point_mass_note, regime_names, regime_table
+from models.study.tables.robustness import (FIXED_EFFECTS_NOTE, NATIONAL_BENCHMARK_NOTE,
+                                            alternative_measures_table, instruments_table,
+                                            sample_and_effects_table)
 
 
 def say(message: str) -> None:
@@ -65,6 +89,7 @@ class Study:
     def sampler_settings(self) -> dict:
         """:meth:`bayes_settings` plus the convergence checks of a study (advice names config
         keys; preview thresholds in quick mode, ``models.bayes.sampling.Checks``)."""
+        # lazy: PyMC and matplotlib load when a stage runs, not when planning (--dry-run)
         from models.bayes.sampling import study_checks
 
         return {**self.bayes_settings(), "checks": study_checks(self.cfg.quick)}
@@ -77,8 +102,6 @@ class Study:
     def table(self, frame: pd.DataFrame, name: str, title: str, sentence: str,
               note: str | None = None) -> None:
         """Write ``tables/<name>.csv`` and ``.md`` and add the table to the report."""
-        from models.spec.coefficient_tables import to_markdown, write_csv_atomic, write_text_atomic
-
         self.written.append(write_csv_atomic(frame, self.path("tables", f"{name}.csv")))
         self.written.append(write_text_atomic(to_markdown(frame, note),
                                               self.path("tables", f"{name}.md")))
@@ -89,10 +112,6 @@ class Study:
         self.report.figure(f"figures/{Path(path).name}", caption)
 
     def posterior(self, idata, name: str) -> None:
-        from data_prep.files import atomic_write
-        from models.bayes.postprocess import summary_frame
-        from models.spec.coefficient_tables import write_csv_atomic
-
         path = self.path("posteriors", f"{name}.nc")
         self.written.append(atomic_write(path, lambda tmp: idata.to_netcdf(tmp,
                                                                             engine="h5netcdf")))
@@ -122,11 +141,6 @@ class Stage:
 
 def load_data(study: Study) -> None:
     """The Dataset, its cross-section, weights, spectrum and truth (nothing written)."""
-    from data_prep.dataset import cross_section
-    from data_prep.spectrum.stored import spectrum_from_dataset
-    from data_prep.weights import weights_from_dataset
-    from models.study import headline as seed_study
-
     cfg = study.cfg
     ds = seed_study.study_dataset(cfg.data)
     if "weights_row" not in ds and "link" not in ds.dims:
@@ -169,8 +183,6 @@ def _announce(study: Study, line: str) -> None:
 
 def stage_data(study: Study) -> None:
     """``data.nc`` and the report's description of the data and the config."""
-    from data_prep.dataset import save_dataset
-
     cfg, ds = study.cfg, study.ds
     study.written.append(save_dataset(ds, study.folder / "data.nc"))
     r = study.report
@@ -196,19 +208,12 @@ def stage_data(study: Study) -> None:
 
 
 def _with_regimes(ds, indices):
-    """High/low regime variables A_H, A_L (METHOD.md §4) when the regimes module is present."""
-    try:
-        from data_prep.regimes import add_regimes
-    except ImportError:
-        return ds
+    """High/low regime variables A_H, A_L (docs/method.md §4) of the indices present."""
     return add_regimes(ds, tuple(i for i in indices if i in ds))
 
 
 def stage_descriptive(study: Study) -> None:
     """Table 1, Moran's I and the Moran scatter plots (seed Figures 1–3)."""
-    from data_prep.exploratory import moran_scatter, morans_i
-    from models.study import headline as seed_study
-
     cfg, ds = study.cfg, study.ds
     variables = ["ER", *cfg.agglomeration, *study.controls]
     study.report.section("Descriptive statistics and spatial autocorrelation")
@@ -256,6 +261,7 @@ def moran_verdict(moran: pd.DataFrame, alpha: float = 0.05) -> str:
 
 def _maps(study: Study) -> None:
     """Choropleths of the indices and the LISA cluster map of ER (when the data hold a map)."""
+    # lazy: PyMC and matplotlib load when a stage runs, not when planning (--dry-run)
     from models.study.maps import index_maps, lisa_map
 
     ds, cfg = study.ds, study.cfg
@@ -280,9 +286,6 @@ def headline_specs(study: Study) -> dict[str, list[str]]:
 
 def _fitter(study: Study) -> Callable:
     """fit_system on the study's cross-section, weights, spectrum and sampler settings."""
-    from models.study.headline import plain_formulas
-    from models.study.system_fit import fit_system
-
     def fit(formulas, **options):
         if options.get("frequentist", True):
             options.setdefault("plain_formulas", plain_formulas(formulas))
@@ -355,8 +358,6 @@ def _headline_for(study: Study, index: str):
 def _gs3sls_impacts(study: Study, index: str) -> pd.DataFrame | None:
     """The headline system's GS3SLS impacts (``models.study.headline.gs3sls_impacts``), computed once per
     system; None, said in the report, when the estimate is outside the admissible region."""
-    from models.study.headline import gs3sls_impacts
-
     name = _headline_name(study, index)
     if name not in study.gs3sls_impacts:
         gs3sls = study.fits[name].frequentist.get("GS3SLS")
@@ -371,10 +372,6 @@ def _gs3sls_impacts(study: Study, index: str) -> pd.DataFrame | None:
 
 
 def _system_tables(study: Study, k: int, index: str) -> None:
-    from models.study.compare import CRITERION_NOTE, compare_estimates, comparison_sentence
-    from models.study.headline import IMPACT_NOTE, impact_sentence, impact_table
-    from models.study.system_fit import TABLE_NOTE, paper_system_table, warning_lines
-
     head = _headline_for(study, index)
     seed = study.fits.get(f"seed_{index.lower()}")
     eqs = ["ER", index]
@@ -420,8 +417,6 @@ def _system_tables(study: Study, k: int, index: str) -> None:
 
 
 def _recovery_rates(fit, truth: pd.DataFrame, equations) -> dict[str, str]:
-    from models.study.headline import recovery
-
     rec = recovery(fit, truth[truth["equation"].isin(equations)])
     rec = rec.dropna(subset=["truth"])
     share = lambda col: (f"{int(rec[col].sum())}/{len(rec)} ({100 * rec[col].mean():.0f} %)"  # noqa: E731
@@ -453,6 +448,7 @@ def _seed_diagnosis(fit) -> str:
 
 def _system_figures(study: Study, fit, index: str, equations) -> None:
     """Forests (posterior beside GS3SLS and truth, standardised), impact maps, diagnostics."""
+    # lazy: PyMC and matplotlib load when a stage runs, not when planning (--dry-run)
     from models.bayes.diagnostics_plots import diagnostic_figures
     from models.study.figures import comparison_figures
 
@@ -482,9 +478,9 @@ def _system_figures(study: Study, fit, index: str, equations) -> None:
 
 def _effect_maps(study: Study, fit, name: str) -> None:
     """Per-city posterior direct and total response of ER to each agglomeration index."""
+    # lazy: PyMC and matplotlib load when a stage runs, not when planning (--dry-run)
     from models.study.maps import (UNIFORM_SCALE, effect_map_panels, effect_map_title, effect_maps,
                                 uniform_panels)
-    from models.bayes.city_effects import city_effects
 
     if "geometry_wkt" not in study.ds:
         return
@@ -517,9 +513,6 @@ def _loo_comparisons(study: Study, fit: Callable) -> None:
     are not compared with the joint headline; the seed's choice of controls (no exclusions) is
     compared on the headline's equations instead.
     """
-    from models.bayes.model_comparison import compare_models, comparison_plot
-    from models.study.headline import joint_formulas, plain_formulas
-
     cfg = study.cfg
     for name, formulas in headline_specs(study).items():
         head = study.fits[name]
@@ -585,12 +578,6 @@ def _er_benchmark(study: Study) -> str:
 
 def stage_robustness(study: Study) -> None:
     """Tables 4–6: alternative measures, subsample and year × region effects, instruments."""
-    from data_prep.dataset import panel_table
-    from models.study.system_fit import TABLE_NOTE, warning_lines
-    from models.study.tables.robustness import (FIXED_EFFECTS_NOTE, NATIONAL_BENCHMARK_NOTE,
-                                          alternative_measures_table, instruments_table,
-                                          sample_and_effects_table)
-
     cfg = study.cfg
     options = {**_fit_options(study), "exclude": cfg.exclude}
     study.report.section("Tables 4–6: robustness",
@@ -632,9 +619,6 @@ def stage_robustness(study: Study) -> None:
 
 def stage_regimes(study: Study) -> None:
     """Tables 7–8: high/low regimes of each index in a three-equation system."""
-    from models.study.system_fit import TABLE_NOTE, warning_lines
-    from models.study.tables.regimes import point_mass_note, regime_names, regime_table
-
     cfg = study.cfg
     study.report.section("Tables 7–8: high and low agglomeration regimes",
                          "A_H = A·1[A > yearly mean], A_L = A·1[A ≤ yearly mean] after 1 %/99 % "
@@ -673,10 +657,9 @@ def stage_quadratic(study: Study) -> None:
     """Table 9: ER on A and A² (inverted U?) for each index, OLS beside the posterior."""
     if _skipped(study, 9):
         return
+    # lazy: PyMC and matplotlib load when a stage runs, not when planning (--dry-run)
     from models.bayes.sampling import convergence_word
-    from models.spec.quadratic import build_quadratic
     from models.study.quadratic_plot import plot_quadratic
-    from models.study.tables.quadratic import NOTE, quadratic_fits, quadratic_table_from_fits
 
     cfg = study.cfg
     fits = quadratic_fits(study.frame, "ER", cfg.agglomeration, study.controls,
@@ -688,7 +671,7 @@ def stage_quadratic(study: Study) -> None:
                 "−c1/(2c2) with its Fieller interval, the Lind–Mehlum test and, from the "
                 "posterior, P(inverted U on the observed range) (slope positive at min A, "
                 "negative at max A) and P(turning point inside the observed range).",
-                NOTE if not cfg.quick else NOTE.split(" Posterior:")[0])
+                QUADRATIC_NOTE if not cfg.quick else QUADRATIC_NOTE.split(" Posterior:")[0])
     verdicts = []
     for index, (fit, idata, post) in fits.items():
         lm = fit.lind_mehlum
@@ -722,9 +705,6 @@ def stage_factor(study: Study) -> None:
     """Table 10: the censored (Tobit) factor model of the coupling-coordination degree."""
     if _skipped(study, 10):
         return
-    from data_prep.dataset import panel_table
-    from models.spec.coefficient_tables import write_csv_atomic
-    from models.study.tables.factor import NOTE, factor_tables
 
     cfg = study.cfg
     outcome = f"Interact_{cfg.agglomeration[0]}"
@@ -744,7 +724,7 @@ def stage_factor(study: Study) -> None:
                 "one hierarchical censored model per grouping whose group slopes are partially "
                 "pooled toward the overall slopes"
                 + (", with the city means of the factors (Mundlak)" if cfg.mundlak else "")
-                + "; the notes say what each column assumes about the city effects.", NOTE)
+                + "; the notes say what each column assumes about the city effects.", FACTOR_NOTE)
     if len(result["table10_contrasts"]):
         study.table(result["table10_contrasts"].round(4), "table10_contrasts",
                     "Table 10 (contrasts). Differences between groups",
@@ -785,9 +765,6 @@ def run_study(cfg: StudyConfig, out: Path, progress: bool = True,
     carried over); ``manifest.json`` lists the run's files with their hashes, the config and
     data hashes, the seed and the package versions.
     """
-    from data_prep.files import check_output_paths, file_sha256, staged_folder, write_manifest
-    from models.spec.coefficient_tables import write_text_atomic
-
     out = Path(out)
     check_output_paths(folders=[("--out", out)])
     study = study if study is not None else prepare_study(cfg, progress)

@@ -4,11 +4,11 @@
 equations, ``models.spec.system`` syntax) and returns a :class:`SystemFit` holding
 
 * ``frequentist["GS3SLS"]``: the Kelejian–Prucha (2004) GS3SLS fit of the spatial formulas
-  (METHOD.md §2a), with optional extra excluded instruments ``spatial_instruments`` in H;
+  (docs/method.md §2a), with optional extra excluded instruments ``spatial_instruments`` in H;
 * ``frequentist["3SLS"]``: the 3SLS fit of ``plain_formulas`` (the seed's non-spatial columns),
   H = X plus ``instruments``, when ``plain_formulas`` are given;
 * ``idata``: the posterior of the full-information model of the *spatial* formulas
-  (``models.bayes.system.build_system_model``, METHOD.md §2b), its contract-2 summary and the
+  (``models.bayes.system.build_system_model``, docs/method.md §2b), its contract-2 summary and the
   sampler's plain-words convergence report.
 
 :func:`paper_system_table` lays one or more fits side by side: frequentist columns (coefficient with
@@ -34,6 +34,12 @@ import numpy as np
 import pandas as pd
 
 from data_prep.errors import InputError
+from models.bayes.postprocess import add_effects_and_loo, summary_frame
+from models.frequentist import estimate
+from models.frequentist.iv import SingularSystemError
+from models.spec.coefficient_tables import combined_table
+from models.spec.formula import read_formula
+from models.spec.system import build_system, parse_system
 
 FREQUENTIST_METHODS = ("GS3SLS", "3SLS")
 BAYES_LABEL = "Bayes"
@@ -75,6 +81,7 @@ class SystemFit:
     @property
     def verdict(self) -> str:
         """"converged", "did NOT converge" (with " (preview)" in quick mode) or "not sampled"."""
+        # lazy: PyMC only to sample; planning the study (--dry-run) goes without it
         from models.bayes.sampling import convergence_word
 
         return convergence_word(self.convergence) if self.summary is not None \
@@ -82,8 +89,6 @@ class SystemFit:
 
     @property
     def dependents(self) -> list[str]:
-        from models.spec.formula import read_formula
-
         return [read_formula(f)[0] for f in self.formulas]
 
     @property
@@ -125,8 +130,6 @@ def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, eigenvalue
     ``cluster_column``: the frequentist standard errors are clustered by this column of
     ``frame`` (``models.frequentist.iv.clustered_cov``), e.g. the city of a stacked panel row.
     """
-    from models.spec.system import build_system, parse_system
-
     spatial = build_system(parse_system(list(formulas), instruments=list(spatial_instruments)),
                            frame, weights, id_column=id_column, check=frequentist)
     fit = SystemFit(list(formulas), list(plain_formulas) if plain_formulas else None,
@@ -169,9 +172,6 @@ def _estimate(fit: SystemFit, label: str, system, method: str,
     A singular (not identified, or numerically so) system is a result of the data, not a bug:
     the table shows the column as "not estimable" and the reason is in ``fit.failed``.
     """
-    from models.frequentist import estimate
-    from models.frequentist.iv import SingularSystemError
-
     cov = {} if clusters is None else {"cov_type": "clustered", "clusters": clusters}
     try:
         fit.frequentist[label] = estimate(system, method, eigenvalues=eigenvalues, **cov)
@@ -181,7 +181,7 @@ def _estimate(fit: SystemFit, label: str, system, method: str,
 
 def _fit_bayes(fit: SystemFit, system, eigenvalues, eigen_weights, priors, effects,
                options: dict) -> None:
-    from models.bayes.postprocess import add_effects_and_loo, summary_frame
+    # lazy: PyMC only to sample; planning the study (--dry-run) goes without it
     from models.bayes.sampling import sample
     from models.bayes.system import build_system_model
 
@@ -278,7 +278,6 @@ def paper_system_table(fits: Mapping[str, SystemFit],
                      label, fit.nobs)
             if fit.posterior_failed:
                 failed.add(key)
-    from models.spec.coefficient_tables import combined_table
 
     if freq or post:
         table = combined_table(freq, post, nobs=nobs, rsquared=rsq, digits=digits,

@@ -116,7 +116,7 @@ def test_negative_employment_is_refused(tiny):
 
 
 def brute(E: np.ndarray):
-    """Loop transcription of METHOD.md §1 (ER, PSS, PSD, Krugman, 1 - Gini)."""
+    """Loop transcription of docs/method.md §1 (ER, PSS, PSD, Krugman, 1 - Gini)."""
     n, T, K = E.shape
     out = {k: np.full((n, T), np.nan) for k in ("ER", "PSS", "PSD", "KSI", "GINI")}
     for t in range(T):
@@ -163,7 +163,7 @@ def test_vectorised_indices_match_a_loop_transcription():
 
 
 def _national_er_loop(E: np.ndarray, threshold: float) -> np.ndarray:
-    """ER with the aggregate national rate, one city and year at a time (METHOD.md §1)."""
+    """ER with the aggregate national rate, one city and year at a time (docs/method.md §1)."""
     n, T, K = E.shape
     out = np.full((n, T), np.nan)
     for t in range(T - 1):

@@ -12,8 +12,9 @@ import pytest
 from data_prep.errors import InputError
 from data_prep.readers import read_covariates
 from data_prep.synthetic.simulate import lattice_weights, simulate_system
-from data_prep.weights import weights_from_gal, write_gal
+from data_prep.weights import weights_from_gal
 from models.spec.system import build_system, parse_system
+from tests.fixtures import write_city_files
 
 CITIES = ["A", "B", "C"]
 
@@ -54,16 +55,14 @@ def test_numeric_looking_ids_keep_their_text(tmp_path):
     ids = [f"{k:04d}" for k in range(16)]                   # "0000", "0001", ...
     rename = dict(zip(w.cities, ids))
     data = sim.data.assign(city=sim.data["city"].map(rename))
-    data.to_csv(tmp_path / "d.csv", index=False)
-    gal = tmp_path / "w.gal"
-    write_gal(w, gal)
+    csv, gal = write_city_files(tmp_path, data, w)
     text = gal.read_text()
     for old, new in rename.items():
         text = text.replace(old, new)
     gal.write_text(text)
     weights = weights_from_gal(gal)
     assert weights.cities[:2] == ("0000", "0001")
-    system = build_system(parse_system(sim.formulas), tmp_path / "d.csv", weights=str(gal))
+    system = build_system(parse_system(sim.formulas), csv, weights=str(gal))
     assert list(system.cities[:2]) == ["0000", "0001"]
 
 

@@ -1,4 +1,4 @@
-"""Robustness measures (METHOD.md §1, §6): ER_GDP, PSS_output and PSD_gini by hand on tiny
+"""Robustness measures (docs/method.md §1, §6): ER_GDP, PSS_output and PSD_gini by hand on tiny
 tables, against an independent pandas route, the output reader's one-line errors, and
 build_dataset storing them with their choices."""
 

@@ -27,7 +27,9 @@ import numpy as np
 import pandas as pd
 
 from data_prep.errors import InputError
+from models.frequentist.tobit import INCIDENTAL_NOTE, fit_tobit
 from models.spec.coefficient_tables import DAGGER, paper_table, posterior_table
+from models.spec.factor import factor_data
 
 NOTE = ("Tobit: ML coefficient, z statistic in parentheses, *** p < 0.01, ** p < 0.05, "
         "* p < 0.10; Bayes: posterior mean, posterior sd in parentheses, † the 94 % HDI "
@@ -79,8 +81,6 @@ def _usable_bounds(y: np.ndarray, lower, upper, notes: list[str]):
 
 
 def _tobit_column(data, label: str, notes: list[str]):
-    from models.frequentist.tobit import fit_tobit
-
     if "city" in data.effects:
         data = dataclasses.replace(data, mundlak=())   # the city dummies absorb the means
     k = len(data.factors) + len(data.mundlak) + 1
@@ -117,9 +117,8 @@ def factor_tables(panel: pd.DataFrame, outcome: str, factors: list[str],
     look: no posterior, no contrasts). ``mundlak`` adds the city means to the Bayesian model
     only (the Tobit's city dummies absorb them; without city effects the Tobit gets them too).
     """
+    # lazy: PyMC only to sample; planning the study (--dry-run) goes without it
     from models.bayes.censored import fit_censored, group_contrasts, summary_frame
-    from models.spec.factor import factor_data
-    from models.frequentist.tobit import INCIDENTAL_NOTE
 
     notes: list[str] = []
     if outcome not in panel.columns:

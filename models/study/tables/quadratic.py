@@ -1,6 +1,6 @@
 """Seed Table 9: the quadratic (inverted-U) model of ER in PSS and in PSD, OLS beside posterior.
 
-For each index A the outcome is regressed on A, A² and the controls (METHOD.md §3), by OLS (or
+For each index A the outcome is regressed on A, A² and the controls (docs/method.md §3), by OLS (or
 the spatial 2SLS with ``spatial_lag``; :mod:`models.frequentist.quadratic`) and by the Bayesian
 model of :mod:`models.bayes.quadratic`. Layout: two columns per index, "A: OLS" (coefficient
 with stars over its t statistic) and "A: posterior" (posterior mean with † when the 94 % HDI
@@ -14,7 +14,7 @@ index A is), the controls, the constant, then
   turning point inside the range);
 * P(inverted U on the observed range) = P(slope > 0 at min A and < 0 at max A) and P(turning
   point inside range) over its prior value (which depends on the range of A), posterior only:
-  the verdict (METHOD.md §3);
+  the verdict (docs/method.md §3);
 * Observations, R² (OLS);
 * P(c1 > 0, c2 < 0), labelled as the slope signs at A = 0 (a point outside the data when
   min A > 0; prior value 1/4, in the note), posterior only, last: shown, not the summary.
@@ -29,6 +29,9 @@ import numpy as np
 import pandas as pd
 
 from data_prep.errors import InputError
+from models.frequentist.quadratic import fit_quadratic_frequentist
+from models.spec.coefficient_tables import paper_table, posterior_table, stars
+from models.spec.quadratic import build_quadratic
 
 NOTE = ("OLS: t statistics in parentheses, *** p < 0.01, ** p < 0.05, * p < 0.10; turning "
         "point over its Fieller 95 % interval; Lind-Mehlum statistic over its one-sided p-value. "
@@ -53,9 +56,8 @@ def quadratic_fits(frame: pd.DataFrame, outcome: str, indices: Sequence[str],
     with ``spatial_lag``). ``bayes=False`` skips the posterior (None, None). ``priors``,
     ``target_accept``, ``max_treedepth`` and ``checks`` go to
     :func:`models.bayes.quadratic.sample_quadratic`."""
+    # lazy: PyMC only to sample; planning the study (--dry-run) goes without it
     from models.bayes.quadratic import sample_quadratic
-    from models.frequentist.quadratic import fit_quadratic_frequentist
-    from models.spec.quadratic import build_quadratic
 
     if not indices:
         raise InputError("quadratic_table needs at least one agglomeration index")
@@ -89,8 +91,8 @@ def _fmt(x: float, digits: int = 3) -> str:
 def quadratic_table_from_fits(fits: dict, digits: int = 3) -> pd.DataFrame:
     """The Table 9 frame from :func:`quadratic_fits` (layout in the module docstring); when a
     posterior did not converge its column has no † and a last row "Posterior" says which."""
+    # lazy: PyMC only to sample; planning the study (--dry-run) goes without it
     from models.bayes.sampling import convergence_word
-    from models.spec.coefficient_tables import paper_table, posterior_table, stars
 
     ols = paper_table({f"{a}: OLS": _generic(f.coefficients, a) for a, (f, _, _) in fits.items()},
                       digits=digits)
@@ -140,8 +142,6 @@ def quadratic_table_from_fits(fits: dict, digits: int = 3) -> pd.DataFrame:
 
 def _ols_only(ols: pd.DataFrame, fits: dict) -> pd.DataFrame:
     """Table 9 without posterior columns (a fast look: the posterior was not sampled)."""
-    from models.spec.coefficient_tables import stars
-
     extra = pd.DataFrame({"term": ["Turning point", "", "Lind–Mehlum test", "", "Observations",
                                    "R²"]})
     for a, (fit, _, _) in fits.items():

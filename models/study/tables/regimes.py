@@ -1,4 +1,4 @@
-"""Seed Tables 7–8: high and low agglomeration regimes in a three-equation system (METHOD.md §4).
+"""Seed Tables 7–8: high and low agglomeration regimes in a three-equation system (docs/method.md §4).
 
 With A_H and A_L from ``data_prep.regimes.add_regimes`` the system (G = 3) is
 
@@ -14,7 +14,7 @@ here every equation uses all cities **(choice)**: A_H is 0 where a city is in th
 which is what makes the two slopes b_H and b_L differ.
 
 Identification: with identical controls the endogenous regressors are identified only through
-the spatial lags of X (METHOD.md §2 warning; the estimators say so). ``exclude`` removes controls
+the spatial lags of X (docs/method.md §2 warning; the estimators say so). ``exclude`` removes controls
 from chosen equations, {dependent: [controls]}, which identifies the system beyond the lags.
 The Bayesian fit is the one model of ``models.bayes.system`` (G = 3 uses its LKJ branch).
 """
@@ -26,6 +26,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from data_prep.errors import InputError
+from models.study.headline import HISTORICAL_INSTRUMENTS
 from models.study.system_fit import SystemFit, fit_system, paper_system_table
 
 RESILIENCE = "ER"
@@ -69,8 +70,6 @@ def regime_table(frame: pd.DataFrame, weights, eigenvalues, index: str,
     ``fit_options`` go to :func:`models.study.system_fit.fit_system` (draws, tune, chains, seed,
     sampler, bayes, ...). InputError (one line) names a missing column.
     """
-    from models.study.headline import HISTORICAL_INSTRUMENTS
-
     high, low = regime_names(index)
     instruments = list(HISTORICAL_INSTRUMENTS if instruments is None else instruments)
     needed = [RESILIENCE, high, low, *controls, *instruments]

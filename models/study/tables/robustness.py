@@ -1,4 +1,4 @@
-"""Seed Tables 4–6: robustness of the ER ↔ agglomeration systems (METHOD.md §6).
+"""Seed Tables 4–6: robustness of the ER ↔ agglomeration systems (docs/method.md §6).
 
 Every system is the seed's pair of ``models.study.headline.system_formulas`` (ER with W·ER, W·A, A and
 controls; A with W·A, W·ER, ER and controls), fitted by GS3SLS and by the Bayesian
@@ -50,6 +50,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from data_prep.errors import InputError
+from data_prep.spectrum.exact import eigenvalues as spectrum
+from data_prep.weights import restrict_weights
+from models.bayes.panel_system import balanced_panel
+from models.study.headline import HISTORICAL_INSTRUMENTS, system_formulas
 from models.study.system_fit import SystemFit, fit_system, missing_columns, paper_system_table
 
 ALTERNATIVES = {"ER": "ER_GDP", "ER_national": "ER_national", "PSS": "PSS_output",
@@ -72,8 +76,6 @@ NATIONAL_BENCHMARK_NOTE = ("ER=ER_national: Martin's sensitivity index with the 
 def pair_formulas(agglomeration: str, controls: Sequence[str], exclude,
                   extra: str = "") -> list[str]:
     """The ER ↔ A pair; ``exclude`` is (ER's, A's) exclusions or {dependent: exclusions}."""
-    from models.study.headline import system_formulas
-
     if isinstance(exclude, Mapping):
         exclude = (exclude.get("ER", ()), exclude.get(agglomeration, ()))
     er, agg = system_formulas(agglomeration, controls, exclude=exclude)
@@ -146,9 +148,6 @@ def subsample_fits(frame: pd.DataFrame, weights, controls: Sequence[str], *,
     neighbours, "keep" keeps them with a zero spatial lag, "refuse" raises); the spectrum of the
     restricted W is recomputed. InputError (one line) for a missing column.
     """
-    from data_prep.spectrum.exact import eigenvalues as spectrum
-    from data_prep.weights import restrict_weights
-
     absent = missing_columns(frame, ["city", "ER", capital, *agglomeration, *controls])
     if absent:
         raise InputError(f"subsample table: the data have no column {', '.join(absent)}")
@@ -185,8 +184,6 @@ def stacked_panel(panel: pd.DataFrame, weights, *, year_column: str = "year"):
     "city|year" so that every row is one observation of the stacked system, and the city itself
     is kept in ``CLUSTER_COLUMN`` (the cluster of city-clustered standard errors).
     """
-    from models.bayes.panel_system import balanced_panel
-
     cities, years = balanced_panel(panel, "city", year_column)
     order = [str(c) for c in weights.cities]
     if set(order) != set(cities):
@@ -284,8 +281,6 @@ def instruments_table(frame: pd.DataFrame, weights, eigenvalues, controls: Seque
     (excluded from ER), its coefficients shown. A set with an absent column is not fitted; its
     column's "Missing input" row names it.
     """
-    from models.study.headline import HISTORICAL_INSTRUMENTS
-
     sets = dict(instrument_sets or {name: [name] for name in HISTORICAL_INSTRUMENTS})
     fits, missing, shown = {}, {}, set()
     for name, columns in sets.items():

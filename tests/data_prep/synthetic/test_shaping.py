@@ -1,7 +1,7 @@
 """The inverse problem of the demo: shares and totals whose indices are given targets.
 
 Every check recomputes the indices from the produced employment with the written-out formulas
-of METHOD.md §1 (independent of data_prep.indices) or with the pipeline's own functions.
+of docs/method.md §1 (independent of data_prep.indices) or with the pipeline's own functions.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The structural simulator draws exactly from the system it claims to (METHOD.md §2)."""
+"""The structural simulator draws exactly from the system it claims to (docs/method.md §2)."""
 
 import numpy as np
 import pytest

@@ -20,6 +20,7 @@ from data_prep.dataset import cross_section, demo_dataset, load_dataset
 from data_prep.readers import read_employment, read_output
 from data_prep.synthetic.demo import demo_inputs
 from data_prep.synthetic.output import REGIONS, demo_output, regions_from_coordinates, with_output
+from tests.fixtures import write_demo_files
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "prepare_data.py"
@@ -127,18 +128,8 @@ def run_inline(capsys, *args) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def files(demo, tmp_path_factory):
-    from data_prep.weights import write_gal
-
     augmented, output = with_output(demo)
-    folder = tmp_path_factory.mktemp("inputs")
-    augmented.employment.to_csv(folder / "E.csv", index=False)
-    augmented.covariates.to_csv(folder / "C.csv", index=False)
-    augmented.cities.to_csv(folder / "K.csv", index=False)
-    output.to_csv(folder / "O.csv", index=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        write_gal(demo.weights(), folder / "W.gal")
-    return folder
+    return write_demo_files(tmp_path_factory.mktemp("inputs"), augmented, output)
 
 
 def test_prepare_data_with_output_end_to_end(files, tmp_path, ds):

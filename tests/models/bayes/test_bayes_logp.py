@@ -1,4 +1,4 @@
-"""The Bayesian system's log-density equals a dense, literal transcription of METHOD.md §2b.
+"""The Bayesian system's log-density equals a dense, literal transcription of docs/method.md §2b.
 
 Reference: stacked multivariate normal with the dense 𝒜 = I − (B0 ⊗ I + B1 ⊗ W) and
 ``np.linalg.slogdet`` (+ log|det(I − ρW)| per spatial-error equation), evaluated at the model's own

@@ -13,6 +13,7 @@ from models.bayes.censored import (OBSERVED, censored_factor_model, fit_censored
                                    scaling, summary_frame)
 from models.spec.factor import factor_data
 from models.frequentist.tobit import fit_tobit
+from tests.references import correlated_city_panel
 
 
 def _direct_censored_loglik(y, mu, sigma, lower, upper):
@@ -60,7 +61,7 @@ def test_weak_prior_posterior_close_to_mle():
     0, year effects on both sides).
 
     Measured with data seeds 0, 1, 2 (2 chains x 500 draws): the posterior mean sits 0.10-0.20
-    posterior sd from the MLE for the slopes and 0.45-0.52 sd *above* it for sigma (METHOD.md §8:
+    posterior sd from the MLE for the slopes and 0.45-0.52 sd *above* it for sigma (docs/method.md §8:
     0.18 and 0.56 sd at 75 % censoring). The sigma gap is not an error: the posterior of a scale
     is right-skewed and averages over the slopes, which is what the ML divisor-n bias ignores.
     So the slopes are held to 0.35 sd, sigma to (0, 0.8) sd, and the exact comparison is made
@@ -170,11 +171,9 @@ def test_group_slope_coverage_over_replications():
 
 def test_mundlak_means_let_random_city_effects_correlate_with_a_factor():
     """Random city effects taken as independent of x1, on a panel whose city effect correlates
-    with it (tests/test_tobit.correlated_city_panel; truth 0.5), put part of the city effect on
+    with it (tests.references.correlated_city_panel; truth 0.5), put part of the city effect on
     x1; with the Mundlak means the posterior recovers 0.5. Measured (2 chains x 300 draws,
     seed 1): 0.81 (sd 0.05) without, 0.53 (sd 0.06) with the means."""
-    from tests.models.frequentist.test_tobit import correlated_city_panel
-
     frame = correlated_city_panel()
     plain = factor_data(frame, "y ~ x1 + x2", 0.0, effects="city")
     data = factor_data(frame, "y ~ x1 + x2", 0.0, effects="city", mundlak=True)

@@ -3,7 +3,7 @@ term against scipy, the deterministics against numpy, the parametrisation choice
 summaries, contrasts and replicated outcomes on stored draws against arviz/numpy.
 
 Fast by design (no NUTS, a few model compiles): each reported figure must follow its definition
-(METHOD.md §5), so a wrong prior scale, a swapped back-transformation or a one-sided HDI fails
+(docs/method.md §5), so a wrong prior scale, a swapped back-transformation or a one-sided HDI fails
 here in seconds. The sampling checks (recovery, agreement with the Tobit MLE, shrinkage) are in
 ``test_censored_bayes.py``.
 """

@@ -16,10 +16,10 @@ import xarray as xr
 
 from data_prep.errors import InputError
 from data_prep.synthetic.simulate import lattice_weights, simulate_system
-from data_prep.weights import write_gal
 from models.bayes.sampling import (FULL, PREVIEW, convergence_report, convergence_word,
                                    study_checks)
 from models.study.system_fit import SystemFit, paper_system_table, warning_lines
+from tests.references import fake_loo_fit
 
 ROOT = Path(__file__).resolve().parents[3]
 FORMULAS = ["ER ~ W(ER) + W(PSS) + PSS + x1 + x2 + z1",
@@ -129,9 +129,8 @@ def test_every_warning_reaches_the_report_grouped():
 
 def test_loo_ranking_leaves_out_non_converged_fits():
     from models.bayes.model_comparison import compare_models
-    from tests.models.bayes.test_model_comparison import fake
-
-    models = {"a": fake(0.0, seed=1), "b": fake(0.05, seed=1), "bad": fake(-2.0, seed=2)}
+    models = {"a": fake_loo_fit(0.0, seed=1), "b": fake_loo_fit(0.05, seed=1),
+              "bad": fake_loo_fit(-2.0, seed=2)}
     models["bad"].attrs["convergence_report"] = json.dumps(
         ["Convergence checks FAILED: largest R-hat 1.570, 36 divergences."])
     models["a"].attrs["convergence_report"] = json.dumps(["Convergence checks passed: x."])
@@ -181,13 +180,8 @@ def _load(name: str):
     return module
 
 
-def test_sample_posteriors_flags_reach_nutpie_and_the_model(tmp_path, captured):
-    w = lattice_weights(5)
-    sim = simulate_system(w, seed=2)
-    sim.data.to_csv(tmp_path / "d.csv", index=False)
-    write_gal(w, tmp_path / "w.gal")
-    argv = [a for f in FORMULAS for a in ("--equation", f)] + [
-        "--data", str(tmp_path / "d.csv"), "--weights", str(tmp_path / "w.gal"),
+def test_sample_posteriors_flags_reach_nutpie_and_the_model(tmp_path, captured, lattice_files):
+    argv = lattice_files(side=5, seed=2).arguments(FORMULAS) + [
         "--out", str(tmp_path / "p.nc"), "--quiet", "--target-accept", "0.93",
         "--max-treedepth", "12", "--prior", "structural_sigma=0.2"]
     script = _load("sample_posteriors")

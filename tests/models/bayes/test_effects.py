@@ -5,6 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 from models.bayes.effects import impacts
+from tests.references import impacts_brute_force, shock_impacts_brute_force
 
 
 def lattice(side: int) -> np.ndarray:
@@ -36,38 +37,6 @@ def draws(G: int, S: int, seed: int):
     B0 = rng.uniform(-0.3, 0.3, (S, G, G)) * (1 - np.eye(G))
     B1 = rng.uniform(-0.25, 0.25, (S, G, G))
     return B0, B1
-
-
-def brute_force(B0, B1, W, coefs, G):
-    """Dense reference: S = Σ_h [𝒜⁻¹]_gh (β_h I + θ_h W), then tr/n, 1'S1/n."""
-    n = W.shape[0]
-    S = B0.shape[0]
-    out = {}
-    for name, (beta, theta) in coefs.items():
-        res = np.zeros((S, 3, G))
-        for s in range(S):
-            A = np.eye(G * n) - np.kron(B0[s], np.eye(n)) - np.kron(B1[s], W)
-            Ai = np.linalg.inv(A)
-            for g in range(G):
-                M = sum(Ai[g * n:(g + 1) * n, h * n:(h + 1) * n] @ (beta[s, h] * np.eye(n) + theta[s, h] * W)
-                        for h in range(G))
-                d, t = np.trace(M) / n, M.sum() / n
-                res[s, :, g] = d, t - d, t
-        out[name] = res
-    return out
-
-
-def shock_brute(B0, B1, W, G):
-    n = W.shape[0]
-    res = np.zeros((B0.shape[0], 3, G, G))  # sample, effect, response, shock
-    for s in range(B0.shape[0]):
-        Ai = np.linalg.inv(np.eye(G * n) - np.kron(B0[s], np.eye(n)) - np.kron(B1[s], W))
-        for g in range(G):
-            for h in range(G):
-                M = Ai[g * n:(g + 1) * n, h * n:(h + 1) * n]
-                d, t = np.trace(M) / n, M.sum() / n
-                res[s, :, g, h] = d, t - d, t
-    return res
 
 
 def make_betas(G, S, durbin, seed, deps):
@@ -102,14 +71,14 @@ def test_row_standardised_matches_dense(G, durbin):
     deps = ["ER", "PSS", "PSD"][:G]
     betas, coefs = make_betas(G, S, durbin, seed=1, deps=deps)
     ds = impacts(B0, B1, betas, lam, dependents=deps)
-    ref = brute_force(B0, B1, W, coefs, G)
+    ref = impacts_brute_force(B0, B1, W, coefs, G)
     assert ds.impact.dims == ("sample", "effect", "response", "variable")
     assert list(ds.effect.values) == ["direct", "indirect", "total"]
     for name in ("x1", "x2"):
         np.testing.assert_allclose(ds.impact.sel(variable=name).values, ref[name], rtol=1e-9, atol=1e-12)
     # Shocks to each equation's disturbance: S = [𝒜⁻¹]_gh.
     shocks = ds.impact.sel(variable=deps).values
-    np.testing.assert_allclose(shocks, shock_brute(B0, B1, W, G), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(shocks, shock_impacts_brute_force(B0, B1, W, G), rtol=1e-9, atol=1e-12)
     assert list(ds.variable_kind.values) == ["exogenous"] * 2 + ["shock"] * G
 
 
@@ -124,7 +93,7 @@ def test_not_row_standardised_uses_sparse_total(G):
     deps = ["a", "b", "c"][:G]
     betas, coefs = make_betas(G, S, True, seed=2, deps=deps)
     ds = impacts(B0, B1, betas, lam, row_standardised=False, W=sp.csr_matrix(W), dependents=deps)
-    ref = brute_force(B0, B1, W, coefs, G)
+    ref = impacts_brute_force(B0, B1, W, coefs, G)
     for name in ("x1", "x2"):
         np.testing.assert_allclose(ds.impact.sel(variable=name).values, ref[name], rtol=1e-9, atol=1e-12)
     # The closed-form total would be wrong here: guard that the route matters.
@@ -142,7 +111,7 @@ def test_complex_spectrum_and_integer_equations():
     B0, B1 = draws(G, S, seed=8)
     betas, coefs = make_betas(G, S, True, seed=3, deps=[0, 1])
     ds = impacts(B0, B1, betas, lam, shocks=False)
-    ref = brute_force(B0, B1, W, coefs, G)
+    ref = impacts_brute_force(B0, B1, W, coefs, G)
     assert list(ds.variable.values) == ["x1", "x2"]
     for name in ("x1", "x2"):
         np.testing.assert_allclose(ds.impact.sel(variable=name).values, ref[name], rtol=1e-8, atol=1e-12)

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from data_prep.synthetic.simulate import lattice_weights, simulate_system
-from data_prep.weights import write_gal
+from tests.fixtures import write_lattice_case
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "sample_posteriors.py"
@@ -29,12 +28,8 @@ SCRIPT = ROOT / "scripts" / "sample_posteriors.py"
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("interrupt")
-    w = lattice_weights(20)
-    sim = simulate_system(w, seed=7)
-    sim.data.to_csv(folder / "d.csv", index=False)
-    write_gal(w, folder / "w.gal")
-    return folder, sim.formulas
+    case = write_lattice_case(tmp_path_factory.mktemp("interrupt"), side=20, seed=7)
+    return case.folder, case.formulas
 
 
 def _interrupt_while_sampling(folder: Path, formulas, out: Path, *extra):

@@ -7,6 +7,7 @@ import scipy.sparse as sp
 from scipy.stats import multivariate_normal
 
 from models.bayes.loo import log_likelihood_dataset, pointwise_loglik
+from tests.references import dense_conditional_loglik
 
 
 def ring_weights(n: int) -> np.ndarray:
@@ -31,30 +32,6 @@ def setup(S: int, seed: int, n: int = 20, G: int = 2):
     return W, Y, xb, B0, B1, Sigma, rng
 
 
-def dense_reference(W, Y, xb, B0, B1, Sigma, rho):
-    """Conditional normal of city r's block given all other values, from the dense covariance."""
-    n, G = Y.shape
-    S = B0.shape[0]
-    y = Y.T.reshape(-1)
-    out = np.empty((S, n))
-    for s in range(S):
-        A = np.eye(G * n) - np.kron(B0[s], np.eye(n)) - np.kron(B1[s], W)
-        R = np.zeros((G * n, G * n))
-        for g in range(G):
-            R[g * n:(g + 1) * n, g * n:(g + 1) * n] = np.eye(n) - rho[s, g] * W
-        Ai, Ri = np.linalg.inv(A), np.linalg.inv(R)
-        mu = Ai @ xb[s].T.reshape(-1)
-        C = Ai @ Ri @ np.kron(Sigma[s], np.eye(n)) @ Ri.T @ Ai.T
-        for r in range(n):
-            blk = np.array([g * n + r for g in range(G)])
-            rest = np.setdiff1d(np.arange(G * n), blk)
-            K = C[np.ix_(blk, rest)] @ np.linalg.inv(C[np.ix_(rest, rest)])
-            m = mu[blk] + K @ (y[rest] - mu[rest])
-            V = C[np.ix_(blk, blk)] - K @ C[np.ix_(rest, blk)]
-            out[s, r] = multivariate_normal(m, V).logpdf(y[blk])
-    return out
-
-
 @pytest.mark.parametrize("spatial_errors", [False, True])
 def test_matches_dense_conditional(spatial_errors):
     S = 3
@@ -63,7 +40,7 @@ def test_matches_dense_conditional(spatial_errors):
     if spatial_errors:
         rho[0, 1] = 0.0  # one equation without spatial errors in one draw
     got = pointwise_loglik(Y, xb, sp.csr_matrix(W), B0, B1, Sigma, rho if spatial_errors else None)
-    ref = dense_reference(W, Y, xb, B0, B1, Sigma, rho)
+    ref = dense_conditional_loglik(W, Y, xb, B0, B1, Sigma, rho)
     assert got.shape == (S, 20)
     np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-8)
     if spatial_errors:  # NaN marks "no spatial error" in the posterior layout
@@ -76,7 +53,7 @@ def test_three_equations_with_spatial_errors_and_broadcast_xb():
     W, Y, xb, B0, B1, Sigma, rng = setup(S, seed=7, n=12, G=3)
     rho = rng.uniform(-0.4, 0.5, (S, 3))
     got = pointwise_loglik(Y, xb[0], sp.csr_matrix(W), B0, B1, Sigma, rho)
-    ref = dense_reference(W, Y, np.broadcast_to(xb[0], xb.shape), B0, B1, Sigma, rho)
+    ref = dense_conditional_loglik(W, Y, np.broadcast_to(xb[0], xb.shape), B0, B1, Sigma, rho)
     np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-8)
 
 
@@ -88,7 +65,7 @@ def test_draws_that_differ_only_in_xb():
     rho = rng.uniform(-0.3, 0.4, (1, 2))
     got = pointwise_loglik(Y, xb, sp.csr_matrix(W), B0[:1], B1[:1], Sigma[:1], rho)
     rep = lambda a: np.repeat(a[:1], S, axis=0)  # noqa: E731
-    ref = dense_reference(W, Y, xb, rep(B0), rep(B1), rep(Sigma), rep(rho))
+    ref = dense_conditional_loglik(W, Y, xb, rep(B0), rep(B1), rep(Sigma), rep(rho))
     np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-8)
 
 

@@ -13,26 +13,11 @@ from data_prep.synthetic.simulate import default_truth, lattice_weights, simulat
 from models.bayes.model_comparison import COLUMNS, compare_models, comparison_plot, verdict
 from models.bayes.postprocess import add_effects_and_loo, outcome_fingerprint
 from models.spec.system import build_system
-
-CHAINS, DRAWS = 2, 200
-
-
-def fake(shift: float, n: int = 30, seed: int = 0, deps=("ER", "PSS"), cities=None):
-    """InferenceData with a log_likelihood group (chain, draw, city) and a posterior coef."""
-    rng = np.random.default_rng(seed)
-    base = rng.normal(-1.5, 0.3, n)
-    ll = base[None, None] - shift + 0.1 * rng.normal(size=(CHAINS, DRAWS, n))
-    cities = list(cities or [f"c{i}" for i in range(n)])
-    coef = rng.normal(size=(CHAINS, DRAWS, len(deps), 1))
-    return az.InferenceData(
-        posterior=xr.Dataset({"coef": (("chain", "draw", "equation", "term"), coef)},
-                             coords={"equation": list(deps), "term": ["x"]}),
-        log_likelihood=xr.Dataset({"y": (("chain", "draw", "city"), ll)},
-                                  coords={"city": cities}))
+from tests.references import fake_loo_fit
 
 
 def test_table_matches_arviz_compare():
-    models = {"a": fake(0.0, seed=1), "b": fake(0.05, seed=1), "c": fake(0.4, seed=2)}
+    models = {"a": fake_loo_fit(0.0, seed=1), "b": fake_loo_fit(0.05, seed=1), "c": fake_loo_fit(0.4, seed=2)}
     res = compare_models(models)
     ref = az.compare(models, ic="loo", method="stacking", scale="log")
     assert list(res.table.columns) == COLUMNS
@@ -55,19 +40,19 @@ def test_verdict_reads_the_two_dse_rule():
 
 
 def test_refuses_different_data_and_missing_groups(tmp_path):
-    good = fake(0.0)
+    good = fake_loo_fit(0.0)
     with pytest.raises(InputError, match="n = 30 and 25 cities"):
-        compare_models({"a": good, "b": fake(0.0, n=25)})
+        compare_models({"a": good, "b": fake_loo_fit(0.0, n=25)})
     with pytest.raises(InputError, match="different cities .* position 0: c0 vs z0"):
-        compare_models({"a": good, "b": fake(0.0, cities=[f"z{i}" for i in range(30)])})
+        compare_models({"a": good, "b": fake_loo_fit(0.0, cities=[f"z{i}" for i in range(30)])})
     with pytest.raises(InputError, match="different outcomes \\(ER, PSS vs ER, PSD\\)"):
-        compare_models({"a": good, "b": fake(0.0, deps=("ER", "PSD"))})
+        compare_models({"a": good, "b": fake_loo_fit(0.0, deps=("ER", "PSD"))})
     no_ll = az.InferenceData(posterior=good.posterior)
     with pytest.raises(InputError, match="model b: no log_likelihood group"):
         compare_models({"a": good, "b": no_ll})
     with pytest.raises(InputError, match="at least two models"):
         compare_models({"a": good})
-    other = fake(0.0)
+    other = fake_loo_fit(0.0)
     good.log_likelihood.attrs["outcome_sha256"] = outcome_fingerprint(np.ones((30, 2)))
     other.log_likelihood.attrs["outcome_sha256"] = outcome_fingerprint(np.zeros((30, 2)))
     with pytest.raises(InputError, match="different values of the outcomes"):
@@ -81,7 +66,7 @@ def test_refuses_different_data_and_missing_groups(tmp_path):
 
 
 def test_plot_is_written(tmp_path):
-    res = compare_models({"a": fake(0.0, seed=1), "b": fake(0.3, seed=3)})
+    res = compare_models({"a": fake_loo_fit(0.0, seed=1), "b": fake_loo_fit(0.3, seed=3)})
     path = comparison_plot(res, tmp_path / "compare.png")
     assert path.exists() and path.stat().st_size > 1000
 
@@ -137,12 +122,12 @@ def test_study_loo_stage_ranks_the_headline_against_its_variants(tmp_path):
 
     study = Study(load_config(None), tmp_path, progress=False)
     study.controls = list(study.cfg.controls)
-    study.fits["headline"] = SimpleNamespace(idata=fake(0.0, seed=1))
+    study.fits["headline"] = SimpleNamespace(idata=fake_loo_fit(0.0, seed=1))
     asked = []
 
     def fit(formulas, **options):
         asked.append((tuple(formulas), options))
-        return SimpleNamespace(idata=fake(0.5 + 0.5 * len(asked), seed=1 + len(asked)))
+        return SimpleNamespace(idata=fake_loo_fit(0.5 + 0.5 * len(asked), seed=1 + len(asked)))
 
     _loo_comparisons(study, fit)
     assert len(asked) == 2 and all(o == {"frequentist": False} for _, o in asked)

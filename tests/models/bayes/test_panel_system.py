@@ -19,6 +19,7 @@ from models.bayes.idata import coef_grid
 from models.bayes.panel import within_loglik, within_matrix
 from models.bayes.panel_system import panel_system
 from models.bayes.system import build_system_model
+from tests.fixtures import write_city_files
 
 
 def _panel(side: int, T: int, seed: int, city_sd: float = 2.0, year_sd: float = 1.0):
@@ -149,13 +150,10 @@ def test_script_panel_recovers_truth_with_city_and_year_effects(tmp_path):
 
     import arviz as az
 
-    from data_prep.weights import write_gal
-
     root = Path(__file__).resolve().parents[3]
     T = 5
     frame, formulas, truth, w, tau = _panel(side=12, T=T, seed=5)
-    frame.to_csv(tmp_path / "panel.csv", index=False)
-    write_gal(w, tmp_path / "w.gal")
+    write_city_files(tmp_path, frame, w, name="panel.csv")
     out = tmp_path / "post.nc"
     argv = [sys.executable, str(root / "scripts" / "sample_posteriors.py"), "--panel"]
     for f in formulas:
@@ -204,13 +202,10 @@ def test_script_panel_student_t_end_to_end(tmp_path):
 
     import arviz as az
 
-    from data_prep.weights import write_gal
-
     root = Path(__file__).resolve().parents[3]
     T = 3
     frame, formulas, _, w, _ = _panel(side=5, T=T, seed=4)
-    frame.to_csv(tmp_path / "panel.csv", index=False)
-    write_gal(w, tmp_path / "w.gal")
+    write_city_files(tmp_path, frame, w, name="panel.csv")
     out = tmp_path / "post.nc"
     argv = [sys.executable, str(root / "scripts" / "sample_posteriors.py"), "--panel",
             "--errors", "student-t"]
@@ -239,10 +234,7 @@ def test_script_panel_bad_input_exits_2(tmp_path, capsys):
 
     frame, formulas, _, w, _ = _panel(side=3, T=3, seed=0)
     frame = frame.drop(index=frame.index[(frame.city == "c00002") & (frame.year == 2000)])
-    frame.to_csv(tmp_path / "panel.csv", index=False)
-    from data_prep.weights import write_gal
-
-    write_gal(w, tmp_path / "w.gal")
+    write_city_files(tmp_path, frame, w, name="panel.csv")
     path = Path(__file__).resolve().parents[3] / "scripts" / "sample_posteriors.py"
     script = importlib.import_module("models.cli.sample_posteriors")
     out = tmp_path / "post.nc"

@@ -17,7 +17,6 @@ import pytest
 import xarray as xr
 
 from data_prep.synthetic.simulate import default_truth, lattice_weights, simulate_system
-from data_prep.weights import write_gal
 from models.bayes.postprocess import add_posterior_predictive, thinned_draws
 from models.spec.system import build_system, parse_system
 
@@ -106,18 +105,13 @@ def test_seeded_and_thinning():
     assert list(thinned_draws(10, 1, 500)) == list(range(10))
 
 
-def test_script_predictive_flag(tmp_path):
-    w = lattice_weights(6)
-    sim = simulate_system(w, seed=2)
-    sim.data.to_csv(tmp_path / "d.csv", index=False)
-    write_gal(w, tmp_path / "w.gal")
+def test_script_predictive_flag(tmp_path, lattice_files):
+    case = lattice_files(side=6, seed=2)
+    sim = case.sim
     out = tmp_path / "post.nc"
-    argv = [sys.executable, str(ROOT / "scripts" / "sample_posteriors.py")]
-    for f in sim.formulas:
-        argv += ["--equation", f]
-    argv += ["--data", str(tmp_path / "d.csv"), "--weights", str(tmp_path / "w.gal"),
-             "--draws", "100", "--tune", "150", "--chains", "2", "--seed", "1", "--quiet",
-             "--no-effects", "--predictive", "--predictive-draws", "100", "--out", str(out)]
+    argv = [sys.executable, str(ROOT / "scripts" / "sample_posteriors.py"), *case.arguments(),
+            "--draws", "100", "--tune", "150", "--chains", "2", "--seed", "1", "--quiet",
+            "--no-effects", "--predictive", "--predictive-draws", "100", "--out", str(out)]
     # in-process (the imports are already loaded): the script's main() with its argv
     script = importlib.import_module("models.cli.sample_posteriors")
     assert script.main(argv[2:]) == 0

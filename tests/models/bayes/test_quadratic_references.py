@@ -2,7 +2,7 @@
 parameter values against numpy, and its posterior summaries on stored draws against arviz/numpy.
 
 Fast by design (no NUTS): the shape probabilities, turning point, Lind–Mehlum indicators and the
-contract-6 summary rows must each follow their definitions (METHOD.md §3), boundary cases
+contract-6 summary rows must each follow their definitions (docs/method.md §3), boundary cases
 included (a curvature of exactly 0 is neither a U nor an inverted U).
 """
 

@@ -6,8 +6,7 @@
 * Posterior summary (HDI, mean, sd, R-hat, ESS) against ``arviz`` on the stored draws, and the
   posterior table's dagger against those HDIs.
 * ``add_effects_and_loo`` (spatial errors, non-uniform quadrature weights) against the dense
-  brute-force impacts of tests/models/bayes/test_effects.py and the dense conditional normals of
-  tests/models/bayes/test_loo.py.
+  dense brute-force impacts and conditional normals of ``tests/references.py``.
 * ``convergence_report`` on constructed InferenceData with and without divergences, and the
   PyMC-sampler fallback.
 """
@@ -30,8 +29,8 @@ from models.bayes.sampling import convergence_report
 from models.bayes.system import build_system_model
 from models.spec.coefficient_tables import posterior_frame, posterior_table
 from models.spec.system import build_system, parse_system
-from tests.models.bayes.test_effects import brute_force, shock_brute
-from tests.models.bayes.test_loo import dense_reference
+from tests.references import (dense_conditional_loglik, impacts_brute_force,
+                              shock_impacts_brute_force)
 
 
 # ------------------------------------------------------------------------------ priors
@@ -291,26 +290,26 @@ def test_add_effects_and_loo_matches_dense(errors):
     notes = add_effects_and_loo(idata, system, lam)
     assert notes == []
     B0, B1, coefs, xb, W = _dense_parts(sim, idata)
-    ref = brute_force(B0, B1, W, coefs, 2)
+    ref = impacts_brute_force(B0, B1, W, coefs, 2)
     imp = idata.posterior["impact"]
     assert imp.dims == ("chain", "draw", "effect", "response", "variable")
     for name, values in ref.items():
         got = _flat(imp.sel(variable=name))
         np.testing.assert_allclose(got, values, rtol=1e-9, atol=1e-12)
     shocks = _flat(imp.sel(variable=["ER", "PSS"]))
-    np.testing.assert_allclose(shocks, shock_brute(B0, B1, W, 2), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(shocks, shock_impacts_brute_force(B0, B1, W, 2), rtol=1e-9, atol=1e-12)
 
     Sigma = _flat(idata.posterior["Sigma"])
     rho = (np.nan_to_num(_flat(idata.posterior["rho"])) if errors != "none"
            else np.zeros((B0.shape[0], 2)))
-    ll_ref = dense_reference(W, system.Y, xb, B0, B1, Sigma, rho)
+    ll_ref = dense_conditional_loglik(W, system.Y, xb, B0, B1, Sigma, rho)
     ll = idata.log_likelihood["y"]
     assert ll.dims == ("chain", "draw", "city")
     assert list(ll["city"].values) == [str(c) for c in system.cities]
     np.testing.assert_allclose(_flat(ll), ll_ref, rtol=1e-8, atol=1e-8)
     if errors != "none":
         # the spatial error matters: ignoring ρ changes the densities
-        no_rho = dense_reference(W, system.Y, xb, B0, B1, Sigma, np.zeros_like(rho))
+        no_rho = dense_conditional_loglik(W, system.Y, xb, B0, B1, Sigma, np.zeros_like(rho))
         assert np.abs(no_rho - ll_ref).max() > 1e-2
 
 
@@ -326,7 +325,7 @@ def test_impacts_with_nonuniform_quadrature_weights():
     assert counts.max() > 1 and len(set(counts)) > 1          # genuinely non-uniform
     add_effects_and_loo(idata, system, nodes, eig_weights=counts.astype(float), loo=False)
     B0, B1, coefs, _, W = _dense_parts(sim, idata)
-    ref = brute_force(B0, B1, W, coefs, 2)
+    ref = impacts_brute_force(B0, B1, W, coefs, 2)
     for name, values in ref.items():
         got = _flat(idata.posterior["impact"].sel(variable=name))
         np.testing.assert_allclose(got, values, rtol=1e-7, atol=1e-10)
@@ -420,7 +419,7 @@ def test_add_effects_with_binary_weights_uses_the_exact_total():
     sim.W = Wb
     add_effects_and_loo(idata, system, lam, loo=False)
     B0, B1, coefs, _, W = _dense_parts(sim, idata)
-    ref = brute_force(B0, B1, W, coefs, 2)
+    ref = impacts_brute_force(B0, B1, W, coefs, 2)
     for name, values in ref.items():
         got = _flat(idata.posterior["impact"].sel(variable=name))
         np.testing.assert_allclose(got, values, rtol=1e-8, atol=1e-10)

@@ -1,4 +1,4 @@
-"""scripts/fit_factor_model.py (DESIGN.md contract 5) end to end, and its refusals."""
+"""scripts/fit_factor_model.py (docs/contracts.md contract 5) end to end, and its refusals."""
 
 import subprocess
 import sys
@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from data_prep.synthetic.censored import simulate_censored_panel
+from tests.references import tobit_brute_force
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "fit_factor_model.py"
@@ -118,7 +119,6 @@ def cross_section_csv(tmp_path_factory):
 def test_tobit_on_a_cross_section_without_a_city_column(cross_section_csv):
     """Rows are the units; the estimates equal the direct ML of the Tobit log-likelihood."""
     import numpy as np
-    from tests.models.frequentist.test_tobit import _brute_force
 
     folder, y, X = cross_section_csv
     out = folder / "tobit.csv"
@@ -127,7 +127,7 @@ def test_tobit_on_a_cross_section_without_a_city_column(cross_section_csv):
     assert res.returncode == 0, res.stderr
     frame = pd.read_csv(out).set_index("term")
     assert frame.index.tolist() == ["Intercept", "x1", "x2", "sigma"]
-    ref, ref_se = _brute_force(y, X, 0.0, None)
+    ref, ref_se = tobit_brute_force(y, X, 0.0, None)
     np.testing.assert_allclose(frame["estimate"].to_numpy(), ref, atol=1e-4)
     np.testing.assert_allclose(frame["std_error"].to_numpy(), ref_se, rtol=1e-2)
 

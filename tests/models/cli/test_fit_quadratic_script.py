@@ -1,4 +1,4 @@
-"""scripts/fit_quadratic.py end to end (DESIGN.md contract 6): outputs, figures, bad input."""
+"""scripts/fit_quadratic.py end to end (docs/contracts.md contract 6): outputs, figures, bad input."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from data_prep.synthetic.simulate import lattice_weights
-from data_prep.weights import write_gal
 from models.bayes.idata import coef_grid, is_internal
+from tests.fixtures import write_city_files
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "fit_quadratic.py"
@@ -33,8 +33,7 @@ def inputs(tmp_path_factory):
     y = 1 + 2 * A - 0.5 * A ** 2 + 0.7 * x1 - 0.3 * x2 + 0.8 * rng.normal(size=n)
     df = pd.DataFrame({"city": list(w.cities), "y": y, "A": A, "x1": x1, "x2": x2,
                        "binary": (A > 2).astype(int), "flat": 5.0})
-    df.to_csv(folder / "d.csv", index=False)
-    write_gal(w, folder / "w.gal")
+    write_city_files(folder, df, w)
     return folder, df
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_prep.synthetic.simulate import lattice_weights, simulate_system
-from data_prep.weights import write_gal
+from data_prep.synthetic.simulate import simulate_system
+from tests.fixtures import write_city_files, write_lattice_case
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "fit_gs3sls.py"
@@ -20,12 +20,8 @@ FORMULAS = ["ER ~ W(ER) + W(PSS) + PSS + x1 + x2 + z1",
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("fit")
-    w = lattice_weights(8)
-    sim = simulate_system(w, seed=11)
-    sim.data.to_csv(folder / "d.csv", index=False)
-    write_gal(w, folder / "w.gal")
-    return folder, sim, w
+    case = write_lattice_case(tmp_path_factory.mktemp("fit"), side=8, seed=11)
+    return case.folder, case.sim, case.weights
 
 
 def _argv(folder, *extra, equations=FORMULAS):
@@ -147,8 +143,7 @@ def test_clustered_standard_errors_by_a_data_column(inputs, tmp_path, capsys):
 
     folder, sim, w = inputs
     data = sim.data.assign(block=np.arange(len(sim.data)) // 4)
-    data.to_csv(tmp_path / "d.csv", index=False)
-    write_gal(w, tmp_path / "w.gal")
+    write_city_files(tmp_path, data, w)
     out = tmp_path / "coef.csv"
     code = _script_module().main([*_argv(tmp_path, "--cov", "clustered", "--cluster", "block",
                                          "--out", str(out))])

@@ -18,6 +18,7 @@ from models.bayes.model_comparison import compare_models
 from models.bayes.postprocess import POINTWISE_LIMIT, add_effects_and_loo, keeps_pointwise
 from models.bayes.psis_stream import StreamedLoo, tail_length
 from models.spec.system import build_system, parse_system
+from tests.fixtures import write_lattice_case
 
 
 def _arviz_loo(ll: np.ndarray, chains: int, reff: float):
@@ -232,14 +233,8 @@ def _script():
 
 
 def _script_case(tmp_path, side: int = 5):
-    from data_prep.weights import write_gal
-
-    weights = lattice_weights(side)
-    sim = simulate_system(weights, seed=3)
-    sim.data.to_csv(tmp_path / "d.csv", index=False)
-    write_gal(weights, tmp_path / "w.gal")
-    return sim, [a for f in sim.formulas for a in ("--equation", f)] + [
-        "--data", str(tmp_path / "d.csv"), "--weights", str(tmp_path / "w.gal"),
+    case = write_lattice_case(tmp_path, side, seed=3)
+    return case.sim, case.arguments() + [
         "--draws", "60", "--tune", "60", "--chains", "2", "--seed", "4", "--quiet"]
 
 

@@ -1,11 +1,10 @@
-"""scripts/prepare_data.py end to end (DESIGN.md contract 1), run as a subprocess."""
+"""scripts/prepare_data.py end to end (docs/contracts.md contract 1), run as a subprocess."""
 
 from __future__ import annotations
 
 import importlib
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import pandas as pd
 import pytest
 
 from data_prep.dataset import load_dataset
+from tests.fixtures import write_demo_files
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "prepare_data.py"
@@ -41,16 +41,7 @@ def demo():
 @pytest.fixture(scope="module")
 def files(demo, tmp_path_factory):
     """The demo's tables as user files: CSVs and a GAL of its (island-linked) queen weights."""
-    from data_prep.weights import write_gal
-
-    folder = tmp_path_factory.mktemp("inputs")
-    demo.employment.to_csv(folder / "E.csv", index=False)
-    demo.covariates.to_csv(folder / "C.csv", index=False)
-    demo.cities.to_csv(folder / "K.csv", index=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        write_gal(demo.weights(), folder / "W.gal")
-    return folder
+    return write_demo_files(tmp_path_factory.mktemp("inputs"), demo)
 
 
 @pytest.fixture(scope="module")

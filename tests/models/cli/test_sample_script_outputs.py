@@ -12,9 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from data_prep.synthetic.simulate import lattice_weights, simulate_system
-from data_prep.weights import write_gal
-
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "sample_posteriors.py"
 
@@ -26,17 +23,12 @@ def test_summary_path_is_named_after_the_output():
     assert module.summary_path("post.v2.nc") == Path("post.v2_summary.csv")
 
 
-def test_normal_run_is_quiet_and_writes_named_summary(tmp_path):
-    w = lattice_weights(4)
-    sim = simulate_system(w, seed=5)
-    sim.data.to_csv(tmp_path / "d.csv", index=False)
-    write_gal(w, tmp_path / "w.gal")
-    argv = [sys.executable, str(SCRIPT)]
-    for f in sim.formulas:
-        argv += ["--equation", f]
-    argv += ["--data", str(tmp_path / "d.csv"), "--weights", str(tmp_path / "w.gal"),
-             "--draws", "40", "--tune", "40", "--chains", "2", "--seed", "2", "--quiet",
-             "--out", str(tmp_path / "pss.nc")]
+def test_normal_run_is_quiet_and_writes_named_summary(tmp_path, lattice_files):
+    case = lattice_files(side=4, seed=5)
+    sim = case.sim
+    argv = [sys.executable, str(SCRIPT), *case.arguments(),
+            "--draws", "40", "--tune", "40", "--chains", "2", "--seed", "2", "--quiet",
+            "--out", str(tmp_path / "pss.nc")]
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
@@ -49,21 +41,15 @@ def test_normal_run_is_quiet_and_writes_named_summary(tmp_path):
     assert len(summary) == sum(len(t) for t in sim.truth.coefficients.values())
 
 
-def test_student_t_errors_end_to_end(tmp_path):
+def test_student_t_errors_end_to_end(tmp_path, lattice_files):
     """--errors student-t: the posterior has nu, the summary a row errors,nu, the impacts keep
     their form and the LOO group is the Student-t one; the default stays normal (no nu)."""
     import arviz as az
     import numpy as np
 
-    w = lattice_weights(4)
-    sim = simulate_system(w, seed=5)
-    sim.data.to_csv(tmp_path / "d.csv", index=False)
-    write_gal(w, tmp_path / "w.gal")
-    base = [sys.executable, str(SCRIPT)]
-    for f in sim.formulas:
-        base += ["--equation", f]
-    base += ["--data", str(tmp_path / "d.csv"), "--weights", str(tmp_path / "w.gal"),
-             "--draws", "40", "--tune", "40", "--chains", "2", "--seed", "2", "--quiet"]
+    case = lattice_files(side=4, seed=5)
+    base = [sys.executable, str(SCRIPT), *case.arguments(),
+            "--draws", "40", "--tune", "40", "--chains", "2", "--seed", "2", "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for errors in ("student-t", "normal"):
         out = tmp_path / f"{errors}.nc"

@@ -19,8 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_prep.synthetic.simulate import lattice_weights, simulate_system
-from data_prep.weights import write_gal
+from tests.fixtures import write_lattice_case
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPTS = ROOT / "scripts"
@@ -37,11 +36,7 @@ def run(script: str, *args, **kwargs) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("safety")
-    w = lattice_weights(6)
-    sim = simulate_system(w, seed=3)
-    sim.data.to_csv(folder / "d.csv", index=False)
-    write_gal(w, folder / "w.gal")
+    folder = write_lattice_case(tmp_path_factory.mktemp("safety"), side=6, seed=3).folder
     (folder / "afile").write_text("not a folder")
     return folder
 

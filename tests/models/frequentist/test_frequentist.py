@@ -1,7 +1,7 @@
 """Frequentist system estimators against independent references.
 
 References: linearmodels ``IV3SLS`` (non-spatial 2SLS/3SLS), spreg ``GM_Lag`` and ``GM_Combo``
-(single-equation spatial 2SLS / GS2SLS), a dense literal transcription of METHOD.md §2a written
+(single-equation spatial 2SLS / GS2SLS), a dense literal transcription of docs/method.md §2a written
 here (GS3SLS), and direct OLS regressions (first-stage F). Tolerance 1e-6 relative on
 coefficients and standard errors.
 """
@@ -163,7 +163,7 @@ def test_spatial_2sls_matches_spreg_gm_lag(lag_data):
 
 def test_gs2sls_matches_spreg_gm_combo(lag_data):
     """spreg GM_Combo = 2SLS → KP-1999 GM λ (L-BFGS-B) → 2SLS on the λ-filtered y, X, [yend, Wy]
-    with the untransformed H, vm = (ε̂'ε̂/n)(Z*'PZ*)⁻¹ — exactly METHOD.md §2a steps 1–3 for one
+    with the untransformed H, vm = (ε̂'ε̂/n)(Z*'PZ*)⁻¹ — exactly docs/method.md §2a steps 1–3 for one
     equation. λ: ours is the exact minimiser of the same criterion, spreg's an L-BFGS-B iterate
     with a numerical gradient, so λ agrees to ~1e-8 and the coefficients to far below 1e-6."""
     from spreg import GM_Combo
@@ -224,7 +224,7 @@ def _dense_gm(u: np.ndarray, Wd: np.ndarray) -> float:
 
 def _dense_gs3sls(data: pd.DataFrame, Wd: np.ndarray, eqs, spatial_error, method="gs3sls",
                   clusters=None):
-    """METHOD.md §2a literally: P = H(H'H)⁻¹H', Ẑ* = blockdiag(P Z*_j), Σ̂⁻¹ ⊗ I dense.
+    """docs/method.md §2a literally: P = H(H'H)⁻¹H', Ẑ* = blockdiag(P Z*_j), Σ̂⁻¹ ⊗ I dense.
     With ``clusters`` the standard errors are the cluster sandwich, one cluster at a time."""
     n = len(data)
     one = np.ones(n)

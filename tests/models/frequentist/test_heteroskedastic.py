@@ -1,4 +1,4 @@
-"""Heteroskedasticity-robust GS2SLS / GS3SLS (METHOD.md §2c) against independent references.
+"""Heteroskedasticity-robust GS2SLS / GS3SLS (docs/method.md §2c) against independent references.
 
 One equation: spreg 1.9 ``GM_Combo_Het`` and ``GM_Error_Het`` (``step1c=False``, default
 ``max_iter=1``, ``w_lags=2``; the inverse (I − ρW)⁻¹ of ``inv_method`` enters spreg only with

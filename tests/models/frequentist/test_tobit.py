@@ -1,55 +1,19 @@
-"""Tobit ML against an independent brute-force fit: a direct log-likelihood written here with
-scipy.stats.norm, a generic optimiser (Nelder-Mead then BFGS, numerical gradients) and a
-finite-difference Hessian; one- and two-limit censoring."""
+"""Tobit ML against an independent brute-force fit (``tests.references.tobit_brute_force``: a
+direct log-likelihood with scipy.stats.norm, a generic optimiser, Nelder-Mead then BFGS with
+numerical gradients, and a finite-difference Hessian); one- and two-limit censoring."""
 
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
-from scipy import optimize, stats
+from scipy import optimize
 
 from data_prep.errors import InputError
 from data_prep.synthetic.censored import simulate_censored_panel
 from models.spec.factor import factor_data
 from models.frequentist.tobit import (INCIDENTAL_NOTE, fit_tobit, fit_tobit_groups, tobit,
                                       tobit_loglik)
-
-
-def _direct_negloglik(params, y, X, lower, upper):
-    """−ℓ written independently: σ itself (not log σ) as the last parameter."""
-    b, s = params[:-1], params[-1]
-    if s <= 0:
-        return np.inf
-    eta = X @ b
-    ll = np.where(np.isfinite(lower) & (y <= lower), stats.norm.logcdf((lower - eta) / s),
-                  np.where(np.isfinite(upper) & (y >= upper), stats.norm.logsf((upper - eta) / s),
-                           stats.norm.logpdf(y, eta, s)))
-    return -ll.sum()
-
-
-def _numerical_hessian(f, x, h=1e-4):
-    k = x.size
-    H = np.zeros((k, k))
-    for i in range(k):
-        for j in range(i, k):
-            ei, ej = np.eye(k)[i] * h, np.eye(k)[j] * h
-            H[i, j] = H[j, i] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej)
-                                 + f(x - ei - ej)) / (4 * h * h)
-    return H
-
-
-def _brute_force(y, X, lower, upper):
-    lo = -np.inf if lower is None else lower
-    up = np.inf if upper is None else upper
-    b0 = np.linalg.lstsq(X, y, rcond=None)[0]
-    x0 = np.append(b0, np.std(y - X @ b0))
-    f = lambda p: _direct_negloglik(p, y, X, lo, up)  # noqa: E731
-    res = optimize.minimize(f, x0, method="Nelder-Mead",
-                            options={"maxiter": 20000, "xatol": 1e-10, "fatol": 1e-12})
-    res = optimize.minimize(f, res.x, method="BFGS", options={"gtol": 1e-9})
-    cov = np.linalg.inv(_numerical_hessian(f, res.x))
-    return res.x, np.sqrt(np.diag(cov))
+from tests.references import correlated_city_panel, numerical_hessian, tobit_brute_force
 
 
 def _data(n, lower, upper, seed):
@@ -67,7 +31,7 @@ def _data(n, lower, upper, seed):
 def test_tobit_equals_brute_force(lower, upper):
     y, X = _data(300, lower, upper, seed=3)
     fit = tobit(y, X, lower, upper)
-    ref, ref_se = _brute_force(y, X, lower, upper)
+    ref, ref_se = tobit_brute_force(y, X, lower, upper)
     est = np.append(fit.beta, fit.sigma)
     assert np.max(np.abs(est - ref)) < 1e-4
     assert np.max(np.abs(fit.std_errors / ref_se - 1)) < 1e-2
@@ -81,7 +45,7 @@ def test_analytic_derivatives_match_finite_differences():
     f = lambda t: tobit_loglik(t, y, X, -0.3, 0.7, derivatives=False)  # noqa: E731
     num_g = optimize.approx_fprime(theta, f, 1e-7)
     assert np.allclose(g, num_g, rtol=1e-4, atol=1e-4)
-    assert np.allclose(H, _numerical_hessian(f, theta), rtol=1e-4, atol=1e-3)
+    assert np.allclose(H, numerical_hessian(f, theta), rtol=1e-4, atol=1e-3)
 
 
 def test_frame_layout_and_fixed_effect_warning():
@@ -141,23 +105,6 @@ def test_dummy_with_every_observation_censored_is_refused():
     d.loc[d["year"] == 2012, "y"] = 0.0
     with pytest.raises(InputError, match="every observation of year\\[2012\\] is censored"):
         fit_tobit(factor_data(d, "y ~ x1 + x2", 0.0, effects="year"))
-
-
-def correlated_city_panel(n_cities: int = 200, n_years: int = 3, seed: int = 7) -> pd.DataFrame:
-    """A censored panel whose city effect correlates with x1: x1_rt = c_r + N(0, 1),
-    a_r = 0.8 c_r + 0.5 u_r, y* = 2 + 0.5 x1 − 0.3 x2 + a_r + e (sd 1), y = max(y*, 0). A model
-    that takes a_r as independent of x1 loads part of a_r on x1: the pooled Tobit's slope tends
-    to 0.5 + 0.8 cov(x1, c)/var(x1) = 0.9."""
-    rng = np.random.default_rng(seed)
-    city = np.repeat(np.arange(n_cities), n_years)
-    c = rng.standard_normal(n_cities)
-    a = 0.8 * c + 0.5 * rng.standard_normal(n_cities)
-    x1 = c[city] + rng.standard_normal(city.size)
-    x2 = rng.standard_normal(city.size)
-    y = 2.0 + 0.5 * x1 - 0.3 * x2 + a[city] + rng.standard_normal(city.size)
-    return pd.DataFrame({"city": [f"c{r:03d}" for r in city],
-                         "year": np.tile(np.arange(n_years), n_cities), "x1": x1, "x2": x2,
-                         "y": np.maximum(y, 0.0)})
 
 
 def test_mundlak_means_remove_the_bias_of_a_correlated_city_effect():

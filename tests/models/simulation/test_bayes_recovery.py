@@ -2,7 +2,7 @@
 
 Fast test: a simulated two-equation system (n = 400 lattice, identified by one excluded exogenous
 variable per equation) sampled through scripts/sample_posteriors.py (2 chains × 500 draws, fixed
-seed); 90 % central intervals must cover the truth with binomial slack (METHOD.md §8: with 14
+seed); 90 % central intervals must cover the truth with binomial slack (docs/method.md §8: with 14
 coefficients ≥ 4 misses has probability 0.044 when the intervals are right), R-hat ≤ 1.02 (the
 measured spread of this short run) and no divergences. The same run checks the output contract (NetCDF layout, summary.csv) and bad input.
 Slow tests compare posterior means with GS3SLS and the posterior mode (MAP) with spreg's ML_Lag.
@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 
 from data_prep.synthetic.simulate import SystemTruth, lattice_weights, simulate_system
-from data_prep.weights import write_gal
 from models.bayes.idata import coef_grid
+from tests.fixtures import write_lattice_case
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "sample_posteriors.py"
@@ -36,12 +36,8 @@ def _argv(folder: Path, formulas, *extra) -> list[str]:
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("bayes")
-    w = lattice_weights(20)
-    sim = simulate_system(w, seed=7)
-    sim.data.to_csv(folder / "d.csv", index=False)
-    write_gal(w, folder / "w.gal")
-    return folder, sim
+    case = write_lattice_case(tmp_path_factory.mktemp("bayes"), side=20, seed=7)
+    return case.folder, case.sim
 
 
 def _truth_frame(truth: SystemTruth) -> pd.Series:
@@ -164,7 +160,7 @@ def _symmetric_form(W) -> np.ndarray:
 @pytest.mark.slow
 def test_lag_model_map_matches_spreg_ml_lag():
     """G = 1 spatial lag model: the posterior mode (MAP, weak priors, n = 2,500) equals spreg's
-    maximum-likelihood ML_Lag within 0.1 posterior sd (mode vs MLE, as METHOD.md §8 advises)."""
+    maximum-likelihood ML_Lag within 0.1 posterior sd (mode vs MLE, as docs/method.md §8 advises)."""
     import pymc as pm
     from spreg import ML_Lag
 

@@ -1,4 +1,4 @@
-"""scripts/simulate_recovery.py (DESIGN.md contract 7): recovery on a two-worker dask cluster.
+"""scripts/simulate_recovery.py (docs/contracts.md contract 7): recovery on a two-worker dask cluster.
 
 The fast test runs 20 replications (n = 100 lattice, two chains of 150 draws) twice with the same
 seed, concurrently: on a LocalCluster of two worker processes and in-process (--workers 0, in

@@ -1,6 +1,6 @@
 """The Student-t Bayesian system recovers the truth under heavy tails and gross outliers.
 
-Data (METHOD.md §2c): the simulator's default two-equation system (14 coefficients) on a queen
+Data (docs/method.md §2c): the simulator's default two-equation system (14 coefficients) on a queen
 lattice, each city's error vector multivariate Student-t(3, Σ) and 1 % of the cities' errors
 times 10 (``simulate_system(errors="student-t", nu=3, outlier_share=0.01)``). Both error laws
 are fitted to the same data with fixed seeds. Asserted:

@@ -8,7 +8,8 @@ import scipy.sparse as sp
 from data_prep.errors import InputError
 from data_prep.synthetic.simulate import lattice_weights, simulate_system
 from models.spec.system import (build_system, check_identification, identification_note,
-                         parse_system)
+                                parse_system)
+from tests.fixtures import write_city_files
 
 
 @pytest.fixture(scope="module")
@@ -229,11 +230,7 @@ def test_weights_mismatch_names_cities(sim, lattice):
 
 
 def test_csv_path_and_gal_path(tmp_path, sim, lattice):
-    from data_prep.weights import write_gal
-
-    csv, gal = tmp_path / "d.csv", tmp_path / "w.gal"
-    sim.data.to_csv(csv, index=False)
-    write_gal(lattice, gal)
+    csv, gal = write_city_files(tmp_path, sim.data, lattice)
     a = build_system(parse_system(sim.formulas), csv, gal)
     b = build_system(parse_system(sim.formulas), sim.data, lattice)
     np.testing.assert_allclose(a.Z(0), b.Z(0))

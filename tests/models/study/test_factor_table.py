@@ -7,6 +7,7 @@ from data_prep.synthetic.censored import simulate_censored_panel
 from models.spec.factor import factor_data
 from models.frequentist.tobit import fit_tobit
 from models.study.tables.factor import factor_tables
+from tests.references import correlated_city_panel
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +64,6 @@ def test_contrasts(tables):
 
 
 def test_notes_say_what_each_column_assumes_and_mundlak_adds_the_means():
-    from tests.models.frequentist.test_tobit import correlated_city_panel
-
     panel = correlated_city_panel(n_cities=60, n_years=4)
     panel = panel[panel.groupby("city")["y"].transform("max") > 0]   # finite city dummies
     quick = factor_tables(panel, "y", ["x1", "x2"], groups=(), bayes=False, upper=None)
