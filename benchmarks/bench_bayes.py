@@ -1,6 +1,6 @@
 """Benchmark of the Bayesian spatial simultaneous system (prints a table; not run by CI).
 
-Side by side on the seed-sized system (n = 241 cities of the embedded demo map, queen contiguity,
+Side by side on the paper-sized system (n = 241 cities of the embedded demo map, queen contiguity,
 G = 2, the simulator's default identified truth):
 
 * ours   — spectral O(n) Jacobian + sufficient-statistic likelihood, nutpie (numba) NUTS with a
@@ -38,7 +38,7 @@ from models.bayes.system import DEFAULT_PRIORS, build_system_model, system_layou
 from models.spec.system import build_system, parse_system
 
 
-def seed_sized_weights(lattice: bool):
+def paper_sized_weights(lattice: bool):
     if lattice:
         return lattice_weights(16)  # 256 cells, the size quoted in docs/method.md §2b
     from data_prep.synthetic.demo import demo_inputs
@@ -163,7 +163,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
 
-    w = seed_sized_weights(args.lattice)
+    w = paper_sized_weights(args.lattice)
     sim = simulate_system(w, seed=args.seed)
     system = build_system(parse_system(sim.formulas), sim.data, weights=w)
     lam = eigenvalues(w)

@@ -1,7 +1,7 @@
 """Benchmark of the frequentist GS3SLS estimator (prints a table; not run by CI).
 
 Cases
-1. seed-sized two-equation GS3SLS: n = 241 random points, 5-nearest-neighbour W (median of repeats);
+1. paper-sized two-equation GS3SLS: n = 241 random points, 5-nearest-neighbour W (median of repeats);
 2. n = 100,000 with a 6-nearest-neighbour W: wall time and peak memory (tracemalloc peak of the
    estimation itself, and the process peak RSS which also holds the simulated data);
 3. single-equation spatial 2SLS at n = 10,000 side by side with spreg ``GM_Lag`` (w_lags = 2).

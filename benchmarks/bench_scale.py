@@ -60,9 +60,9 @@ def make_case(n: int, seed: int = 0, folder: str | Path | None = None,
     folder = Path(folder or tempfile.mkdtemp(prefix=f"scale{n}_"))
     folder.mkdir(parents=True, exist_ok=True)
     if relation == "demo":
-        from bench_bayes import seed_sized_weights
+        from bench_bayes import paper_sized_weights
 
-        weights = seed_sized_weights(lattice=False)
+        weights = paper_sized_weights(lattice=False)
     elif relation == "knn6":
         cities = [f"c{i:06d}" for i in range(n)]
         points = np.random.default_rng(seed).random((n, 2))

@@ -77,12 +77,12 @@ BEFORE = {10_000: {"seconds": "3 min 48 s", "seconds_value": 228.0, "memory": "2
 def simulated_case(n: int):
     """The simulator's default two-equation system: on the demo's 241-city map for n = 241, else
     on a ⌊√n⌋² rook lattice. Returns (SystemData, W)."""
-    from bench_bayes import seed_sized_weights
+    from bench_bayes import paper_sized_weights
 
     from data_prep.synthetic.simulate import lattice_weights, simulate_system
     from models.spec.system import build_system, parse_system
 
-    w = seed_sized_weights(lattice=False) if n == 241 else lattice_weights(int(round(n ** 0.5)))
+    w = paper_sized_weights(lattice=False) if n == 241 else lattice_weights(int(round(n ** 0.5)))
     sim = simulate_system(w, seed=0)
     return build_system(parse_system(sim.formulas), sim.data, weights=w), w.matrix
 
@@ -140,14 +140,14 @@ def check_gs3sls() -> list[dict]:
 
 
 def check_bayes_small() -> list[dict]:
-    """Seed-sized Bayesian system: ≥ 1,000 ESS/s of sampling; < 60 s end to end from cold."""
-    from bench_bayes import run_naive, run_ours, seed_sized_weights
+    """Paper-sized Bayesian system: ≥ 1,000 ESS/s of sampling; < 60 s end to end from cold."""
+    from bench_bayes import run_naive, run_ours, paper_sized_weights
 
     from data_prep.synthetic.simulate import simulate_system
     from data_prep.spectrum.exact import eigenvalues
     from models.spec.system import build_system, parse_system
 
-    w = seed_sized_weights(lattice=False)
+    w = paper_sized_weights(lattice=False)
     sim = simulate_system(w, seed=1)
     system = build_system(parse_system(sim.formulas), sim.data, weights=w)
     ours = run_ours(system, eigenvalues(w), 1000, 1000, 4, 1)

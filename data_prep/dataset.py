@@ -209,7 +209,7 @@ def build_dataset(employment, *, weights=None, covariates=None, cities=None,
     recorded in attrs. ``symmetrise="union"`` makes a weights file's neighbour relation
     symmetric (``weights.symmetrised``).
 
-    Robustness measures (docs/method.md §6, seed Table 4), each with attrs naming the choice:
+    Robustness measures (docs/method.md §6, paper's Table 4), each with attrs naming the choice:
     ``PSD_gini`` (1 − Gini of the shares) and ``ER_national`` (ER against the aggregate
     national growth rate, whatever ``er_benchmark`` is) always; ``ER_GDP`` (:func:`indices.gdp_growth_change`
     against ``gdp_benchmark``) when a covariate ``GDP`` is given; ``PSS_output``

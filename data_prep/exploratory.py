@@ -1,4 +1,4 @@
-"""Exploratory spatial analysis (docs/method.md §7, seed Figures 1–3): Moran's I and scatter plots.
+"""Exploratory spatial analysis (docs/method.md §7, paper's Figures 1–3): Moran's I and scatter plots.
 
 Moran's I = (n / S0) · z'Wz / z'z with z the deviations from the mean and S0 the sum of the
 weights (Moran 1950; Anselin 1995 for the scatter plot). Inference is by random permutation of

@@ -31,7 +31,7 @@ from data_prep.errors import InputError
 DIMS = ("city", "year", "industry")
 # Near-zero counterfactual change: |ΔE^C_r,t+1| <= ER_THRESHOLD · E_rt. With national growth of a
 # few per cent a year, a counterfactual change below 0.1 % of the city's employment makes the
-# ratio 10-100 times the actual deviation (the seed's ±20 extremes); such cells are flagged.
+# ratio 10-100 times the actual deviation (the paper's ±20 extremes); such cells are flagged.
 ER_THRESHOLD = 1e-3
 
 
@@ -144,7 +144,7 @@ def sensitivity_index(employment: xr.DataArray, threshold: float = ER_THRESHOLD,
     change relative to the city's size; default 0.001, and always when E_rt = 0). Flagged cells
     become NaN unless ``keep_flagged`` (then cells with ΔE^C = 0 exactly are still NaN); a
     warning gives their count and a few city-years. ``winsorize`` (p, or (lower, upper)
-    quantiles) clips the defined cells afterwards, as the seed does at 1 %.
+    quantiles) clips the defined cells afterwards, as the paper does at 1 %.
 
     Returns a Dataset with ``ER(city, year)`` and ``ER_flag(city, year)`` (bool); ``ER.attrs``
     record the benchmark.
@@ -195,7 +195,7 @@ GDP_BENCHMARKS = ("national", "own_trend")
 def gdp_growth_change(gdp: xr.DataArray, benchmark: str = "national") -> xr.DataArray:
     """ER_GDP: resilience by GDP growth against a benchmark (robustness measure of ER).
 
-    The seed's robustness check replaces ER by "the change in the economic growth rate"
+    The paper's robustness check replaces ER by "the change in the economic growth rate"
     (Table 4) without a formula. Here, with city GDP Y_rt (any unit: only ratios enter):
 
         g_r,t+1  = Y_r,t+1 / Y_rt − 1                                   (city growth)
@@ -271,7 +271,7 @@ def winsorize(da: xr.DataArray, lower: float = 0.01, upper: float = 0.99) -> xr.
     """Clip ``da`` at its ``lower`` and ``upper`` sample quantiles, pooled over all cells.
 
     x ↦ min(max(x, q_lower), q_upper), quantiles over the non-NaN cells (linear interpolation,
-    numpy's default); NaN stays NaN. Winsorising at 1 %/99 % is the seed's choice (Tukey 1962).
+    numpy's default); NaN stays NaN. Winsorising at 1 %/99 % is the paper's choice (Tukey 1962).
     """
     if not 0.0 <= lower < upper <= 1.0:
         raise InputError(f"winsorising needs 0 <= lower < upper <= 1, not ({lower}, {upper})")
@@ -316,7 +316,7 @@ def output_specialisation(output: xr.DataArray) -> xr.DataArray:
 
     The formula of :func:`relative_specialisation` on output Y_rit (value added by industry)
     instead of employment: PSS_output_rt = max_i (Y_rit / Y_rt) / (Y_·it / Y_·t) (Duranton &
-    Puga 2000 on output, as the seed's robustness check "相对专业化指数 of 产值", Table 4). An
+    Puga 2000 on output, as the paper's robustness check "相对专业化指数 of 产值", Table 4). An
     industry with no national output is skipped (0/0 has no quotient); a city-year with no
     output is NaN with a warning. Scale-free: the unit of output does not matter.
     """
@@ -455,7 +455,7 @@ def coupling_coordination(agglomeration: xr.DataArray, resilience: xr.DataArray)
 def period_mean(da: xr.DataArray, dim: str = "year") -> xr.DataArray:
     """Mean over ``dim`` of the defined (non-NaN) cells: x̄_r = (1/|T_r|) Σ_{t∈T_r} x_rt.
 
-    The seed's 241-row cross-section (docs/method.md §1 choice). All-NaN rows stay NaN.
+    The paper's 241-row cross-section (docs/method.md §1 choice). All-NaN rows stay NaN.
     """
     if dim not in da.dims:
         raise InputError(f"{da.name}: no dimension {dim!r} to average over")

@@ -1,9 +1,9 @@
-"""High and low agglomeration regimes (docs/method.md §4, seed Tables 7–8).
+"""High and low agglomeration regimes (docs/method.md §4, paper's Tables 7–8).
 
 For an index A (PSS or PSD) on the (city, year) panel:
 
     Ã_rt  = A_rt winsorised at the (1 %, 99 %) quantiles pooled over all city-years
-            (``data_prep.indices.winsorize``; the seed winsorises before splitting),
+            (``data_prep.indices.winsorize``; the paper winsorises before splitting),
     m_t   = (1 / n_t) Σ_r Ã_rt, the yearly cross-city mean of Ã over the cities defined in t,
     A_H   = Ã · 1[Ã > m_t],     A_L = Ã · 1[Ã ≤ m_t],
 

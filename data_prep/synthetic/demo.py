@@ -1,4 +1,4 @@
-"""The embedded demo: a synthetic study shaped like the seed's (241 cities, 19 industries).
+"""The embedded demo: a synthetic study shaped like the paper's (241 cities, 19 industries).
 
 Nothing here is real data. :func:`demo_inputs` draws, reproducibly from one seed:
 
@@ -17,7 +17,7 @@ Nothing here is real data. :func:`demo_inputs` draws, reproducibly from one seed
   truth is returned as ``DemoInputs.truth_json`` and stored by
   :func:`data_prep.dataset.demo_dataset` in ``attrs["truth"]`` (read it with
   :func:`demo_truth`, as a frame with :func:`demo_truth_frame`);
-* covariates with means and spreads near the seed's Table 1, the factor-model regressors of its
+* covariates with means and spreads near the paper's Table 1, the factor-model regressors of its
   §5, and city attributes (tier, coastal, capital, historical instruments, centroid x, y).
 
 Coordinates are in kilometres on a plane. Employment is in thousands of persons (not rounded:
@@ -25,7 +25,7 @@ the indices reproduce the targets to about 1e-12 of their sd).
 
 With the default seed (the second draw of the errors; the first put a city-year's (PSS, PSD)
 pair outside what shares can attain) the panel indices come out as: ER mean 0.98, sd 2.78,
-range −12.5 to 11.3 (seed Table 1: 1.97, 3.39, −19.9 to 18.9; the ER mean is not free: the index
+range −12.5 to 11.3 (paper's Table 1: 1.97, 3.39, −19.9 to 18.9; the ER mean is not free: the index
 obeys Σ_r ER_rt |ΔC_rt| = 0 every year, so a positive mean needs small cities to beat their
 counterfactual, which the truth's negative Market and Popden slopes provide); PSS 2.79 ± 0.50
 (seed 2.72 ± 3.88); PSD 2.15 ± 0.19 (seed 2.23 ± 0.23; the upper tail is bounded by the largest
@@ -88,7 +88,7 @@ N_MAINLAND, N_ISLANDS = 238, 3
 RHO_EFFECTS = 0.6
 ISLAND_POLICY = "nearest"
 
-COVARIATE_TARGETS = {  # seed Table 1: mean, sd
+COVARIATE_TARGETS = {  # paper's Table 1: mean, sd
     "Gov": (0.171, 0.077), "PGDP": (10.4, 0.63), "Fdi": (0.019, 0.018), "Popden": (5.77, 0.90),
     "Market": (15.2, 0.98), "HumCap": (4.52, 1.17), "Rd": (2.27, 0.58), "RnD": (0.88, 2.19),
     "Fix_cap": (0.72, 0.22),
@@ -347,7 +347,7 @@ def _provinces(rng, xy: np.ndarray, k: int) -> np.ndarray:
 
 
 def _covariates(rng, W, names, size, development, east, coastal, f_open, spec) -> pd.DataFrame:
-    """Seed Table 1 controls and §5 factor-model regressors, city level plus trends and noise."""
+    """The paper's Table 1 controls and §5 factor-model regressors, city level plus trends and noise."""
     n, T = len(names), len(YEARS)
     years = np.array(YEARS)
     trend = (years - years.mean()) / (years.max() - years.min())  # −0.5 … 0.5
@@ -382,7 +382,7 @@ def _covariates(rng, W, names, size, development, east, coastal, f_open, spec) -
         "Fix_cap": panel(-0.3 * development + 0.7 * rng.standard_normal(n), 0.5, 0.4,
                          *COVARIATE_TARGETS["Fix_cap"], lo=0.08),
     }
-    # factor-model regressors (seed §5); logs of ratios, scales chosen to look plausible
+    # factor-model regressors (paper's §5); logs of ratios, scales chosen to look plausible
     cols["LnHsh"] = panel(0.5 * spec + 0.3 * size, -0.6, 0.3, -1.2, 0.7)
     cols["LnFdi"] = np.log(cols["Fdi"])
     cols["LnMar"] = panel(0.4 * development - 0.3 * spec, 0.4, 0.2, -0.95, 0.3)

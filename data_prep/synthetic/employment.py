@@ -10,7 +10,7 @@
    a city trend and, for PSD, a national diversification trend, each centred over the years so
    the period means are the targets exactly. ER_rt = ER*_r + δ + d_rt: d is heavy-tailed
    (Student t, 5 df) and scaled by 1/|c_rt| (the city's mix growth; the index explodes where the
-   counterfactual change is small, as in the seed's ±20 extremes), larger in the national shock
+   counterfactual change is small, as in the paper's ±20 extremes), larger in the national shock
    years with a spatially correlated shock absorption, centred over the years, and balanced so
    that Σ_r ER_rt |ΔC_rt| = 0 in every year (an identity of the index); δ is the common shift
    the balance needs, absorbed by the ER intercept of the truth (:func:`demo_system.shift_er`).

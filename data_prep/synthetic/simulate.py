@@ -52,7 +52,7 @@ class SimulatedSystem:
 
 
 def default_truth(dependents: Sequence[str] = ("ER", "PSS")) -> SystemTruth:
-    """An identified two-equation system shaped like the seed's ER ↔ agglomeration pair.
+    """An identified two-equation system shaped like the paper's ER ↔ agglomeration pair.
 
     Both equations carry own and cross spatial lags and the other dependent; they share x1, x2,
     and each has one excluded exogenous variable (z1 only in the first, z2 only in the second),
@@ -105,7 +105,7 @@ def simulate_system(weights, truth: SystemTruth | None = None, seed: int = 0,
     """Draw one data set from the structural system with parameters ``truth``.
 
     Exogenous base variables are iid N(0, 1) unless ``exogenous`` gives them (one row per city in
-    the weights' order, a column per base variable; the errors are then the seed's first draws);
+    the weights' order, a column per base variable; the errors are then the random paper's first draws);
     errors are N(0, Σ) across equations — times ``error_sd[r]`` for city r when given
     (heteroskedastic: Var(ε_r) = error_sd[r]² Σ) — filtered by (I − ρ_g W)⁻¹ where ρ_g is
     given. ``errors="student-t"``: each city's error vector is multivariate Student-t(ν, Σ),
@@ -191,7 +191,7 @@ def _errors(rng: np.random.Generator, Sigma: np.ndarray, n: int, errors: str, nu
         raise InputError(f"the degrees of freedom nu must be positive, not {nu}")
     if not 0.0 <= outlier_share <= 1.0:
         raise InputError(f"outlier_share must lie between 0 and 1, not {outlier_share}")
-    # normal errors are the seed's first error draws, as before the Student-t option existed
+    # normal errors are the paper's first error draws, as before the Student-t option existed
     eps = rng.multivariate_normal(np.zeros(Sigma.shape[0]), Sigma, size=n)
     if errors == "student-t":
         eps /= np.sqrt(rng.gamma(0.5 * nu, 2.0 / nu, size=n))[:, None]

@@ -9,7 +9,7 @@ queen contiguity and X the period means of the demo covariates:
 
 The design (:data:`STRUCTURAL`, :data:`SLOPES`, :data:`ERROR_SD`, :data:`ERROR_CORR`) is stated on
 the standardised scale — every index in units of its cross-sectional sd, every control in units
-of its sd — with the signs of the seed's Tables 2–3 and moderate magnitudes (the seed's raw
+of its sd — with the signs of the paper's Tables 2–3 and moderate magnitudes (the paper's raw
 magnitudes would put det(I − B0 − B1 λ) outside the admissible region). :func:`raw_truth` maps it
 onto the raw scale of the cross-section variables (B̃ = S⁻¹BS, β = β̃ s_y / s_x, Σ = SΣ̃S, the
 intercepts from the index means), which is the scale the estimators see.
@@ -31,7 +31,7 @@ Measured on the default demo (seed 20240601): min over the spectrum of det(I −
 about 0.22 (at λ = 1); GS3SLS on the truth's formulas puts every estimate within 2.9 standard
 errors of the truth with 32 of 35 coefficients significant at 5 %; the Bayesian system model
 (4 chains × 1000 draws, seed 1) gives R-hat ≤ 1.004, no divergences, bulk ESS ≥ 4425 and the
-truth inside the 94 % HDI for 32 of 35 coefficients. The seed's own specification (two
+truth inside the 94 % HDI for 32 of 35 coefficients. The paper's own specification (two
 two-equation systems, identical controls) is flagged as weakly identified by both (Cragg–Donald
 below 1.1; R-hat 1.53 and 21 divergences for the PSS system).
 """
@@ -62,7 +62,7 @@ EXCLUSION_READINGS: dict[str, str] = {
     "PSD": "Gov stabilises employment, not the breadth of the mix; Fix_cap concentrates in a few "
            "capital-intensive industries (specialisation)",
 }
-# standardised structural coefficients: equation -> {term: value}; signs as in seed Tables 2-3
+# standardised structural coefficients: equation -> {term: value}; signs as in paper's Tables 2-3
 STRUCTURAL: dict[str, dict[str, float]] = {
     "ER": {"W(ER)": 0.30, "W(PSS)": -0.25, "W(PSD)": 0.20, "PSS": 0.35, "PSD": -0.35},
     "PSS": {"W(PSS)": 0.40, "W(ER)": -0.15, "ER": 0.25},
@@ -79,7 +79,7 @@ SLOPES: dict[str, dict[str, float]] = {
 }
 ERROR_SD: dict[str, float] = {"ER": 0.45, "PSS": 0.45, "PSD": 0.45}
 ERROR_CORR = np.array([[1.0, 0.3, -0.25], [0.3, 1.0, 0.45], [-0.25, 0.45, 1.0]])
-# location and cross-sectional spread of the period-mean indices (seed Table 1 shapes)
+# location and cross-sectional spread of the period-mean indices (paper's Table 1 shapes)
 LOCATION: dict[str, float] = {"ER": 1.2, "PSS": 2.8, "PSD": 2.15}
 SPREAD: dict[str, float] = {"ER": 2.2, "PSS": 0.5, "PSD": 0.19}
 

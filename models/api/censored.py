@@ -1,4 +1,4 @@
-"""``CensoredFactorModel``: the censored factor model of seed §5 (Table 10).
+"""``CensoredFactorModel``: the censored factor model of paper's §5 (Table 10).
 
     y*_it = α + x_it'φ (+ group slopes, city and year effects) + ε_it,   ε_it ~ N(0, σ²),
     y_it = min(max(y*_it, L), U)

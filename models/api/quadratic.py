@@ -2,7 +2,7 @@
 
     y = c0 + c1·A + c2·A² + X·β (+ ρ·W·y) + ε,      turning point θ = −c1 / (2 c2)
 
-(docs/method.md §3, seed Table 9). ``fit`` is OLS, or the spatial 2SLS with ``spatial_lag``,
+(docs/method.md §3, paper's Table 9). ``fit`` is OLS, or the spatial 2SLS with ``spatial_lag``,
 with the delta-method and Fieller intervals of θ and the Lind–Mehlum test of an inverted U on
 the observed range of A (``models.frequentist.quadratic``); ``sample`` is the posterior of the
 one-equation system model with the probabilities of the shape (``models.bayes.quadratic``).

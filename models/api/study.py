@@ -1,6 +1,6 @@
 """``run_study``: the whole study (DESIGN.md contract 4) from Python, as ``scripts/run_all.py``.
 
-Stages in the seed's order — data (indices, regimes, weights, spectrum), Table 1 and Moran's I,
+Stages in the paper's order — data (indices, regimes, weights, spectrum), Table 1 and Moran's I,
 the systems of Tables 2–3 by GS3SLS, 3SLS and the posterior with their impacts and LOO
 comparisons, Tables 4–10 — into a folder replaced only when every stage succeeded, with
 ``report.md`` and ``manifest.json`` (``models.study.run``). :func:`plan_study` loads the data

@@ -1,4 +1,4 @@
-"""The hierarchical censored factor model (docs/method.md §5; the Bayesian side of the seed's Table 10).
+"""The hierarchical censored factor model (docs/method.md §5; the Bayesian side of the paper's Table 10).
 
     y_rt = min(max(y*_rt, L), U),  y*_rt ~ Normal(μ_rt, σ),
     μ_rt = α + a_r + τ_t + Σ_k Z̃_rtk φ_{g(r),k},

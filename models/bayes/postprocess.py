@@ -78,7 +78,7 @@ def exogenous_part(system, coef: np.ndarray, terms: list[str]) -> np.ndarray:
 
 
 # Default rule for the pointwise ``log_likelihood`` group: kept when chains × draws × cities is at
-# most this many values (32 MB of float64: the seed's 241 cities at 4 × 1,000 draws need 1e6);
+# most this many values (32 MB of float64: the paper's 241 cities at 4 × 1,000 draws need 1e6);
 # larger fits store only the per-city PSIS-LOO result (group ``loo``), unless asked.
 POINTWISE_LIMIT = 4_000_000
 

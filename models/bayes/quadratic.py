@@ -1,4 +1,4 @@
-"""Bayesian quadratic model (seed Table 9): posterior of the turning point and of the shape.
+"""Bayesian quadratic model (paper's Table 9): posterior of the turning point and of the shape.
 
 The model is the one-equation case (G = 1) of :func:`models.bayes.system.build_system_model`,
 

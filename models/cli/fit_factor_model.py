@@ -1,4 +1,4 @@
-"""Fit the censored factor model (seed §5, Table 10): Tobit by ML or a hierarchical Bayesian model.
+"""Fit the censored factor model (paper's §5, Table 10): Tobit by ML or a hierarchical Bayesian model.
 
 Example:
     python scripts/fit_factor_model.py --data panel.csv \\

@@ -1,4 +1,4 @@
-"""Fit the quadratic model y = c0 + c1·A + c2·A² + X·β (+ ρ·W·y) + ε (seed Table 9).
+"""Fit the quadratic model y = c0 + c1·A + c2·A² + X·β (+ ρ·W·y) + ε (paper's Table 9).
 
 Example:
     python scripts/fit_quadratic.py --data cities.csv --formula "ER ~ PSS + Gov + Fdi" \\

@@ -3,8 +3,8 @@
     python scripts/run_all.py [--config FILE.toml] [--quick] [--out results] [--dry-run]
 
 Without a config the embedded synthetic demo runs with ``models/study/configs/demo.toml``. Stages, in the
-seed's order: data (indices, weights, spectrum → ``data.nc``); Table 1 and Moran's I (Figures
-1–3) with maps; Tables 2–3 (the headline specification and the seed's, by GS3SLS, 3SLS and the
+paper's order: data (indices, weights, spectrum → ``data.nc``); Table 1 and Moran's I (Figures
+1–3) with maps; Tables 2–3 (the headline specification and the paper's, by GS3SLS, 3SLS and the
 posterior, with the truth where the data are simulated) and the LOO comparisons; Tables 4–10
 (robustness, regimes, quadratic, censored factor model); ``report.md`` and ``manifest.json``.
 Before any estimation the data are loaded and the whole study is planned (every table, its

@@ -1,4 +1,4 @@
-"""Frequentist quadratic model (seed Table 9): OLS or spatial 2SLS, turning point, Fieller set,
+"""Frequentist quadratic model (paper's Table 9): OLS or spatial 2SLS, turning point, Fieller set,
 Lind–Mehlum U test (docs/method.md §3).
 
 Conventions, as Stata's ``utest`` and R's ``lm``:

@@ -269,7 +269,7 @@ def check_group_sizes(data: FactorData) -> None:
 
 @dataclass
 class GroupTobit:
-    """A full-sample Tobit and one separate Tobit per group (the seed's Table 10 columns)."""
+    """A full-sample Tobit and one separate Tobit per group (the paper's Table 10 columns)."""
 
     full: TobitFit
     by_group: dict[str, TobitFit]

@@ -5,7 +5,7 @@ Two long formats (docs/contracts.md, contract 2):
 * frequentist: ``equation, term, estimate, std_error, statistic, p_value``
 * posterior summary: ``equation, term, mean, sd, hdi_low, hdi_high, r_hat, ess_bulk``
 
-:func:`paper_table` turns one or more frequentist frames into the seed's layout (its Tables 2–9):
+:func:`paper_table` turns one or more frequentist frames into the paper's layout (its Tables 2–9):
 one column per equation or model, each coefficient as ``0.123***`` over its t statistic in
 parentheses ``(2.45)``; stars *** p < 0.01, ** p < 0.05, * p < 0.10. Rows: spatial lags of the
 dependents first (W(ER), W(PSS)/W(PSD)), then the endogenous regressors, then the controls, then
@@ -115,7 +115,7 @@ def _columns(frames: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
 
 
 def row_order(frames: Mapping[str, pd.DataFrame]) -> list[str]:
-    """Seed order: W(dependent) lags, endogenous dependents, controls, then Intercept.
+    """The paper's order: W(dependent) lags, endogenous dependents, controls, then Intercept.
 
     Lags follow the order of the equations (W(ER) before W(PSS)); the other groups keep the
     order of first appearance across the columns.
@@ -176,7 +176,7 @@ def _fmt_int(x) -> str:
 
 def paper_table(frames: Mapping[str, pd.DataFrame], nobs=None, rsquared=None,
                 digits: int = 3) -> pd.DataFrame:
-    """Seed-style table from contract-2 frames, keyed by column label.
+    """Paper-style table from contract-2 frames, keyed by column label.
 
     Each coefficient occupies two rows: ``"0.123***"`` and its t statistic ``"(2.45)"``.
     ``nobs`` and ``rsquared``: a number for all columns, or a mapping keyed by column label (or,

@@ -2,7 +2,7 @@
 
 docs/method.md §2 (identification warning): with the same exogenous variables in every equation the
 system is identified only through the spatial lags of X, which gave a multi-modal posterior on a
-seed-like lattice; these checks say so in plain words before anything is estimated.
+paper-like lattice; these checks say so in plain words before anything is estimated.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def identification_note(system) -> str | None:
     variables it leaves out plus the extra instruments. If it has none while having endogenous
     regressors, every excluded instrument is a spatial lag (W x, W² x): identification rests on
     the spatial structure alone (docs/method.md §2, identification warning: identical X sets made the
-    seed-like system multi-modal). If it has fewer than its contemporaneous endogenous
+    paper-like system multi-modal). If it has fewer than its contemporaneous endogenous
     regressors, some of those are identified only through the spatial lags. Returns None when no
     equation is in either case; one line per equation otherwise.
     """

@@ -1,4 +1,4 @@
-"""The quadratic specification of seed Table 9, shared by the frequentist and Bayesian fits.
+"""The quadratic specification of paper's Table 9, shared by the frequentist and Bayesian fits.
 
     y = c0 + c1·A + c2·A² + X·β (+ ρ·W·y) + ε            (docs/method.md §3)
 

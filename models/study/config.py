@@ -1,9 +1,9 @@
 """The study configuration (docs/contracts.md contract 4): one TOML file, validated before any work.
 
-Without a ``[data]`` table the embedded demo runs with the demo's defaults (the seed's controls,
-its historical instruments, factors and groups, the seed-specification diagnostic;
+Without a ``[data]`` table the embedded demo runs with the demo's defaults (the paper's controls,
+its historical instruments, factors and groups, the paper-specification diagnostic;
 ``models/study/configs/demo.toml``). With a ``[data]`` table nothing of the demo leaks in: ``controls`` is
-required and every optional input (instruments, factors, groups, the seed-specification
+required and every optional input (instruments, factors, groups, the paper-specification
 diagnostic) is off unless configured. Validation (pydantic, one model per TOML table) is
 complete before anything is read or written and reports every problem at once, one a line, as
 ``<file>: [table] key: what is wrong``: an unknown section or key, a value of the wrong type, out
@@ -24,16 +24,16 @@ plan (``models.study.plan``), still before any result is written.
     er_benchmark = "industry_mix"     # ER's counterfactual: industry_mix | national
 
     [study]
-    controls = ["Gov", "PGDP", ...]   # the seed's Table 1 controls
+    controls = ["Gov", "PGDP", ...]   # the paper's Table 1 controls
     agglomeration = ["PSS", "PSD"]
     joint = true                      # headline: one system of ER with every agglomeration index
     exclude = { ER = ["Fdi"], PSS = ["Gov"] }   # controls left out of an equation (identification)
-    seed_specification = true         # also fit the seed's identical-controls systems (diagnostic)
+    paper_specification = true         # also fit the paper's identical-controls systems (diagnostic)
     instruments = ["rail_1930s", "popden_1984"]   # enables Table 6 (and the 3SLS instruments)
     factors = ["LnHsh", ...]          # Table 10 regressors (enables Table 10)
     groups = ["tier", "coastal"]      # Table 10 groups
     mundlak = false                   # Table 10 Bayes: add the factors' city means (Mundlak)
-    tables = [4, 5, 6, 7, 8, 9, 10]   # which of the seed's Tables 4-10 to run (default: all
+    tables = [4, 5, 6, 7, 8, 9, 10]   # which of the paper's Tables 4-10 to run (default: all
                                       # that the data support)
 
     [bayes]
@@ -64,7 +64,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstr
 
 from data_prep.errors import InputError
 
-SEED_CONTROLS = ("Gov", "PGDP", "Fdi", "Fix_cap", "RnD", "HumCap", "Rd", "Popden", "Market")
+PAPER_CONTROLS = ("Gov", "PGDP", "Fdi", "Fix_cap", "RnD", "HumCap", "Rd", "Popden", "Market")
 HISTORICAL_INSTRUMENTS = ("rail_1930s", "popden_1984")
 FACTORS = ("LnHsh", "LnFdi", "LnMar", "Tra", "Den", "LnCin", "LnTec", "LnPro")
 GROUPS = ("tier", "coastal")
@@ -84,11 +84,11 @@ class StudyConfig:
     """
 
     data: dict = field(default_factory=dict)
-    controls: list[str] = field(default_factory=lambda: list(SEED_CONTROLS))
+    controls: list[str] = field(default_factory=lambda: list(PAPER_CONTROLS))
     agglomeration: list[str] = field(default_factory=lambda: ["PSS", "PSD"])
     joint: bool = True
     exclude: dict[str, list[str]] = field(default_factory=dict)
-    seed_specification: bool = True
+    paper_specification: bool = True
     instruments: list[str] = field(default_factory=lambda: list(HISTORICAL_INSTRUMENTS))
     factors: list[str] = field(default_factory=lambda: list(FACTORS))
     groups: list[str] = field(default_factory=lambda: list(GROUPS))
@@ -186,7 +186,7 @@ class StudyTable(_Table):
     joint: bool = Field(True, description="true or false")
     exclude: dict[str, Names] = Field(
         {}, description="a table of dependent = [controls], e.g. exclude = { ER = [\"Fdi\"] }")
-    seed_specification: bool | None = Field(None, description="true or false")
+    paper_specification: bool | None = Field(None, description="true or false")
     instruments: Names | None = _names()
     factors: Names | None = _names()
     groups: Names | None = _names()
@@ -198,7 +198,7 @@ class StudyTable(_Table):
 
     @field_validator("tables")
     @classmethod
-    def _seed_tables(cls, value: list[int] | None) -> list[int] | None:
+    def _paper_tables(cls, value: list[int] | None) -> list[int] | None:
         if value is None:
             return None
         bad = sorted(set(value) - set(EXTRA_TABLES))
@@ -298,7 +298,7 @@ def _cross_checks(data: dict, study: StudyTable, where: str) -> list[str]:
         problems.append(f"{where}: [study] exclude: exclude names {', '.join(unknown)}, which "
                         f"is not ER nor an agglomeration index "
                         f"({', '.join(study.agglomeration)})")
-    controls = study.controls if study.controls is not None else SEED_CONTROLS
+    controls = study.controls if study.controls is not None else PAPER_CONTROLS
     for dep, dropped in exclude.items():
         stray = sorted(set(dropped) - set(controls))
         if stray:
@@ -322,11 +322,11 @@ def _settings(study: StudyTable, demo: bool) -> dict[str, Any]:
     """The [study] settings; an unset optional input is the demo's for the demo, else off."""
     def chosen(value, demo_value):
         return list(value) if value is not None else list(demo_value) if demo else []
-    seed_spec = study.seed_specification
-    return dict(controls=chosen(study.controls, SEED_CONTROLS),
+    paper_spec = study.paper_specification
+    return dict(controls=chosen(study.controls, PAPER_CONTROLS),
                 agglomeration=list(study.agglomeration), joint=study.joint,
                 exclude=_exclusions(study),
-                seed_specification=demo if seed_spec is None else seed_spec,
+                paper_specification=demo if paper_spec is None else paper_spec,
                 instruments=chosen(study.instruments, HISTORICAL_INSTRUMENTS),
                 factors=chosen(study.factors, FACTORS), groups=chosen(study.groups, GROUPS),
                 mundlak=study.mundlak, tables=list(study.tables or EXTRA_TABLES))

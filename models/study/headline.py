@@ -1,6 +1,6 @@
-"""The seed study as a pipeline of tables: each function returns data, scripts write files.
+"""The paper study as a pipeline of tables: each function returns data, scripts write files.
 
-Table numbers follow the seed: Table 1 descriptive statistics; Tables 2–3 the spatial
+Table numbers follow the paper: Table 1 descriptive statistics; Tables 2–3 the spatial
 simultaneous systems ER ↔ PSS and ER ↔ PSD by GS3SLS and 3SLS, beside the Bayesian
 full-information posterior. Figures 1–3 are the Moran scatter plots of ER, PSS and PSD.
 Beside Tables 2–3, :func:`impact_table` gives what the systems imply: the LeSage–Pace direct,
@@ -13,7 +13,7 @@ Two specifications (docs/method.md §2, identification warning):
   together (the ER equation holds both indices, so fitting ER ↔ PSS and ER ↔ PSD separately
   would leave one of them in the error term), with the controls the config excludes from
   each equation — an exclusion is what identifies a system beyond its spatial lags;
-* the **seed's** (:func:`system_formulas` without exclusions): one two-equation system per index
+* the **paper's** (:func:`system_formulas` without exclusions): one two-equation system per index
   with the same controls in both equations, identified only through spatial lags of the
   controls. It is fitted beside the headline as a diagnostic, and its warnings are reported.
 """
@@ -32,7 +32,7 @@ from data_prep.terms import is_lag
 from data_prep.synthetic.demo import demo_truth_frame
 from models.bayes.effects import EFFECTS
 from models.spec.coefficient_tables import DAGGER, STAR_LEVELS
-from models.study.config import HISTORICAL_INSTRUMENTS, SEED_CONTROLS  # noqa: F401 (re-export)
+from models.study.config import HISTORICAL_INSTRUMENTS, PAPER_CONTROLS  # noqa: F401 (re-export)
 
 DEMO_SEED = 20240601
 
@@ -55,7 +55,7 @@ def study_dataset(data: dict, seed: int = DEMO_SEED) -> xr.Dataset:
 
 
 def descriptive_table(ds: xr.Dataset, variables: Sequence[str]) -> pd.DataFrame:
-    """Seed Table 1: mean, standard deviation, minimum and maximum over the city × year panel."""
+    """The paper's Table 1: mean, standard deviation, minimum and maximum over the city × year panel."""
     missing = [v for v in variables if v not in ds]
     if missing:
         raise InputError(f"the study data have no variable(s) {', '.join(missing)}")
@@ -70,12 +70,12 @@ def descriptive_table(ds: xr.Dataset, variables: Sequence[str]) -> pd.DataFrame:
 
 def system_formulas(agglomeration: str, controls: Sequence[str], spatial: bool = True,
                     exclude: tuple[Sequence[str], Sequence[str]] = ((), ())) -> list[str]:
-    """The seed's two-equation system for ER and an agglomeration index A (docs/method.md §2).
+    """The paper's two-equation system for ER and an agglomeration index A (docs/method.md §2).
 
     ER = α1 W·ER + α2 W·A + α3 A + X1 β1 + ε1;  A = γ1 W·A + γ2 W·ER + γ3 ER + X2 β2 + ε2.
-    X1 and X2 are ``controls`` less ``exclude[0]`` and ``exclude[1]`` respectively (the seed
+    X1 and X2 are ``controls`` less ``exclude[0]`` and ``exclude[1]`` respectively (the paper
     uses the same controls in both equations; an exclusion identifies the system beyond its
-    spatial lags). Without ``spatial`` the W terms are dropped (the seed's 3SLS columns).
+    spatial lags). Without ``spatial`` the W terms are dropped (the paper's 3SLS columns).
     """
     return joint_formulas([agglomeration], controls, spatial=spatial,
                           exclude={"ER": list(exclude[0]), agglomeration: list(exclude[1])})
@@ -88,7 +88,7 @@ def joint_formulas(agglomeration: Sequence[str], controls: Sequence[str], spatia
     ER  = α_ER W·ER + Σ_k (α_k W·A_k + δ_k A_k) + X_ER β_ER + ε_ER
     A_k = γ_k W·A_k + γ_k,ER W·ER + θ_k ER + X_k β_k + ε_k           (k = 1..K)
 
-    X_dep is ``controls`` less ``exclude[dep]``. With a single index this is the seed's pair.
+    X_dep is ``controls`` less ``exclude[dep]``. With a single index this is the paper's pair.
     Without ``spatial`` the W terms are dropped (the non-spatial counterpart).
     """
     exclude = exclude or {}

@@ -64,7 +64,7 @@ class TablePlan:
 
 @dataclass
 class StudyPlan:
-    """Tables 1–10 (Tables 2 and 3 share the headline system), the seed-specification
+    """Tables 1–10 (Tables 2 and 3 share the headline system), the paper-specification
     diagnostics by index, and every problem found."""
 
     source: str
@@ -180,7 +180,7 @@ def _present(cfg: StudyConfig, ds) -> StudyConfig:
 # ----------------------------------------------------------------------------- the tables
 
 def _systems_tables(cfg: StudyConfig, frame, weights, plan: StudyPlan) -> None:
-    """Tables 2–3 (one per index): the headline system(s) and the seed's diagnostic pairs."""
+    """Tables 2–3 (one per index): the headline system(s) and the paper's diagnostic pairs."""
     headline = []
     for name, formulas in headline_formulas(cfg).items():
         system = SystemPlan(name, formulas, plain_formulas(formulas))
@@ -196,28 +196,28 @@ def _systems_tables(cfg: StudyConfig, frame, weights, plan: StudyPlan) -> None:
     for k, index in enumerate(cfg.agglomeration, start=2):
         systems = [h for h in headline if h.label == "headline" or h.label.endswith(
             index.lower())]
-        if cfg.seed_specification:
-            plan.seed[index] = _seed_system(cfg, index, frame, weights, system_formulas)
-            systems.append(plan.seed[index])
+        if cfg.paper_specification:
+            plan.paper[index] = _paper_system(cfg, index, frame, weights, system_formulas)
+            systems.append(plan.paper[index])
         plan.tables[k] = TablePlan(k, f"ER and {index}: the spatial simultaneous system",
                                    ["ER", *cfg.agglomeration, *cfg.controls,
                                     *cfg.instruments], systems)
 
 
-def _seed_system(cfg: StudyConfig, index: str, frame, weights, system_formulas) -> SystemPlan:
-    """The seed's same-controls pair, a diagnostic: what cannot be identified is a note."""
+def _paper_system(cfg: StudyConfig, index: str, frame, weights, system_formulas) -> SystemPlan:
+    """The paper's same-controls pair, a diagnostic: what cannot be identified is a note."""
     formulas = system_formulas(index, cfg.controls)
-    system = SystemPlan(f"seed specification ER <-> {index}", formulas,
+    system = SystemPlan(f"paper specification ER <-> {index}", formulas,
                         plain_formulas(formulas))
     reason = identification_error(formulas, frame, weights)
     if reason:
-        system.notes.append(f"the seed specification ER ↔ {index} cannot be identified "
+        system.notes.append(f"the paper specification ER ↔ {index} cannot be identified "
                             f"({reason}): not fitted")
         return system
     reason = identification_error(system.plain, frame, instruments=cfg.instruments)
     if reason:
         system.plain = None
-        system.notes.append(f"the seed specification ER ↔ {index} has no 3SLS ({reason}: its "
+        system.notes.append(f"the paper specification ER ↔ {index} has no 3SLS ({reason}: its "
                             f"identical controls leave the non-spatial system without excluded "
                             f"instruments; set [study] instruments to add one): GS3SLS and "
                             f"posterior only")

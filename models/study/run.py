@@ -1,7 +1,7 @@
-"""Run the whole study (docs/contracts.md contract 4): stages in the seed's order, one report.
+"""Run the whole study (docs/contracts.md contract 4): stages in the paper's order, one report.
 
 Stages: data (indices, regimes, weights, spectrum → ``data.nc``); Table 1 and Moran's I
-(Figures 1–3) with maps; Tables 2–3 — the headline specification beside the seed's, by GS3SLS,
+(Figures 1–3) with maps; Tables 2–3 — the headline specification beside the paper's, by GS3SLS,
 3SLS and the posterior, compared with each other and with the truth when the data are
 simulated, and LOO comparisons; Tables 4–10 (robustness, regimes, quadratic, censored factor
 model). Every stage prints a progress line with its elapsed time. Results are written into a
@@ -33,7 +33,7 @@ from models.bayes.model_comparison import compare_models, comparison_plot
 from models.bayes.postprocess import summary_frame
 from models.spec.coefficient_tables import to_markdown, write_csv_atomic, write_text_atomic
 from models.spec.quadratic import build_quadratic
-from models.study import headline as seed_study
+from models.study import headline
 from models.study.compare import CRITERION_NOTE, compare_estimates, comparison_sentence
 from models.study.config import StudyConfig
 from models.study.headline import (IMPACT_NOTE, gs3sls_impacts, impact_sentence, impact_table,
@@ -142,7 +142,7 @@ class Stage:
 def load_data(study: Study) -> None:
     """The Dataset, its cross-section, weights, spectrum and truth (nothing written)."""
     cfg = study.cfg
-    ds = seed_study.study_dataset(cfg.data)
+    ds = headline.study_dataset(cfg.data)
     if "weights_row" not in ds and "link" not in ds.dims:
         raise InputError("the study data have no spatial weights")
     ds = _with_regimes(ds, cfg.agglomeration)
@@ -150,7 +150,7 @@ def load_data(study: Study) -> None:
     study.frame = cross_section(ds)
     study.weights = weights_from_dataset(ds)
     study.eigenvalues = spectrum_from_dataset(ds)
-    study.truth = seed_study.truth_frame(ds)
+    study.truth = headline.truth_frame(ds)
 
 
 def prepare_study(cfg: StudyConfig, progress: bool = True) -> Study:
@@ -213,11 +213,11 @@ def _with_regimes(ds, indices):
 
 
 def stage_descriptive(study: Study) -> None:
-    """Table 1, Moran's I and the Moran scatter plots (seed Figures 1–3)."""
+    """Table 1, Moran's I and the Moran scatter plots (paper's Figures 1–3)."""
     cfg, ds = study.cfg, study.ds
     variables = ["ER", *cfg.agglomeration, *study.controls]
     study.report.section("Descriptive statistics and spatial autocorrelation")
-    table1 = seed_study.descriptive_table(ds, variables).round(3)
+    table1 = headline.descriptive_table(ds, variables).round(3)
     study.table(table1, "table1_descriptive", "Table 1. Descriptive statistics",
                 "Mean, standard deviation and range of every variable over the city-year panel.")
     moran = morans_i(ds, ("ER", *cfg.agglomeration), seed=cfg.seed)
@@ -296,19 +296,19 @@ def _fitter(study: Study) -> Callable:
 
 
 def stage_systems(study: Study) -> None:
-    """Tables 2–3: headline and seed specifications, frequentist beside posterior, truth."""
+    """Tables 2–3: headline and paper specifications, frequentist beside posterior, truth."""
     cfg = study.cfg
     fit = _fitter(study)
     for name, formulas in headline_specs(study).items():
         with Stage(study, f"headline system {name} ({len(formulas)} equations)"):
             study.fits[name] = fit(formulas)
             study.posterior(study.fits[name].idata, f"system_{name}")
-    for a, system in study.plan.seed.items():
-        _seed_fit(study, fit, a, system)
+    for a, system in study.plan.paper.items():
+        _paper_fit(study, fit, a, system)
     study.report.section(
         "Tables 2–3: the spatial simultaneous systems",
         "Headline: " + "; ".join(f"`{f}`" for fs in headline_specs(study).values() for f in fs)
-        + ". Seed specification (diagnostic): the same controls in both equations of each "
+        + ". Paper specification (diagnostic): the same controls in both equations of each "
           "pair, identified only through spatial lags of the controls.")
     if study.truth is not None:
         for name in headline_specs(study):
@@ -330,20 +330,20 @@ def stage_systems(study: Study) -> None:
             _loo_comparisons(study, fit)
 
 
-def _seed_fit(study: Study, fit: Callable, index: str, system) -> None:
-    """The seed's specification of ER ↔ ``index`` as the plan allows (a diagnostic): the parts
+def _paper_fit(study: Study, fit: Callable, index: str, system) -> None:
+    """The paper's specification of ER ↔ ``index`` as the plan allows (a diagnostic): the parts
     that cannot be identified, and a fit that fails on a singular system, are notes."""
-    notes = [f"Seed specification (diagnostic): {n}." for n in system.notes]
+    notes = [f"Paper specification (diagnostic): {n}." for n in system.notes]
     if not any(n.endswith("not fitted") for n in system.notes):
-        with Stage(study, f"seed specification ER <-> {index} (same controls in both "
+        with Stage(study, f"paper specification ER <-> {index} (same controls in both "
                           f"equations)"):
             try:
-                seed = fit(system.formulas, plain_formulas=system.plain)
+                paper = fit(system.formulas, plain_formulas=system.plain)
             except InputError as err:
-                notes.append(f"Seed specification ER ↔ {index} (diagnostic) not fitted: {err}.")
+                notes.append(f"Paper specification ER ↔ {index} (diagnostic) not fitted: {err}.")
             else:
-                study.fits[f"seed_{index.lower()}"] = seed
-                study.posterior(seed.idata, f"system_seed_{index.lower()}")
+                study.fits[f"paper_{index.lower()}"] = paper
+                study.posterior(paper.idata, f"system_paper_{index.lower()}")
     study.report.lines(notes)
 
 
@@ -373,14 +373,14 @@ def _gs3sls_impacts(study: Study, index: str) -> pd.DataFrame | None:
 
 def _system_tables(study: Study, k: int, index: str) -> None:
     head = _headline_for(study, index)
-    seed = study.fits.get(f"seed_{index.lower()}")
+    paper = study.fits.get(f"paper_{index.lower()}")
     eqs = ["ER", index]
-    fits = {"": head, **({"Seed": seed} if seed is not None else {})}
+    fits = {"": head, **({"Paper": paper} if paper is not None else {})}
     stem = f"table{k}_{index.lower()}"
     study.table(paper_system_table(fits, equations=eqs), f"{stem}_system",
                 f"Table {k}. ER and {index}: GS3SLS, 3SLS and posterior",
                 "The headline specification by GS3SLS (spatial), 3SLS (non-spatial) and its "
-                "posterior, then the seed's specification (\"Seed\" columns) the same ways. "
+                "posterior, then the paper's specification (\"Paper\" columns) the same ways. "
                 "These are structural coefficients; the impacts table below gives the effects.",
                 TABLE_NOTE)
     cmp = compare_estimates(head.frequentist["GS3SLS"].to_frame(), head.summary)
@@ -408,11 +408,11 @@ def _system_tables(study: Study, k: int, index: str) -> None:
         rec = _recovery_rates(head, study.truth, eqs)
         verdict.append(f"truth inside the 94 % HDI for {rec['hdi']} and inside the GS3SLS 95 % "
                        f"interval for {rec['ci']} of the headline coefficients")
-    if seed is not None:
-        verdict.append("the seed's specification: " + _seed_diagnosis(seed))
+    if paper is not None:
+        verdict.append("the paper's specification: " + _paper_diagnosis(paper))
     study.report.verdict("; ".join(verdict) + ".")
     study.report.lines(warning_lines({"headline": head,
-                                      **({"seed specification": seed} if seed is not None else {})}))
+                                      **({"paper specification": paper} if paper is not None else {})}))
     _system_figures(study, head, index, eqs)
 
 
@@ -424,8 +424,8 @@ def _recovery_rates(fit, truth: pd.DataFrame, equations) -> dict[str, str]:
     return {"hdi": share("in_hdi"), "ci": share("in_ci")}
 
 
-def _seed_diagnosis(fit) -> str:
-    """One sentence on the seed's specification: convergence, weak-identification warnings and,
+def _paper_diagnosis(fit) -> str:
+    """One sentence on the paper's specification: convergence, weak-identification warnings and,
     as its own reason (the check is exact), an estimate outside the admissible region."""
     text = [w.lower() for w in fit.warnings]
     unstable = sum("outside the admissible region" in w for w in text)
@@ -507,10 +507,10 @@ def _effect_maps(study: Study, fit, name: str) -> None:
 
 
 def _loo_comparisons(study: Study, fit: Callable) -> None:
-    """Spatial vs non-spatial headline and headline vs the seed's controls (same outcomes).
+    """Spatial vs non-spatial headline and headline vs the paper's controls (same outcomes).
 
-    LOO compares models of the same outcomes on the same cities, so the seed's per-index pairs
-    are not compared with the joint headline; the seed's choice of controls (no exclusions) is
+    LOO compares models of the same outcomes on the same cities, so the paper's per-index pairs
+    are not compared with the joint headline; the paper's choice of controls (no exclusions) is
     compared on the headline's equations instead.
     """
     cfg = study.cfg
@@ -519,8 +519,8 @@ def _loo_comparisons(study: Study, fit: Callable) -> None:
         plain = fit(plain_formulas(formulas), frequentist=False)
         models = {"spatial (headline)": head.idata, "non-spatial": plain.idata}
         aggs = cfg.agglomeration if cfg.joint else [name.removeprefix("headline_").upper()]
-        if cfg.seed_specification and any(cfg.exclude.values()):
-            models["seed controls"] = fit(joint_formulas(aggs, study.controls),
+        if cfg.paper_specification and any(cfg.exclude.values()):
+            models["paper controls"] = fit(joint_formulas(aggs, study.controls),
                                           frequentist=False).idata
         try:
             result = compare_models(models)
@@ -533,8 +533,8 @@ def _loo_comparisons(study: Study, fit: Callable) -> None:
         study.report.verdict(f"LOO ({name}): {result.sentence}")
         path = comparison_plot(result, study.path("figures", f"loo_{name}.png"))
         study.figure(path, f"Leave-one-city-out comparison of the {name} system with its "
-                           f"non-spatial version" + (" and with the seed's controls"
-                                                     if "seed controls" in models else "") + ".")
+                           f"non-spatial version" + (" and with the paper's controls"
+                                                     if "paper controls" in models else "") + ".")
 
 
 def _fit_options(study: Study) -> dict:

@@ -1,11 +1,11 @@
-"""One system, fitted both ways, laid out as in the seed: the shared helper of Tables 2–8.
+"""One system, fitted both ways, laid out as in the paper: the shared helper of Tables 2–8.
 
 :func:`fit_system` takes the formulas of a spatial simultaneous system (any number G of
 equations, ``models.spec.system`` syntax) and returns a :class:`SystemFit` holding
 
 * ``frequentist["GS3SLS"]``: the Kelejian–Prucha (2004) GS3SLS fit of the spatial formulas
   (docs/method.md §2a), with optional extra excluded instruments ``spatial_instruments`` in H;
-* ``frequentist["3SLS"]``: the 3SLS fit of ``plain_formulas`` (the seed's non-spatial columns),
+* ``frequentist["3SLS"]``: the 3SLS fit of ``plain_formulas`` (the paper's non-spatial columns),
   H = X plus ``instruments``, when ``plain_formulas`` are given;
 * ``idata``: the posterior of the full-information model of the *spatial* formulas
   (``models.bayes.system.build_system_model``, docs/method.md §2b), its contract-2 summary and the
@@ -17,7 +17,7 @@ over the posterior sd), one shared row order (``models.spec.coefficient_tables.c
 that failed its convergence checks carries no †, and a row "Posterior" (present only then) gives
 every posterior column's verdict.
 :func:`warning_lines` gathers every warning of several fits for the report. With
-``show_controls=False`` (the seed's Tables 4–8) only the structural rows (spatial lags and
+``show_controls=False`` (the paper's Tables 4–8) only the structural rows (spatial lags and
 endogenous regressors) and the constant are shown and a row "Controls: Yes" stands for the rest.
 
 No estimator is implemented here: everything is ``models.frequentist.estimate``,
@@ -100,7 +100,7 @@ class SystemFit:
 
     def table(self, methods: Sequence[str] = FREQUENTIST_METHODS, *, show_controls: bool = True,
               digits: int = 3) -> pd.DataFrame:
-        """This fit alone in the seed's layout (see :func:`paper_system_table`)."""
+        """This fit alone in the paper's layout (see :func:`paper_system_table`)."""
         return paper_system_table({"": self}, methods=methods, show_controls=show_controls,
                           digits=digits)
 
@@ -348,7 +348,7 @@ def _single_equation_labels(table: pd.DataFrame, frames: Mapping[str, pd.DataFra
 
 
 def _insert_rows(table: pd.DataFrame, extra: Mapping[str, Mapping[str, str]]) -> pd.DataFrame:
-    """Indicator rows go just above "Observations" (the seed's "控制变量 Yes" rows)."""
+    """Indicator rows go just above "Observations" (the paper's "控制变量 Yes" rows)."""
     if not extra:
         return table
     rows = pd.DataFrame([{"term": name, **{c: values.get(c, "") for c in table.columns[1:]}}

@@ -1,10 +1,10 @@
-"""Seed Table 10: the censored factor model, full sample and by city group, Tobit beside Bayes.
+"""The paper's Table 10: the censored factor model, full sample and by city group, Tobit beside Bayes.
 
-Columns as in the seed: full sample, tier 1..4, coastal, inland. In each column the Tobit ML
+Columns as in the paper: full sample, tier 1..4, coastal, inland. In each column the Tobit ML
 coefficient (stars, z statistic in parentheses; :func:`models.spec.coefficient_tables.paper_table`) stands beside
 the posterior mean († when the 94 % HDI excludes 0, posterior sd in parentheses;
 :func:`models.spec.coefficient_tables.posterior_table`). The Tobit columns of a group are separate regressions
-on that group's cities (the seed's design); the Bayesian group columns come from ONE
+on that group's cities (the paper's design); the Bayesian group columns come from ONE
 hierarchical model per grouping whose group slopes are partially pooled toward the overall
 slopes (:mod:`models.bayes.censored`), so a group too small for its own Tobit still gets a
 (shrunken) estimate, and differences between groups come with posteriors: the contrasts table
@@ -62,7 +62,7 @@ def _label(column: str, group: str) -> str:
 
 
 def _group_order(column: str, groups: Sequence[str]) -> list[str]:
-    # coastal before inland, as in the seed; otherwise the sorted labels
+    # coastal before inland, as in the paper; otherwise the sorted labels
     return sorted(groups, reverse=(column == "coastal" and set(groups) == {"0", "1"}))
 
 
@@ -108,7 +108,7 @@ def factor_tables(panel: pd.DataFrame, outcome: str, factors: list[str],
                   mundlak: bool = False, **model_options) -> dict[str, pd.DataFrame]:
     """Table 10 from a (city, year) panel (``data_prep.dataset.panel_table``).
 
-    Returns ``{"table10": seed layout (two rows per coefficient, columns "<label> Tobit" and
+    Returns ``{"table10": paper layout (two rows per coefficient, columns "<label> Tobit" and
     "<label> Bayes"), "table10_contrasts": group contrasts (grouping, contrast, factor, mean, sd,
     hdi_low, hdi_high, prob_positive), "tobit": long contract-2 rows with a ``column`` label,
     "posterior": long posterior summaries with a ``column`` label, "notes": one note a row}``.

@@ -1,4 +1,4 @@
-"""Seed Table 9: the quadratic (inverted-U) model of ER in PSS and in PSD, OLS beside posterior.
+"""The paper's Table 9: the quadratic (inverted-U) model of ER in PSS and in PSD, OLS beside posterior.
 
 For each index A the outcome is regressed on A, A² and the controls (docs/method.md §3), by OLS (or
 the spatial 2SLS with ``spatial_lag``; :mod:`models.frequentist.quadratic`) and by the Bayesian
@@ -157,7 +157,7 @@ def quadratic_table(frame: pd.DataFrame, outcome: str, indices: list[str], contr
                     weights=None, eigenvalues=None, spatial_lag: bool = False, *, draws: int,
                     tune: int, chains: int, seed: int, sampler: str = "nutpie",
                     progress: bool = False) -> pd.DataFrame:
-    """Seed Table 9 (data only; the caller writes files, e.g. with :data:`NOTE`).
+    """The paper's Table 9 (data only; the caller writes files, e.g. with :data:`NOTE`).
 
     ``frame``: one row per city (id column ``city``); ``weights`` are needed for
     ``spatial_lag`` (then ``eigenvalues`` of W are computed when not given). Index k is sampled

@@ -1,4 +1,4 @@
-"""Seed Tables 7–8: high and low agglomeration regimes in a three-equation system (docs/method.md §4).
+"""The paper's Tables 7–8: high and low agglomeration regimes in a three-equation system (docs/method.md §4).
 
 With A_H and A_L from ``data_prep.regimes.add_regimes`` the system (G = 3) is
 
@@ -6,10 +6,10 @@ With A_H and A_L from ``data_prep.regimes.add_regimes`` the system (G = 3) is
     A_H = γ_H W·A_H + c_H W·ER + d_H ER + X_H β_H + ε_H
     A_L = γ_L W·A_L + c_L W·ER + d_L ER + X_L β_L + ε_L,
 
-the layout of the seed's G3SLS columns (its A_H equation carries ER, W·ER and W·A_H). The 3SLS
+the layout of the paper's G3SLS columns (its A_H equation carries ER, W·ER and W·A_H). The 3SLS
 columns drop every W term; with the same controls in all equations they need outside
 instruments, by default the historical ones (``models.study.headline.HISTORICAL_INSTRUMENTS``).
-The seed reports a different N per column (it appears to fit each regime on its own subsample);
+The paper reports a different N per column (it appears to fit each regime on its own subsample);
 here every equation uses all cities **(choice)**: A_H is 0 where a city is in the low regime,
 which is what makes the two slopes b_H and b_L differ.
 
@@ -63,7 +63,7 @@ def regime_table(frame: pd.DataFrame, weights, eigenvalues, index: str,
                  controls: Sequence[str], exclude: Mapping[str, Sequence[str]] | None = None,
                  *, instruments: Sequence[str] | None = None, show_controls: bool = False,
                  **fit_options) -> tuple[pd.DataFrame, SystemFit]:
-    """Seed Table 7 (``index="PSS"``) or 8 (``"PSD"``): GS3SLS, 3SLS and posterior columns.
+    """The paper's Table 7 (``index="PSS"``) or 8 (``"PSD"``): GS3SLS, 3SLS and posterior columns.
 
     ``frame``: one row per city with ``<index>_H`` and ``<index>_L`` (``add_regimes`` then
     ``cross_section``); ``instruments`` of the 3SLS columns (default the historical ones);

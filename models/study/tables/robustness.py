@@ -1,6 +1,6 @@
-"""Seed Tables 4–6: robustness of the ER ↔ agglomeration systems (docs/method.md §6).
+"""The paper's Tables 4–6: robustness of the ER ↔ agglomeration systems (docs/method.md §6).
 
-Every system is the seed's pair of ``models.study.headline.system_formulas`` (ER with W·ER, W·A, A and
+Every system is the paper's pair of ``models.study.headline.system_formulas`` (ER with W·ER, W·A, A and
 controls; A with W·A, W·ER, ER and controls), fitted by GS3SLS and by the Bayesian
 full-information model through :func:`models.study.system_fit.fit_system`; the tables put the
 frequentist columns beside the posterior columns, structural rows only, "Controls: Yes".
@@ -17,15 +17,15 @@ frequentist columns beside the posterior columns, structural rows only, "Control
   (``data_prep.weights.restrict_weights``; cities left without neighbours follow
   ``island_policy``, default "drop", and the fit's notes name them); (b) year × region fixed
   effects on the (city, year) panel, see :func:`fixed_effects_fits`.
-* Table 6 (:func:`instruments_table`): historical instruments, each set on its own as in the seed
+* Table 6 (:func:`instruments_table`): historical instruments, each set on its own as in the paper
   (rail access in the 1930s; 1984 population density). Frequentist: appended to the GS3SLS
-  instrument matrix H (the seed's IV reading). Bayesian: a likelihood has no "instrument"; the
+  instrument matrix H (the paper's IV reading). Bayesian: a likelihood has no "instrument"; the
   full-information analogue **(choice)** puts the instruments into the agglomeration equation
   as exogenous variables excluded from the ER equation, which is exactly the exclusion
   restriction an instrument for A in the ER equation asserts, and it identifies the system
   beyond the spatial lags. Their posterior coefficients (the first-stage strength) are shown.
 
-Fixed effects (Table 5b) **(choice)**. The seed adds year, region and year × region effects to
+Fixed effects (Table 5b) **(choice)**. The paper adds year, region and year × region effects to
 its cross-section of 241 cities, which a cross-section cannot hold; here the systems are fitted
 on the balanced (city, year) panel stacked year by year, N = nT rows, with block-diagonal
 weights I_T ⊗ W (cities interact within a year only) and one dummy per year × region cell
@@ -33,7 +33,7 @@ weights I_T ⊗ W (cities interact within a year only) and one dummy per year ×
 GS3SLS with H = [X, (I ⊗ W) X, (I ⊗ W)² X]; the Bayesian model with the spectrum of W, each
 eigenvalue counted T times (the spectrum of I_T ⊗ W), so its Jacobian stays exact and O(n). The
 existing Lee–Yu panel mode (``models.bayes.panel_system``) removes *city* effects and has no
-place for region-specific year effects, so it is not used; city effects are not in the seed's
+place for region-specific year effects, so it is not used; city effects are not in the paper's
 specification. Caveat stated in the table notes: without city effects the errors are treated
 as iid across years and cities, so the posterior's uncertainty is understated when a city's
 errors persist over years. The GS3SLS column therefore reports city-clustered standard errors
@@ -92,7 +92,7 @@ def _pair(frame: pd.DataFrame, weights, eigenvalues, agglomeration: str,
 
 def alternative_systems(alternatives: Mapping[str, str] | None = None
                         ) -> list[tuple[str, str, str, str]]:
-    """The seed Table 4 systems as (column label, ER column, index, index column).
+    """The paper's Table 4 systems as (column label, ER column, index, index column).
 
     ``alternatives`` maps "ER", "ER_national", "PSS", "PSD" to the alternative columns
     (defaults ``ALTERNATIVES``).
@@ -112,7 +112,7 @@ def alternative_measures_table(frame: pd.DataFrame, weights, eigenvalues,
                                exclude: tuple[Sequence[str], Sequence[str]] = ((), ()),
                                methods: Sequence[str] = ROBUSTNESS_METHODS,
                                **fit_options) -> tuple[pd.DataFrame, dict[str, SystemFit]]:
-    """Seed Table 4: (1)–(2) ER_GDP ↔ PSD, (3)–(4) ER_GDP ↔ PSS, (5)–(6) ER ↔ PSS_output,
+    """The paper's Table 4: (1)–(2) ER_GDP ↔ PSD, (3)–(4) ER_GDP ↔ PSS, (5)–(6) ER ↔ PSS_output,
     (7)–(8) ER ↔ PSD_gini, and (9)–(10) ER_national ↔ PSD, (11)–(12) ER_national ↔ PSS (ER
     by the national-rate benchmark, ``NATIONAL_BENCHMARK_NOTE``).
 
@@ -141,7 +141,7 @@ def subsample_fits(frame: pd.DataFrame, weights, controls: Sequence[str], *,
                    island_policy: str = "drop",
                    exclude: tuple[Sequence[str], Sequence[str]] = ((), ()),
                    bayes: bool = True, **fit_options) -> dict[str, SystemFit]:
-    """Seed Table 5 (1)–(4): the systems without provincial capitals / sub-provincial cities.
+    """The paper's Table 5 (1)–(4): the systems without provincial capitals / sub-provincial cities.
 
     Rows with ``frame[capital] == 1`` are dropped and W is restricted to the remaining cities
     (``restrict_weights`` with ``island_policy``: "drop" removes cities left without
@@ -205,7 +205,7 @@ def fixed_effects_fits(panel: pd.DataFrame, weights, eigenvalues, controls: Sequ
                        year_column: str = "year",
                        exclude: tuple[Sequence[str], Sequence[str]] = ((), ()),
                        clustered: bool = True, **fit_options) -> dict[str, SystemFit]:
-    """Seed Table 5 (5)–(8): the systems with year × region fixed effects (module docstring).
+    """The paper's Table 5 (5)–(8): the systems with year × region fixed effects (module docstring).
 
     ``panel``: one row per (city, year) (``data_prep.dataset.panel_table``) with the region
     attribute ``region``; ``eigenvalues``: the spectrum of the n × n W (each is counted T
@@ -241,7 +241,7 @@ def sample_and_effects_table(frame: pd.DataFrame, panel: pd.DataFrame | None, we
                              exclude: tuple[Sequence[str], Sequence[str]] = ((), ()),
                              methods: Sequence[str] = ROBUSTNESS_METHODS,
                              **fit_options) -> tuple[pd.DataFrame, dict[str, SystemFit]]:
-    """Seed Table 5: subsample without capitals (a) beside year × region effects (b).
+    """The paper's Table 5: subsample without capitals (a) beside year × region effects (b).
 
     A part whose input is absent (``capital`` in ``frame``; ``panel`` None or without
     ``region``) is not fitted; its columns' "Missing input" row names the input.
@@ -274,7 +274,7 @@ def instruments_table(frame: pd.DataFrame, weights, eigenvalues, controls: Seque
                       exclude: tuple[Sequence[str], Sequence[str]] = ((), ()),
                       methods: Sequence[str] = ROBUSTNESS_METHODS,
                       **fit_options) -> tuple[pd.DataFrame, dict[str, SystemFit]]:
-    """Seed Table 6: each instrument set with each agglomeration index (module docstring).
+    """The paper's Table 6: each instrument set with each agglomeration index (module docstring).
 
     ``instrument_sets``: {label: columns}, default one set per historical instrument as in the
     seed. GS3SLS: the set appended to H; Bayes: the set added to the agglomeration equation

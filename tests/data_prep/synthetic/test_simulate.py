@@ -82,7 +82,7 @@ def test_given_exogenous_data_replace_the_draws():
     sim = simulate_system(lattice, seed=2, exogenous=given)
     for name in given:
         np.testing.assert_array_equal(sim.data[name], given[name])
-    # with X given, the seed's stream goes to the errors alone: other X, same errors
+    # with X given, the paper's stream goes to the errors alone: other X, same errors
     other = simulate_system(lattice, seed=2, exogenous=given * 3.0 + 1.0)
     u, v = structural_residuals(sim), structural_residuals(other)
     np.testing.assert_allclose(u["ER"], v["ER"], atol=1e-10)

@@ -89,7 +89,7 @@ def test_three_islands_touch_nobody_and_are_linked_by_the_nearest_policy(demo):
     assert 0.05 < demo.cities.coastal.mean() < 0.3
 
 
-def test_covariates_near_the_seed_table_1(demo):
+def test_covariates_near_the_paper_table_1(demo):
     for name, (mean, sd) in COVARIATE_TARGETS.items():
         col = demo.covariates[name]
         assert col.mean() == pytest.approx(mean, rel=0.05, abs=0.01), name
@@ -98,7 +98,7 @@ def test_covariates_near_the_seed_table_1(demo):
     np.testing.assert_allclose(demo.covariates.LnFdi, np.log(demo.covariates.Fdi), atol=1e-5)
 
 
-def test_indices_have_seed_like_spreads_and_positive_spatial_autocorrelation(demo):
+def test_indices_have_paper_like_spreads_and_positive_spatial_autocorrelation(demo):
     cube = employment_cube(demo)
     ER, PSS, PSD = hand_indices(cube)
     assert 2.0 < PSS.mean() < 3.5 and 2.0 < PSD.mean() < 2.6 and 0.15 < PSD.std() < 0.4

@@ -114,7 +114,7 @@ def test_non_spatial_system_gets_exact_log_likelihood():
 
 def test_study_loo_stage_ranks_the_headline_against_its_variants(tmp_path):
     """The study's LOO stage (a full run's; quick mode skips it): the headline against its
-    non-spatial version and the seed's controls, a table, a verdict and a figure."""
+    non-spatial version and the paper's controls, a table, a verdict and a figure."""
     from types import SimpleNamespace
 
     from models.study.config import load_config
@@ -134,6 +134,6 @@ def test_study_loo_stage_ranks_the_headline_against_its_variants(tmp_path):
     assert not any("W(" in f for f in asked[0][0])            # the non-spatial version
     table = pd.read_csv(tmp_path / "tables" / "loo_headline.csv")
     assert table["model"].iloc[0] == "spatial (headline)"
-    assert set(table["model"]) == {"spatial (headline)", "non-spatial", "seed controls"}
+    assert set(table["model"]) == {"spatial (headline)", "non-spatial", "paper controls"}
     assert (tmp_path / "figures" / "loo_headline.png").is_file()
     assert any(v.startswith("LOO (headline): ") for v in study.report.verdicts)

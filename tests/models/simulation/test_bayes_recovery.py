@@ -74,7 +74,7 @@ def test_script_recovers_truth_and_writes_contract(simulated):
     assert sorted(zip(summary.equation, summary.term)) == sorted(truth.index)
     # Measured slack: over seeds 11-18 this fit's largest R-hat (14 coefficients, 2 chains x 500
     # draws) ranged 1.005-1.012, so 1.01 would test luck; a fit that has not converged (the
-    # multi-modal seed specification) gives R-hat above 1.5.
+    # multi-modal paper specification) gives R-hat above 1.5.
     assert summary["r_hat"].max() <= 1.02
     assert np.allclose(summary["mean"], [float(coef.sel(equation=e, term=t).mean())
                                          for e, t in zip(summary.equation, summary.term)])

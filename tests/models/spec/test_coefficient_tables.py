@@ -1,4 +1,4 @@
-"""Shared coefficient tables: validation, seed layout, stars, posterior variant, writers."""
+"""Shared coefficient tables: validation, paper layout, stars, posterior variant, writers."""
 
 import numpy as np
 import pandas as pd

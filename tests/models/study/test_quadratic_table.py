@@ -1,4 +1,4 @@
-"""Seed Table 9 (models.study.tables.quadratic): layout from given fits (fast) and end to end (slow)."""
+"""The paper's Table 9 (models.study.tables.quadratic): layout from given fits (fast) and end to end (slow)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[3]
 TINY = ROOT / "models" / "study" / "configs" / "tiny.toml"
 
 
-def test_system_formulas_follow_the_seed():
+def test_system_formulas_follow_the_paper():
     spatial = system_formulas("PSD", ["Gov", "Fdi"])
     assert spatial == ["ER ~ W(ER) + W(PSD) + PSD + Gov + Fdi", "PSD ~ W(PSD) + W(ER) + ER + Gov + Fdi"]
     assert system_formulas("PSS", ["Gov"], spatial=False) == ["ER ~ PSS + Gov", "PSS ~ ER + Gov"]
@@ -178,7 +178,7 @@ def test_bad_config_stops_before_any_work(tmp_path):
 def test_quick_tiny_study_writes_every_file_and_reproduces(tmp_path):
     config = tmp_path / "tiny.toml"
     text = TINY.read_text().replace('"tiny/', f'"{TINY.parent / "tiny"}/')
-    config.write_text(text.replace("seed_specification = true", "seed_specification = false"))
+    config.write_text(text.replace("paper_specification = true", "paper_specification = false"))
     first, second = tmp_path / "first", tmp_path / "second"
     for out in (first, second):
         result = run(["--config", str(config), "--out", str(out), "--quick"], tmp_path)

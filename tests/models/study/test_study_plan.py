@@ -142,9 +142,9 @@ def test_a_users_config_takes_no_demo_default(tmp_path):
     config = write_study(tmp_path)
     cfg = load_config(config)
     assert (cfg.instruments, cfg.factors, cfg.groups) == ([], [], [])
-    assert cfg.seed_specification is False
+    assert cfg.paper_specification is False
     demo = load_config(None)
-    assert demo.instruments == ["rail_1930s", "popden_1984"] and demo.seed_specification
+    assert demo.instruments == ["rail_1930s", "popden_1984"] and demo.paper_specification
     (tmp_path / "bare.toml").write_text(CONFIG.split("[study]")[0])
     with pytest.raises(InputError, match=r"\[study\] controls: missing"):
         load_config(tmp_path / "bare.toml")

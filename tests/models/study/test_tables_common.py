@@ -58,7 +58,7 @@ def test_combined_table_puts_posterior_beside_frequentist():
         combined_table({"x": FREQ}, {"x": POST})
 
 
-def test_seed_table_hides_controls_and_reports_missing_and_failed_fits():
+def test_paper_table_hides_controls_and_reports_missing_and_failed_fits():
     fit = SystemFit(["ER ~ W(ER) + A + x", "A ~ ER + x"], None, nobs=10)
     fit.frequentist["GS3SLS"] = _Result(FREQ, {"ER": 0.25, "A": 0.5}, 10)
     fit.failed["3SLS"] = "the 3SLS normal matrix is singular"

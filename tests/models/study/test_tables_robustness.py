@@ -1,4 +1,4 @@
-"""Seed Tables 4–8 as table functions on the embedded demo: shape, labels, missing inputs.
+"""The paper's Tables 4–8 as table functions on the embedded demo: shape, labels, missing inputs.
 
 Fast tests fit the frequentist columns only (``bayes=False``); the posterior columns' layout
 is checked on hand-made frames (test_tables_common) and on the G = 3 recovery fit
