@@ -196,7 +196,7 @@ def check_gradient() -> list[dict]:
     for n in (241, 10_000, 100_000):
         system, W = simulated_case(n)
         spec = spectrum(W)
-        model = build_system_model(system, spec.nodes, eigen_weights=spec.weights)
+        model = build_system_model(system, spec)
         seconds = per_eval(model)
         label = (f"log-density + gradient, one evaluation, n = {system.n:,}, G = 2 "
                  f"({spec.method} spectrum, {np.size(spec.nodes):,} nodes)")

@@ -35,6 +35,11 @@ class Spectrum:
     method: str
     details: dict = field(default_factory=dict)
 
+    @classmethod
+    def exact(cls, eigenvalues, details: dict | None = None) -> "Spectrum":
+        """Exact eigenvalues, each counted once."""
+        return cls(np.asarray(eigenvalues), None, "exact", dict(details or {}))
+
     @property
     def n(self) -> float:
         return float(self.nodes.size if self.weights is None else self.weights.sum())
@@ -43,6 +48,14 @@ class Spectrum:
     def normalised_weights(self) -> np.ndarray | None:
         """Weights summing to 1 (``spectrum_weights`` of the impacts), None when exact."""
         return None if self.weights is None else self.weights / self.weights.sum()
+
+
+def as_spectrum(value) -> Spectrum | None:
+    """``value`` as a :class:`Spectrum`: a Spectrum as it is, an array of eigenvalues as the
+    exact spectrum, None as None."""
+    if value is None or isinstance(value, Spectrum):
+        return value
+    return Spectrum.exact(value)
 
 
 def spectrum(W, *, threshold: int = DEFAULT_THRESHOLD, method: str = "auto", seed: int = 0,

@@ -97,17 +97,15 @@ def check_counts(draws: int, tune: int, chains: int, predictive_draws: int = 1,
                              f" integer, not {value}")
 
 
-def _spectrum_arrays(system: SystemData, panel: PanelSystem | None, spectrum: Spectrum | None,
-                     seed: int):
-    """(eigenvalues or nodes, their weights or None, the Spectrum used or None)."""
+def _spectrum_used(system: SystemData, panel: PanelSystem | None, spectrum: Spectrum | None,
+                   seed: int) -> Spectrum | None:
+    """The Spectrum of the Jacobian: the panel's, the given or stored one, or the chooser's;
+    None without W."""
     if system.W is None:
-        return np.zeros(system.n), None, None
+        return None
     if panel is not None:
-        used = Spectrum(panel.eigenvalues, panel.eigen_weights, "panel",
-                        {"multiplicity": panel.T - 1})
-        return panel.eigenvalues, panel.eigen_weights, used
-    used = system_spectrum(system, spectrum, seed)
-    return used.nodes, used.weights, used
+        return panel.spectrum
+    return system_spectrum(system, spectrum, seed)
 
 
 def fit_posterior(system: SystemData | PanelSystem, *, spectrum: Spectrum | None = None,
@@ -137,8 +135,8 @@ def fit_posterior(system: SystemData | PanelSystem, *, spectrum: Spectrum | None
     check_counts(draws, tune, chains, predictive_draws)
     panel = system if isinstance(system, PanelSystem) else None
     data = panel.system if panel is not None else system
-    eigs, eig_weights, used = _spectrum_arrays(data, panel, spectrum, seed)
-    model = build_system_model(data, eigs, priors, eigen_weights=eig_weights, errors=errors,
+    used = _spectrum_used(data, panel, spectrum, seed)
+    model = build_system_model(data, used, priors, errors=errors,
                                t_blocks=panel.T - 1 if panel is not None else 1)
     idata = sampling.sample(model, draws=draws, tune=tune, chains=chains, seed=seed,
                             sampler=sampler, progress=progress, started=started,
@@ -150,7 +148,7 @@ def fit_posterior(system: SystemData | PanelSystem, *, spectrum: Spectrum | None
                           if t.startswith("year_contrast[")) if panel is not None else ()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            fit.warnings += add_effects_and_loo(idata, data, eigs, eig_weights,
+            fit.warnings += add_effects_and_loo(idata, data, used,
                                                 loo=panel is None, exclude_variables=contrasts,
                                                 keep_pointwise=keep_pointwise)
         if panel is not None:

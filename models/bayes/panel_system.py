@@ -11,7 +11,7 @@ refused: the city effects absorb it). F acts on years and W on cities, so they c
 transformed panel is exactly a cross-section of N = n(T − 1) rows (contrast-major, labelled
 "city|contrast k") with block-diagonal weights I_{T−1} ⊗ W, whose spectrum is the cross-section
 spectrum repeated T − 1 times. Hence the model is ``build_system_model`` on that cross-section
-with ``eigen_weights = T − 1`` on the n eigenvalues of W:
+with weight T − 1 on each of the n eigenvalues of W (``PanelSystem.spectrum``):
 
     log p = (T − 1) Σ_k log|det(I − B0 − B1 λ_k)| − (N/2) log det Σ − ½ Σ_{r,c} ε_rc' Σ⁻¹ ε_rc
             − (N G / 2) log 2π          (plus (T − 1) Σ_g Σ_k log|1 − ρ_g λ_k| for spatial errors),
@@ -57,7 +57,7 @@ import scipy.sparse as sp
 
 from data_prep.dataset import panel_table
 from data_prep.errors import InputError
-from data_prep.spectrum.chooser import spectrum
+from data_prep.spectrum.chooser import Spectrum, spectrum
 from models.bayes.panel import within_matrix
 from models.spec.identification import check_identification
 from models.spec.inputs import read_data
@@ -72,14 +72,13 @@ _SHOW = 6  # how many missing city-years an error message lists
 class PanelSystem:
     """The within-transformed panel as one cross-section, with its spectrum and weights.
 
-    ``system`` has n(T − 1) rows; ``eigenvalues`` is the spectrum of the n × n W (or quadrature
-    nodes above the dense limit) and ``eigen_weights`` its multiplicities (T − 1 each), so
-    ``build_system_model(system, eigenvalues, eigen_weights=eigen_weights)`` is the exact model.
+    ``system`` has n(T − 1) rows; ``spectrum`` is the spectrum of the n × n W (exact
+    eigenvalues, or quadrature nodes above the dense limit) with each node's weight times its
+    multiplicity T − 1, so ``build_system_model(system, spectrum)`` is the exact model.
     """
 
     system: SystemData
-    eigenvalues: np.ndarray | None
-    eigen_weights: np.ndarray | None
+    spectrum: Spectrum | None
     T: int
     years: tuple
     n_cities: int
@@ -125,12 +124,13 @@ def _intercept_free(spec) -> SystemSpec:
                         instruments=spec.instruments, spatial_errors=errors or "none")
 
 
-def _spectrum(W: sp.csr_matrix, multiplicity: float):
+def _spectrum(W: sp.csr_matrix, multiplicity: float) -> Spectrum:
     """Spectrum of W by the one chooser (exact up to its threshold, quadrature above), each
     node's weight times the panel multiplicity T − 1."""
     result = spectrum(W, seed=0)
     weights = np.ones(result.nodes.shape) if result.weights is None else result.weights
-    return result.nodes, weights * multiplicity
+    return Spectrum(result.nodes, weights * multiplicity, "panel",
+                    {**result.details, "multiplicity": multiplicity})
 
 
 def panel_system(spec, data, weights=None, *, id_column: str = "city",
@@ -143,7 +143,7 @@ def panel_system(spec, data, weights=None, *, id_column: str = "city",
     for ``models.spec.system.build_system`` (a sparse matrix follows the cities' order of first
     appearance). Each year's rows go through ``build_system`` (so formula transforms are applied
     year by year), are stacked (T, n, ·) and projected on F' along the year axis.
-    ``spectrum=False`` skips the eigenvalues (then ``eigenvalues`` is None).
+    ``spectrum=False`` skips the eigenvalues (then ``spectrum`` is None).
     """
     frame, stored = read_data(data, id_column, table=panel_table)
     if not isinstance(data, pd.DataFrame):
@@ -211,8 +211,8 @@ def panel_system(spec, data, weights=None, *, id_column: str = "city",
     system = SystemData(new_spec, labels, Wbig, Y, X, Q)
 
     check_identification(system, spatial=Wbig is not None and new_spec.uses_weights)
-    eigs, ew = (_spectrum(W, T - 1.0) if (spectrum and W is not None) else (None, None))
-    return PanelSystem(system=system, eigenvalues=eigs, eigen_weights=ew, T=T, years=years,
+    used = _spectrum(W, T - 1.0) if (spectrum and W is not None) else None
+    return PanelSystem(system=system, spectrum=used, T=T, years=years,
                        n_cities=n, year_effects=year_effects, cities=cities, W=W)
 
 

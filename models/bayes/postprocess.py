@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from data_prep.errors import InputError
+from data_prep.spectrum.chooser import Spectrum, as_spectrum
 from models.bayes.effects import coefficient_matrices, impacts
 from models.bayes.idata import COEF_DIM, COEF_EQUATION, COEF_TERM, coef_grid, rho_grid, stacked_coef
 from models.bayes.loo import (LOO_GROUP, iter_loglik, iter_loglik_t, log_likelihood_dataset,
@@ -89,8 +91,7 @@ def keeps_pointwise(samples: int, n: int, keep_pointwise: bool | None = None) ->
     return samples * n <= POINTWISE_LIMIT if keep_pointwise is None else bool(keep_pointwise)
 
 
-def add_effects_and_loo(idata, system, eigs: np.ndarray,
-                        eig_weights: np.ndarray | None = None, *, loo: bool = True,
+def add_effects_and_loo(idata, system, spectrum, *, loo: bool = True,
                         exclude_variables: tuple[str, ...] = (),
                         keep_pointwise: bool | None = None) -> list[str]:
     """Attach the impacts and the PSIS-LOO result (see :func:`_add_effects_and_loo`).
@@ -100,13 +101,12 @@ def add_effects_and_loo(idata, system, eigs: np.ndarray,
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):
-        return _add_effects_and_loo(idata, system, eigs, eig_weights, loo=loo,
+        return _add_effects_and_loo(idata, system, as_spectrum(spectrum), loo=loo,
                                     exclude_variables=exclude_variables,
                                     keep_pointwise=keep_pointwise)
 
 
-def _add_effects_and_loo(idata, system, eigs: np.ndarray,
-                         eig_weights: np.ndarray | None = None, *, loo: bool = True,
+def _add_effects_and_loo(idata, system, spectrum: Spectrum | None, *, loo: bool = True,
                          exclude_variables: tuple[str, ...] = (),
                          keep_pointwise: bool | None = None) -> list[str]:
     """Attach the impacts (posterior ``impact``) and the PSIS-LOO result; return notes.
@@ -124,7 +124,6 @@ def _add_effects_and_loo(idata, system, eigs: np.ndarray,
     arbitrary contrasts, not cities). ``exclude_variables`` are exogenous terms without an
     impact (the year-effect contrast dummies of panel mode).
     """
-
     notes = []
     post = idata.posterior
     chains, draws = post.sizes["chain"], post.sizes["draw"]
@@ -139,9 +138,10 @@ def _add_effects_and_loo(idata, system, eigs: np.ndarray,
     W = system.W
     rows_one = W is not None and np.allclose(np.asarray(W.sum(axis=1)).ravel(), 1.0)
     if W is not None:
-        imp = impacts(B0, B1, betas, eigs, row_standardised=rows_one, dependents=deps, W=W,
-                      spectrum_weights=None if eig_weights is None
-                      else eig_weights / eig_weights.sum())
+        if spectrum is None:
+            raise InputError("the impacts need the spectrum of W")
+        imp = impacts(B0, B1, betas, spectrum.nodes, row_standardised=rows_one,
+                      dependents=deps, W=W, spectrum_weights=spectrum.normalised_weights)
         da = imp["impact"].transpose("sample", ...)
         values = da.values.reshape((chains, draws) + da.shape[1:])
         coords = {k: v for k, v in da.coords.items() if "sample" not in v.dims}

@@ -59,7 +59,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from data_prep.errors import InputError
-from data_prep.spectrum.chooser import spectrum
+from data_prep.spectrum.chooser import Spectrum, as_spectrum, spectrum
 from models.bayes.idata import coef_grid
 from models.bayes.postprocess import summary_frame
 from models.bayes import sampling  # sampling.sample looked up per call: tests replace it
@@ -74,19 +74,14 @@ RANGE_ROWS = {"p_inverted_u_range": "lind_mehlum_inverted_u",
               "p_turning_point_in_range": "inside_range"}
 
 
-def spectrum_for(data: QuadraticData, eigenvalues=None) -> tuple[np.ndarray, np.ndarray | None]:
-    """(nodes, weights) of the spectrum of W for the Jacobian: ``eigenvalues`` as given (an
-    array, weights None, or a ``data_prep.spectrum.quadrature.Spectrum``), else from the one chooser
-    ``data_prep.spectrum.chooser.spectrum`` (exact up to its threshold, quadrature above); zeros
-    without weights (a Durbin term W(x) alone also brings W, whose spectrum the system model
-    checks)."""
+def spectrum_for(data: QuadraticData, eigenvalues=None) -> Spectrum | None:
+    """The spectrum of W for the Jacobian: ``eigenvalues`` as given (a
+    :class:`~data_prep.spectrum.chooser.Spectrum` or an array of exact eigenvalues), else the
+    one chooser's (exact up to its threshold, quadrature above); None without W (a Durbin
+    term W(x) alone also brings W, whose spectrum the system model checks)."""
     if data.system.W is None:
-        return np.zeros(data.y.size), None
-    if eigenvalues is None:
-        eigenvalues = spectrum(data.system.W)
-    if hasattr(eigenvalues, "nodes"):
-        return eigenvalues.nodes, eigenvalues.weights
-    return np.asarray(eigenvalues), None
+        return None
+    return as_spectrum(eigenvalues) if eigenvalues is not None else spectrum(data.system.W)
 
 
 def _term_scale(layout, term: str) -> float:
@@ -133,8 +128,7 @@ def build_quadratic_model(data: QuadraticData, eigenvalues=None,
     (:mod:`models.bayes.idata`) plus the deterministics listed above."""
     settings = {"beta_sigma": slope_prior_sd(data)}
     settings.update(priors or {})
-    nodes, weights = spectrum_for(data, eigenvalues)
-    model = build_system_model(data.system, nodes, settings, eigen_weights=weights,
+    model = build_system_model(data.system, spectrum_for(data, eigenvalues), settings,
                                errors=errors)
     terms = list(model.layout.terms)  # type: ignore[attr-defined]
     lo, hi = data.range

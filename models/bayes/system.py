@@ -65,6 +65,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from data_prep.errors import InputError
+from data_prep.spectrum.chooser import as_spectrum
 from data_prep.spectrum.exact import check_spectrum
 from models.bayes.jacobian import SpectralBasis, log_jacobian, spectral_basis
 
@@ -361,13 +362,15 @@ def _settings(priors: Mapping[str, Any] | None, errors: str) -> dict[str, float]
     return {**known, **(priors or {})}
 
 
-def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = None, *,
-                       eigen_weights=None, standardise: bool = True, errors: str = "normal",
+def build_system_model(system, spectrum, priors: Mapping[str, Any] | None = None, *,
+                       standardise: bool = True, errors: str = "normal",
                        t_blocks: int = 1) -> pm.Model:
     """PyMC model of the spatial simultaneous system (module docstring gives model and priors).
 
-    ``system``: a ``models.spec.system.SystemData``; ``eigenvalues``: the spectrum of ``system.W`` (real,
-    or complex in conjugate pairs; or quadrature nodes with ``eigen_weights``). Free variables
+    ``system``: a ``models.spec.system.SystemData``; ``spectrum``: the spectrum of ``system.W``
+    as a :class:`data_prep.spectrum.chooser.Spectrum` (exact eigenvalues, real or complex in
+    conjugate pairs, or quadrature nodes with their weights), or an array of its exact
+    eigenvalues; None without W. Free variables
     ``structural_std``, ``beta_std`` (standardised scale), the error scales and correlation
     (``sd_std`` for G = 1; ``sd_std`` and ``corr_u`` with r = 2u − 1 for G = 2; the LKJ Cholesky
     ``chol_std`` for G ≥ 3) and ``rho_error``; deterministics on the original scale: ``coef``
@@ -388,12 +391,13 @@ def build_system_model(system, eigenvalues, priors: Mapping[str, Any] | None = N
     hp = _settings(priors, errors)
     layout = system_layout(system, standardise=standardise)
     G = layout.G
-    basis = spectral_basis(eigenvalues if eigenvalues is not None else np.zeros(layout.n), G,
-                           weights=eigen_weights)
+    spec = as_spectrum(spectrum)
+    eigenvalues = spec.nodes if spec is not None else np.zeros(layout.n)
+    basis = spectral_basis(eigenvalues, G, weights=spec.weights if spec is not None else None)
     if basis.n and abs(basis.n - layout.n) > 1e-6 * layout.n:
         raise InputError(f"the spectrum has {basis.n:g} eigenvalues but the system has "
                          f"{layout.n} cities")
-    if eigen_weights is None and system.W is not None:
+    if (spec is None or spec.weights is None) and system.W is not None:
         # an exact spectrum must be W's own: Σλ = tr W and Σλ² = tr W² (sparse, O(nnz))
         check_spectrum(np.asarray(eigenvalues), system.W)
     labels = layout.labels

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from data_prep.errors import InputError
+from data_prep.spectrum.chooser import Spectrum, as_spectrum
 from models.bayes.postprocess import add_effects_and_loo, summary_frame
 from models.frequentist import estimate
 from models.frequentist.iv import SingularSystemError
@@ -105,9 +106,9 @@ class SystemFit:
                           digits=digits)
 
 
-def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, eigenvalues, *,
+def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, spectrum, *,
                plain_formulas: Sequence[str] | None = None, instruments: Sequence[str] = (),
-               spatial_instruments: Sequence[str] = (), eigen_weights=None,
+               spatial_instruments: Sequence[str] = (),
                bayes_formulas: Sequence[str] | None = None,
                draws: int = 1000, tune: int = 1000, chains: int = 4, seed: int = 0,
                sampler: str = "nutpie", progress: bool = False, bayes: bool = True,
@@ -119,8 +120,9 @@ def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, eigenvalue
 
     ``formulas``: one per equation (any G); ``frame``: one row per observation with the
     ``id_column``; ``weights``: SpatialWeights or a sparse matrix aligned with the rows;
-    ``eigenvalues`` (and ``eigen_weights``, e.g. T for a stacked panel whose W is I_T ⊗ W):
-    the spectrum for the Bayesian Jacobian. ``plain_formulas`` / ``instruments``: the 3SLS
+    ``spectrum``: the spectrum of W for the Bayesian Jacobian, a
+    :class:`~data_prep.spectrum.chooser.Spectrum` (e.g. each eigenvalue of weight T for a
+    stacked panel whose W is I_T ⊗ W) or an array of exact eigenvalues. ``plain_formulas`` / ``instruments``: the 3SLS
     system and its excluded instruments; ``spatial_instruments``: extra instruments appended to
     the GS3SLS H. ``bayes_formulas``: the posterior's formulas when they differ from the
     GS3SLS ones (Table 6 puts instruments into an equation); default ``formulas``.
@@ -135,10 +137,12 @@ def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, eigenvalue
     fit = SystemFit(list(formulas), list(plain_formulas) if plain_formulas else None,
                     nobs=spatial.n)
     clusters = _clusters(frame, cluster_column)
-    # quadrature nodes are not the spectrum: the checks then use W's extreme eigenvalues
-    spectrum = eigenvalues if eigen_weights is None else None
+    spectrum = as_spectrum(spectrum)
+    # quadrature nodes or weighted eigenvalues are not W's own spectrum: the checks then use
+    # W's extreme eigenvalues
+    exact = spectrum.nodes if spectrum is not None and spectrum.weights is None else None
     if frequentist:
-        _estimate(fit, "GS3SLS", spatial, "gs3sls", clusters, spectrum)
+        _estimate(fit, "GS3SLS", spatial, "gs3sls", clusters, exact)
     if plain_formulas and frequentist:
         plain = build_system(parse_system(list(plain_formulas), instruments=list(instruments)),
                              frame, id_column=id_column)
@@ -147,7 +151,7 @@ def fit_system(formulas: Sequence[str], frame: pd.DataFrame, weights, eigenvalue
         if bayes_formulas is not None:
             fit.bayes_formulas = list(bayes_formulas)
             spatial = build_system(list(bayes_formulas), frame, weights, id_column=id_column)
-        _fit_bayes(fit, spatial, eigenvalues, eigen_weights, priors, effects,
+        _fit_bayes(fit, spatial, spectrum, priors, effects,
                    dict(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
                         progress=progress, target_accept=target_accept,
                         max_treedepth=max_treedepth, checks=checks))
@@ -179,19 +183,18 @@ def _estimate(fit: SystemFit, label: str, system, method: str,
         fit.failed[label] = str(err)
 
 
-def _fit_bayes(fit: SystemFit, system, eigenvalues, eigen_weights, priors, effects,
+def _fit_bayes(fit: SystemFit, system, spectrum: Spectrum | None, priors, effects,
                options: dict) -> None:
     # lazy: PyMC only to sample; planning the study (--dry-run) goes without it
     from models.bayes.sampling import sample
     from models.bayes.system import build_system_model
 
-    if eigenvalues is None:
+    if spectrum is None:
         raise InputError("the Bayesian fit needs the spectrum of W (eigenvalues)")
-    model = build_system_model(system, eigenvalues, priors, eigen_weights=eigen_weights)
+    model = build_system_model(system, spectrum, priors)
     idata = sample(model, **options)
     if effects:
-        weights = None if eigen_weights is None else np.asarray(eigen_weights, float)
-        fit.notes += add_effects_and_loo(idata, system, np.asarray(eigenvalues), weights)
+        fit.notes += add_effects_and_loo(idata, system, spectrum)
     fit.idata = idata
     fit.summary = summary_frame(idata)
     fit.convergence = json.loads(idata.attrs.get("convergence_report", "[]"))

@@ -50,6 +50,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from data_prep.errors import InputError
+from data_prep.spectrum.chooser import Spectrum
 from data_prep.spectrum.exact import eigenvalues as spectrum
 from data_prep.weights import restrict_weights
 from models.bayes.panel_system import balanced_panel
@@ -220,12 +221,15 @@ def fixed_effects_fits(panel: pd.DataFrame, weights, eigenvalues, controls: Sequ
     stacked, W, T = stacked_panel(panel, weights, year_column=year_column)
     stacked["year_region"] = (stacked[year_column].astype(str) + "x"
                               + stacked[region].astype(str))
-    eigen_weights = None if eigenvalues is None else np.full(np.shape(eigenvalues), float(T))
+    # each eigenvalue of W is one of I_T ⊗ W's T times
+    stacked_spectrum = (None if eigenvalues is None else
+                        Spectrum(np.asarray(eigenvalues), np.full(np.shape(eigenvalues), float(T)),
+                                 "stacked panel", {"multiplicity": T}))
     fits = {}
     for agg in agglomeration:
         er, eq = pair_formulas(agg, controls, exclude)
         formulas = [f"{er} + C(year_region)", f"{eq} + C(year_region)"]
-        fit = fit_system(formulas, stacked, W, eigenvalues, eigen_weights=eigen_weights,
+        fit = fit_system(formulas, stacked, W, stacked_spectrum,
                          cluster_column=CLUSTER_COLUMN if clustered else None,
                          **{"effects": False, **fit_options})
         fit.notes.insert(0, FIXED_EFFECTS_NOTE)

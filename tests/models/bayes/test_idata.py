@@ -112,8 +112,7 @@ def test_panel_system_idata_is_tidy():
 
     frame, formulas, _, w, _ = _panel(side=4, T=3, seed=4)
     panel = panel_system(formulas, frame, w)
-    model = build_system_model(panel.system, panel.eigenvalues,
-                               eigen_weights=panel.eigen_weights)
+    model = build_system_model(panel.system, panel.spectrum)
     idata = sample(model, **DRAWS)
     assert _summary_variables(idata) == {"coef", "Sigma"}
     frame = summary_frame(idata)

@@ -88,12 +88,11 @@ def test_loglik_matches_within_reference(year_effects):
     n, T = 16, 4
     assert panel.system.n == n * (T - 1) and panel.T == T and panel.n_cities == n
     assert panel.system.W.shape == (n * (T - 1),) * 2
-    assert np.allclose(panel.eigen_weights, T - 1.0) and panel.eigenvalues.size == n
+    assert np.allclose(panel.spectrum.weights, T - 1.0) and panel.spectrum.nodes.size == n
     assert all("Intercept" not in eq.exogenous for eq in panel.system.spec.equations)
     contrasts = [t for t in panel.system.spec.equations[0].exogenous if "year_contrast" in t]
     assert len(contrasts) == (T - 1 if year_effects else 0)
-    model = build_system_model(panel.system, panel.eigenvalues,
-                               eigen_weights=panel.eigen_weights)
+    model = build_system_model(panel.system, panel.spectrum)
     f = _evaluator(model)
     terms = list(model.coords["term"])
     rng = np.random.default_rng(4)
@@ -121,8 +120,8 @@ def test_city_effects_leave_likelihood_unchanged():
     back = np.argsort(p2.system.cities)
     assert (p1.system.cities[order] == p2.system.cities[back]).all()
     assert np.allclose(p1.system.Y[order], p2.system.Y[back], atol=1e-10)
-    m1 = build_system_model(p1.system, p1.eigenvalues, eigen_weights=p1.eigen_weights)
-    m2 = build_system_model(p2.system, p2.eigenvalues, eigen_weights=p2.eigen_weights)
+    m1 = build_system_model(p1.system, p1.spectrum)
+    m2 = build_system_model(p2.system, p2.spectrum)
     f1, f2 = _evaluator(m1), _evaluator(m2)
     point = {k: v + 0.1 for k, v in m1.initial_point().items()}
     assert f1(point)[0] == pytest.approx(f2(point)[0], abs=1e-8)

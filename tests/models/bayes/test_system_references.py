@@ -23,6 +23,7 @@ import pytest
 import xarray as xr
 from scipy import special, stats
 
+from data_prep.spectrum.chooser import Spectrum
 from data_prep.synthetic.simulate import SystemTruth, default_truth, lattice_weights, simulate_system
 from models.bayes.postprocess import add_effects_and_loo, summary_frame
 from models.bayes.sampling import convergence_report
@@ -323,7 +324,7 @@ def test_impacts_with_nonuniform_quadrature_weights():
     lam = np.linalg.eigvalsh((sym + sym.T) / 2)
     nodes, counts = np.unique(np.round(lam, 9), return_counts=True)
     assert counts.max() > 1 and len(set(counts)) > 1          # genuinely non-uniform
-    add_effects_and_loo(idata, system, nodes, eig_weights=counts.astype(float), loo=False)
+    add_effects_and_loo(idata, system, Spectrum(nodes, counts.astype(float), "test"), loo=False)
     B0, B1, coefs, _, W = _dense_parts(sim, idata)
     ref = impacts_brute_force(B0, B1, W, coefs, 2)
     for name, values in ref.items():
