@@ -13,7 +13,8 @@ inside functions too. Checked:
     at the top of the module: on its line, the line just above it, or the line just above the
     block of imports it belongs to;
 (e) no top-level ``common`` package, no module left at a path the redesign moved away from, and
-    no project import (anywhere in the repository) of a module that does not exist.
+    no project import (anywhere in the repository) of a module that does not exist;
+(f) no test file imports another test file (shared test code lives in helper modules).
 
 ``ALLOWED`` lists the known violations in files that are being edited elsewhere; remove an entry
 once its file is fixed (the test then also fails on an entry that no longer matches anything).
@@ -170,11 +171,12 @@ def all_imports() -> tuple[Import, ...]:
 
 
 def layer(module: str) -> str:
-    """The layer a project module belongs to: the longest prefix named in LAYERS."""
+    """The layer a project module belongs to: the longest prefix named in LAYERS (``models``
+    alone is the face, not a prefix: a new room of models must be given its own layer)."""
     parts = module.split(".")
     for k in range(len(parts), 0, -1):
         prefix = ".".join(parts[:k])
-        if prefix in LAYERS:
+        if prefix in LAYERS and (prefix != "models" or module == "models"):
             return prefix
     raise AssertionError(f"{module} belongs to no layer: add its room to LAYERS in {__file__}")
 
@@ -329,3 +331,19 @@ def test_allow_list_is_current():
             found.add(("c", i.module, f"{i.target}.{i.name}"))
     stale = sorted(entry for entry in ALLOWED if entry[0] != "a" and entry not in found)
     assert not stale, f"ALLOWED entries that no longer match anything: {stale}"
+
+
+def test_no_test_file_imports_another():
+    """Test files share code through helper modules (tests/fixtures.py, tests/references.py,
+    conftest.py), never by importing another test file: that couples two subjects and breaks
+    when a file moves (a bare ``from test_x import`` works only from test_x's folder)."""
+    tests = {p.stem for p in (ROOT / "tests").rglob("test_*.py")}
+    found = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            found += [f"{path.relative_to(ROOT)}:{node.lineno} imports {n}" for n in names
+                      if n.split(".")[-1] in tests]
+    assert not found, "test files importing test files:\n  " + "\n  ".join(found)
