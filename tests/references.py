@@ -12,9 +12,13 @@ from __future__ import annotations
 import arviz as az
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import xarray as xr
 from scipy import optimize, stats
+from scipy.sparse.linalg import spsolve
 from scipy.stats import multivariate_normal
+
+from data_prep.synthetic.simulate import default_truth, lattice_weights, simulate_system
 
 
 # ------------------------------------------------------------------ the system, densely
@@ -154,3 +158,34 @@ def fake_loo_fit(shift: float, n: int = 30, seed: int = 0, deps=("ER", "PSS"), c
                              coords={"equation": list(deps), "term": ["x"]}),
         log_likelihood=xr.Dataset({"y": (("chain", "draw", "city"), ll)},
                                   coords={"city": cities}))
+
+
+# ------------------------------------------------------------------ a panel with effects
+
+def simulated_panel(side: int, T: int, seed: int, city_sd: float = 2.0, year_sd: float = 1.0):
+    """Simulated panel: each year a fresh draw of the system, plus city effects a_c and year
+    effects τ_t entering every equation structurally, added through the reduced form 𝒜⁻¹(a + τ)."""
+    w = lattice_weights(side)
+    truth = default_truth()
+    n, G = side * side, 2
+    W = w.matrix
+    deps = truth.dependents
+    B0, B1 = np.zeros((G, G)), np.zeros((G, G))
+    for g, d in enumerate(deps):
+        for h, e in enumerate(deps):
+            B1[g, h] = truth.coefficients[d].get(f"W({e})", 0.0)
+            B0[g, h] = truth.coefficients[d].get(e, 0.0) if e != d else 0.0
+    A = sp.csc_matrix(sp.identity(G * n) - sp.kron(B0, sp.identity(n)) - sp.kron(B1, W))
+    rng = np.random.default_rng(seed)
+    a = rng.normal(0.0, city_sd, (n, G))
+    tau = rng.normal(0.0, year_sd, (T, G))
+    frames = []
+    for t in range(T):
+        sim = simulate_system(w, truth, seed=1000 * seed + t)
+        extra = spsolve(A, (a + tau[t]).T.reshape(-1)).reshape(G, n).T
+        df = sim.data.copy()
+        for g, d in enumerate(deps):
+            df[d] = df[d] + extra[:, g]
+        df["year"] = 2000 + t
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True), sim.formulas, truth, w, tau

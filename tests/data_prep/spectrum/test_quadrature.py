@@ -233,9 +233,7 @@ def test_union_symmetrises_knn_and_keeps_its_links():
 def _prepare_data_script():
     """scripts/prepare_data.py loaded as a module (scripts are not a package)."""
     import importlib
-    from pathlib import Path
 
-    script = Path(__file__).resolve().parents[3] / "scripts" / "prepare_data.py"
     module = importlib.import_module("models.cli.prepare_data")
     return module
 

@@ -108,9 +108,9 @@ def test_tidy_is_idempotent(system_fit):
 
 def test_panel_system_idata_is_tidy():
     from models.bayes.panel_system import panel_system
-    from tests.models.bayes.test_panel_system import _panel
+    from tests.references import simulated_panel
 
-    frame, formulas, _, w, _ = _panel(side=4, T=3, seed=4)
+    frame, formulas, _, w, _ = simulated_panel(side=4, T=3, seed=4)
     panel = panel_system(formulas, frame, w)
     model = build_system_model(panel.system, panel.spectrum)
     idata = sample(model, **DRAWS)

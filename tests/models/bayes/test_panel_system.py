@@ -11,44 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
 
 from data_prep.errors import InputError
-from data_prep.synthetic.simulate import default_truth, lattice_weights, simulate_system
 from models.bayes.idata import coef_grid
 from models.bayes.panel import within_loglik, within_matrix
 from models.bayes.panel_system import panel_system
 from models.bayes.system import build_system_model
 from tests.fixtures import write_city_files
-
-
-def _panel(side: int, T: int, seed: int, city_sd: float = 2.0, year_sd: float = 1.0):
-    """Simulated panel: each year a fresh draw of the system, plus city effects a_c and year
-    effects τ_t entering every equation structurally, added through the reduced form 𝒜⁻¹(a + τ)."""
-    w = lattice_weights(side)
-    truth = default_truth()
-    n, G = side * side, 2
-    W = w.matrix
-    deps = truth.dependents
-    B0, B1 = np.zeros((G, G)), np.zeros((G, G))
-    for g, d in enumerate(deps):
-        for h, e in enumerate(deps):
-            B1[g, h] = truth.coefficients[d].get(f"W({e})", 0.0)
-            B0[g, h] = truth.coefficients[d].get(e, 0.0) if e != d else 0.0
-    A = sp.csc_matrix(sp.identity(G * n) - sp.kron(B0, sp.identity(n)) - sp.kron(B1, W))
-    rng = np.random.default_rng(seed)
-    a = rng.normal(0.0, city_sd, (n, G))
-    tau = rng.normal(0.0, year_sd, (T, G))
-    frames = []
-    for t in range(T):
-        sim = simulate_system(w, truth, seed=1000 * seed + t)
-        extra = sp.linalg.spsolve(A, (a + tau[t]).T.reshape(-1)).reshape(G, n).T
-        df = sim.data.copy()
-        for g, d in enumerate(deps):
-            df[d] = df[d] + extra[:, g]
-        df["year"] = 2000 + t
-        frames.append(df)
-    return pd.concat(frames, ignore_index=True), sim.formulas, truth, w, tau
+from tests.references import simulated_panel
 
 
 def _evaluator(model):
@@ -83,7 +53,7 @@ def _reference(frame, panel, coef, Sigma, terms, year_effects):
 
 @pytest.mark.parametrize("year_effects", [False, True])
 def test_loglik_matches_within_reference(year_effects):
-    frame, formulas, _, w, _ = _panel(side=4, T=4, seed=1)
+    frame, formulas, _, w, _ = simulated_panel(side=4, T=4, seed=1)
     panel = panel_system(formulas, frame, w, year_effects=year_effects)
     n, T = 16, 4
     assert panel.system.n == n * (T - 1) and panel.T == T and panel.n_cities == n
@@ -107,7 +77,7 @@ def test_loglik_matches_within_reference(year_effects):
 
 
 def test_city_effects_leave_likelihood_unchanged():
-    frame, formulas, _, w, _ = _panel(side=4, T=4, seed=2)
+    frame, formulas, _, w, _ = simulated_panel(side=4, T=4, seed=2)
     shifted = frame.copy()
     rng = np.random.default_rng(9)
     for col in ("ER", "PSS", "x1", "z2"):
@@ -130,7 +100,7 @@ def test_city_effects_leave_likelihood_unchanged():
 
 
 def test_unbalanced_panel_names_missing_city_years():
-    frame, formulas, _, w, _ = _panel(side=3, T=3, seed=0)
+    frame, formulas, _, w, _ = simulated_panel(side=3, T=3, seed=0)
     drop = frame.index[(frame.city == "c00004") & (frame.year == 2001)]
     with pytest.raises(InputError, match=r"unbalanced panel: missing city-years c00004/2001"):
         panel_system(formulas, frame.drop(index=drop), w)
@@ -151,7 +121,7 @@ def test_script_panel_recovers_truth_with_city_and_year_effects(tmp_path):
 
     root = Path(__file__).resolve().parents[3]
     T = 5
-    frame, formulas, truth, w, tau = _panel(side=12, T=T, seed=5)
+    frame, formulas, truth, w, tau = simulated_panel(side=12, T=T, seed=5)
     write_city_files(tmp_path, frame, w, name="panel.csv")
     out = tmp_path / "post.nc"
     argv = [sys.executable, str(root / "scripts" / "sample_posteriors.py"), "--panel"]
@@ -203,7 +173,7 @@ def test_script_panel_student_t_end_to_end(tmp_path):
 
     root = Path(__file__).resolve().parents[3]
     T = 3
-    frame, formulas, _, w, _ = _panel(side=5, T=T, seed=4)
+    frame, formulas, _, w, _ = simulated_panel(side=5, T=T, seed=4)
     write_city_files(tmp_path, frame, w, name="panel.csv")
     out = tmp_path / "post.nc"
     argv = [sys.executable, str(root / "scripts" / "sample_posteriors.py"), "--panel",
@@ -229,12 +199,10 @@ def test_script_panel_student_t_end_to_end(tmp_path):
 
 def test_script_panel_bad_input_exits_2(tmp_path, capsys):
     import importlib
-    from pathlib import Path
 
-    frame, formulas, _, w, _ = _panel(side=3, T=3, seed=0)
+    frame, formulas, _, w, _ = simulated_panel(side=3, T=3, seed=0)
     frame = frame.drop(index=frame.index[(frame.city == "c00002") & (frame.year == 2000)])
     write_city_files(tmp_path, frame, w, name="panel.csv")
-    path = Path(__file__).resolve().parents[3] / "scripts" / "sample_posteriors.py"
     script = importlib.import_module("models.cli.sample_posteriors")
     out = tmp_path / "post.nc"
     argv = ["--panel", "--equation", formulas[0], "--equation", formulas[1],

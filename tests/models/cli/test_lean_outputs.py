@@ -225,9 +225,7 @@ def test_lean_files_of_different_data_are_refused(spatial_error_case):
 
 def _script():
     import importlib
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[3]
     script = importlib.import_module("models.cli.sample_posteriors")
     return script
 
