@@ -69,7 +69,7 @@ class StudyPlan:
 
     source: str
     tables: dict[int, TablePlan]
-    seed: dict[str, SystemPlan | None] = field(default_factory=dict)
+    paper: dict[str, SystemPlan | None] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     def runs(self, number: int) -> bool:
