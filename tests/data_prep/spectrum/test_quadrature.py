@@ -207,9 +207,9 @@ def test_nonsymmetric_quadrature_refused_in_one_line(monkeypatch):
         with pytest.raises(InputError, match="symmetrise='union'") as err:
             spectrum(W, method=method)
         assert "\n" not in str(err.value)
-    import data_prep.spectrum.chooser as chooser
+    import data_prep.spectrum.exact as dense
 
-    monkeypatch.setattr(chooser, "MAX_DENSE_N", 100)  # above the dense limit: refused too
+    monkeypatch.setattr(dense, "MAX_DENSE_N", 100)  # above the dense limit: refused too
     with pytest.raises(InputError, match="not similar to a symmetric matrix"):
         spectrum(W, threshold=50)
 
@@ -274,11 +274,11 @@ def test_dataset_without_quadrature_for_huge_nonsymmetric_w(monkeypatch):
     that says why (the frequentist estimators do not need one)."""
     import xarray as xr
 
-    import data_prep.spectrum.chooser as chooser
+    import data_prep.spectrum.exact as dense
     from data_prep.dataset import _with_spectrum
 
     w = _knn(120, k=4)
-    monkeypatch.setattr(chooser, "MAX_DENSE_N", 100)
+    monkeypatch.setattr(dense, "MAX_DENSE_N", 100)
     with pytest.warns(UserWarning, match="not stored: W is not similar to a symmetric"):
         ds = _with_spectrum(xr.Dataset(), w, 50, "auto")
     assert "W_eigenvalues" not in ds
