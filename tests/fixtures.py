@@ -8,6 +8,7 @@ fixture; module-scoped fixtures call :func:`write_lattice_case` with their own f
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,3 +78,11 @@ def write_demo_files(folder: Path, demo, output=None) -> Path:
         warnings.simplefilter("ignore")   # the demo's island links are announced; known here
         write_gal(demo.weights(), folder / "W.gal")
     return folder
+
+
+def run_main(capsys, program: str, *args) -> tuple[int, str, str]:
+    """``models.cli.<program>.main(args)`` in this process (the command's code path without a
+    fresh interpreter): its exit status, stdout and stderr."""
+    code = importlib.import_module(f"models.cli.{program}").main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

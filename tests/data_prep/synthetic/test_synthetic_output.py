@@ -5,7 +5,6 @@ one-line error and nothing written."""
 
 from __future__ import annotations
 
-import importlib
 import subprocess
 import sys
 import warnings
@@ -20,7 +19,7 @@ from data_prep.dataset import cross_section, demo_dataset, load_dataset
 from data_prep.readers import read_employment, read_output
 from data_prep.synthetic.demo import demo_inputs
 from data_prep.synthetic.output import REGIONS, demo_output, regions_from_coordinates, with_output
-from tests.fixtures import write_demo_files
+from tests.fixtures import run_main, write_demo_files
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "prepare_data.py"
@@ -120,10 +119,7 @@ def test_demo_dataset_has_the_robustness_measures(ds, demo, extra):
 # ----------------------------------------------------------------------------- prepare_data
 
 def run_inline(capsys, *args) -> tuple[int, str, str]:
-    module = importlib.import_module("models.cli.prepare_data")
-    code = module.main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_main(capsys, "prepare_data", *args)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import pandas as pd
 import pytest
 
 from data_prep.dataset import load_dataset
-from tests.fixtures import write_demo_files
+from tests.fixtures import run_main, write_demo_files
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "scripts" / "prepare_data.py"
@@ -26,11 +25,7 @@ def run(*args, cwd=None) -> subprocess.CompletedProcess:
 
 
 def run_inline(capsys, *args) -> tuple[int, str, str]:
-    """The script's main() in this process (same code path, without a fresh interpreter)."""
-    module = importlib.import_module("models.cli.prepare_data")
-    code = module.main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_main(capsys, "prepare_data", *args)
 
 
 @pytest.fixture(scope="module")
