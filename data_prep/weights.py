@@ -12,7 +12,7 @@ standardisation W = D⁻¹C with D = diag(C 1) (transform "R"; Anselin 1988, ch.
 for the weights a W was built with). W has a zero diagonal and is never held as a dense n × n
 array.
 
-Islands (cities with no neighbour) follow an explicit policy (METHOD.md, DESIGN.md provenance):
+Islands (cities with no neighbour) follow an explicit policy (docs/contracts.md, data model: provenance):
 ``"refuse"`` raises :class:`InputError` naming them; ``"nearest"`` links each island to its
 ``k_islands`` nearest cities by centroid/coordinates, in both directions so a symmetric relation
 stays symmetric; ``"keep"`` leaves a zero row (its spatial lag is 0) and warns. Disconnected

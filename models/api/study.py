@@ -1,4 +1,4 @@
-"""``run_study``: the whole study (DESIGN.md contract 4) from Python, as ``scripts/run_all.py``.
+"""``run_study``: the whole study (docs/contracts.md contract 4) from Python, as ``scripts/run_all.py``.
 
 Stages in the paper's order — data (indices, regimes, weights, spectrum), Table 1 and Moran's I,
 the systems of Tables 2–3 by GS3SLS, 3SLS and the posterior with their impacts and LOO

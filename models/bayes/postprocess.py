@@ -1,7 +1,7 @@
 """After sampling: the contract-2 posterior summary, the impacts and the LOO densities.
 
 :func:`summary_frame` summarises the posterior ``coef``, one row per (equation, term) pair present
-in the system (the stacked layout of :mod:`models.bayes.idata`; columns of DESIGN.md contract 2,
+in the system (the stacked layout of :mod:`models.bayes.idata`; columns of docs/contracts.md contract 2,
 94 % highest-density intervals by default);
 :func:`add_effects_and_loo` attaches the direct / indirect / total impacts
 (:mod:`models.bayes.effects`) to the posterior and the leave-one-city-out conditional densities

@@ -358,7 +358,7 @@ def convergence_report(idata: az.InferenceData, var_names: Sequence[str] | None 
     says so). With ``prior_sd`` ({free variable: prior sd, scalar
     or per entry}) the prior-to-posterior contraction 1 − var_post / var_prior is reported for
     coefficients the data barely inform (contraction below ``contraction_min``), an
-    identification warning of METHOD.md §2 (it does not fail the convergence checks).
+    identification warning of docs/method.md §2 (it does not fail the convergence checks).
     ``advice`` follows a failed R-hat check (default :data:`SYSTEM_ADVICE`, for the spatial
     system; a model sets its own through a ``rhat_advice`` attribute read by :func:`sample`);
     its fields {target_accept}, {max_treedepth}, {draws} become the setting to change, in the

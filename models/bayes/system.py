@@ -1,6 +1,6 @@
 """Bayesian spatial simultaneous equation system: full-information likelihood in PyMC.
 
-Model (METHOD.md §2b). For equations g = 1..G over n cities
+Model (docs/method.md §2b). For equations g = 1..G over n cities
 
     y_g = Σ_h B1[g,h] W y_h + Σ_{h≠g} B0[g,h] y_h + X_g β_g + u_g,   u_g = ρ_g W u_g + ε_g,
     (ε_1r, …, ε_Gr) ~ iid N(0, Σ) over cities r,
@@ -37,7 +37,7 @@ original scale with ``standardise=False``):
                             data based on skew-t distributions", JBES 28; prior mean 20), only
                             with ``errors="student-t"``.
 
-Student-t errors (METHOD.md §2c, ``errors="student-t"``). Each city's error vector is
+Student-t errors (docs/method.md §2c, ``errors="student-t"``). Each city's error vector is
 multivariate Student-t, ε_r ~ t_ν(0, Σ), the scale mixture ε_r | w_r ~ N(0, Σ/w_r),
 w_r ~ Gamma(ν/2, rate ν/2), with the scales integrated out (no n latent parameters):
 

@@ -13,8 +13,8 @@ data column COL (the cluster-robust sandwich; the default --cov unadjusted treat
 independent). --heteroskedastic estimates each spatial-error rho by the
 heteroskedasticity-robust GM (Arraiz, Drukker, Kelejian & Prucha 2010) and reports
 heteroskedasticity-robust standard errors; with spatial errors the CSV then has a row with term
-`rho` per such equation (DESIGN.md contract 9). Bad input (an output path that cannot be written included, checked before
-any work): a one-line `error: ...` on stderr, exit status 2, nothing written; Ctrl-C: one line
+`rho` per such equation (docs/contracts.md contract 9). Bad input (an output path that cannot
+be written included, checked before any work): a one-line `error: ...` on stderr, exit status 2, nothing written; Ctrl-C: one line
 `interrupted: ...`, exit status 130, nothing written. The script is the Python API's
 ``SpatialSystem(...).fit(...)`` (models.api.system; the modelling in models.spec.system and
 models.frequentist): it only parses arguments and writes files.
