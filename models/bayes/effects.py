@@ -45,6 +45,7 @@ import xarray as xr
 from scipy.sparse.linalg import splu
 
 from data_prep.spectrum.stability import admissible_mask
+from data_prep.terms import lag_target
 from models.bayes.draws import as_draws
 from models.bayes.idata import coef_grid
 
@@ -272,7 +273,7 @@ def coefficient_matrices(coef: xr.DataArray) -> tuple[np.ndarray, np.ndarray, Be
     B0, B1 = np.zeros((S, G, G)), np.zeros((S, G, G))
     betas: dict[tuple[str, str], list] = {}
     for j, term in enumerate(terms):
-        lagged = term[2:-1] if term.startswith("W(") and term.endswith(")") else None
+        lagged = lag_target(term)
         for g, dep in enumerate(deps):
             v = values[:, g, j]
             if np.all(np.isnan(v)) or term == "Intercept":

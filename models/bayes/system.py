@@ -67,6 +67,7 @@ import pytensor.tensor as pt
 from data_prep.errors import InputError
 from data_prep.spectrum.chooser import as_spectrum
 from data_prep.spectrum.exact import check_spectrum
+from data_prep.terms import lag_target
 from models.bayes.jacobian import SpectralBasis, log_jacobian, spectral_basis
 
 DEFAULT_PRIORS: dict[str, float] = {
@@ -83,10 +84,6 @@ DATA_PRIORS = ("beta_sigma", "intercept_sigma")
 
 ERRORS = ("normal", "student-t")
 STUDENT_T_PRIORS: dict[str, float] = {"nu_shape": 2.0, "nu_rate": 0.1}
-
-
-def _lag_target(term: str) -> str | None:
-    return term[2:-1] if term.startswith("W(") and term.endswith(")") else None
 
 
 @dataclass
@@ -194,7 +191,7 @@ def system_layout(system, standardise: bool = True) -> SystemLayout:
     c0, Lc = np.zeros(p * G), np.zeros((p * G, nt))
     xpos = {x: i for i, x in enumerate(xnames)}
     for j, (g, term) in enumerate(structural):
-        target = _lag_target(term)
+        target = lag_target(term)
         h = index[target] if target is not None else index[term]
         (L1 if target is not None else L0)[g * G + h, j] = 1.0
         col = (G + h) if target is not None else h
@@ -215,7 +212,7 @@ def system_layout(system, standardise: bool = True) -> SystemLayout:
     a, T = np.zeros(nt), np.zeros((nt, nt))
     row_of = {}
     for j, (g, term) in enumerate(structural):
-        target = _lag_target(term)
+        target = lag_target(term)
         h = index[target] if target is not None else index[term]
         T[j, j] = y_scale[g] / y_scale[h]
     for j, (g, x) in enumerate(exogenous):
@@ -232,7 +229,7 @@ def system_layout(system, standardise: bool = True) -> SystemLayout:
         for j, (g2, term) in enumerate(structural):
             if g2 != g:
                 continue
-            target = _lag_target(term)
+            target = lag_target(term)
             h = index[target] if target is not None else index[term]
             T[r, j] -= y_scale[g] / y_scale[h] * y_centre[h]
         for j, (g2, x) in enumerate(exogenous):

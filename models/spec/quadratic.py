@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from data_prep.errors import InputError
-from models.spec.formula import LAG, NAME, read_formula
+from models.spec.formula import LAG, NAME, W_CALL, read_formula
 from models.spec.inputs import numeric_check, read_data
 from models.spec.system import SystemSpec, build_system, parse_system
 
@@ -152,7 +152,7 @@ def build_quadratic(data, formula: str, quadratic: str, weights=None, spatial_la
         # weights only when a W() term needs them: an unused W would make the Bayesian
         # model ask for its spectrum
         system = build_system(parse_system([text]), frame,
-                              weights if "W(" in text else None, id_column=id_column)
+                              weights if W_CALL.search(text) else None, id_column=id_column)
     except InputError as err:
         raise InputError(str(err).replace(placeholder, square_name(quadratic))) from None
     eq = system.spec.equations[0]
